@@ -1,0 +1,82 @@
+/**
+ * The one registry of Strata's error codes. Every error a user can see carries
+ * one of these stable codes (fastify's `FST_ERR_*` pattern): callers branch on
+ * `code`, never on message text. `docs/errors.md` lists every code; a test
+ * keeps the two in step.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status the API answers with when this error reaches a route. */
+  readonly httpStatus: number;
+  /** One line: what the code means, for docs/errors.md. */
+  readonly summary: string;
+}
+
+export const ERROR_CODES = {
+  // configuration
+  CONFIG_INVALID: { httpStatus: 500, summary: 'A configuration value is missing or wrong; the message names the field.' },
+  // store
+  STORE_KEY_INVALID: { httpStatus: 400, summary: 'A store key is empty, too long, not valid UTF-8, or has a forbidden character.' },
+  STORE_VALUE_TOO_LARGE: { httpStatus: 413, summary: 'A store value exceeds the size limit.' },
+  STORE_VALUE_INVALID: { httpStatus: 400, summary: 'A store value is not a valid UTF-8 string.' },
+  STORE_TXN_TOO_LARGE: { httpStatus: 400, summary: 'A transaction has more operations than the store allows.' },
+  STORE_TXN_INVALID: { httpStatus: 400, summary: 'A transaction operation is malformed.' },
+  STORE_SESSION_INVALID: { httpStatus: 409, summary: 'The session does not exist or has expired.' },
+  STORE_SESSION_TTL_INVALID: { httpStatus: 400, summary: 'A session TTL is outside the range the backend supports.' },
+  STORE_FENCED: { httpStatus: 409, summary: 'A leader write was refused because the writer is no longer the leader.' },
+  STORE_UNAVAILABLE: { httpStatus: 503, summary: 'The state store cannot be reached; the call may be retried.' },
+  STORE_CLOSED: { httpStatus: 503, summary: 'The store was closed.' },
+  STORE_DATA_CORRUPT: { httpStatus: 500, summary: 'A data file is corrupt, foreign or from an unknown version; it was left untouched.' },
+  STORE_BACKEND_UNKNOWN: { httpStatus: 500, summary: 'No store backend is registered under that name.' },
+  STORE_PROTOCOL: { httpStatus: 502, summary: 'The store backend answered in a way the protocol does not allow.' },
+  // records
+  RECORD_INVALID: { httpStatus: 422, summary: 'A cluster-state record failed schema validation; the details list every field.' },
+  RECORD_NOT_FOUND: { httpStatus: 404, summary: 'No record exists under that id.' },
+  RECORD_CONFLICT: { httpStatus: 409, summary: 'The record changed since it was read (check-and-set failed).' },
+  // API
+  API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },
+  API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },
+  API_UNAUTHENTICATED: { httpStatus: 401, summary: 'No valid token was presented.' },
+  API_FORBIDDEN: { httpStatus: 403, summary: 'The caller lacks the permission the route requires.' },
+  API_INTERNAL: { httpStatus: 500, summary: 'An unexpected server error; the log has the details.' },
+  API_PAYLOAD_TOO_LARGE: { httpStatus: 413, summary: 'The request body is larger than the server accepts.' },
+  API_UNSUPPORTED_MEDIA: { httpStatus: 415, summary: 'The request body is not JSON.' },
+  // auth
+  AUTH_LOGIN_FAILED: { httpStatus: 401, summary: 'The uid or password is wrong (the two are not told apart).' },
+  AUTH_TOKEN_INVALID: { httpStatus: 401, summary: 'The token is malformed, expired, or signed by a key or algorithm not allowed.' },
+  // processes
+  PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorOptions {
+  readonly cause?: unknown;
+  /** Machine-readable extra facts (e.g. the list of invalid fields). */
+  readonly details?: unknown;
+}
+
+/** An error with a stable code from {@link ERROR_CODES}. */
+export class StrataError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StrataError';
+    this.code = code;
+    this.httpStatus = ERROR_CODES[code].httpStatus;
+    this.details = options.details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: unknown } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isStrataError(err: unknown, code?: ErrorCode): err is StrataError {
+  return err instanceof StrataError && (code === undefined || err.code === code);
+}
