@@ -2,7 +2,7 @@
 // STRATA_SLOW=1 turns on the long runs (full-size fuzzing, soaks).
 export default {
   files: ['**/*.test.ts', '!node_modules/**', '!dist/**'],
-  extensions: { ts: 'module' },
+  extensions: ['ts'],
   nodeArguments: ['--disable-warning=ExperimentalWarning'],
   timeout: '120s',
   concurrency: 2,
