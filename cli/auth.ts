@@ -1,0 +1,98 @@
+/**
+ * `strata auth login|logout`: gets a token from `POST /acs/api/v1/auth/login`
+ * and keeps it, with the API address, in the CLI state file
+ * (`~/.strata/cli.json`, or `STRATA_CLI_CONFIG`), readable only by the user.
+ */
+import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import type { ParsedArgs } from './args.ts';
+import { UsageError } from './args.ts';
+
+export interface CliState {
+  readonly url: string;
+  readonly uid: string;
+  readonly token: string;
+}
+
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
+
+export function cliStatePath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.STRATA_CLI_CONFIG ?? join(homedir(), '.strata', 'cli.json');
+}
+
+export async function readCliState(path = cliStatePath()): Promise<CliState | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as CliState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeCliState(path: string, state: CliState): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+/** A password file is either the password itself or a bootstrap credentials JSON `{uid, password}`. */
+async function readPasswordFile(file: string): Promise<{ uid?: string; password: string }> {
+  const text = await readFile(file, 'utf8').catch((err: Error) => {
+    throw new UsageError(`cannot read --password-file ${file}: ${err.message}`);
+  });
+  try {
+    const parsed = JSON.parse(text) as { uid?: unknown; password?: unknown };
+    if (typeof parsed.password === 'string') return { ...(typeof parsed.uid === 'string' ? { uid: parsed.uid } : {}), password: parsed.password };
+  } catch {
+    // not JSON: the file holds the password itself
+  }
+  return { password: text.replace(/\r?\n$/, '') };
+}
+
+async function prompt(question: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError('no password given: use --password-file or STRATA_PASSWORD');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
+export async function authLogin(args: ParsedArgs): Promise<number> {
+  const statePath = cliStatePath();
+  const previous = await readCliState(statePath);
+  const url = (args.values.url ?? previous?.url ?? DEFAULT_API_URL).replace(/\/+$/, '');
+  const fromFile = args.values['password-file'] ? await readPasswordFile(args.values['password-file']) : undefined;
+  const uid = args.values.uid ?? fromFile?.uid ?? previous?.uid;
+  if (!uid) throw new UsageError('no uid given: use --uid');
+  const password = fromFile?.password ?? process.env.STRATA_PASSWORD ?? (await prompt(`password for ${uid}: `));
+  let response: Response;
+  try {
+    response = await fetch(`${url}/acs/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ uid, password }),
+    });
+  } catch (err) {
+    console.error(`strata: cannot reach ${url}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+    return 1;
+  }
+  const body = (await response.json().catch(() => ({}))) as { token?: string; message?: string; code?: string };
+  if (!response.ok || typeof body.token !== 'string') {
+    console.error(`strata: login failed (${response.status} ${body.code ?? ''}): ${body.message ?? 'no message'}`);
+    return 1;
+  }
+  await writeCliState(statePath, { url, uid, token: body.token });
+  console.log(`Logged in to ${url} as ${uid}; token kept in ${statePath}`);
+  return 0;
+}
+
+export async function authLogout(): Promise<number> {
+  const path = cliStatePath();
+  await rm(path, { force: true });
+  console.log(`Forgot the token in ${path}`);
+  return 0;
+}

@@ -1,0 +1,141 @@
+/**
+ * The `strata` command: one verb table, each verb with its summary, usage,
+ * flags and `--help`. Verbs that run a process share the configuration
+ * flags of control-plane/config (every setting is also a flag).
+ */
+import { isStrataError } from '../common/errors.ts';
+import { configFlags } from '../control-plane/config/load.ts';
+import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
+import { authLogin, authLogout } from './auth.ts';
+import { runAgent, runMaster, runUp } from './processes.ts';
+
+export interface Verb {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  /** Verb-specific flags: name -> description. Boolean flags are listed in `booleans`. */
+  readonly flags: Readonly<Record<string, string>>;
+  readonly booleans?: readonly string[];
+  /** Accepts every configuration flag (`--api-port`, `--store-backend`, ...). */
+  readonly configFlags: boolean;
+  run(args: ParsedArgs): Promise<number>;
+}
+
+const VERBS: readonly Verb[] = [
+  {
+    name: 'up',
+    summary: 'Run a whole single-node Strata (master on the embedded store, and a local agent) in this process',
+    usage: 'strata up [--data-dir DIR] [--api-port PORT] [config flags]',
+    flags: {},
+    configFlags: true,
+    run: runUp,
+  },
+  {
+    name: 'master',
+    summary: 'Run a master: the API server; campaigns for leadership on the configured store',
+    usage: 'strata master [--store-backend embedded|etcd|consul] [--store-etcd-endpoints URLS] [config flags]',
+    flags: {},
+    configFlags: true,
+    run: runMaster,
+  },
+  {
+    name: 'agent',
+    summary: 'Run an agent that registers this host with a master and heartbeats',
+    usage: 'strata agent --agent-master-url URL --agent-token-file FILE [config flags]',
+    flags: {},
+    configFlags: true,
+    run: runAgent,
+  },
+  {
+    name: 'auth login',
+    summary: 'Log in to a Strata API and keep the token for later commands',
+    usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)',
+    flags: {
+      url: 'API address (default http://127.0.0.1:8080, or the last one logged in to)',
+      uid: 'user id (default: the uid in --password-file when it is a bootstrap credentials file)',
+      'password-file': 'file holding the password, or a bootstrap-credentials.json written by `strata up`',
+    },
+    configFlags: false,
+    run: authLogin,
+  },
+  {
+    name: 'auth logout',
+    summary: 'Forget the kept token',
+    usage: 'strata auth logout',
+    flags: {},
+    configFlags: false,
+    run: authLogout,
+  },
+];
+
+function helpFor(verb: Verb): string {
+  const lines = [`${verb.summary}.`, '', `Usage: ${verb.usage}`];
+  const flags = Object.entries(verb.flags);
+  if (flags.length > 0 || verb.booleans?.length) {
+    lines.push('', 'Flags:');
+    for (const [name, text] of flags) lines.push(`  --${name.padEnd(24)} ${text}`);
+    for (const name of verb.booleans ?? []) lines.push(`  --${name}`);
+  }
+  if (verb.configFlags) {
+    lines.push('', 'Configuration (flag, environment variable; --config FILE reads a JSON file):');
+    for (const f of configFlags()) lines.push(`  ${f.flag.padEnd(28)} ${f.env.padEnd(30)} ${f.type}`);
+  }
+  lines.push('  --help                       show this help');
+  return lines.join('\n');
+}
+
+function topHelp(): string {
+  const lines = ['strata: an open datacenter operating system centred on the service mesh', '', 'Usage: strata <verb> [flags]', '', 'Verbs:'];
+  for (const v of VERBS) lines.push(`  ${v.name.padEnd(14)} ${v.summary}`);
+  lines.push('', 'Run `strata <verb> --help` for a verb\'s flags.');
+  return lines.join('\n');
+}
+
+function findVerb(words: readonly string[]): { verb: Verb; rest: string[] } | undefined {
+  for (const v of [...VERBS].sort((a, b) => b.name.split(' ').length - a.name.split(' ').length)) {
+    const parts = v.name.split(' ');
+    if (parts.every((p, i) => words[i] === p)) return { verb: v, rest: words.slice(parts.length) };
+  }
+  return undefined;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const all = new Set(VERBS.flatMap((v) => v.booleans ?? []).concat(['help']));
+    const probe = parseArgs(argv, all);
+    if (probe.words.length === 0 || probe.words[0] === 'help') {
+      const target = probe.words.length > 1 ? findVerb(probe.words.slice(1)) : undefined;
+      console.log(target ? helpFor(target.verb) : topHelp());
+      return probe.words.length === 0 && !probe.booleans.has('help') ? 2 : 0;
+    }
+    const found = findVerb(probe.words);
+    if (!found) {
+      console.error(`strata: unknown verb "${probe.words.join(' ')}"\n\n${topHelp()}`);
+      return 2;
+    }
+    const { verb, rest } = found;
+    if (probe.booleans.has('help')) {
+      console.log(helpFor(verb));
+      return 0;
+    }
+    if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+    for (const name of Object.keys(probe.values)) {
+      if (!(name in verb.flags) && !verb.configFlags) throw new UsageError(`unknown flag --${name}`);
+    }
+    for (const name of probe.booleans) {
+      if (!verb.booleans?.includes(name)) throw new UsageError(`unknown flag --${name}`);
+    }
+    return await verb.run(probe);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`strata: ${err.message} (see --help)`);
+      return 2;
+    }
+    if (isStrataError(err)) {
+      console.error(`strata: ${err.message}`);
+      return 1;
+    }
+    console.error(`strata: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return 1;
+  }
+}

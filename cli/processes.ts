@@ -1,0 +1,101 @@
+/**
+ * Verbs that run long-lived processes: `up`, `master`, `agent`. Each loads
+ * and freezes the configuration, starts its parts, prints where they listen,
+ * and shuts down gracefully on SIGTERM or SIGINT (a second signal exits at
+ * once).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { loadConfig } from '../control-plane/config/load.ts';
+import type { StrataConfig } from '../control-plane/config/schema.ts';
+import { BOOTSTRAP_CREDENTIALS_FILE, startMaster } from '../control-plane/master.ts';
+import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
+import type { ParsedArgs } from './args.ts';
+import { UsageError } from './args.ts';
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals): void => {
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      resolve(signal);
+    };
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+  });
+}
+
+function makeLogger(config: Readonly<StrataConfig>, file?: string): Logger {
+  const options = {
+    level: config.log.level,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', 'password', 'token'], censor: '[redacted]' },
+  };
+  return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
+}
+
+export async function runMaster(args: ParsedArgs): Promise<number> {
+  const config = loadConfig({ flags: args.values, env: process.env });
+  const logger = makeLogger(config);
+  const master = await startMaster({ config, logger });
+  console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend})`);
+  if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
+  const signal = await waitForSignal();
+  logger.info({ signal }, 'shutting down');
+  await master.close();
+  return 0;
+}
+
+export async function runAgent(args: ParsedArgs): Promise<number> {
+  const config = loadConfig({ flags: args.values, env: process.env });
+  if (!config.agent.masterUrl) throw new UsageError('--agent-master-url is required');
+  if (!config.agent.tokenFile) throw new UsageError('--agent-token-file is required');
+  const token = (await readFile(config.agent.tokenFile, 'utf8').catch((err: Error) => {
+    throw new UsageError(`cannot read --agent-token-file ${config.agent.tokenFile}: ${err.message}`);
+  })).trim();
+  const logger = makeLogger(config);
+  const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
+  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}`);
+  const signal = await waitForSignal();
+  logger.info({ signal }, 'shutting down');
+  await agent.close();
+  return 0;
+}
+
+export async function runUp(args: ParsedArgs): Promise<number> {
+  const config = loadConfig({ flags: args.values, env: process.env });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const logFile = join(config.dataDir, 'strata.log');
+  const logger = makeLogger(config, logFile);
+  const master = await startMaster({ config, logger: logger.child({ component: 'master' }) });
+  try {
+    await master.whenLeader();
+    await ensureAgentPrincipal(master.iam);
+    const { token } = await master.tokens.issue(AGENT_PRINCIPAL);
+    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
+    const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
+    const lines = [
+      `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
+      `  API (IAM /acs/api/v1, /health, /metrics, /openapi.json): ${master.apiUrl}`,
+      `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
+      `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
+      `  log:    ${logFile}`,
+      existsSync(credentials)
+        ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
+        : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
+      '  scheduler, DNS and xDS join this command as they land (issues 3, 4 and 5).',
+      '',
+      `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
+      'Stop:    Ctrl-C (or SIGTERM)',
+    ];
+    console.log(lines.join('\n'));
+    const signal = await waitForSignal();
+    logger.info({ signal }, 'shutting down');
+    await agent.close();
+  } finally {
+    await master.close();
+    logger.flush();
+  }
+  return 0;
+}

@@ -1,0 +1,172 @@
+/**
+ * A master process: the API server over the shared store, plus leader
+ * election. Every master serves the API (all state is in the store); only
+ * the leader runs the leader loops that later components register
+ * (scheduling, VIP allocation, ...). A standby campaigns again the moment the
+ * leader key is deleted, so a dead leader is replaced within its session TTL.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { StrataError } from '../common/errors.ts';
+import { Iam } from '../security/iam.ts';
+import { TokenService } from '../security/tokens.ts';
+import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
+import { createMetrics } from './api/metrics.ts';
+import type { StrataConfig } from './config/schema.ts';
+import { campaign, readLeader, type Leadership } from './store/election.ts';
+import type { StateStore } from './store/port.ts';
+import { openStore } from './store/registry.ts';
+
+/** Store keys the master owns (the rest of the layout is in model/keys.ts). */
+export const MASTER_KEYS = {
+  leader: 'strata/leader/master',
+  signingKeys: 'strata/security/signing-keys/',
+  principals: 'strata/principals/',
+} as const;
+
+/** Work only the leader does; started on election, its signal aborts on loss. */
+export type LeaderLoop = (leadership: Leadership) => Promise<void> | void;
+
+export interface MasterOptions {
+  readonly config: Readonly<StrataConfig>;
+  readonly logger: FastifyBaseLogger;
+  /** Use this store instead of opening the configured one (not closed by the master). */
+  readonly store?: StateStore;
+  readonly routes?: readonly RouteModule[];
+  readonly leaderLoops?: readonly LeaderLoop[];
+}
+
+export interface MasterHandle {
+  readonly id: string;
+  readonly apiUrl: string;
+  readonly store: StateStore;
+  readonly app: ApiInstance;
+  readonly tokens: TokenService;
+  readonly iam: Iam;
+  /** Path of the bootstrap credentials file, when this start created the superuser. */
+  readonly bootstrapCredentialsFile: string | undefined;
+  isLeader(): boolean;
+  /** Resolves when this master next becomes leader (at once if it is). */
+  whenLeader(): Promise<Leadership>;
+  close(): Promise<void>;
+}
+
+export const BOOTSTRAP_CREDENTIALS_FILE = 'bootstrap-credentials.json';
+
+async function writePrivateFile(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
+  await rename(tmp, path);
+}
+
+export async function startMaster(options: MasterOptions): Promise<MasterHandle> {
+  const { config } = options;
+  const id = randomUUID();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = options.store ?? (await openStore(config));
+  const ownsStore = options.store === undefined;
+  try {
+    return await startOnStore(options, id, store, ownsStore);
+  } catch (err) {
+    if (ownsStore) await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function startOnStore(options: MasterOptions, id: string, store: StateStore, ownsStore: boolean): Promise<MasterHandle> {
+  const { config, logger } = options;
+  const tokens = await TokenService.open(store, {
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+    tokenTtlSeconds: config.auth.tokenTtlSeconds,
+    algorithm: config.auth.algorithm,
+    keyPrefix: MASTER_KEYS.signingKeys,
+  });
+  const iam = new Iam(store, { prefix: MASTER_KEYS.principals });
+
+  const credentialsFile = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
+  const uid = config.auth.bootstrapUid;
+  const bootstrap = await iam.ensureBootstrapUser(uid, {
+    persist: (password) => writePrivateFile(credentialsFile, `${JSON.stringify({ uid, password }, null, 2)}\n`),
+    discard: () => rm(credentialsFile, { force: true }),
+  });
+
+  let leadership: Leadership | undefined;
+  const leaderWaiters: ((l: Leadership) => void)[] = [];
+  const metrics = createMetrics({ store, isLeader: () => leadership !== undefined && !leadership.signal.aborted });
+
+  const ctx: ApiContext = {
+    config,
+    store,
+    tokens,
+    iam,
+    metrics,
+    role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
+    async leader(): Promise<LeaderInfo> {
+      const current = await readLeader(store, MASTER_KEYS.leader);
+      if (!current) throw new StrataError('RECORD_NOT_FOUND', 'no master leads at the moment');
+      const value = JSON.parse(current.value) as Omit<LeaderInfo, 'token'>;
+      return { ...value, token: current.token };
+    },
+  };
+  const app = await buildApi(ctx, { logger, ...(options.routes ? { routes: options.routes } : {}) });
+  await app.listen({ host: config.api.host, port: config.api.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.api.port;
+  const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
+  const apiUrl = config.api.advertiseUrl ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  if (bootstrap.created) logger.info({ file: credentialsFile, uid }, 'created the bootstrap superuser; its password is in the file');
+
+  const stop = new AbortController();
+  const electionLoop = (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        const won = await campaign(store, {
+          key: MASTER_KEYS.leader,
+          value: JSON.stringify({ id, apiUrl, electedAt: new Date().toISOString() }),
+          ttlSeconds: config.master.leaderTtlSeconds,
+          signal: stop.signal,
+          onWarning: (message, err) => logger.warn({ err }, message),
+        });
+        leadership = won;
+        logger.info({ id, token: won.token }, 'this master is the leader');
+        for (const w of leaderWaiters.splice(0)) w(won);
+        for (const loop of options.leaderLoops ?? []) {
+          Promise.resolve(loop(won)).catch((err: unknown) => logger.error({ err }, 'leader loop failed'));
+        }
+        await new Promise<void>((resolve) => won.signal.addEventListener('abort', () => resolve(), { once: true }));
+        if (!stop.signal.aborted) logger.warn({ id, reason: String(won.signal.reason) }, 'lost leadership; campaigning again');
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        logger.warn({ err }, 'campaign failed; retrying in 1 s');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  })();
+
+  let closing: Promise<void> | undefined;
+  return {
+    id,
+    apiUrl,
+    store,
+    app,
+    tokens,
+    iam,
+    bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
+    isLeader: () => ctx.role() === 'leader',
+    whenLeader: () =>
+      leadership && !leadership.signal.aborted ? Promise.resolve(leadership) : new Promise((resolve) => leaderWaiters.push(resolve)),
+    close(): Promise<void> {
+      closing ??= (async () => {
+        stop.abort(new StrataError('PROCESS_LEADER_LOST', 'master shutting down'));
+        await leadership?.resign();
+        await electionLoop;
+        await app.close();
+        if (ownsStore) await store.close();
+      })();
+      return closing;
+    },
+  };
+}
