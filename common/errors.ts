@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   RECORD_INVALID: { httpStatus: 422, summary: 'A cluster-state record failed schema validation; the details list every field.' },
   RECORD_NOT_FOUND: { httpStatus: 404, summary: 'No record exists under that id.' },
   RECORD_CONFLICT: { httpStatus: 409, summary: 'The record changed since it was read (check-and-set failed).' },
+  RECORD_ID_INVALID: { httpStatus: 400, summary: 'A record id is malformed for its kind (e.g. not an absolute Marathon path); the message says which rule it breaks.' },
+  RECORD_UNDECODABLE: { httpStatus: 500, summary: 'A record in the store is not valid JSON or fails its schema; reads report it instead of using it.' },
   // API
   API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },
   API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },

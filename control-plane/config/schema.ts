@@ -67,6 +67,9 @@ export const ConfigSchema = Type.Object(
         /** Master API the agent registers with (defaults to this process's API in `strata up`). */
         masterUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
         id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-zA-Z0-9._-]+$' })),
+        /** Where the agent's own HTTP endpoint listens (Mesos agents use 5051); 0 picks a free port. */
+        host: Type.String({ ...Host, default: '127.0.0.1' }),
+        port: Type.Integer({ ...Port, default: 5051 }),
         heartbeatSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 5 }),
         /** File holding the token the agent authenticates with. */
         tokenFile: Type.Optional(Type.String({ minLength: 1 })),
@@ -76,7 +79,10 @@ export const ConfigSchema = Type.Object(
     log: Type.Object(
       {
         level: Type.Union(
-          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          [
+            Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+            Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+          ],
           { default: 'info' },
         ),
       },

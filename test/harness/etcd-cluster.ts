@@ -55,6 +55,20 @@ export interface EtcdMember {
   readonly dataDir: string;
 }
 
+export interface RawEtcdEntry {
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  /** Lease id in decimal; '0' when none. */
+  readonly lease: string;
+}
+
+export interface RawRange {
+  readonly revision: number;
+  readonly kvs: readonly RawEtcdEntry[];
+}
+
 export interface EtcdCluster {
   /** Client URLs of all members (`http://127.0.0.1:port`), in member order. */
   readonly endpoints: readonly string[];
@@ -82,6 +96,8 @@ export interface EtcdCluster {
    * revision) and waits for it to be physically applied. Returns the revision.
    */
   compact(revision?: number): Promise<number>;
+  /** Reads keys straight from etcd's JSON gateway, bypassing any store. */
+  rawRange(key: string, options?: { readonly prefix?: boolean }): Promise<RawRange>;
   /** The last lines of member i's log (for failure messages). */
   logTail(i: number, lines?: number): string;
   /** Kills every member and removes the temp directory. Idempotent. */
@@ -126,6 +142,17 @@ async function distinctFreePorts(count: number): Promise<number[]> {
 async function fetchText(url: string, init: RequestInit = {}, timeoutMs = 1500): Promise<{ status: number; body: string }> {
   const response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   return { status: response.status, body: await response.text() };
+}
+
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] as number) < 0xff) {
+      end[i] = (end[i] as number) + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
 }
 
 /** Processes started by any cluster of this test process, killed on exit. */
@@ -341,6 +368,25 @@ class Cluster implements EtcdCluster {
     const response = await this.#gateway('/v3/kv/range', { key: Buffer.from('\0').toString('base64'), count_only: true });
     const header = response.header as { revision?: string } | undefined;
     return Number(header?.revision ?? 0);
+  }
+
+  async rawRange(key: string, options: { readonly prefix?: boolean } = {}): Promise<RawRange> {
+    const start = Buffer.from(key, 'utf8');
+    const body: Record<string, string> = { key: start.toString('base64') };
+    if (options.prefix === true) body.range_end = prefixEnd(start).toString('base64');
+    const response = await this.#gateway('/v3/kv/range', body);
+    const header = response.header as { revision?: string } | undefined;
+    const kvs = (response.kvs ?? []) as Array<Record<string, string | undefined>>;
+    return {
+      revision: Number(header?.revision ?? 0),
+      kvs: kvs.map((kv) => ({
+        key: Buffer.from(kv.key ?? '', 'base64').toString('utf8'),
+        value: Buffer.from(kv.value ?? '', 'base64').toString('utf8'),
+        createRevision: Number(kv.create_revision ?? 0),
+        modRevision: Number(kv.mod_revision ?? 0),
+        lease: kv.lease ?? '0',
+      })),
+    };
   }
 
   async compact(revision?: number): Promise<number> {

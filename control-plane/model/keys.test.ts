@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import fc from 'fast-check';
+import { isStrataError } from '../../common/errors.ts';
+import { checkKey } from '../store/limits.ts';
+import {
+  KEY_LAYOUT,
+  LEADER_ID,
+  appGroupPrefix,
+  decodeSegment,
+  encodeSegment,
+  fitsStore,
+  idFromKey,
+  keyLayoutMarkdown,
+  keyOf,
+  keys,
+  parseKey,
+  parseVipId,
+  prefix,
+  vipId,
+} from './keys.ts';
+import { RECORD_KINDS, type RecordKind } from './schemas.ts';
+
+// ---------------------------------------------------------------------------
+// Generators of valid ids, per kind
+
+const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/);
+const pathElement = fc.array(label, { minLength: 1, maxLength: 3 }).map((parts) => parts.join('.'));
+const appId = fc
+  .array(pathElement, { minLength: 1, maxLength: 8 })
+  .map((elements) => `/${elements.join('/')}`)
+  .filter((id) => id.length <= 255);
+const nodeId = (max: number) => fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]*$/).filter((s) => s.length <= max);
+const roleElement = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}$/);
+const role = fc.oneof(fc.constant('*'), fc.array(roleElement, { minLength: 1, maxLength: 4 }).map((e) => e.join('/'))).filter((r) => r.length <= 128);
+const frameworkName = fc.stringMatching(/^[a-z0-9](?:[a-z0-9.-]{0,20}[a-z0-9])?$/);
+const vipName = fc.oneof(fc.stringMatching(/^\/?[A-Za-z0-9_][A-Za-z0-9_./:-]{0,60}$/), fc.ipV4(), fc.ipV6()).filter((n) => n.length <= 128);
+const principalId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9@._-]{0,40}$/);
+
+const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
+  agent: nodeId(128),
+  framework: nodeId(128),
+  task: nodeId(400),
+  role,
+  app: appId,
+  network: fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,11}[a-z0-9])?$/),
+  policy: label,
+  principal: principalId,
+  group: principalId,
+  vip: fc.tuple(frameworkName, vipName).map(([fw, name]) => vipId(fw, name)),
+  leader: fc.constant(LEADER_ID),
+  signingKey: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+};
+
+const kindAndId = fc.constantFrom(...RECORD_KINDS).chain((kind) => ids[kind].map((id) => ({ kind, id })));
+
+// ---------------------------------------------------------------------------
+// Properties
+
+test('property: every valid id maps to a store-valid key and back to itself', (t) => {
+  fc.assert(
+    fc.property(kindAndId, ({ kind, id }) => {
+      const key = keyOf(kind, id);
+      checkKey(key); // the store's own rules
+      return fitsStore(key) && key.startsWith('strata/') && idFromKey(kind, key) === id && parseKey(key)?.kind === kind && parseKey(key)?.id === id;
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
+
+test('property: distinct ids (of any kinds) never share a key', (t) => {
+  fc.assert(
+    fc.property(kindAndId, kindAndId, (a, b) => {
+      fc.pre(a.kind !== b.kind || a.id !== b.id);
+      return keyOf(a.kind, a.id) !== keyOf(b.kind, b.id);
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
+
+test('property: app ids keep their path shape, so a group prefix holds exactly its subtree', (t) => {
+  fc.assert(
+    fc.property(appId, appId, (group, id) => {
+      const inGroup = id.startsWith(`${group}/`);
+      return keys.app(id) === `strata/apps${id}` && keys.app(id).startsWith(appGroupPrefix(group)) === inGroup;
+    }),
+    { numRuns: 2000 },
+  );
+  t.is(appGroupPrefix('/'), 'strata/apps/');
+  t.is(appGroupPrefix('/dev'), 'strata/apps/dev/');
+  t.false(keys.app('/dev2/web').startsWith(appGroupPrefix('/dev')));
+});
+
+test('property: segment encoding is reversible for any well-formed text, and canonical', (t) => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (text) => {
+      fc.pre(text.isWellFormed());
+      const segment = encodeSegment(text);
+      return /^(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})*$/.test(segment) && !segment.startsWith('.') && decodeSegment(segment) === text;
+    }),
+    { numRuns: 2000 },
+  );
+  // Only the canonical spelling decodes: one id, one key.
+  for (const other of ['%41', '%2f', 'a%2', '%', '.x', 'a/b', '%FF']) t.is(decodeSegment(other), undefined, other);
+  t.is(encodeSegment('*'), '%2A');
+  t.is(encodeSegment('eng/web'), 'eng%2Fweb');
+  t.is(encodeSegment('..'), '%2E.');
+});
+
+test('property: vip ids split back into framework and name', (t) => {
+  fc.assert(
+    fc.property(frameworkName, vipName, (fw, name) => {
+      const parsed = parseVipId(vipId(fw, name));
+      return parsed?.framework === fw && parsed.name === name;
+    }),
+  );
+  t.is(keys.vip('marathon', '/mygroup/myapp'), 'strata/vips/marathon/%2Fmygroup%2Fmyapp');
+});
+
+test('kind prefixes are prefix-free', (t) => {
+  for (const a of RECORD_KINDS) {
+    for (const b of RECORD_KINDS) {
+      if (a !== b) t.false(prefix(a).startsWith(prefix(b)), `${a} inside ${b}`);
+    }
+    t.true(prefix(a).startsWith('strata/'));
+  }
+});
+
+test('keys that name no valid id decode to nothing', (t) => {
+  for (const [kind, key] of [
+    ['app', 'strata/apps/Web'],
+    ['app', 'strata/apps/a//b'],
+    ['app', 'strata/apps/a/'],
+    ['app', 'strata/apps/'],
+    ['role', 'strata/roles/*'],
+    ['role', 'strata/roles/%2a'],
+    ['agent', 'strata/agents/a%2Fb'],
+    ['vip', 'strata/vips/marathon'],
+    ['vip', 'strata/vips/marathon/a/b'],
+    ['leader', 'strata/leader/master/x'],
+    ['task', 'strata/apps/web'],
+  ] as const) {
+    t.is(idFromKey(kind, key), undefined, `${kind} ${key}`);
+  }
+  t.is(parseKey('strata/unknown/x'), undefined);
+  t.is(parseKey('other/apps/web'), undefined);
+});
+
+test('malformed ids are refused with RECORD_ID_INVALID', (t) => {
+  for (const [kind, id] of [
+    ['app', 'web'],
+    ['app', '/web/'],
+    ['app', '/a/../b'],
+    ['app', '/WEB'],
+    ['agent', ''],
+    ['agent', '-x'],
+    ['role', 'a//b'],
+    ['network', 'much-too-long-name'],
+    ['vip', 'no-slash'],
+    ['leader', 'other'],
+    ['signingKey', '../../dev/null'],
+    ['task', 'x'.repeat(401)],
+  ] as const) {
+    const err = t.throws(() => keyOf(kind, id), undefined, `${kind} ${id}`);
+    t.true(isStrataError(err, 'RECORD_ID_INVALID'), `${kind} ${id}`);
+  }
+});
+
+test('the per-kind key functions', (t) => {
+  t.is(keys.app('/group/web'), 'strata/apps/group/web');
+  t.is(keys.agent('8b23-S0'), 'strata/agents/8b23-S0');
+  t.is(keys.role('*'), 'strata/roles/%2A');
+  t.is(keys.task('a.instance-1._app.1'), 'strata/tasks/a.instance-1._app.1');
+  t.is(keys.principal('alice@example.com'), 'strata/principals/alice%40example.com');
+  t.is(keys.group('ops'), 'strata/groups/ops');
+  t.is(keys.leader(), 'strata/leader/master');
+  t.is(keys.signingKey('k1'), 'strata/security/signing-keys/k1');
+  t.is(keys.network('dcos'), 'strata/networks/dcos');
+  t.is(keys.policy('p'), 'strata/policies/p');
+  t.is(keys.framework('f-1'), 'strata/frameworks/f-1');
+});
+
+test('the keys the master already uses are the model\'s', (t) => {
+  // control-plane/master.ts MASTER_KEYS and docs/architecture.md spell these.
+  t.is(keys.leader(), 'strata/leader/master');
+  t.is(prefix('signingKey'), 'strata/security/signing-keys/');
+  t.is(prefix('principal'), 'strata/principals/');
+  t.is(prefix('agent'), 'strata/agents/');
+});
+
+test('the layout table covers every kind, its examples parse, and README.md shows it', (t) => {
+  t.deepEqual(KEY_LAYOUT.map((r) => r.kind).sort(), [...RECORD_KINDS].sort());
+  for (const row of KEY_LAYOUT) t.is(parseKey(row.example)?.kind, row.kind, row.example);
+  const readme = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
+  t.true(readme.includes(keyLayoutMarkdown()), 'README.md holds keyLayoutMarkdown() verbatim');
+});

@@ -1,0 +1,299 @@
+/**
+ * The store key layout: where each record kind lives, under one root
+ * `strata/`. Every function here is the only place its key is spelled.
+ *
+ * Invariants (property-tested in `keys.test.ts`)
+ * - id → key is injective and reversible: `idFromKey(kind, keyOf(kind, id))`
+ *   returns `id`, and each key has exactly one spelling (non-canonical
+ *   encodings decode to `undefined`).
+ * - Kind prefixes are prefix-free: a key belongs to exactly one kind, and a
+ *   watch on `prefix(kind)` sees that kind only.
+ * - Every key of a valid id is a valid store key (ASCII, no leading `/`,
+ *   within `KEY_MAX_BYTES`).
+ *
+ * Spelling
+ * - App ids are Marathon paths and keep their shape: `/group/web` →
+ *   `strata/apps/group/web`, so a watch on `appGroupPrefix('/group')`
+ *   (`strata/apps/group/`) sees every app under that group.
+ * - Every other id is one key segment: letters, digits, `_`, `-` and `.` as
+ *   they are, anything else (and a leading `.`) as `%XX` of its UTF-8 bytes.
+ *   So role `*` → `%2A`, role `eng/web` → `eng%2Fweb`, VIP `/db` → `%2Fdb`.
+ */
+import { StrataError } from '../../common/errors.ts';
+import { KEY_MAX_BYTES } from '../store/port.ts';
+import {
+  APP_ID_MAX_LENGTH,
+  APP_ID_PATTERN,
+  FRAMEWORK_NAME_PATTERN,
+  KID_PATTERN,
+  DNS_LABEL_PATTERN,
+  NETWORK_NAME_PATTERN,
+  NODE_ID_PATTERN,
+  PRINCIPAL_ID_PATTERN,
+  RECORD_KINDS,
+  ROLE_PATTERN,
+  VIP_NAME_PATTERN,
+  type RecordKind,
+  type RecordTypes,
+} from './schemas.ts';
+
+export const ROOT = 'strata/';
+
+/** The id of the one LeaderInfo record. */
+export const LEADER_ID = 'leader';
+
+// ---------------------------------------------------------------------------
+// Segment encoding
+
+const SAFE = /[A-Za-z0-9_.-]/;
+
+/** One id as one key segment (see the module comment). Total and injective. */
+export function encodeSegment(text: string): string {
+  let out = '';
+  let i = 0;
+  for (const ch of text) {
+    if (SAFE.test(ch) && !(i === 0 && ch === '.')) out += ch;
+    else for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    i += 1;
+  }
+  return out;
+}
+
+/** The text `encodeSegment` made `segment` from, or `undefined` if `segment` is not its canonical spelling. */
+export function decodeSegment(segment: string): string | undefined {
+  if (!/^(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})*$/.test(segment)) return undefined;
+  let text: string;
+  try {
+    text = decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+  return encodeSegment(text) === segment ? text : undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Ids
+
+interface IdRule {
+  readonly pattern: RegExp;
+  readonly maxLength: number;
+  readonly describe: string;
+}
+
+const rule = (pattern: string, maxLength: number, describe: string): IdRule => ({ pattern: new RegExp(pattern, 'u'), maxLength, describe });
+
+const NODE_ID = (maxLength: number, what: string): IdRule => rule(NODE_ID_PATTERN, maxLength, `${what}: letters, digits, . _ -, starting with a letter or digit, at most ${maxLength} characters`);
+
+const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader'>]: IdRule } = {
+  agent: NODE_ID(128, 'agent id'),
+  framework: NODE_ID(128, 'framework id'),
+  task: NODE_ID(400, 'task id'),
+  role: rule(ROLE_PATTERN, 128, 'role: "*" or "/"-separated names of letters, digits, _ . - (not starting with "-" or ".")'),
+  app: rule(APP_ID_PATTERN, APP_ID_MAX_LENGTH, `app id: an absolute Marathon path such as /group/web (lowercase letters, digits, - and .), at most ${APP_ID_MAX_LENGTH} characters`),
+  network: rule(NETWORK_NAME_PATTERN, 13, 'network name: a DNS label of at most 13 characters'),
+  policy: rule(DNS_LABEL_PATTERN, 63, 'policy name: a DNS label (RFC 1123)'),
+  principal: rule(PRINCIPAL_ID_PATTERN, 96, 'uid: letters, digits, @ . _ -, at most 96 characters'),
+  group: rule(PRINCIPAL_ID_PATTERN, 96, 'gid: letters, digits, @ . _ -, at most 96 characters'),
+  signingKey: rule(KID_PATTERN, 64, 'kid: letters, digits, _ -, at most 64 characters'),
+};
+const FRAMEWORK_NAME = rule(FRAMEWORK_NAME_PATTERN, 63, 'framework name: lowercase letters, digits, . -');
+const VIP_NAME = rule(VIP_NAME_PATTERN, 128, 'VIP name: letters, digits, / . _ : -, at most 128 characters');
+
+function fits(r: IdRule, id: string): boolean {
+  return id.length <= r.maxLength && r.pattern.test(id);
+}
+
+/** A VIP's id: `<framework>/<name>`, e.g. `marathon//mygroup/myapp` (framework names hold no `/`). */
+export function vipId(framework: string, name: string): string {
+  return `${framework}/${name}`;
+}
+
+export function parseVipId(id: string): { framework: string; name: string } | undefined {
+  const slash = id.indexOf('/');
+  if (slash < 0) return undefined;
+  const framework = id.slice(0, slash);
+  const name = id.slice(slash + 1);
+  return fits(FRAMEWORK_NAME, framework) && fits(VIP_NAME, name) ? { framework, name } : undefined;
+}
+
+/** Why `id` is not a valid id of `kind`, or `undefined` if it is. */
+export function idProblem(kind: RecordKind, id: string): string | undefined {
+  if (typeof id !== 'string') return `a ${kind} id must be a string`;
+  if (kind === 'leader') return id === LEADER_ID ? undefined : `the leader record's id is always ${JSON.stringify(LEADER_ID)}`;
+  if (kind === 'vip') {
+    return parseVipId(id) ? undefined : `VIP id must be "<framework>/<name>" (${FRAMEWORK_NAME.describe}; ${VIP_NAME.describe})`;
+  }
+  const r = ID_RULES[kind];
+  return fits(r, id) ? undefined : `must be a valid ${r.describe}`;
+}
+
+function checkId(kind: RecordKind, id: string): void {
+  const problem = idProblem(kind, id);
+  if (problem !== undefined) {
+    throw new StrataError('RECORD_ID_INVALID', `${kind} id ${JSON.stringify(String(id).slice(0, 80))} is invalid: ${problem}`);
+  }
+}
+
+/** The id a record is stored under. */
+export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]): string {
+  const r = record as RecordTypes[RecordKind];
+  switch (kind) {
+    case 'agent':
+    case 'framework':
+    case 'app':
+    case 'task':
+      return (r as { id: string }).id;
+    case 'role':
+    case 'network':
+    case 'policy':
+      return (r as { name: string }).name;
+    case 'principal':
+      return (r as RecordTypes['principal']).uid;
+    case 'group':
+      return (r as RecordTypes['group']).gid;
+    case 'vip':
+      return vipId((r as RecordTypes['vip']).framework, (r as RecordTypes['vip']).name);
+    case 'leader':
+      return LEADER_ID;
+    case 'signingKey':
+      return (r as RecordTypes['signingKey']).kid;
+    default:
+      throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Keys
+
+/** Where each kind lives. The leader's entry is its one key; the others end in `/`. */
+const PREFIXES: { readonly [K in RecordKind]: string } = {
+  agent: `${ROOT}agents/`,
+  framework: `${ROOT}frameworks/`,
+  role: `${ROOT}roles/`,
+  app: `${ROOT}apps/`,
+  task: `${ROOT}tasks/`,
+  vip: `${ROOT}vips/`,
+  network: `${ROOT}networks/`,
+  policy: `${ROOT}policies/`,
+  principal: `${ROOT}principals/`,
+  group: `${ROOT}groups/`,
+  leader: `${ROOT}leader/master`,
+  signingKey: `${ROOT}security/signing-keys/`,
+};
+
+/** The prefix to list or watch for every record of `kind` (the leader's is its key). */
+export function prefix(kind: RecordKind): string {
+  const p = PREFIXES[kind];
+  if (p === undefined) throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
+  return p;
+}
+
+/** The key of the `kind` record with this id; `RECORD_ID_INVALID` if the id is malformed. */
+export function keyOf(kind: RecordKind, id: string): string {
+  checkId(kind, id);
+  switch (kind) {
+    case 'app':
+      return `${ROOT}apps${id}`;
+    case 'leader':
+      return PREFIXES.leader;
+    case 'vip': {
+      const { framework, name } = parseVipId(id)!;
+      return `${PREFIXES.vip}${encodeSegment(framework)}/${encodeSegment(name)}`;
+    }
+    default:
+      return `${prefix(kind)}${encodeSegment(id)}`;
+  }
+}
+
+/** The id a key names for `kind`, or `undefined` if the key is not a canonical key of a valid `kind` id. */
+export function idFromKey(kind: RecordKind, key: string): string | undefined {
+  const p = prefix(kind);
+  if (kind === 'leader') return key === p ? LEADER_ID : undefined;
+  if (!key.startsWith(p)) return undefined;
+  const rest = key.slice(p.length);
+  let id: string | undefined;
+  if (kind === 'app') id = `/${rest}`;
+  else if (kind === 'vip') {
+    const [fw, name, extra] = rest.split('/');
+    const framework = fw === undefined ? undefined : decodeSegment(fw);
+    const decodedName = name === undefined ? undefined : decodeSegment(name);
+    id = extra === undefined && framework !== undefined && decodedName !== undefined ? vipId(framework, decodedName) : undefined;
+  } else id = decodeSegment(rest);
+  return id !== undefined && idProblem(kind, id) === undefined ? id : undefined;
+}
+
+/** Which kind and id a key names, if any. */
+export function parseKey(key: string): { kind: RecordKind; id: string } | undefined {
+  for (const kind of RECORD_KINDS) {
+    const id = idFromKey(kind, key);
+    if (id !== undefined) return { kind, id };
+  }
+  return undefined;
+}
+
+/** The prefix that holds every app under a group: `/` → `strata/apps/`, `/dev` → `strata/apps/dev/`. */
+export function appGroupPrefix(groupId: string): string {
+  if (groupId === '/') return PREFIXES.app;
+  checkId('app', groupId);
+  return `${ROOT}apps${groupId}/`;
+}
+
+/** One function per kind, for call sites that know their kind: `keys.app('/group/web')`. */
+export const keys = {
+  root: ROOT,
+  prefix,
+  appGroupPrefix,
+  agent: (id: string): string => keyOf('agent', id),
+  framework: (id: string): string => keyOf('framework', id),
+  role: (name: string): string => keyOf('role', name),
+  app: (id: string): string => keyOf('app', id),
+  task: (id: string): string => keyOf('task', id),
+  vip: (framework: string, name: string): string => keyOf('vip', vipId(framework, name)),
+  network: (name: string): string => keyOf('network', name),
+  policy: (name: string): string => keyOf('policy', name),
+  principal: (uid: string): string => keyOf('principal', uid),
+  group: (gid: string): string => keyOf('group', gid),
+  leader: (): string => PREFIXES.leader,
+  signingKey: (kid: string): string => keyOf('signingKey', kid),
+} as const;
+
+// ---------------------------------------------------------------------------
+// The layout, as data (README.md and docs/architecture.md render it)
+
+export interface KeyLayoutRow {
+  readonly kind: RecordKind;
+  /** The key pattern. */
+  readonly key: string;
+  readonly example: string;
+  /** What the id is. */
+  readonly id: string;
+  /** Who writes it; who reads it. */
+  readonly writers: string;
+  readonly readers: string;
+}
+
+export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
+  { kind: 'agent', key: 'strata/agents/<agent id>', example: keys.agent('8b23-S0'), id: 'agent id (Mesos-style)', writers: 'agent registration, health monitor', readers: 'scheduler, DNS, overlay' },
+  { kind: 'framework', key: 'strata/frameworks/<framework id>', example: keys.framework('5e1c-0001'), id: 'framework id', writers: 'framework registration', readers: 'scheduler, DNS' },
+  { kind: 'role', key: 'strata/roles/<role, encoded>', example: keys.role('eng/web'), id: 'role name (`*` → `%2A`)', writers: 'API (weights, quota)', readers: 'scheduler (DRF)' },
+  { kind: 'app', key: 'strata/apps<app id>', example: keys.app('/group/web'), id: 'Marathon path id', writers: 'API (Marathon /v2/apps)', readers: 'scheduler, DNS, xDS, VIP allocator' },
+  { kind: 'task', key: 'strata/tasks/<task id>', example: keys.task('group_web.instance-1a2b._app.1'), id: 'task id', writers: 'scheduler, agents (status)', readers: 'DNS, xDS, overlay, API' },
+  { kind: 'vip', key: 'strata/vips/<framework>/<name, encoded>', example: keys.vip('marathon', '/mygroup/myapp'), id: '`<framework>/<name>`', writers: 'VIP allocator', readers: 'DNS (l4lb), xDS, dataplane' },
+  { kind: 'network', key: 'strata/networks/<name>', example: keys.network('dcos'), id: 'network name', writers: 'API, bootstrap', readers: 'overlay, scheduler' },
+  { kind: 'policy', key: 'strata/policies/<name>', example: keys.policy('deny-db'), id: 'policy name', writers: 'API', readers: 'dataplane, xDS' },
+  { kind: 'principal', key: 'strata/principals/<uid, encoded>', example: keys.principal('alice'), id: 'uid (user or service account)', writers: 'IAM API, bootstrap', readers: 'IAM, API auth' },
+  { kind: 'group', key: 'strata/groups/<gid, encoded>', example: keys.group('ops'), id: 'gid', writers: 'IAM API', readers: 'IAM' },
+  { kind: 'leader', key: 'strata/leader/master', example: keys.leader(), id: `always \`${LEADER_ID}\` (one record)`, writers: 'leader election (bound to the leader\'s session)', readers: 'every master, CLI, DNS (leader.mesos)' },
+  { kind: 'signingKey', key: 'strata/security/signing-keys/<kid>', example: keys.signingKey('3f1c9a'), id: 'JWT kid', writers: 'token service (rotation)', readers: 'token service, /auth/jwks' },
+];
+
+/** The layout as a Markdown table. */
+export function keyLayoutMarkdown(): string {
+  const rows = KEY_LAYOUT.map((r) => `| ${r.kind} | \`${r.key}\` | \`${r.example}\` | ${r.id} | ${r.writers} | ${r.readers} |`);
+  return ['| kind | key | example | id | written by | read by |', '|---|---|---|---|---|---|', ...rows].join('\n');
+}
+
+/** True if the key fits the store's limits (used by tests; keyOf's id limits guarantee it). */
+export function fitsStore(key: string): boolean {
+  return key.length > 0 && !key.startsWith('/') && Buffer.byteLength(key, 'utf8') <= KEY_MAX_BYTES;
+}

@@ -1,0 +1,877 @@
+/**
+ * The cluster state model: one TypeBox schema per record kind kept in the
+ * store, and the TypeScript type of each (`Static`). Every component (API,
+ * DNS, xDS, overlay, scheduler, IAM) reads and writes these shapes; nothing
+ * else defines them.
+ *
+ * Rules every schema here follows
+ * - Plain JSON Schema (draft-07 keywords only), so fastify's Ajv compiles
+ *   the same objects for routes; `validate.ts` compiles them with Ajv in
+ *   strict mode, which refuses any keyword Ajv does not know.
+ * - Stored records are strict and explicit: no unknown fields
+ *   (`additionalProperties: false`), and every field Marathon gives a
+ *   default is present in the stored form. Fields that Marathon leaves unset
+ *   (no default) are optional and absent when unset, never `null`.
+ * - Marathon's JSON field names are kept wherever a record mirrors a Marathon
+ *   object (App, Task); `mem` and `disk` are MB there, as in Marathon.
+ *   Strata's own records put units in names (`memMb`, `ttlSeconds`).
+ * - `default` keywords document Marathon's defaults; they are annotations
+ *   (the store validator never applies them). `withAppDefaults` in
+ *   `app-defaults.ts` turns an {@link AppDefinition} into a stored {@link App}.
+ * - Rules that span fields (cmd xor args, network modes, port references,
+ *   CIDR arithmetic, JWK consistency) live in `checks.ts`.
+ */
+import Type, { type Static, type TSchema } from 'typebox';
+
+// ---------------------------------------------------------------------------
+// Identifiers and shared pieces
+
+const STRICT = { additionalProperties: false } as const;
+
+/** One DNS label (RFC 1123): lowercase letters, digits, inner hyphens, 1–63 characters. */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+
+// One Marathon path element: dot-separated DNS-label-like parts (Marathon's
+// PathId rule), so `web`, `web-1` and `my.app` are elements; `.`/`..` are not
+// allowed in the stored (absolute, canonical) form.
+const PATH_ELEMENT = '[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*';
+
+/** A stored Marathon app id: absolute and canonical, e.g. `/group/web`. */
+export const APP_ID_PATTERN = `^(?:/${PATH_ELEMENT})+$`;
+/** An app id as a client may send it: a leading `/` is optional (relative ids are resolved against `/`). */
+export const APP_ID_INPUT_PATTERN = `^/?${PATH_ELEMENT}(?:/${PATH_ELEMENT})*$`;
+/** Longest app id; it keeps every key and task id inside the store's key limit. */
+export const APP_ID_MAX_LENGTH = 255;
+
+/** Agent, framework and task ids (Mesos-style: `<uuid>-S3`, `web.instance-<uuid>._app.1`). */
+export const NODE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+
+/** Mesos roles: `*`, or hierarchical `eng/frontend`; no element is `.`/`..` or starts with `-`. */
+export const ROLE_PATTERN = '^(?:\\*|[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*)$';
+
+/** Framework names appear in DNS names (`<task>.<framework>.mesos`) and keep their dots. */
+export const FRAMEWORK_NAME_PATTERN = '^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$';
+
+/** IAM user, service-account and group ids. */
+export const PRINCIPAL_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9@._-]{0,95}$';
+
+/** JWT key ids: resolved only against the stored keys, never used as a path. */
+export const KID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+
+/** Overlay network names: a DNS label of at most 13 characters (DC/OS's limit). */
+export const NETWORK_NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,11}[a-z0-9])?$';
+
+/** Characters of a VIP name: a named VIP (`/mygroup/myapp`) or an IP literal. */
+export const VIP_NAME_PATTERN = '^[A-Za-z0-9/._:-]{1,128}$';
+
+const HOSTNAME_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
+
+export const AppId = Type.String({ pattern: APP_ID_PATTERN, maxLength: APP_ID_MAX_LENGTH, description: 'Absolute Marathon path id, e.g. /group/web' });
+export const AgentId = Type.String({ pattern: NODE_ID_PATTERN, minLength: 1, maxLength: 128 });
+export const FrameworkId = Type.String({ pattern: NODE_ID_PATTERN, minLength: 1, maxLength: 128 });
+export const TaskId = Type.String({ pattern: NODE_ID_PATTERN, minLength: 1, maxLength: 400 });
+const roleName = (options: { default?: string } = {}) => Type.String({ pattern: ROLE_PATTERN, minLength: 1, maxLength: 128, ...options });
+export const RoleName = roleName();
+export const FrameworkName = Type.String({ pattern: FRAMEWORK_NAME_PATTERN });
+export const PrincipalId = Type.String({ pattern: PRINCIPAL_ID_PATTERN });
+export const NetworkName = Type.String({ pattern: NETWORK_NAME_PATTERN });
+export const DnsLabel = Type.String({ pattern: DNS_LABEL_PATTERN });
+export const Hostname = Type.String({ pattern: HOSTNAME_PATTERN, maxLength: 253, description: 'RFC 1123 host name (or IPv4 literal)' });
+/** RFC 3339 date-time with a zone, e.g. `2015-09-25T15:13:48.343Z` (Marathon's version format). */
+export const Timestamp = Type.String({ format: 'date-time' });
+export const Ipv4 = Type.String({ format: 'ipv4' });
+export const Ipv6 = Type.String({ format: 'ipv6' });
+/** An IPv4 or IPv6 address; the family is checked in `checks.ts` (one pattern, not an anyOf, for clear errors). */
+export const IpAddress = Type.String({ minLength: 2, maxLength: 45, pattern: '^[0-9A-Fa-f.:]+$' });
+/** `a.b.c.d/len` or `v6addr/len`; arithmetic (host bits zero, ranges) is checked in `checks.ts`. */
+export const Cidr = Type.String({ minLength: 4, maxLength: 49, pattern: '^[0-9A-Fa-f.:]+/[0-9]{1,3}$' });
+export const PortNumber = Type.Integer({ minimum: 0, maximum: 65535 });
+export const NonZeroPort = Type.Integer({ minimum: 1, maximum: 65535 });
+
+const labels = (options: { default?: Record<string, string>; minProperties?: number } = {}) =>
+  Type.Record(Type.String({ pattern: '^\\S{1,255}$' }), Type.String({ maxLength: 4096 }), { ...STRICT, ...options });
+/** Marathon labels: string to string. */
+export const Labels = labels();
+
+/** Marathon port names (`$PORT_<NAME>`, SRV `_<name>._<task>`). */
+export const PortName = Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 63 });
+
+const Seconds = (options: { minimum?: number; default?: number; description?: string } = {}) =>
+  Type.Integer({ minimum: 0, ...options });
+
+// ---------------------------------------------------------------------------
+// Resources (Strata's own shape: units in the names)
+
+export const Resources = Type.Object(
+  {
+    cpus: Type.Number({ minimum: 0 }),
+    memMb: Type.Number({ minimum: 0 }),
+    diskMb: Type.Number({ minimum: 0 }),
+    gpus: Type.Integer({ minimum: 0 }),
+  },
+  STRICT,
+);
+export type Resources = Static<typeof Resources>;
+
+export const PortRange = Type.Object({ begin: NonZeroPort, end: NonZeroPort }, STRICT);
+export type PortRange = Static<typeof PortRange>;
+
+// ---------------------------------------------------------------------------
+// Agent
+
+export const AGENT_HEALTH = ['healthy', 'unhealthy', 'unreachable'] as const;
+export const AGENT_MAINTENANCE = ['none', 'draining', 'drained'] as const;
+
+export const Agent = Type.Object(
+  {
+    id: AgentId,
+    hostname: Hostname,
+    /** Where the agent is reached: its IP (also its `*.mesos` A record) and API port. */
+    address: Type.Object({ ip: Ipv4, ipv6: Type.Optional(Ipv6), port: NonZeroPort }, STRICT),
+    /** Fault domain, matched by the `@region` / `@zone` constraint fields. */
+    region: Type.Optional(DnsLabel),
+    zone: Type.Optional(DnsLabel),
+    /** Agent attributes in the text form constraints compare (scalars as `0.###`, ranges `[b-e]`, sets `{a,b}`). */
+    attributes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' }), Type.String({ maxLength: 1024 }), STRICT),
+    /** Total resources the agent offers, including reserved ones. */
+    resources: Type.Object(
+      {
+        cpus: Type.Number({ minimum: 0 }),
+        memMb: Type.Number({ minimum: 0 }),
+        diskMb: Type.Number({ minimum: 0 }),
+        gpus: Type.Integer({ minimum: 0 }),
+        ports: Type.Array(PortRange, { description: 'Host port ranges, e.g. [{begin:10000,end:20000}]' }),
+      },
+      STRICT,
+    ),
+    /** Static reservations (Mesos `--resources="cpus(ads):8"`): part of `resources` set aside for a role. */
+    reservations: Type.Array(Type.Object({ role: RoleName, ...Resources.properties }, STRICT), { default: [] }),
+    health: Type.Object(
+      {
+        status: Type.Enum(AGENT_HEALTH),
+        /** Last heartbeat the masters saw. */
+        lastSeenAt: Timestamp,
+        detail: Type.Optional(Type.String({ maxLength: 1024 })),
+      },
+      STRICT,
+    ),
+    /** Maintenance: a draining agent gets no new tasks and its tasks are moved. */
+    maintenance: Type.Enum(AGENT_MAINTENANCE, { default: 'none' }),
+    registeredAt: Timestamp,
+    /** Agent software version. */
+    version: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { ...STRICT, description: 'A machine that runs tasks.' },
+);
+export type Agent = Static<typeof Agent>;
+
+// ---------------------------------------------------------------------------
+// Framework and Role
+
+export const Framework = Type.Object(
+  {
+    id: FrameworkId,
+    /** e.g. `marathon`; part of DNS names, so lowercase and DNS-safe. */
+    name: FrameworkName,
+    roles: Type.Array(RoleName, { minItems: 1, uniqueItems: true, default: ['*'] }),
+    principal: Type.Optional(PrincipalId),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    hostname: Type.Optional(Hostname),
+    webuiUrl: Type.Optional(Type.String({ format: 'uri', maxLength: 1024 })),
+    /** Mesos `FrameworkInfo.failover_timeout`: 0 kills the tasks as soon as the framework disconnects. */
+    failoverTimeoutSeconds: Type.Number({ minimum: 0, default: 0 }),
+    checkpoint: Type.Boolean({ default: false }),
+    /** Mesos capability names, e.g. `PARTITION_AWARE`, `TASK_KILLING_STATE`, `MULTI_ROLE`. */
+    capabilities: Type.Array(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', maxLength: 64 }), { uniqueItems: true, default: [] }),
+    active: Type.Boolean(),
+    registeredAt: Timestamp,
+  },
+  { ...STRICT, description: 'A scheduler registered with the cluster (Marathon, Metronome, a service).' },
+);
+export type Framework = Static<typeof Framework>;
+
+export const Role = Type.Object(
+  {
+    name: RoleName,
+    /** DRF weight: a role's share is divided by it (Mesos default 1.0). */
+    weight: Type.Number({ exclusiveMinimum: 0, default: 1 }),
+    /** Quota limits (Mesos `UPDATE_QUOTA`): scalar resources only; absent = unlimited. */
+    quota: Type.Optional(
+      Type.Object(
+        {
+          cpus: Type.Optional(Type.Number({ minimum: 0 })),
+          memMb: Type.Optional(Type.Number({ minimum: 0 })),
+          diskMb: Type.Optional(Type.Number({ minimum: 0 })),
+          gpus: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        STRICT,
+      ),
+    ),
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { ...STRICT, description: 'A resource role for DRF allocation: weight and quota.' },
+);
+export type Role = Static<typeof Role>;
+
+// ---------------------------------------------------------------------------
+// App (a Marathon app definition as stored)
+
+export const PORT_PROTOCOLS = ['tcp', 'udp', 'udp,tcp'] as const;
+export const NETWORK_MODES = ['host', 'container/bridge', 'container'] as const;
+export const HEALTH_CHECK_PROTOCOLS = ['HTTP', 'HTTPS', 'TCP', 'MESOS_HTTP', 'MESOS_HTTPS', 'MESOS_TCP', 'COMMAND'] as const;
+/** Health checks run by Marathon itself (deprecated upstream); the rest run on the agent. One app cannot mix the two kinds. */
+export const MARATHON_HEALTH_CHECK_PROTOCOLS: readonly string[] = ['HTTP', 'HTTPS', 'TCP'];
+export const HTTP_HEALTH_CHECK_PROTOCOLS: readonly string[] = ['HTTP', 'HTTPS', 'MESOS_HTTP', 'MESOS_HTTPS'];
+export const KILL_SELECTIONS = ['YOUNGEST_FIRST', 'OLDEST_FIRST'] as const;
+export const CONTAINER_TYPES = ['DOCKER', 'MESOS'] as const;
+export const CONSTRAINT_OPERATORS = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE', 'MAX_PER', 'IS'] as const;
+
+export const PortDefinition = Type.Object(
+  {
+    /** Service port; 0 = assign one from 10000–20000. With `requirePorts`, also the host port. */
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+    protocol: Type.Enum(PORT_PROTOCOLS, { default: 'tcp' }),
+    name: Type.Optional(PortName),
+    /** `VIP_<n>: "/name:port"` or `"ip:port"` labels publish a VIP. */
+    labels: labels({ default: {} }),
+  },
+  STRICT,
+);
+export type PortDefinition = Static<typeof PortDefinition>;
+
+export const PortMapping = Type.Object(
+  {
+    containerPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+    /** Absent: no host port. 0: any port from the offer (bridge mode's default). */
+    hostPort: Type.Optional(PortNumber),
+    servicePort: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+    protocol: Type.Enum(PORT_PROTOCOLS, { default: 'tcp' }),
+    name: Type.Optional(PortName),
+    labels: labels({ default: {} }),
+    networkNames: Type.Optional(Type.Array(DnsLabel, { uniqueItems: true })),
+  },
+  STRICT,
+);
+export type PortMapping = Static<typeof PortMapping>;
+
+export const DockerSpec = Type.Object(
+  {
+    image: Type.String({ minLength: 1, maxLength: 1024 }),
+    forcePullImage: Type.Boolean({ default: false }),
+    privileged: Type.Boolean({ default: false }),
+    parameters: Type.Array(Type.Object({ key: Type.String({ minLength: 1 }), value: Type.String() }, STRICT), { default: [] }),
+  },
+  STRICT,
+);
+export type DockerSpec = Static<typeof DockerSpec>;
+
+export const Container = Type.Object(
+  {
+    /** Marathon's RAML default is DOCKER. */
+    type: Type.Enum(CONTAINER_TYPES, { default: 'DOCKER' }),
+    /** The image, for both DOCKER and MESOS (UCR) containers. */
+    docker: Type.Optional(DockerSpec),
+    /** Ports in `container/bridge` and `container` network modes. */
+    portMappings: Type.Array(PortMapping, { default: [] }),
+  },
+  STRICT,
+);
+export type Container = Static<typeof Container>;
+
+export const AppNetwork = Type.Object(
+  {
+    /** Marathon's default mode for an entry that names none is `container`. */
+    mode: Type.Enum(NETWORK_MODES, { default: 'container' }),
+    /** Only in `container` mode; absent = the cluster's default network (`dcos`). */
+    name: Type.Optional(DnsLabel),
+    labels: Type.Optional(Labels),
+  },
+  STRICT,
+);
+export type AppNetwork = Static<typeof AppNetwork>;
+
+/** `[field, operator]` or `[field, operator, value]`; the operator rules are checked in `checks.ts`. */
+export const Constraint = Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), { minItems: 2, maxItems: 3 });
+export type Constraint = Static<typeof Constraint>;
+
+export const HealthCheck = Type.Object(
+  {
+    protocol: Type.Enum(HEALTH_CHECK_PROTOCOLS, { default: 'HTTP' }),
+    /** HTTP kinds only; defaults to `/` for them. */
+    path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    /** Index into the app's ports (portDefinitions or portMappings); 0 when neither it nor `port` is given. */
+    portIndex: Type.Optional(Type.Integer({ minimum: 0 })),
+    port: Type.Optional(NonZeroPort),
+    /** COMMAND checks only: run via `sh -c`. */
+    command: Type.Optional(Type.Object({ value: Type.String({ minLength: 1 }) }, STRICT)),
+    gracePeriodSeconds: Seconds({ default: 300 }),
+    intervalSeconds: Seconds({ minimum: 1, default: 60 }),
+    timeoutSeconds: Seconds({ minimum: 1, default: 20 }),
+    /** 0: Marathon-level checks never kill; Mesos-level checks kill on the first failure. */
+    maxConsecutiveFailures: Type.Integer({ minimum: 0, default: 3 }),
+    /** Mesos-level checks only. */
+    delaySeconds: Seconds({ default: 15 }),
+    ignoreHttp1xx: Type.Boolean({ default: false }),
+  },
+  STRICT,
+);
+export type HealthCheck = Static<typeof HealthCheck>;
+
+export const ReadinessCheck = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, default: 'readinessCheck' }),
+    protocol: Type.Enum(['HTTP', 'HTTPS'] as const, { default: 'HTTP' }),
+    path: Type.String({ minLength: 1, maxLength: 1024, default: '/' }),
+    /** Must name one of the app's ports. */
+    portName: Type.String({ minLength: 1, maxLength: 63, default: 'http-api' }),
+    intervalSeconds: Seconds({ minimum: 1, default: 30 }),
+    /** Must be below `intervalSeconds`. */
+    timeoutSeconds: Seconds({ minimum: 1, default: 10 }),
+    httpStatusCodesForReady: Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { minItems: 1, uniqueItems: true, default: [200] }),
+    preserveLastResponse: Type.Boolean({ default: false }),
+  },
+  STRICT,
+);
+export type ReadinessCheck = Static<typeof ReadinessCheck>;
+
+const upgradeStrategy = (options: { default?: { minimumHealthCapacity: number; maximumOverCapacity: number } } = {}) =>
+  Type.Object(
+    {
+      minimumHealthCapacity: Type.Number({ minimum: 0, maximum: 1, default: 1 }),
+      maximumOverCapacity: Type.Number({ minimum: 0, maximum: 1, default: 1 }),
+    },
+    { ...STRICT, ...options },
+  );
+export const UpgradeStrategy = upgradeStrategy();
+export type UpgradeStrategy = Static<typeof UpgradeStrategy>;
+
+// No `default` keywords inside the union's branches: Ajv ignores defaults
+// there and, in strict mode with `useDefaults` (fastify), refuses the schema.
+export const UnreachableEnabled = Type.Object(
+  {
+    inactiveAfterSeconds: Seconds({ description: 'Marathon default 0' }),
+    /** Must be >= `inactiveAfterSeconds`; equal values expunge at once. */
+    expungeAfterSeconds: Seconds({ description: 'Marathon default 0' }),
+  },
+  STRICT,
+);
+/** `"disabled"`, or when to replace (inactive) and forget (expunge) an unreachable instance. Marathon's code default is `{0, 0}`. */
+export const UnreachableStrategy = Type.Union([Type.Literal('disabled'), UnreachableEnabled], {
+  default: { inactiveAfterSeconds: 0, expungeAfterSeconds: 0 },
+});
+export type UnreachableStrategy = Static<typeof UnreachableStrategy>;
+
+export const FetchUri = Type.Object(
+  {
+    uri: Type.String({ minLength: 1, maxLength: 2048 }),
+    extract: Type.Boolean({ default: true }),
+    executable: Type.Boolean({ default: false }),
+    cache: Type.Boolean({ default: false }),
+    destPath: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  },
+  STRICT,
+);
+export type FetchUri = Static<typeof FetchUri>;
+
+const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
+const SECRET_NAME = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$';
+
+/** An env value is a string or a reference to an entry of the app's `secrets`. */
+export const EnvValue = Type.Union([Type.String({ maxLength: 65536 }), Type.Object({ secret: Type.String({ pattern: SECRET_NAME }) }, STRICT)]);
+const env = (options: { default?: Record<string, never> } = {}) =>
+  Type.Record(Type.String({ pattern: ENV_NAME, maxLength: 255 }), EnvValue, { ...STRICT, ...options });
+const secrets = (options: { default?: Record<string, never> } = {}) =>
+  Type.Record(Type.String({ pattern: SECRET_NAME }), Type.Object({ source: Type.String({ minLength: 1, maxLength: 1024 }) }, STRICT), {
+    ...STRICT,
+    ...options,
+  });
+export const Env = env();
+export const Secrets = secrets();
+
+export const App = Type.Object(
+  {
+    id: AppId,
+    /** Exactly one of `cmd` and `args`, or neither when the container image has an entrypoint. `cmd` runs via `/bin/sh -c`. */
+    cmd: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
+    args: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    instances: Type.Integer({ minimum: 0, default: 1 }),
+    cpus: Type.Number({ minimum: 0, default: 1 }),
+    /** MB (Marathon's name and unit). */
+    mem: Type.Number({ minimum: 0, default: 128 }),
+    /** MB (Marathon's name and unit). */
+    disk: Type.Number({ minimum: 0, default: 0 }),
+    gpus: Type.Integer({ minimum: 0, default: 0 }),
+    env: env({ default: {} }),
+    secrets: secrets({ default: {} }),
+    labels: labels({ default: {} }),
+    container: Type.Optional(Container),
+    /** Host-mode ports. Marathon's default is `[{port:0, name:"default"}]` in host mode, `[]` otherwise; `[]` means no ports. */
+    portDefinitions: Type.Array(PortDefinition, { default: [{ port: 0, protocol: 'tcp', name: 'default', labels: {} }] }),
+    requirePorts: Type.Boolean({ default: false }),
+    /** One host network, or one bridge network, or one or more container networks; absent in Marathon = host. */
+    networks: Type.Array(AppNetwork, { minItems: 1, default: [{ mode: 'host' }] }),
+    constraints: Type.Array(Constraint, { default: [] }),
+    healthChecks: Type.Array(HealthCheck, { default: [] }),
+    readinessChecks: Type.Array(ReadinessCheck, { maxItems: 1, default: [] }),
+    upgradeStrategy: upgradeStrategy({ default: { minimumHealthCapacity: 1, maximumOverCapacity: 1 } }),
+    backoffSeconds: Type.Number({ minimum: 0, default: 1 }),
+    backoffFactor: Type.Number({ minimum: 1, default: 1.15 }),
+    maxLaunchDelaySeconds: Type.Number({ minimum: 0, default: 300 }),
+    killSelection: Type.Enum(KILL_SELECTIONS, { default: 'YOUNGEST_FIRST' }),
+    unreachableStrategy: UnreachableStrategy,
+    /** Time from SIGTERM to SIGKILL; unset = the agent's default. */
+    taskKillGracePeriodSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    dependencies: Type.Array(AppId, { uniqueItems: true, default: [] }),
+    /** The role the app's resources are allocated to; filled from the cluster's default role (`*`) when absent. */
+    role: roleName({ default: '*' }),
+    /** Only offers/reservations of these roles are used; absent = the app's role and `*`. */
+    acceptedResourceRoles: Type.Optional(Type.Array(RoleName, { minItems: 1, uniqueItems: true })),
+    fetch: Type.Array(FetchUri, { default: [] }),
+    /** When this definition was written (Marathon's `version`); set by the API on every change. */
+    version: Timestamp,
+  },
+  { ...STRICT, description: 'A Marathon app definition, stored with every default made explicit.' },
+);
+export type App = Static<typeof App>;
+
+// --- The App as clients send it: Marathon's optional fields and defaults.
+
+const PortDefinitionInput = Type.Object(Type.Partial(PortDefinition).properties, STRICT);
+const PortMappingInput = Type.Object(Type.Partial(PortMapping).properties, STRICT);
+const DockerSpecInput = Type.Object({ ...Type.Partial(DockerSpec).properties, image: DockerSpec.properties.image }, STRICT);
+const ContainerInput = Type.Object(
+  {
+    type: Type.Optional(Container.properties.type),
+    docker: Type.Optional(DockerSpecInput),
+    portMappings: Type.Optional(Type.Array(PortMappingInput)),
+  },
+  STRICT,
+);
+const AppNetworkInput = Type.Object(Type.Partial(AppNetwork).properties, STRICT);
+const HealthCheckInput = Type.Object(Type.Partial(HealthCheck).properties, STRICT);
+const ReadinessCheckInput = Type.Object(Type.Partial(ReadinessCheck).properties, STRICT);
+const UpgradeStrategyInput = Type.Object(Type.Partial(UpgradeStrategy).properties, STRICT);
+const UnreachableStrategyInput = Type.Union([Type.Literal('disabled'), Type.Object(Type.Partial(UnreachableEnabled).properties, STRICT)]);
+const FetchUriInput = Type.Object({ ...Type.Partial(FetchUri).properties, uri: FetchUri.properties.uri }, STRICT);
+
+/**
+ * A Marathon app definition as a client sends it (POST /v2/apps): only `id`
+ * is required, relative ids are allowed, `version` is assigned by the
+ * server. `withAppDefaults` turns it into a stored {@link App}.
+ */
+export const AppDefinition = Type.Object(
+  {
+    id: Type.String({ pattern: APP_ID_INPUT_PATTERN, maxLength: APP_ID_MAX_LENGTH }),
+    cmd: App.properties.cmd,
+    args: App.properties.args,
+    user: App.properties.user,
+    instances: Type.Optional(App.properties.instances),
+    cpus: Type.Optional(App.properties.cpus),
+    mem: Type.Optional(App.properties.mem),
+    disk: Type.Optional(App.properties.disk),
+    gpus: Type.Optional(App.properties.gpus),
+    env: Type.Optional(App.properties.env),
+    secrets: Type.Optional(App.properties.secrets),
+    labels: Type.Optional(App.properties.labels),
+    container: Type.Optional(ContainerInput),
+    portDefinitions: Type.Optional(Type.Array(PortDefinitionInput)),
+    requirePorts: Type.Optional(App.properties.requirePorts),
+    networks: Type.Optional(Type.Array(AppNetworkInput, { minItems: 1 })),
+    constraints: Type.Optional(App.properties.constraints),
+    healthChecks: Type.Optional(Type.Array(HealthCheckInput)),
+    readinessChecks: Type.Optional(Type.Array(ReadinessCheckInput, { maxItems: 1 })),
+    upgradeStrategy: Type.Optional(UpgradeStrategyInput),
+    backoffSeconds: Type.Optional(App.properties.backoffSeconds),
+    backoffFactor: Type.Optional(App.properties.backoffFactor),
+    maxLaunchDelaySeconds: Type.Optional(App.properties.maxLaunchDelaySeconds),
+    killSelection: Type.Optional(App.properties.killSelection),
+    unreachableStrategy: Type.Optional(UnreachableStrategyInput),
+    taskKillGracePeriodSeconds: App.properties.taskKillGracePeriodSeconds,
+    dependencies: Type.Optional(Type.Array(Type.String({ pattern: APP_ID_INPUT_PATTERN, maxLength: APP_ID_MAX_LENGTH }), { uniqueItems: true })),
+    role: Type.Optional(RoleName),
+    acceptedResourceRoles: App.properties.acceptedResourceRoles,
+    fetch: Type.Optional(Type.Array(FetchUriInput)),
+  },
+  { ...STRICT, description: 'A Marathon app definition as a client sends it.' },
+);
+export type AppDefinition = Static<typeof AppDefinition>;
+
+// ---------------------------------------------------------------------------
+// Task
+
+/** Mesos task states (`mesos.proto`), without the `TASK_` prefix Marathon's API shows. */
+export const TASK_STATES = [
+  'STAGING',
+  'STARTING',
+  'RUNNING',
+  'KILLING',
+  'FINISHED',
+  'FAILED',
+  'KILLED',
+  'ERROR',
+  'LOST',
+  'DROPPED',
+  'UNREACHABLE',
+  'GONE',
+  'GONE_BY_OPERATOR',
+  'UNKNOWN',
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+/** States a task never leaves (Mesos `isTerminalState`; LOST is terminal there, though a non-partition-aware task reported LOST may come back). */
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST', 'DROPPED', 'GONE', 'GONE_BY_OPERATOR']);
+
+export const HealthCheckResult = Type.Object(
+  {
+    alive: Type.Boolean(),
+    consecutiveFailures: Type.Integer({ minimum: 0 }),
+    firstSuccess: Type.Optional(Timestamp),
+    lastSuccess: Type.Optional(Timestamp),
+    lastFailure: Type.Optional(Timestamp),
+    lastFailureCause: Type.Optional(Type.String({ maxLength: 4096 })),
+  },
+  STRICT,
+);
+export type HealthCheckResult = Static<typeof HealthCheckResult>;
+
+export const TaskIpAddress = Type.Object({ ipAddress: IpAddress, protocol: Type.Enum(['IPv4', 'IPv6'] as const) }, STRICT);
+export type TaskIpAddress = Static<typeof TaskIpAddress>;
+
+export const Task = Type.Object(
+  {
+    id: TaskId,
+    appId: AppId,
+    agentId: AgentId,
+    /** The agent's host name (Marathon `host`). */
+    host: Hostname,
+    state: Type.Enum(TASK_STATES),
+    /** When the task was launched (reached STAGING). */
+    stagedAt: Timestamp,
+    /** When it first reached RUNNING. */
+    startedAt: Type.Optional(Timestamp),
+    /** When `state` last changed. */
+    stateChangedAt: Timestamp,
+    /** Host ports allocated to the task, in the order of the app's ports. */
+    ports: Type.Array(NonZeroPort, { default: [] }),
+    servicePorts: Type.Array(PortNumber, { default: [] }),
+    /** Container IPs (container networks); empty in host mode. */
+    ipAddresses: Type.Array(TaskIpAddress, { default: [] }),
+    /** One entry per app health check, in the app's order. */
+    healthCheckResults: Type.Array(HealthCheckResult, { default: [] }),
+    /** The app version the task runs. */
+    version: Timestamp,
+    /** What the task holds on its agent (the scheduler's accounting). */
+    resources: Resources,
+    role: roleName({ default: '*' }),
+    /** Last status message and Mesos reason, if any. */
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    reason: Type.Optional(Type.String({ maxLength: 128 })),
+  },
+  { ...STRICT, description: 'One running (or finished) instance of an app.' },
+);
+export type Task = Static<typeof Task>;
+
+// ---------------------------------------------------------------------------
+// VIP
+
+/** DC/OS defaults for named-VIP addresses (configurable per cluster). */
+export const VIP_IPV4_RANGE = '11.0.0.0/8';
+export const VIP_IPV6_RANGE = 'fd01:c::/64';
+
+export const VipPort = Type.Object({ port: NonZeroPort, protocol: Type.Enum(['tcp', 'udp'] as const) }, STRICT);
+export type VipPort = Static<typeof VipPort>;
+
+export const Vip = Type.Object(
+  {
+    /** The framework whose tasks publish it (`marathon`); named VIPs are scoped by it (`<name>.<fw>.l4lb…`). */
+    framework: FrameworkName,
+    /** The label's name part: `/mygroup/myapp` for a named VIP, the IP literal for an IP VIP. */
+    name: Type.String({ pattern: VIP_NAME_PATTERN }),
+    kind: Type.Enum(['named', 'ip'] as const),
+    /** Allocated addresses of a named VIP (from {@link VIP_IPV4_RANGE} / {@link VIP_IPV6_RANGE}); absent while pending. For an IP VIP, the address itself. */
+    ipv4: Type.Optional(Ipv4),
+    ipv6: Type.Optional(Ipv6),
+    ports: Type.Array(VipPort, { minItems: 1 }),
+  },
+  { ...STRICT, description: 'A virtual IP published by port labels (VIP_n), with its stable addresses.' },
+);
+export type Vip = Static<typeof Vip>;
+
+// ---------------------------------------------------------------------------
+// Network (overlay)
+
+/** DC/OS overlay defaults (`gen/calc.py`). */
+export const OVERLAY_DEFAULTS = {
+  vtepSubnet: '44.128.0.0/20',
+  vtepSubnet6: 'fd01:a::/64',
+  vtepMacOui: '70:B3:D5',
+  vxlanPort: 64000,
+  vtepMtu: 1500,
+  containerMtu: 1420,
+  vni: 1024,
+} as const;
+
+export const Network = Type.Object(
+  {
+    name: NetworkName,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** IPv4 pool, split into one `/prefix` subnet per agent. At least one of `subnet`/`subnet6`. */
+    subnet: Type.Optional(Cidr),
+    prefix: Type.Integer({ minimum: 1, maximum: 30, default: 24 }),
+    subnet6: Type.Optional(Cidr),
+    prefix6: Type.Integer({ minimum: 1, maximum: 126, default: 80 }),
+    /** Container MTU (VXLAN's 50 bytes below the VTEP's 1500). */
+    mtu: Type.Integer({ minimum: 576, maximum: 9000, default: OVERLAY_DEFAULTS.containerMtu }),
+    /** VXLAN network identifier (24 bits). */
+    vni: Type.Integer({ minimum: 1, maximum: 16777215, default: OVERLAY_DEFAULTS.vni }),
+    labels: labels({ default: {} }),
+  },
+  { ...STRICT, description: 'An overlay network tasks can join (networks[].name).' },
+);
+export type Network = Static<typeof Network>;
+
+/** The networks a DC/OS cluster starts with. */
+export const DEFAULT_NETWORKS: readonly Network[] = [
+  { name: 'dcos', subnet: '9.0.0.0/8', prefix: 24, prefix6: 80, mtu: 1420, vni: 1024, labels: {} },
+  { name: 'dcos6', subnet6: 'fd01:b::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1025, labels: {} },
+];
+
+// ---------------------------------------------------------------------------
+// Policy
+
+export const POLICY_ACTIONS = ['allow', 'deny'] as const;
+
+/** Exactly one of the fields (checked in `checks.ts`): one peer set. */
+export const PolicyPeer = Type.Object(
+  {
+    /** Every task on this overlay network. */
+    network: Type.Optional(NetworkName),
+    /** Every address in this subnet (`0.0.0.0/0` and `::/0` for anything). */
+    cidr: Type.Optional(Cidr),
+    /** Every task of this app, or of every app under this group when it ends in `/*`. */
+    appId: Type.Optional(Type.String({ pattern: `^(?:${APP_ID_PATTERN.slice(1, -1)})(?:/\\*)?$|^/\\*$`, maxLength: APP_ID_MAX_LENGTH + 2 })),
+    /** Every task of an app carrying all these labels. */
+    appLabels: Type.Optional(labels({ minProperties: 1 })),
+  },
+  STRICT,
+);
+export type PolicyPeer = Static<typeof PolicyPeer>;
+
+export const PolicyPorts = Type.Object(
+  {
+    protocol: Type.Enum(['tcp', 'udp', 'icmp', 'any'] as const),
+    /** First port (tcp/udp only); absent = every port. */
+    port: Type.Optional(NonZeroPort),
+    /** Last port of a range; needs `port`, at least `port`. */
+    endPort: Type.Optional(NonZeroPort),
+  },
+  STRICT,
+);
+export type PolicyPorts = Static<typeof PolicyPorts>;
+
+export const PolicyRule = Type.Object(
+  {
+    action: Type.Enum(POLICY_ACTIONS),
+    from: Type.Array(PolicyPeer, { minItems: 1 }),
+    /** Empty = every protocol and port. */
+    ports: Type.Array(PolicyPorts, { default: [] }),
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  STRICT,
+);
+export type PolicyRule = Static<typeof PolicyRule>;
+
+/**
+ * Traffic policy for the destinations `to` selects. A connection to a
+ * selected destination is checked against `rules` in order; the first rule
+ * whose `from` and `ports` match decides; if none matches, `defaultAction`
+ * does. When several policies select one destination, the connection must
+ * be allowed by every one of them (deny wins). Destinations no policy
+ * selects are not isolated (DC/OS's default).
+ */
+export const Policy = Type.Object(
+  {
+    name: DnsLabel,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    to: Type.Array(PolicyPeer, { minItems: 1 }),
+    defaultAction: Type.Enum(POLICY_ACTIONS, { default: 'deny' }),
+    rules: Type.Array(PolicyRule, { default: [] }),
+  },
+  { ...STRICT, description: 'Allow/deny rules between networks, subnets and label-selected apps.' },
+);
+export type Policy = Static<typeof Policy>;
+
+// ---------------------------------------------------------------------------
+// Principals and groups (IAM)
+
+export const ACTIONS = ['create', 'read', 'update', 'delete', 'full'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** A DC/OS resource id, e.g. `dcos:superuser`, `dcos:service:marathon:marathon:services:/dev`. */
+export const RID_PATTERN = '^[a-z][a-z0-9_.-]*(?::[^\\s:]+)+$';
+
+export const Permission = Type.Object(
+  {
+    rid: Type.String({ pattern: RID_PATTERN, maxLength: 512 }),
+    /** `full` means every action. */
+    actions: Type.Array(Type.Enum(ACTIONS), { minItems: 1, uniqueItems: true }),
+  },
+  STRICT,
+);
+export type Permission = Static<typeof Permission>;
+
+/** A PHC string, e.g. `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. */
+export const PasswordHash = Type.String({ pattern: '^\\$[a-z0-9-]{1,32}(?:\\$[A-Za-z0-9+/=.,-]+)+$', maxLength: 512 });
+/** A PEM `PUBLIC KEY` (SPKI), as DC/OS service accounts are created with. */
+export const PublicKeyPem = Type.String({
+  pattern: '^-----BEGIN PUBLIC KEY-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END PUBLIC KEY-----\\r?\\n?$',
+  maxLength: 16384,
+});
+
+// Principal is a union: no `default` keywords inside its branches (Ajv
+// ignores them there and refuses them under fastify's `useDefaults`).
+const principalCommon = {
+  uid: PrincipalId,
+  description: Type.Optional(Type.String({ maxLength: 1024 })),
+  /** Groups this principal belongs to; it holds their permissions too (no nesting). Absent = none. */
+  groups: Type.Optional(Type.Array(PrincipalId, { uniqueItems: true })),
+  permissions: Type.Array(Permission, { description: 'usually [] at creation' }),
+  /** A disabled principal cannot log in and is granted nothing. Absent = false (security/iam.ts writes it only when set). */
+  disabled: Type.Optional(Type.Boolean()),
+};
+
+export const UserPrincipal = Type.Object(
+  {
+    kind: Type.Literal('user'),
+    ...principalCommon,
+    /** Local users log in with a password; users from an external provider have none. */
+    passwordHash: Type.Optional(PasswordHash),
+  },
+  STRICT,
+);
+export const ServicePrincipal = Type.Object(
+  {
+    kind: Type.Literal('service'),
+    ...principalCommon,
+    /** Verifies the service's RS256/ES256 login tokens. */
+    publicKey: PublicKeyPem,
+  },
+  STRICT,
+);
+/** A user or service account (DC/OS keeps both under `/users`). */
+export const Principal = Type.Union([UserPrincipal, ServicePrincipal], { description: 'An IAM user or service account.' });
+export type UserPrincipal = Static<typeof UserPrincipal>;
+export type ServicePrincipal = Static<typeof ServicePrincipal>;
+export type Principal = Static<typeof Principal>;
+
+export const Group = Type.Object(
+  {
+    gid: PrincipalId,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    permissions: Type.Array(Permission, { default: [] }),
+  },
+  { ...STRICT, description: 'An IAM group: its permissions apply to every member.' },
+);
+export type Group = Static<typeof Group>;
+
+// ---------------------------------------------------------------------------
+// Cluster-level records
+
+export const LeaderInfo = Type.Object(
+  {
+    /** The leading master's id (`master.id` in the config, else a UUID per start). */
+    id: Type.String({ pattern: NODE_ID_PATTERN, minLength: 1, maxLength: 128 }),
+    /** Base URL of its API, e.g. `https://10.0.0.1:443`. */
+    apiUrl: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 512 }),
+    electedAt: Timestamp,
+    /**
+     * The fencing token: the index of the write that made this master leader.
+     * The authoritative value is the leader key's `createIndex` (see
+     * `store/election.ts`), which the campaign cannot know before its write;
+     * when present here it must equal it.
+     */
+    fencingToken: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { ...STRICT, description: 'Which master leads, where its API is, and its fencing token (the shape control-plane/master.ts publishes).' },
+);
+export type LeaderInfo = Static<typeof LeaderInfo>;
+
+export const SIGNING_ALGORITHMS = ['ES256', 'RS256'] as const;
+const B64URL = Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 2048 });
+
+/** A JSON Web Key (RFC 7517) as jose's `exportJWK` writes it; members by key type. */
+export const Jwk = Type.Object(
+  {
+    kty: Type.Enum(['RSA', 'EC', 'OKP'] as const),
+    kid: Type.Optional(Type.String({ pattern: KID_PATTERN })),
+    alg: Type.Optional(Type.Enum(SIGNING_ALGORITHMS)),
+    use: Type.Optional(Type.Literal('sig')),
+    key_ops: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { uniqueItems: true })),
+    crv: Type.Optional(Type.Enum(['P-256', 'P-384', 'P-521', 'Ed25519'] as const)),
+    x: Type.Optional(B64URL),
+    y: Type.Optional(B64URL),
+    n: Type.Optional(B64URL),
+    e: Type.Optional(B64URL),
+    d: Type.Optional(B64URL),
+    p: Type.Optional(B64URL),
+    q: Type.Optional(B64URL),
+    dp: Type.Optional(B64URL),
+    dq: Type.Optional(B64URL),
+    qi: Type.Optional(B64URL),
+  },
+  STRICT,
+);
+export type Jwk = Static<typeof Jwk>;
+
+export const SigningKey = Type.Object(
+  {
+    kid: Type.String({ pattern: KID_PATTERN }),
+    alg: Type.Enum(SIGNING_ALGORITHMS),
+    privateJwk: Jwk,
+    /** Served at `/auth/jwks`; must hold no private members. */
+    publicJwk: Jwk,
+    createdAt: Timestamp,
+    /** After this the key no longer signs; it still verifies tokens it signed until they expire. */
+    notAfter: Timestamp,
+  },
+  { ...STRICT, description: 'A JWT signing key kept in the store.' },
+);
+export type SigningKey = Static<typeof SigningKey>;
+
+// ---------------------------------------------------------------------------
+// The registry of stored record kinds
+
+/** Every kind of record kept in the store, with its schema. */
+export const RECORD_SCHEMAS = {
+  agent: Agent,
+  framework: Framework,
+  role: Role,
+  app: App,
+  task: Task,
+  vip: Vip,
+  network: Network,
+  policy: Policy,
+  principal: Principal,
+  group: Group,
+  leader: LeaderInfo,
+  signingKey: SigningKey,
+} as const satisfies Record<string, TSchema>;
+
+export type RecordKind = keyof typeof RECORD_SCHEMAS;
+export const RECORD_KINDS = Object.keys(RECORD_SCHEMAS) as RecordKind[];
+
+/** The TypeScript type of each kind's record. */
+export interface RecordTypes {
+  agent: Agent;
+  framework: Framework;
+  role: Role;
+  app: App;
+  task: Task;
+  vip: Vip;
+  network: Network;
+  policy: Policy;
+  principal: Principal;
+  group: Group;
+  leader: LeaderInfo;
+  signingKey: SigningKey;
+}

@@ -1,0 +1,170 @@
+/**
+ * The agent process (foundation part): it identifies this host, serves its
+ * own `/health`, registers with a master over the authenticated API
+ * (`PUT /v1/agents/{id}`) and heartbeats with the same call. Task execution,
+ * reconciliation and unreachable handling are the scheduler issue's.
+ *
+ * The agent id is kept in `<dataDir>/agent-id`, so a restarted agent comes
+ * back as the same agent.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, statfs, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { availableParallelism, hostname, networkInterfaces, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { StrataError } from '../../common/errors.ts';
+import type { StrataConfig } from '../../control-plane/config/schema.ts';
+import type { Iam } from '../../security/iam.ts';
+
+/** The service account agents authenticate as in `strata up`. */
+export const AGENT_PRINCIPAL = 'strata-agent';
+/** What an agent may do: register and heartbeat. */
+export const AGENT_RID = 'dcos:mesos:master:agent';
+
+/** Mesos's default agent port range. */
+const DEFAULT_PORT_RANGE = { begin: 31000, end: 32000 };
+
+export interface AgentRegistration {
+  readonly hostname: string;
+  readonly address: { readonly ip: string; readonly port: number };
+  readonly attributes: Record<string, string>;
+  readonly resources: { cpus: number; memMb: number; diskMb: number; gpus: number; ports: { begin: number; end: number }[] };
+  readonly version: string;
+}
+
+export interface AgentHandle {
+  readonly id: string;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function ensureAgentPrincipal(iam: Iam): Promise<void> {
+  if (await iam.getPrincipal(AGENT_PRINCIPAL)) return;
+  await iam
+    .createPrincipal({ uid: AGENT_PRINCIPAL, kind: 'service', description: 'local agents', permissions: [{ rid: AGENT_RID, actions: ['full'] }] })
+    .catch((err: unknown) => {
+      if (!(err instanceof StrataError && err.code === 'RECORD_CONFLICT')) throw err;
+    });
+}
+
+async function agentId(config: Readonly<StrataConfig>): Promise<string> {
+  if (config.agent.id) return config.agent.id;
+  const file = join(config.dataDir, 'agent-id');
+  try {
+    const id = (await readFile(file, 'utf8')).trim();
+    if (/^[a-zA-Z0-9._-]{1,128}$/.test(id)) return id;
+    throw new StrataError('CONFIG_INVALID', `agent id file ${file} holds an invalid id; remove it to get a new one`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const id = `${randomUUID()}-S0`;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(file, `${id}\n`, { mode: 0o600 });
+  return id;
+}
+
+/** The first non-internal IPv4 address, or the loopback when the host has none. */
+function primaryIpv4(bindHost: string): string {
+  if (bindHost !== '0.0.0.0' && /^\d+\.\d+\.\d+\.\d+$/.test(bindHost)) return bindHost;
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export async function describeHost(config: Readonly<StrataConfig>, port: number): Promise<AgentRegistration> {
+  const fs = await statfs(config.dataDir);
+  const host = hostname().toLowerCase();
+  return {
+    hostname: /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(host) ? host : 'localhost',
+    address: { ip: primaryIpv4(config.agent.host), port },
+    attributes: {},
+    resources: {
+      cpus: availableParallelism(),
+      memMb: Math.floor(totalmem() / (1024 * 1024)),
+      diskMb: Math.floor((fs.bavail * fs.bsize) / (1024 * 1024)),
+      gpus: 0,
+      ports: [DEFAULT_PORT_RANGE],
+    },
+    version: '0.1.0',
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+export async function startAgent(options: {
+  config: Readonly<StrataConfig>;
+  logger: Logger;
+  masterUrl: string;
+  token: string;
+}): Promise<AgentHandle> {
+  const { config, logger } = options;
+  const id = await agentId(config);
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', id }));
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'API_NOT_FOUND', message: `no route for ${req.method} ${req.url}` }));
+    }
+  });
+  const port = await listen(server, config.agent.host, config.agent.port);
+  const registration = await describeHost(config, port);
+  const url = `${options.masterUrl.replace(/\/+$/, '')}/v1/agents/${encodeURIComponent(id)}`;
+
+  const register = async (): Promise<void> => {
+    const response = await fetch(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `token=${options.token}` },
+      body: JSON.stringify(registration),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) {
+      const body = (await response.json().catch(() => ({}))) as { code?: string; message?: string };
+      throw new StrataError('API_BAD_REQUEST', `master refused registration (${response.status} ${body.code ?? ''}): ${body.message ?? ''}`);
+    }
+  };
+
+  await register();
+  logger.info({ id, masterUrl: options.masterUrl }, 'agent registered');
+  let failures = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const beat = (): void => {
+    const delayMs = Math.min(config.agent.heartbeatSeconds * 1000 * 2 ** Math.min(failures, 4), 60_000);
+    timer = setTimeout(() => {
+      register().then(
+        () => {
+          if (failures > 0) logger.info({ id }, 'heartbeat succeeded again');
+          failures = 0;
+        },
+        (err: unknown) => {
+          failures++;
+          logger.warn({ err, failures }, 'heartbeat failed; retrying with backoff');
+        },
+      ).finally(() => {
+        if (!stopped) beat();
+      });
+    }, delayMs);
+  };
+  beat();
+
+  return {
+    id,
+    url: `http://${config.agent.host.includes(':') ? `[${config.agent.host}]` : config.agent.host}:${port}`,
+    async close() {
+      stopped = true;
+      clearTimeout(timer);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
