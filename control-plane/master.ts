@@ -15,16 +15,12 @@ import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
 import { createMetrics } from './api/metrics.ts';
 import type { StrataConfig } from './config/schema.ts';
+import { keys } from './model/keys.ts';
+import { Records } from './model/records.ts';
 import { campaign, readLeader, type Leadership } from './store/election.ts';
 import type { StateStore } from './store/port.ts';
 import { openStore } from './store/registry.ts';
 
-/** Store keys the master owns (the rest of the layout is in model/keys.ts). */
-export const MASTER_KEYS = {
-  leader: 'strata/leader/master',
-  signingKeys: 'strata/security/signing-keys/',
-  principals: 'strata/principals/',
-} as const;
 
 /** Work only the leader does; started on election, its signal aborts on loss. */
 export type LeaderLoop = (leadership: Leadership) => Promise<void> | void;
@@ -43,6 +39,7 @@ export interface MasterHandle {
   readonly apiUrl: string;
   readonly store: StateStore;
   readonly app: ApiInstance;
+  readonly records: Records;
   readonly tokens: TokenService;
   readonly iam: Iam;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
@@ -77,14 +74,14 @@ export async function startMaster(options: MasterOptions): Promise<MasterHandle>
 
 async function startOnStore(options: MasterOptions, id: string, store: StateStore, ownsStore: boolean): Promise<MasterHandle> {
   const { config, logger } = options;
-  const tokens = await TokenService.open(store, {
+  const records = new Records(store);
+  const tokens = await TokenService.open(records, {
     issuer: config.auth.issuer,
     audience: config.auth.audience,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
     algorithm: config.auth.algorithm,
-    keyPrefix: MASTER_KEYS.signingKeys,
   });
-  const iam = new Iam(store, { prefix: MASTER_KEYS.principals });
+  const iam = new Iam(records);
 
   const credentialsFile = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
   const uid = config.auth.bootstrapUid;
@@ -100,15 +97,16 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   const ctx: ApiContext = {
     config,
     store,
+    records,
     tokens,
     iam,
     metrics,
     role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
     async leader(): Promise<LeaderInfo> {
-      const current = await readLeader(store, MASTER_KEYS.leader);
+      const current = await readLeader(store, keys.leader());
       if (!current) throw new StrataError('RECORD_NOT_FOUND', 'no master leads at the moment');
-      const value = JSON.parse(current.value) as Omit<LeaderInfo, 'token'>;
-      return { ...value, token: current.token };
+      const value = JSON.parse(current.value) as LeaderInfo;
+      return { ...value, fencingToken: current.token };
     },
   };
   const app = await buildApi(ctx, { logger, ...(options.routes ? { routes: options.routes } : {}) });
@@ -124,7 +122,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     while (!stop.signal.aborted) {
       try {
         const won = await campaign(store, {
-          key: MASTER_KEYS.leader,
+          key: keys.leader(),
           value: JSON.stringify({ id, apiUrl, electedAt: new Date().toISOString() }),
           ttlSeconds: config.master.leaderTtlSeconds,
           signal: stop.signal,
@@ -152,6 +150,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     apiUrl,
     store,
     app,
+    records,
     tokens,
     iam,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,

@@ -5,32 +5,17 @@
  * providers beyond this are the security issue's.
  */
 import { StrataError } from '../common/errors.ts';
-import type { StateStore } from '../control-plane/store/port.ts';
+import type { Records } from '../control-plane/model/records.ts';
+import type { Action, Principal } from '../control-plane/model/schemas.ts';
 import { generatePassword, hashPassword, verifyPassword } from './passwords.ts';
 
-export const ACTIONS = ['create', 'read', 'update', 'delete', 'full'] as const;
-export type Action = (typeof ACTIONS)[number];
+export type { Action, Permission } from '../control-plane/model/schemas.ts';
 
 /** Holding any action on this resource grants everything (DC/OS). */
 export const SUPERUSER_RID = 'dcos:superuser';
 
-export interface Permission {
-  readonly rid: string;
-  readonly actions: readonly Action[];
-}
-
-export interface PrincipalRecord {
-  readonly uid: string;
-  readonly kind: 'user' | 'service';
-  readonly description?: string;
-  /** argon2id PHC string; never leaves the server. */
-  readonly passwordHash?: string;
-  readonly disabled?: boolean;
-  readonly permissions: readonly Permission[];
-}
-
 /** Pure decision: does this principal hold `action` on `rid`? `full` covers every action. */
-export function allows(principal: PrincipalRecord, rid: string, action: Action): boolean {
+export function allows(principal: Principal, rid: string, action: Action): boolean {
   if (principal.disabled) return false;
   return principal.permissions.some(
     (p) => p.rid === SUPERUSER_RID || (p.rid === rid && (p.actions.includes(action) || p.actions.includes('full'))),
@@ -42,32 +27,28 @@ export function allows(principal: PrincipalRecord, rid: string, action: Action):
 let dummyHash: Promise<string> | undefined;
 
 export class Iam {
-  readonly #store: StateStore;
-  readonly #prefix: string;
+  readonly #records: Records;
 
-  constructor(store: StateStore, options: { prefix: string }) {
-    this.#store = store;
-    this.#prefix = options.prefix;
+  constructor(records: Records) {
+    this.#records = records;
   }
 
-  async getPrincipal(uid: string): Promise<PrincipalRecord | undefined> {
-    const entry = await this.#store.get(this.#key(uid));
-    if (!entry) return undefined;
-    return JSON.parse(entry.value) as PrincipalRecord;
+  async getPrincipal(uid: string): Promise<Principal | undefined> {
+    return (await this.#records.get('principal', uid))?.value;
   }
 
-  /** Create a principal; `RECORD_CONFLICT` if the uid is taken. */
-  async createPrincipal(principal: PrincipalRecord): Promise<void> {
-    const result = await this.#store.put(this.#key(principal.uid), JSON.stringify(principal), { casIndex: 0 });
+  /** Create a principal; `RECORD_INVALID` if it breaks the model, `RECORD_CONFLICT` if the uid is taken. */
+  async createPrincipal(principal: Principal): Promise<void> {
+    const result = await this.#records.put('principal', principal, { casIndex: 0 });
     if (!result.ok) throw new StrataError('RECORD_CONFLICT', `principal ${JSON.stringify(principal.uid)} already exists`);
   }
 
   /** Check a password; `AUTH_LOGIN_FAILED` for a wrong uid, password, or a disabled account alike. */
-  async login(uid: string, password: string): Promise<PrincipalRecord> {
+  async login(uid: string, password: string): Promise<Principal> {
     const principal = await this.getPrincipal(uid);
-    const hash = principal?.passwordHash ?? (await (dummyHash ??= hashPassword(generatePassword())));
-    const ok = await verifyPassword(password, hash);
-    if (!principal || !principal.passwordHash || !ok || principal.disabled) {
+    const stored = principal?.kind === 'user' ? principal.passwordHash : undefined;
+    const ok = await verifyPassword(password, stored ?? (await (dummyHash ??= hashPassword(generatePassword()))));
+    if (!principal || stored === undefined || !ok || principal.disabled) {
       throw new StrataError('AUTH_LOGIN_FAILED', 'login failed: unknown uid or wrong password');
     }
     return principal;
@@ -85,7 +66,7 @@ export class Iam {
   ): Promise<{ created: boolean }> {
     if (await this.getPrincipal(uid)) return { created: false };
     const password = generatePassword();
-    const record: PrincipalRecord = {
+    const record: Principal = {
       uid,
       kind: 'user',
       description: 'bootstrap superuser',
@@ -93,7 +74,7 @@ export class Iam {
       permissions: [{ rid: SUPERUSER_RID, actions: ['full'] }],
     };
     await hooks.persist(password);
-    const result = await this.#store.put(this.#key(uid), JSON.stringify(record), { casIndex: 0 }).catch(async (err: unknown) => {
+    const result = await this.#records.put('principal', record, { casIndex: 0 }).catch(async (err: unknown) => {
       await hooks.discard();
       throw err;
     });
@@ -101,7 +82,4 @@ export class Iam {
     return { created: result.ok };
   }
 
-  #key(uid: string): string {
-    return `${this.#prefix}${encodeURIComponent(uid)}`;
-  }
 }

@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, errors as joseErrors, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { StrataError } from '../common/errors.ts';
-import type { StateStore } from '../control-plane/store/port.ts';
+import type { Records } from '../control-plane/model/records.ts';
+import type { SigningKey } from '../control-plane/model/schemas.ts';
 
 export const ALLOWED_ALGORITHMS = ['ES256', 'RS256'] as const;
 export type SigningAlgorithm = (typeof ALLOWED_ALGORITHMS)[number];
@@ -18,8 +19,8 @@ export interface TokenServiceOptions {
   readonly audience: string;
   readonly tokenTtlSeconds: number;
   readonly algorithm: SigningAlgorithm;
-  /** Store prefix of the signing keys, e.g. `strata/security/signing-keys/`. */
-  readonly keyPrefix: string;
+  /** How long a new key signs; it verifies until its last token expires. Default 90 days. */
+  readonly keySigningSeconds?: number;
   readonly now?: () => number;
 }
 
@@ -30,45 +31,29 @@ export interface VerifiedToken {
   readonly tokenId: string | undefined;
 }
 
-interface StoredSigningKey {
-  readonly kid: string;
-  readonly alg: SigningAlgorithm;
-  readonly privateJwk: JWK;
-  readonly publicJwk: JWK;
-  readonly createdAt: string;
-}
-
 interface LoadedKey {
-  readonly record: StoredSigningKey;
+  readonly record: SigningKey;
   readonly createIndex: number;
   readonly privateKey: CryptoKey;
   readonly publicKey: CryptoKey;
 }
 
-function parseKey(key: string, value: string): StoredSigningKey {
-  const v = JSON.parse(value) as Partial<StoredSigningKey>;
-  if (typeof v.kid !== 'string' || !ALLOWED_ALGORITHMS.includes(v.alg as SigningAlgorithm) || !v.privateJwk || !v.publicJwk) {
-    throw new StrataError('STORE_DATA_CORRUPT', `signing key record ${key} is malformed`);
-  }
-  return v as StoredSigningKey;
-}
-
 export class TokenService {
-  readonly #store: StateStore;
+  readonly #records: Records;
   readonly #options: TokenServiceOptions;
   #keys = new Map<string, LoadedKey>();
   #lastReloadMs = 0;
 
-  private constructor(store: StateStore, options: TokenServiceOptions) {
-    this.#store = store;
+  private constructor(records: Records, options: TokenServiceOptions) {
+    this.#records = records;
     this.#options = options;
   }
 
   /** Load the stored keys, creating the first one if the store has none. */
-  static async open(store: StateStore, options: TokenServiceOptions): Promise<TokenService> {
-    const service = new TokenService(store, options);
+  static async open(records: Records, options: TokenServiceOptions): Promise<TokenService> {
+    const service = new TokenService(records, options);
     await service.#reload();
-    if (![...service.#keys.values()].some((k) => k.record.alg === options.algorithm)) {
+    if (!service.#currentSigner()) {
       await service.rotate();
     }
     return service;
@@ -79,14 +64,16 @@ export class TokenService {
     const alg = this.#options.algorithm;
     const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
     const kid = randomUUID();
-    const record: StoredSigningKey = {
+    const now = this.#now();
+    const record = {
       kid,
       alg,
       privateJwk: await exportJWK(privateKey),
       publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' },
-      createdAt: new Date(this.#now()).toISOString(),
-    };
-    await this.#store.put(`${this.#options.keyPrefix}${kid}`, JSON.stringify(record), { casIndex: 0 });
+      createdAt: new Date(now).toISOString(),
+      notAfter: new Date(now + (this.#options.keySigningSeconds ?? 90 * 86400) * 1000).toISOString(),
+    } as SigningKey;
+    await this.#records.put('signingKey', record, { casIndex: 0 });
     await this.#reload();
     return kid;
   }
@@ -125,20 +112,27 @@ export class TokenService {
 
   /** Public keys, as RFC 7517 JSON Web Key Set. */
   jwks(): { keys: JWK[] } {
-    return { keys: [...this.#keys.values()].map((k) => k.record.publicJwk) };
+    return { keys: [...this.#keys.values()].map((k) => k.record.publicJwk as JWK) };
   }
 
   #now(): number {
     return this.#options.now ? this.#options.now() : Date.now();
   }
 
-  #signingKey(): LoadedKey {
+  /** The newest key of the configured algorithm that may still sign. */
+  #currentSigner(): LoadedKey | undefined {
     let best: LoadedKey | undefined;
     for (const k of this.#keys.values()) {
-      if (k.record.alg === this.#options.algorithm && (!best || k.createIndex > best.createIndex)) best = k;
+      if (k.record.alg !== this.#options.algorithm || Date.parse(k.record.notAfter) <= this.#now()) continue;
+      if (!best || k.createIndex > best.createIndex) best = k;
     }
-    if (!best) throw new StrataError('API_INTERNAL', 'no signing key is loaded');
     return best;
+  }
+
+  #signingKey(): LoadedKey {
+    const signer = this.#currentSigner();
+    if (!signer) throw new StrataError('API_INTERNAL', 'no signing key may sign now; a master rotates one in at start');
+    return signer;
   }
 
   async #verificationKey(kid: string | undefined): Promise<CryptoKey> {
@@ -154,18 +148,17 @@ export class TokenService {
 
   async #reload(): Promise<void> {
     this.#lastReloadMs = this.#now();
-    const { entries } = await this.#store.list(this.#options.keyPrefix);
+    const { records } = await this.#records.list('signingKey');
     const next = new Map<string, LoadedKey>();
-    for (const entry of entries) {
-      const record = parseKey(entry.key, entry.value);
+    for (const { value: record, createIndex } of records) {
       const known = this.#keys.get(record.kid);
       next.set(
         record.kid,
         known ?? {
           record,
-          createIndex: entry.createIndex,
-          privateKey: (await importJWK(record.privateJwk, record.alg)) as CryptoKey,
-          publicKey: (await importJWK(record.publicJwk, record.alg)) as CryptoKey,
+          createIndex,
+          privateKey: (await importJWK(record.privateJwk as JWK, record.alg)) as CryptoKey,
+          publicKey: (await importJWK(record.publicJwk as JWK, record.alg)) as CryptoKey,
         },
       );
     }

@@ -11,26 +11,25 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import type { StrataConfig } from '../config/schema.ts';
+import type { Records } from '../model/records.ts';
+import type { LeaderInfo } from '../model/schemas.ts';
 import type { StateStore } from '../store/port.ts';
 import type { Iam } from '../../security/iam.ts';
 import type { TokenService } from '../../security/tokens.ts';
 import { installAuth } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { instrumentHttp, type ApiMetrics } from './metrics.ts';
+import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 
-export interface LeaderInfo {
-  readonly id: string;
-  readonly apiUrl: string;
-  readonly token: number;
-  readonly electedAt: string;
-}
+export type { LeaderInfo } from '../model/schemas.ts';
 
 /** What routes may use. Owned by the process that builds the app. */
 export interface ApiContext {
   readonly config: Readonly<StrataConfig>;
   readonly store: StateStore;
+  readonly records: Records;
   readonly tokens: TokenService;
   readonly iam: Iam;
   readonly metrics: ApiMetrics;
@@ -45,7 +44,7 @@ export type ApiInstance = FastifyInstance<RawServerDefault, RawRequestDefaultExp
 export type RouteModule = (app: ApiInstance, ctx: ApiContext) => void;
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

@@ -55,11 +55,12 @@ test('a route without a permission cannot be registered', async (t) => {
     {
       config: (await import('../config/load.ts')).loadConfig({ env: {} }),
       store: h.store,
+      records: h.master.records,
       tokens: h.master.tokens,
       iam: h.master.iam,
       metrics: { registry: new (await import('prom-client')).Registry() },
       role: () => 'leader',
-      leader: async () => ({ id: 'x', apiUrl: 'x', token: 1, electedAt: 'x' }),
+      leader: async () => ({ id: 'x', apiUrl: 'http://x', fencingToken: 1, electedAt: new Date().toISOString() }),
     },
     { routes: [(a) => a.get('/open', async () => 'oops')] },
   ).catch((err: unknown) => err);

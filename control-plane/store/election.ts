@@ -136,7 +136,6 @@ function lead(store: StateStore, options: CampaignOptions, sessionId: string, to
     }
   })();
 
-  options.signal?.addEventListener('abort', () => void leadership.resign(), { once: true });
 
   const leadership: Leadership = {
     token,
@@ -158,5 +157,8 @@ function lead(store: StateStore, options: CampaignOptions, sessionId: string, to
       await store.destroySession(sessionId).catch(() => undefined);
     },
   };
+  // Aborted while the winning write was in flight: give the win back at once.
+  if (options.signal?.aborted) void leadership.resign();
+  else options.signal?.addEventListener('abort', () => void leadership.resign(), { once: true });
   return leadership;
 }

@@ -7,7 +7,7 @@
  * The agent id is kept in `<dataDir>/agent-id`, so a restarted agent comes
  * back as the same agent.
  */
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdir, readFile, statfs, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { availableParallelism, hostname, networkInterfaces, totalmem } from 'node:os';
@@ -15,12 +15,11 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
 import type { StrataConfig } from '../../control-plane/config/schema.ts';
+import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
 import type { Iam } from '../../security/iam.ts';
 
 /** The service account agents authenticate as in `strata up`. */
 export const AGENT_PRINCIPAL = 'strata-agent';
-/** What an agent may do: register and heartbeat. */
-export const AGENT_RID = 'dcos:mesos:master:agent';
 
 /** Mesos's default agent port range. */
 const DEFAULT_PORT_RANGE = { begin: 31000, end: 32000 };
@@ -41,8 +40,18 @@ export interface AgentHandle {
 
 export async function ensureAgentPrincipal(iam: Iam): Promise<void> {
   if (await iam.getPrincipal(AGENT_PRINCIPAL)) return;
+  // A service account needs a public key (its own login tokens verify with
+  // it). In `strata up` the master mints the agent's token directly, so the
+  // private half is not kept.
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   await iam
-    .createPrincipal({ uid: AGENT_PRINCIPAL, kind: 'service', description: 'local agents', permissions: [{ rid: AGENT_RID, actions: ['full'] }] })
+    .createPrincipal({
+      uid: AGENT_PRINCIPAL,
+      kind: 'service',
+      description: 'local agents',
+      publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      permissions: [{ rid: AGENT_RID, actions: ['full'] }],
+    })
     .catch((err: unknown) => {
       if (!(err instanceof StrataError && err.code === 'RECORD_CONFLICT')) throw err;
     });

@@ -33,7 +33,7 @@ export async function startTestMaster(overrides: Record<string, unknown> = {}): 
     store,
     dataDir,
     async tokenFor(uid, permissions) {
-      await master.iam.createPrincipal({ uid, kind: 'user', permissions });
+      await master.iam.createPrincipal({ uid, kind: 'user', permissions: [...permissions] });
       return (await master.tokens.issue(uid)).token;
     },
     async superuserToken() {

@@ -2,6 +2,7 @@
 import { Type } from 'typebox';
 import type { ApiContext, ApiInstance } from '../app.ts';
 import { PUBLIC, requires } from '../permissions.ts';
+import { LeaderInfo } from '../../model/schemas.ts';
 
 export const STRATA_VERSION = '0.1.0';
 
@@ -47,9 +48,7 @@ export function systemRoutes(app: ApiInstance, ctx: ApiContext): void {
     config: { permission: requires('dcos:adminrouter:ops:mesos', 'read') },
     schema: {
       summary: 'The leading master: who it is, where its API listens, its fencing token',
-      response: {
-        200: Type.Object({ id: Type.String(), apiUrl: Type.String(), token: Type.Integer(), electedAt: Type.String() }),
-      },
+      response: { 200: LeaderInfo },
     },
   }, async () => ctx.leader());
 }
