@@ -74,10 +74,8 @@ export async function campaign(store: StateStore, options: CampaignOptions): Pro
 async function waitForVacancy(store: StateStore, key: string, signal: AbortSignal | undefined): Promise<void> {
   const current = await store.list(key);
   if (!current.entries.some((e) => e.key === key)) return;
-  const stop = new AbortController();
-  const onAbort = (): void => stop.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const watch = store.watch(key, { fromIndex: current.index, signal: stop.signal });
+  aborted(signal);
+  const watch = store.watch(key, { fromIndex: current.index, ...(signal ? { signal } : {}) });
   try {
     for await (const batch of watch) {
       if (batch.kind === 'resync') {
@@ -87,7 +85,6 @@ async function waitForVacancy(store: StateStore, key: string, signal: AbortSigna
       }
     }
   } finally {
-    signal?.removeEventListener('abort', onAbort);
     watch.close();
   }
 }
