@@ -21,6 +21,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['bin/**/*.mjs', '*.js'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
     files: ['cli/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'bin/**'],
     rules: { 'no-console': 'off' },
   },

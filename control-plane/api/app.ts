@@ -9,39 +9,16 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
-import type { StrataConfig } from '../config/schema.ts';
-import type { Records } from '../model/records.ts';
-import type { LeaderInfo } from '../model/schemas.ts';
-import type { StateStore } from '../store/port.ts';
-import type { Iam } from '../../security/iam.ts';
-import type { TokenService } from '../../security/tokens.ts';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { installAuth } from './auth.ts';
+import type { ApiContext, ApiInstance, RouteModule } from './context.ts';
 import { installErrorHandling } from './errors.ts';
-import { instrumentHttp, type ApiMetrics } from './metrics.ts';
+import { instrumentHttp } from './metrics.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 
-export type { LeaderInfo } from '../model/schemas.ts';
-
-/** What routes may use. Owned by the process that builds the app. */
-export interface ApiContext {
-  readonly config: Readonly<StrataConfig>;
-  readonly store: StateStore;
-  readonly records: Records;
-  readonly tokens: TokenService;
-  readonly iam: Iam;
-  readonly metrics: ApiMetrics;
-  role(): 'leader' | 'standby';
-  /** The current leader; throws `RECORD_NOT_FOUND` while there is none. */
-  leader(): Promise<LeaderInfo>;
-}
-
-export type ApiInstance = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
-
-/** A group of routes: registered in order by {@link buildApi}. */
-export type RouteModule = (app: ApiInstance, ctx: ApiContext) => void;
+export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
 export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes];

@@ -7,7 +7,7 @@
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { Agent, AgentId } from '../../model/schemas.ts';
-import type { ApiContext, ApiInstance } from '../app.ts';
+import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 
 export const AGENT_RID = 'dcos:mesos:master:agent';

@@ -1,6 +1,6 @@
 /** DC/OS-compatible login and key publication at /acs/api/v1/auth. */
 import { Type } from 'typebox';
-import type { ApiContext, ApiInstance } from '../app.ts';
+import type { ApiContext, ApiInstance } from '../context.ts';
 import { PUBLIC } from '../permissions.ts';
 
 const LoginBody = Type.Object(

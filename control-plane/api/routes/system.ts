@@ -1,6 +1,6 @@
 /** Process-level routes: health, metrics, OpenAPI, version, leader. */
 import { Type } from 'typebox';
-import type { ApiContext, ApiInstance } from '../app.ts';
+import type { ApiContext, ApiInstance } from '../context.ts';
 import { PUBLIC, requires } from '../permissions.ts';
 import { LeaderInfo } from '../../model/schemas.ts';
 
