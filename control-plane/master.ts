@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { StrataError } from '../common/errors.ts';
+import { StrataError, isStrataError } from '../common/errors.ts';
 import { Iam } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
@@ -52,6 +52,12 @@ export interface MasterHandle {
 
 export const BOOTSTRAP_CREDENTIALS_FILE = 'bootstrap-credentials.json';
 
+/** Resolves when the signal aborts (at once if it already has). */
+function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 async function writePrivateFile(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
@@ -62,13 +68,30 @@ export async function startMaster(options: MasterOptions): Promise<MasterHandle>
   const { config } = options;
   const id = randomUUID();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = options.store ?? (await openStore(config));
+  const store = options.store ?? (await openStoreWithRetry(config, options.logger));
   const ownsStore = options.store === undefined;
   try {
     return await startOnStore(options, id, store, ownsStore);
   } catch (err) {
     if (ownsStore) await store.close().catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * A master waits for its store rather than exiting: an unreachable etcd or
+ * Consul is retried with backoff (0.5 s doubling to 10 s), each failure
+ * logged. Other errors (bad config, corrupt data) end the start at once.
+ */
+async function openStoreWithRetry(config: Readonly<StrataConfig>, logger: FastifyBaseLogger): Promise<StateStore> {
+  for (let delayMs = 500; ; delayMs = Math.min(delayMs * 2, 10_000)) {
+    try {
+      return await openStore(config);
+    } catch (err) {
+      if (!isStrataError(err, 'STORE_UNAVAILABLE')) throw err;
+      logger.warn({ err: err.message, retryInMs: delayMs }, 'state store unavailable; retrying');
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
   }
 }
 
@@ -134,7 +157,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         for (const loop of options.leaderLoops ?? []) {
           Promise.resolve(loop(won)).catch((err: unknown) => logger.error({ err }, 'leader loop failed'));
         }
-        await new Promise<void>((resolve) => won.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await untilAborted(won.signal);
         if (!stop.signal.aborted) logger.warn({ id, reason: String(won.signal.reason) }, 'lost leadership; campaigning again');
       } catch (err) {
         if (stop.signal.aborted) break;

@@ -42,7 +42,7 @@ async function startMasterProcess(dir: string, name: string, prefix: string): Pr
   return { p, apiUrl: apiUrl! };
 }
 
-test('a standby master takes over within 5 s of the leader\'s SIGKILL', async (t) => {
+test.serial('a standby master takes over within 5 s of the leader\'s SIGKILL', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'strata-takeover-'));
   const prefix = `takeover-${process.pid}/`;
   const first = await startMasterProcess(dir, 'm1', prefix);
@@ -70,4 +70,46 @@ test('a standby master takes over within 5 s of the leader\'s SIGKILL', async (t
 
   second.p.kill('SIGTERM');
   t.is(await second.p.exited(), 0, 'graceful stop on SIGTERM');
+});
+
+test.serial('etcd down: the master stays up, /health says degraded, calls fail with 503; when etcd returns, it works again', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-etcd-down-'));
+  const prefix = `down-${process.pid}/`;
+  const m = await startMasterProcess(dir, 'm', prefix);
+  t.teardown(async () => {
+    m.p.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+  const credentials = JSON.parse(await (await import('node:fs/promises')).readFile(join(dir, 'm', 'bootstrap-credentials.json'), 'utf8')) as { uid: string; password: string };
+  const login = async (): Promise<Response> =>
+    fetch(`${m.apiUrl}/acs/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(credentials),
+      signal: AbortSignal.timeout(20_000),
+    });
+  t.is((await login()).status, 200);
+
+  for (let i = 0; i < 3; i++) await cluster.kill(i, 'SIGKILL');
+  const down = await login();
+  t.is(down.status, 503, 'a call that needs the store fails cleanly');
+  t.is(((await down.json()) as { code: string }).code, 'STORE_UNAVAILABLE');
+  let health: { status?: string } = {};
+  for (let i = 0; i < 50 && health.status !== 'degraded'; i++) {
+    const res = await fetch(`${m.apiUrl}/health`);
+    health = (await res.json()) as { status?: string };
+    if (health.status !== 'degraded') await new Promise((r) => setTimeout(r, 200));
+  }
+  t.is(health.status, 'degraded');
+  t.is(m.p.child.exitCode, null, 'the master did not crash');
+
+  for (let i = 0; i < 3; i++) await cluster.restart(i, { waitHealthy: false });
+  for (let i = 0; i < 3; i++) await cluster.waitHealthy(i);
+  let back = 0;
+  for (let i = 0; i < 60 && back !== 200; i++) {
+    back = (await login()).status;
+    if (back !== 200) await new Promise((r) => setTimeout(r, 250));
+  }
+  t.is(back, 200, 'logins work again once etcd is back');
+  t.is(((await (await fetch(`${m.apiUrl}/health`)).json()) as { status: string }).status, 'ok');
 });
