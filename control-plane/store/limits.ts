@@ -4,7 +4,7 @@
  * exactly the same inputs with exactly the same codes.
  */
 import { StrataError } from '../../common/errors.ts';
-import { KEY_MAX_BYTES, TXN_MAX_OPS, VALUE_MAX_BYTES, type TxnRequest } from './port.ts';
+import { KEY_MAX_BYTES, TXN_MAX_OPS, VALUE_MAX_BYTES, type StoreCapabilities, type TxnRequest } from './port.ts';
 
 function describe(text: string): string {
   return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
@@ -86,4 +86,24 @@ export function checkTxn(request: TxnRequest): void {
     }
     written.add(w.key);
   });
+}
+
+/**
+ * A session TTL within the backend's capabilities (`wholeSeconds` for
+ * backends whose leases count whole seconds). `backendNote` is added to the
+ * message, e.g. "Consul's limits".
+ */
+export function checkSessionTtl(
+  ttl: unknown,
+  capabilities: Pick<StoreCapabilities, 'minSessionTtlSeconds' | 'maxSessionTtlSeconds'>,
+  options: { wholeSeconds?: boolean; backendNote?: string } = {},
+): number {
+  const { minSessionTtlSeconds: min, maxSessionTtlSeconds: max } = capabilities;
+  const ok = typeof ttl === 'number' && Number.isFinite(ttl) && (!options.wholeSeconds || Number.isInteger(ttl)) && ttl >= min && ttl <= max;
+  if (!ok) {
+    const what = options.wholeSeconds ? 'a whole number of seconds' : 'a number of seconds';
+    const note = options.backendNote ? ` (${options.backendNote})` : '';
+    throw new StrataError('STORE_SESSION_TTL_INVALID', `session TTL must be ${what} from ${min} to ${max}${note}, got ${String(ttl)}`);
+  }
+  return ttl;
 }

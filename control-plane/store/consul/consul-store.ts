@@ -52,7 +52,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import Consul from 'consul';
 import { StrataError, isStrataError, type ErrorCode } from '../../../common/errors.ts';
-import { checkIndex, checkKey, checkPrefix, checkTxn, checkValue } from '../limits.ts';
+import { checkIndex, checkKey, checkPrefix, checkSessionTtl, checkTxn, checkValue } from '../limits.ts';
 import type {
   DeleteOptions,
   KvEntry,
@@ -725,11 +725,7 @@ class ConsulStore implements StateStore {
 
   async createSession(options: SessionOptions): Promise<string> {
     this.#open();
-    const ttl = options?.ttlSeconds;
-    const { minSessionTtlSeconds: min, maxSessionTtlSeconds: max } = this.capabilities;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < min || ttl > max) {
-      throw new StrataError('STORE_SESSION_TTL_INVALID', `session TTL must be between ${min} and ${max} seconds (Consul's limits), got ${String(ttl)}`);
-    }
+    const ttl = checkSessionTtl(options?.ttlSeconds, this.capabilities, { backendNote: "Consul's limits" });
     const name = options.name ?? '';
     if (typeof name !== 'string') throw new StrataError('STORE_SESSION_INVALID', 'session name must be a string');
     const invalidTtl = (r: Reply): boolean => r.status === 500 && /session ttl/iu.test(text(r.body));

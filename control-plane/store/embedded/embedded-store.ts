@@ -31,7 +31,7 @@ import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StrataError, isStrataError } from '../../../common/errors.ts';
-import { checkIndex, checkKey, checkPrefix, checkTxn, checkValue } from '../limits.ts';
+import { checkIndex, checkKey, checkPrefix, checkSessionTtl, checkTxn, checkValue } from '../limits.ts';
 import type {
   DeleteOptions,
   KvEntry,
@@ -974,11 +974,7 @@ class EmbeddedStore implements EmbeddedStateStore {
 
   async createSession(options: SessionOptions): Promise<string> {
     this.#open();
-    const ttl = options?.ttlSeconds;
-    const { minSessionTtlSeconds: min, maxSessionTtlSeconds: max } = this.capabilities;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < min || ttl > max) {
-      throw new StrataError('STORE_SESSION_TTL_INVALID', `session TTL must be between ${min} and ${max} seconds, got ${String(ttl)}`);
-    }
+    const ttl = checkSessionTtl(options?.ttlSeconds, this.capabilities);
     const name = options.name ?? '';
     if (typeof name !== 'string') throw new StrataError('STORE_SESSION_INVALID', 'session name must be a string');
     return this.#enqueue<string>({ kind: 'createSession', id: randomUUID(), name, ttlMs: Math.round(ttl * 1000) });

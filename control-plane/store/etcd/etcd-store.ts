@@ -29,7 +29,7 @@
 import { castGrpcError, isRecoverableError, type IOptions } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { StrataError, isStrataError } from '../../../common/errors.ts';
-import { checkIndex, checkKey, checkPrefix, checkTxn, checkValue } from '../limits.ts';
+import { checkIndex, checkKey, checkPrefix, checkSessionTtl, checkTxn, checkValue } from '../limits.ts';
 import type {
   DeleteOptions,
   KvEntry,
@@ -606,11 +606,7 @@ class EtcdStore implements StateStore {
   // --- sessions ------------------------------------------------------------
 
   async createSession(options: SessionOptions): Promise<string> {
-    const ttl = options?.ttlSeconds;
-    const { minSessionTtlSeconds: min, maxSessionTtlSeconds: max } = this.capabilities;
-    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < min || ttl > max) {
-      throw new StrataError('STORE_SESSION_TTL_INVALID', `session TTL must be a whole number of seconds from ${min} to ${max}, got ${String(ttl)}`);
-    }
+    const ttl = checkSessionTtl(options?.ttlSeconds, this.capabilities, { wholeSeconds: true });
     this.#assertOpen();
     const { value: grant } = await this.call('createSession', (ep, deadline) =>
       ep.unary<LeaseGrantResponse>('Lease', 'leaseGrant', { TTL: ttl, ID: 0 }, deadline),
