@@ -25,6 +25,7 @@ test('strata up: prints where it listens, logs in through the CLI, serves its ag
   const [, credentials] = await up.waitFor(/bootstrap superuser credentials: (\S+) \(uid admin\) \(new\)/);
   t.is(credentials, join(dataDir, 'bootstrap-credentials.json'));
   t.is((await stat(credentials!)).mode & 0o777, 0o600);
+  t.is((await stat(join(dataDir, 'state.db'))).mode & 0o777, 0o600, 'the store (hashes, signing keys) is owner-only');
   const { password } = JSON.parse(await readFile(credentials!, 'utf8')) as { password: string };
   t.false(up.output().includes(password), 'the password is never printed');
   t.false((await readFile(join(dataDir, 'strata.log'), 'utf8')).includes(password), 'nor logged');

@@ -8,6 +8,7 @@
  */
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv, type Ajv as AjvInstance } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { installAuth } from './auth.ts';
@@ -28,16 +29,29 @@ export interface BuildApiOptions {
   readonly routes?: readonly RouteModule[];
 }
 
-export async function buildApi(ctx: ApiContext, options: BuildApiOptions = {}): Promise<ApiInstance> {
-  const common = {
-    bodyLimit: ctx.config.api.bodyLimitBytes,
-    ajv: {
-      customOptions: { allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes: 'array' as const },
-      plugins: [addFormats.default as never],
-    },
+/**
+ * Two validators: bodies are JSON and must already have the right types (a
+ * number where a string belongs is an error, as in Marathon); path, query and
+ * header values are text, so they are coerced to the schema's types. Both
+ * report every wrong field (allErrors) and never drop unknown fields silently.
+ */
+function installValidators(app: ApiInstance): void {
+  const make = (coerceTypes: false | 'array'): AjvInstance => {
+    const ajv = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes, strict: false });
+    addFormats.default(ajv as never);
+    return ajv;
   };
-  const app = (options.logger ? Fastify({ ...common, loggerInstance: options.logger }) : Fastify({ ...common, logger: false }))
-    .withTypeProvider<TypeBoxTypeProvider>() as unknown as ApiInstance;
+  const bodies = make(false);
+  const text = make('array');
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodies : text).compile(schema));
+}
+
+export async function buildApi(ctx: ApiContext, options: BuildApiOptions = {}): Promise<ApiInstance> {
+  const app = (options.logger
+    ? Fastify({ bodyLimit: ctx.config.api.bodyLimitBytes, loggerInstance: options.logger })
+    : Fastify({ bodyLimit: ctx.config.api.bodyLimitBytes, logger: false })
+  ).withTypeProvider<TypeBoxTypeProvider>() as unknown as ApiInstance;
+  installValidators(app);
 
   await app.register(swagger, {
     openapi: {

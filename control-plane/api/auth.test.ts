@@ -47,6 +47,9 @@ test('wrong password, unknown uid and bad body are refused with stable codes; se
   const body = bad.json<{ code: string; details: { path: string; errors: string[] }[] }>();
   t.is(body.code, 'API_BAD_REQUEST');
   t.deepEqual(body.details.map((d) => d.path).sort(), ['/extra', '/password', '/uid'], 'every wrong field is listed');
+  const wrongType = await h.master.app.inject({ method: 'POST', url: '/acs/api/v1/auth/login', payload: { uid: 5, password: 'x' } });
+  t.is(wrongType.statusCode, 400);
+  t.deepEqual(wrongType.json().details, [{ path: '/uid', errors: ['must be string'] }], 'a number is not silently coerced to a string');
   const notJson = await h.master.app.inject({ method: 'POST', url: '/acs/api/v1/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"uid":' });
   t.is(notJson.statusCode, 400);
   t.is(notJson.json().code, 'API_BAD_REQUEST');

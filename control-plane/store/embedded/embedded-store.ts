@@ -279,6 +279,9 @@ function createDataFile(file: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const temp = `${file}.init-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
+    // The store holds password hashes and signing keys: owner-only. SQLite
+    // gives its -wal and -shm files the database file's mode.
+    fs.writeFileSync(temp, '', { mode: 0o600, flag: 'wx' });
     const db = new DatabaseSync(temp);
     try {
       db.exec('PRAGMA journal_mode = WAL');
