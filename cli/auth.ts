@@ -6,7 +6,7 @@
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline/promises';
+import { randomUUID } from 'node:crypto';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -32,8 +32,8 @@ export async function readCliState(path = cliStatePath()): Promise<CliState | un
 
 async function writeCliState(path: string, state: CliState): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  const tmp = `${path}.${process.pid}-${randomUUID()}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await rename(tmp, path);
 }
 
@@ -51,13 +51,38 @@ async function readPasswordFile(file: string): Promise<{ uid?: string; password:
   return { password: text.replace(/\r?\n$/, '') };
 }
 
+/** Ask for a password on the terminal without echoing it. */
 async function prompt(question: string): Promise<string> {
-  if (!process.stdin.isTTY) throw new UsageError('no password given: use --password-file or STRATA_PASSWORD');
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const input = process.stdin;
+  if (!input.isTTY) throw new UsageError('no password given: use --password-file or STRATA_PASSWORD');
+  process.stderr.write(question);
+  input.setRawMode(true);
+  input.resume();
+  input.setEncoding('utf8');
   try {
-    return await rl.question(question);
+    return await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const onData = (chunk: string): void => {
+        for (const ch of chunk) {
+          if (ch === '\r' || ch === '\n') {
+            input.off('data', onData);
+            resolve(text);
+            return;
+          }
+          if (ch === '\u0003') {
+            input.off('data', onData);
+            reject(new UsageError('cancelled'));
+            return;
+          }
+          text = ch === '\u007f' || ch === '\b' ? text.slice(0, -1) : text + ch;
+        }
+      };
+      input.on('data', onData);
+    });
   } finally {
-    rl.close();
+    input.setRawMode(false);
+    input.pause();
+    process.stderr.write('\n');
   }
 }
 

@@ -51,9 +51,13 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   if (!config.agent.masterUrl) throw new UsageError('--agent-master-url is required');
   if (!config.agent.tokenFile) throw new UsageError('--agent-token-file is required');
-  const token = (await readFile(config.agent.tokenFile, 'utf8').catch((err: Error) => {
-    throw new UsageError(`cannot read --agent-token-file ${config.agent.tokenFile}: ${err.message}`);
-  })).trim();
+  const tokenFile = config.agent.tokenFile;
+  // Re-read at every registration, so a renewed token file takes effect without a restart.
+  const token = async (): Promise<string> =>
+    (await readFile(tokenFile, 'utf8').catch((err: Error) => {
+      throw new UsageError(`cannot read --agent-token-file ${tokenFile}: ${err.message}`);
+    })).trim();
+  await token();
   const logger = makeLogger(config);
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}`);
@@ -72,7 +76,8 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   try {
     await master.whenLeader();
     await ensureAgentPrincipal(master.iam);
-    const { token } = await master.tokens.issue(AGENT_PRINCIPAL);
+    // A fresh short token for each registration: the in-process agent never holds an expiring one.
+    const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [

@@ -42,12 +42,19 @@ export const ERROR_CODES = {
   API_FORBIDDEN: { httpStatus: 403, summary: 'The caller lacks the permission the route requires.' },
   API_INTERNAL: { httpStatus: 500, summary: 'An unexpected server error; the log has the details.' },
   API_PAYLOAD_TOO_LARGE: { httpStatus: 413, summary: 'The request body is larger than the server accepts.' },
+  API_TOO_MANY_REQUESTS: { httpStatus: 429, summary: 'Too many requests of this kind are waiting (e.g. logins); retry later.' },
   API_UNSUPPORTED_MEDIA: { httpStatus: 415, summary: 'The request body is not JSON.' },
   // auth
   AUTH_LOGIN_FAILED: { httpStatus: 401, summary: 'The uid or password is wrong (the two are not told apart).' },
   AUTH_TOKEN_INVALID: { httpStatus: 401, summary: 'The token is malformed, expired, or signed by a key or algorithm not allowed.' },
   // processes
   PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },
+  // executor (tasks on an agent)
+  EXECUTOR_SPEC_INVALID: { httpStatus: 400, summary: 'A task launch spec is malformed (neither or both of cmd and args, or a task id that is not a safe directory name).' },
+  EXECUTOR_TASK_EXISTS: { httpStatus: 409, summary: 'A task with that id was already launched on this agent.' },
+  EXECUTOR_TASK_NOT_FOUND: { httpStatus: 404, summary: 'No task with that id is known on this agent.' },
+  EXECUTOR_LOG_RANGE_INVALID: { httpStatus: 400, summary: 'A task log read named an unknown stream or rotated file, or a negative offset or length.' },
+  EXECUTOR_CLOSED: { httpStatus: 503, summary: 'The executor was closed; it launches no more tasks.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -59,7 +59,7 @@ function untilAborted(signal: AbortSignal): Promise<void> {
 }
 
 async function writePrivateFile(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}-${randomUUID()}.tmp`;
   await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
   await rename(tmp, path);
 }
@@ -140,6 +140,14 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   const apiUrl = config.api.advertiseUrl ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   if (bootstrap.created) logger.info({ file: credentialsFile, uid }, 'created the bootstrap superuser; its password is in the file');
 
+  // The store may not accept the configured TTL (Consul's sessions last at
+  // least 10 s): use the nearest it accepts, and say so.
+  const { minSessionTtlSeconds: minTtl, maxSessionTtlSeconds: maxTtl } = store.capabilities;
+  const leaderTtlSeconds = Math.min(maxTtl, Math.max(minTtl, config.master.leaderTtlSeconds));
+  if (leaderTtlSeconds !== config.master.leaderTtlSeconds) {
+    logger.warn({ configured: config.master.leaderTtlSeconds, used: leaderTtlSeconds, backend: store.backend }, 'master.leaderTtlSeconds is outside what the store accepts; using the nearest allowed value');
+  }
+
   const stop = new AbortController();
   const electionLoop = (async () => {
     while (!stop.signal.aborted) {
@@ -147,10 +155,14 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         const won = await campaign(store, {
           key: keys.leader(),
           value: JSON.stringify({ id, apiUrl, electedAt: new Date().toISOString() }),
-          ttlSeconds: config.master.leaderTtlSeconds,
+          ttlSeconds: leaderTtlSeconds,
           signal: stop.signal,
           onWarning: (message, err) => logger.warn({ err }, message),
         });
+        if (stop.signal.aborted) {
+          await won.resign();
+          break;
+        }
         leadership = won;
         logger.info({ id, token: won.token }, 'this master is the leader');
         for (const w of leaderWaiters.splice(0)) w(won);
@@ -185,6 +197,8 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         stop.abort(new StrataError('PROCESS_LEADER_LOST', 'master shutting down'));
         await leadership?.resign();
         await electionLoop;
+        // The loop may have won once more while stopping; give that back too.
+        await leadership?.resign();
         await app.close();
         if (ownsStore) await store.close();
       })();

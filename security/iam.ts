@@ -26,11 +26,49 @@ export function allows(principal: Principal, rid: string, action: Action): boole
 // failed login takes does not tell whether the user exists.
 let dummyHash: Promise<string> | undefined;
 
+/**
+ * argon2id costs 19 MiB and a libuv thread per check: at most
+ * `concurrent` run at once and `queued` wait; more are refused with
+ * `API_TOO_MANY_REQUESTS` rather than starving the process.
+ */
+export class LoginLimiter {
+  readonly #concurrent: number;
+  readonly #queued: number;
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(options: { concurrent: number; queued: number }) {
+    this.#concurrent = options.concurrent;
+    this.#queued = options.queued;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#concurrent) {
+      if (this.#waiting.length >= this.#queued) {
+        throw new StrataError('API_TOO_MANY_REQUESTS', 'too many logins in progress; retry in a moment');
+      }
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    } else {
+      this.#running++;
+    }
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
+}
+
 export class Iam {
   readonly #records: Records;
+  readonly #limiter: LoginLimiter;
 
-  constructor(records: Records) {
+  constructor(records: Records, options: { loginConcurrency?: number; loginQueue?: number } = {}) {
     this.#records = records;
+    this.#limiter = new LoginLimiter({ concurrent: options.loginConcurrency ?? 4, queued: options.loginQueue ?? 256 });
+    dummyHash ??= hashPassword(generatePassword());
   }
 
   async getPrincipal(uid: string): Promise<Principal | undefined> {
@@ -47,7 +85,8 @@ export class Iam {
   async login(uid: string, password: string): Promise<Principal> {
     const principal = await this.getPrincipal(uid);
     const stored = principal?.kind === 'user' ? principal.passwordHash : undefined;
-    const ok = await verifyPassword(password, stored ?? (await (dummyHash ??= hashPassword(generatePassword()))));
+    const hash = stored ?? (await dummyHash!);
+    const ok = await this.#limiter.run(() => verifyPassword(password, hash));
     if (!principal || stored === undefined || !ok || principal.disabled) {
       throw new StrataError('AUTH_LOGIN_FAILED', 'login failed: unknown uid or wrong password');
     }
@@ -74,10 +113,9 @@ export class Iam {
       permissions: [{ rid: SUPERUSER_RID, actions: ['full'] }],
     };
     await hooks.persist(password);
-    const result = await this.#records.put('principal', record, { casIndex: 0 }).catch(async (err: unknown) => {
-      await hooks.discard();
-      throw err;
-    });
+    // Only a definite loss discards the password: a write whose outcome is
+    // unknown (the store failed mid-call) may have created the user.
+    const result = await this.#records.put('principal', record, { casIndex: 0 });
     if (!result.ok) await hooks.discard();
     return { created: result.ok };
   }

@@ -79,7 +79,7 @@ export class TokenService {
   }
 
   async issue(uid: string, options: { ttlSeconds?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
-    const signer = this.#signingKey();
+    const signer = await this.#signingKey();
     const nowSeconds = Math.floor(this.#now() / 1000);
     const exp = nowSeconds + (options.ttlSeconds ?? this.#options.tokenTtlSeconds);
     const token = await new SignJWT({ uid })
@@ -129,9 +129,18 @@ export class TokenService {
     return best;
   }
 
-  #signingKey(): LoadedKey {
-    const signer = this.#currentSigner();
-    if (!signer) throw new StrataError('API_INTERNAL', 'no signing key may sign now; a master rotates one in at start');
+  /** The current signer; when every key is past `notAfter`, another master may have rotated: reload, else rotate. */
+  async #signingKey(): Promise<LoadedKey> {
+    let signer = this.#currentSigner();
+    if (!signer) {
+      await this.#reload();
+      signer = this.#currentSigner();
+    }
+    if (!signer) {
+      await this.rotate();
+      signer = this.#currentSigner();
+    }
+    if (!signer) throw new StrataError('API_INTERNAL', 'no signing key may sign now, even after rotating one in');
     return signer;
   }
 

@@ -59,6 +59,8 @@ export function installAuth(app: FastifyInstance, deps: { tokens: TokenService; 
     try {
       uid = (await deps.tokens.verify(token)).uid;
     } catch (err) {
+      // A bad token is the caller's problem (401); a store outage is not (503 via the error handler).
+      if (err instanceof StrataError && err.code !== 'AUTH_TOKEN_INVALID') throw err;
       return unauthenticated(reply, err instanceof StrataError ? err.message : 'token rejected');
     }
     const principal = await deps.iam.getPrincipal(uid);

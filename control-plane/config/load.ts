@@ -171,7 +171,12 @@ export function loadConfig(inputs: ConfigInputs = {}): Readonly<StrataConfig> {
     sources.set(path, 'override');
   }
 
-  const candidate = structuredClone(raw);
+  let candidate: unknown;
+  try {
+    candidate = structuredClone(raw);
+  } catch (err) {
+    throw invalid('config', 'config file', `cannot be read as configuration: ${(err as Error).message}`);
+  }
   if (!validate(candidate)) {
     throw describeError(validate.errors![0]!, sources);
   }

@@ -95,3 +95,31 @@ test('aborting a campaign stops waiting and never leaves a leader key behind', a
   await t.throwsAsync(campaign(s, { key: KEY, value: 'c', ttlSeconds: 2, signal: already.signal }), { message: 'gone' });
   t.is(await readLeader(s, KEY), undefined);
 });
+
+test('a leader whose renewals hang steps down within its TTL, before the store would hand the key to another', async (t) => {
+  const s = await store(t);
+  const hold = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(hold));
+  const hanging: StateStore = {
+    backend: s.backend,
+    capabilities: s.capabilities,
+    get: (k) => s.get(k),
+    list: (p) => s.list(p),
+    put: (k, v, o) => s.put(k, v, o),
+    delete: (k, o) => s.delete(k, o),
+    deletePrefix: (p) => s.deletePrefix(p),
+    txn: (r) => s.txn(r),
+    watch: (p, o) => s.watch(p, o),
+    createSession: (o) => s.createSession(o),
+    renewSession: () => new Promise<boolean>(() => undefined), // a partition: the call never returns
+    destroySession: (id) => s.destroySession(id),
+    health: () => s.health(),
+    close: () => s.close(),
+  };
+  const started = Date.now();
+  const a = await campaign(hanging, { key: KEY, value: 'a', ttlSeconds: 1 });
+  await new Promise<void>((resolve) => a.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const steppedDownMs = Date.now() - started;
+  t.true(steppedDownMs <= 1000, `stepped down ${steppedDownMs} ms after winning (TTL 1000 ms)`);
+  t.regex(String((a.signal.reason as Error).message), /within its TTL/);
+});

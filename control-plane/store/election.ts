@@ -57,11 +57,14 @@ export async function campaign(store: StateStore, options: CampaignOptions): Pro
   for (;;) {
     aborted(signal);
     await waitForVacancy(store, key, signal);
+    aborted(signal);
     // A fresh session per attempt: nothing has to keep it alive while we wait.
+    const startedMs = Date.now();
     const sessionId = await store.createSession({ ttlSeconds, name: `leader:${key}` });
     try {
+      aborted(signal);
       const result = await store.put(key, options.value, { casIndex: 0, sessionId });
-      if (result.ok) return lead(store, options, sessionId, result.index);
+      if (result.ok) return lead(store, options, sessionId, result.index, startedMs);
     } catch (err) {
       await store.destroySession(sessionId).catch(() => undefined);
       throw err;
@@ -89,34 +92,53 @@ async function waitForVacancy(store: StateStore, key: string, signal: AbortSigna
   }
 }
 
-function lead(store: StateStore, options: CampaignOptions, sessionId: string, token: number): Leadership {
+function lead(store: StateStore, options: CampaignOptions, sessionId: string, token: number, wonAtMs: number): Leadership {
   const { key, ttlSeconds } = options;
+  const ttlMs = ttlSeconds * 1000;
   const lost = new AbortController();
   const stopWatch = new AbortController();
-  let lastRenewMs = Date.now();
+  // This candidate may believe it leads only until `validUntilMs`: the send
+  // time of the last renewal that succeeded, plus the TTL, less a margin for
+  // clock rate. A renewal that hangs cannot extend it, so a leader cut off
+  // from the store steps down within its TTL, as the store's expiry does.
+  let validUntilMs = wonAtMs + ttlMs * 0.9;
+  let renewing = false;
 
+  const onOuterAbort = (): void => void leadership.resign();
   const step = (reason: string): void => {
     if (lost.signal.aborted) return;
     clearInterval(timer);
     stopWatch.abort();
+    options.signal?.removeEventListener('abort', onOuterAbort);
     lost.abort(new StrataError('PROCESS_LEADER_LOST', reason));
   };
 
+  const tickMs = Math.max(50, Math.min(ttlMs / 10, 500));
+  let lastRenewStartMs = 0;
   const timer = setInterval(() => {
+    const now = Date.now();
+    if (now >= validUntilMs) {
+      step(`could not renew the leader session for ${key} within its TTL`);
+      return;
+    }
+    if (renewing || now - lastRenewStartMs < ttlMs / 3) return;
+    renewing = true;
+    lastRenewStartMs = now;
     store.renewSession(sessionId).then(
       (alive) => {
-        if (alive) lastRenewMs = Date.now();
+        if (alive) validUntilMs = Math.max(validUntilMs, now + ttlMs * 0.9);
         else step(`leader session for ${key} expired`);
       },
-      (err: unknown) => {
-        if (Date.now() - lastRenewMs > ttlSeconds * 1000) step(`could not renew the leader session for ${key} within its TTL`);
-        else options.onWarning?.(`leader session renewal failed; retrying`, err);
-      },
-    );
-  }, Math.max(100, (ttlSeconds * 1000) / 3));
+      (err: unknown) => options.onWarning?.('leader session renewal failed; retrying', err),
+    ).finally(() => {
+      renewing = false;
+    });
+  }, tickMs);
   timer.unref();
 
-  // Notice at once when the key is deleted or taken over.
+  // Notice at once when the key is deleted or taken over. If the watch ends
+  // for any reason but our own stop, leadership can no longer be checked:
+  // step down rather than lead blind.
   void (async () => {
     try {
       const watch = store.watch(key, { fromIndex: token, signal: stopWatch.signal });
@@ -128,11 +150,12 @@ function lead(store: StateStore, options: CampaignOptions, sessionId: string, to
         );
         if (gone || changed) step(`leader key ${key} was deleted or taken over`);
       }
+      step(`the watch on leader key ${key} ended`);
     } catch (err) {
-      if (!stopWatch.signal.aborted) options.onWarning?.('leader key watch ended', err);
+      if (!stopWatch.signal.aborted) options.onWarning?.('leader key watch failed', err);
+      step(`the watch on leader key ${key} failed`);
     }
   })();
-
 
   const leadership: Leadership = {
     token,
@@ -156,6 +179,6 @@ function lead(store: StateStore, options: CampaignOptions, sessionId: string, to
   };
   // Aborted while the winning write was in flight: give the win back at once.
   if (options.signal?.aborted) void leadership.resign();
-  else options.signal?.addEventListener('abort', () => void leadership.resign(), { once: true });
+  else options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   return leadership;
 }

@@ -115,9 +115,11 @@ export async function startAgent(options: {
   config: Readonly<StrataConfig>;
   logger: Logger;
   masterUrl: string;
-  token: string;
+  /** Asked before every registration, so tokens can be renewed (re-read a file, re-issue). */
+  token: () => Promise<string>;
 }): Promise<AgentHandle> {
   const { config, logger } = options;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const id = await agentId(config);
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/health') {
@@ -127,13 +129,19 @@ export async function startAgent(options: {
     }
   });
   const port = await listen(server, config.agent.host, config.agent.port);
-  const registration = await describeHost(config, port);
+  let registration: AgentRegistration;
+  try {
+    registration = await describeHost(config, port);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   const url = `${options.masterUrl.replace(/\/+$/, '')}/v1/agents/${encodeURIComponent(id)}`;
 
   const register = async (): Promise<void> => {
     const response = await fetch(url, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json', authorization: `token=${options.token}` },
+      headers: { 'content-type': 'application/json', authorization: `token=${await options.token()}` },
       body: JSON.stringify(registration),
       signal: AbortSignal.timeout(10_000),
     });
@@ -143,29 +151,34 @@ export async function startAgent(options: {
     }
   };
 
-  await register();
-  logger.info({ id, masterUrl: options.masterUrl }, 'agent registered');
+  // Register, then heartbeat with the same call. Failures (master not up
+  // yet, a restart, a network blip) back off from the heartbeat interval
+  // doubling to 60 s, and never stop the agent.
   let failures = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  const beat = (): void => {
-    const delayMs = Math.min(config.agent.heartbeatSeconds * 1000 * 2 ** Math.min(failures, 4), 60_000);
+  let registered!: () => void;
+  const firstRegistration = new Promise<void>((resolve) => (registered = resolve));
+  const beat = (delayMs: number): void => {
     timer = setTimeout(() => {
       register().then(
         () => {
-          if (failures > 0) logger.info({ id }, 'heartbeat succeeded again');
+          if (failures > 0) logger.info({ id }, 'registered with the master again');
           failures = 0;
+          registered();
         },
         (err: unknown) => {
           failures++;
-          logger.warn({ err, failures }, 'heartbeat failed; retrying with backoff');
+          logger.warn({ err, failures }, 'registration failed; retrying with backoff');
         },
       ).finally(() => {
-        if (!stopped) beat();
+        if (!stopped) beat(Math.min(config.agent.heartbeatSeconds * 1000 * 2 ** Math.min(failures, 4), 60_000));
       });
     }, delayMs);
   };
-  beat();
+  beat(0);
+  await firstRegistration;
+  logger.info({ id, masterUrl: options.masterUrl }, 'agent registered');
 
   return {
     id,
