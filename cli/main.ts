@@ -7,6 +7,8 @@ import { isStrataError } from '../common/errors.ts';
 import { configFlags } from '../control-plane/config/load.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout } from './auth.ts';
+import { ApiError } from './client.ts';
+import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 
 export interface Verb {
@@ -45,6 +47,24 @@ const VERBS: readonly Verb[] = [
     flags: {},
     configFlags: true,
     run: runAgent,
+  },
+  {
+    name: 'agent list',
+    summary: 'List the agents registered with the cluster',
+    usage: 'strata agent list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: listAgents,
+  },
+  {
+    name: 'leader',
+    summary: 'Show which master leads, where its API is, and its fencing token',
+    usage: 'strata leader [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: showLeader,
   },
   {
     name: 'auth login',
@@ -130,6 +150,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (err instanceof UsageError) {
       console.error(`strata: ${err.message} (see --help)`);
       return 2;
+    }
+    if (err instanceof ApiError) {
+      console.error(`strata: ${err.message}`);
+      return 1;
     }
     if (isStrataError(err)) {
       console.error(`strata: ${err.message}`);

@@ -38,6 +38,12 @@ test('strata up: prints where it listens, logs in through the CLI, serves its ag
   t.is(agents.agents[0]!.health.status, 'healthy');
   const agentId = agents.agents[0]!.id;
   t.is((await fetch(`${apiUrl}/v1/agents`)).status, 401);
+  const list = await runStrata(['agent', 'list'], { env });
+  t.is(list.code, 0, list.output);
+  t.regex(list.output, new RegExp(`^ID\\s+HOSTNAME[^\\n]*\\n${agentId}\\s+\\S+\\s+127\\.0\\.0\\.1\\s+\\d+\\s+\\d+\\s+healthy`, 'm'));
+  const leader = await runStrata(['leader', '--json'], { env });
+  t.is(leader.code, 0, leader.output);
+  t.is((JSON.parse(leader.output) as { apiUrl: string }).apiUrl, apiUrl);
 
   up.kill('SIGTERM');
   t.is(await up.exited(), 0, 'graceful exit on SIGTERM');
@@ -80,7 +86,7 @@ test('a corrupt or foreign data file is refused, named, and left untouched', asy
 });
 
 test('every verb answers --help; unknown verbs and flags are usage errors', async (t) => {
-  for (const verb of [['up'], ['master'], ['agent'], ['auth', 'login'], ['auth', 'logout']]) {
+  for (const verb of [['up'], ['master'], ['agent'], ['agent', 'list'], ['leader'], ['auth', 'login'], ['auth', 'logout']]) {
     const res = await runStrata([...verb, '--help']);
     t.is(res.code, 0, verb.join(' '));
     t.regex(res.output, /Usage: strata /, verb.join(' '));
@@ -89,6 +95,9 @@ test('every verb answers --help; unknown verbs and flags are usage errors', asyn
   const unknown = await runStrata(['frobnicate']);
   t.is(unknown.code, 2);
   t.regex(unknown.output, /unknown verb "frobnicate"/);
+  const notLoggedIn = await runStrata(['agent', 'list'], { env: { STRATA_CLI_CONFIG: '/nonexistent/cli.json' } });
+  t.is(notLoggedIn.code, 2);
+  t.regex(notLoggedIn.output, /not logged in: run `strata auth login` first/);
   const badFlag = await runStrata(['auth', 'logout', '--nope', '1']);
   t.is(badFlag.code, 2);
   t.regex(badFlag.output, /unknown flag --nope/);
