@@ -6,6 +6,26 @@ import type { StateStore } from './port.ts';
 
 const KEY = 'strata/leader/test';
 
+/** The store with its renewSession replaced (to model a partition or a flaky link). */
+function withRenew(s: StateStore, renewSession: StateStore['renewSession']): StateStore {
+  return {
+    backend: s.backend,
+    capabilities: s.capabilities,
+    get: (k) => s.get(k),
+    list: (p) => s.list(p),
+    put: (k, v, o) => s.put(k, v, o),
+    delete: (k, o) => s.delete(k, o),
+    deletePrefix: (p) => s.deletePrefix(p),
+    txn: (r) => s.txn(r),
+    watch: (p, o) => s.watch(p, o),
+    createSession: (o) => s.createSession(o),
+    renewSession,
+    destroySession: (id) => s.destroySession(id),
+    health: () => s.health(),
+    close: () => s.close(),
+  };
+}
+
 async function store(t: { teardown(fn: () => Promise<void>): void }): Promise<StateStore> {
   const s = await openEmbeddedStore({ path: ':memory:' });
   t.teardown(() => s.close());
@@ -54,22 +74,7 @@ test('a leader that cannot renew its session loses leadership within its TTL, an
   const hold = setInterval(() => undefined, 1000);
   t.teardown(() => clearInterval(hold));
   let renewAllowed = true;
-  const flaky: StateStore = {
-    backend: s.backend,
-    capabilities: s.capabilities,
-    get: (k) => s.get(k),
-    list: (p) => s.list(p),
-    put: (k, v, o) => s.put(k, v, o),
-    delete: (k, o) => s.delete(k, o),
-    deletePrefix: (p) => s.deletePrefix(p),
-    txn: (r) => s.txn(r),
-    watch: (p, o) => s.watch(p, o),
-    createSession: (o) => s.createSession(o),
-    renewSession: async (id) => (renewAllowed ? s.renewSession(id) : Promise.reject(new Error('network down'))),
-    destroySession: (id) => s.destroySession(id),
-    health: () => s.health(),
-    close: () => s.close(),
-  };
+  const flaky = withRenew(s, async (id) => (renewAllowed ? s.renewSession(id) : Promise.reject(new Error('network down'))));
   const a = await campaign(flaky, { key: KEY, value: 'a', ttlSeconds: 1 });
   const b = campaign(s, { key: KEY, value: 'b', ttlSeconds: 1 });
   renewAllowed = false;
@@ -100,22 +105,7 @@ test('a leader whose renewals hang steps down within its TTL, before the store w
   const s = await store(t);
   const hold = setInterval(() => undefined, 1000);
   t.teardown(() => clearInterval(hold));
-  const hanging: StateStore = {
-    backend: s.backend,
-    capabilities: s.capabilities,
-    get: (k) => s.get(k),
-    list: (p) => s.list(p),
-    put: (k, v, o) => s.put(k, v, o),
-    delete: (k, o) => s.delete(k, o),
-    deletePrefix: (p) => s.deletePrefix(p),
-    txn: (r) => s.txn(r),
-    watch: (p, o) => s.watch(p, o),
-    createSession: (o) => s.createSession(o),
-    renewSession: () => new Promise<boolean>(() => undefined), // a partition: the call never returns
-    destroySession: (id) => s.destroySession(id),
-    health: () => s.health(),
-    close: () => s.close(),
-  };
+  const hanging = withRenew(s, () => new Promise<boolean>(() => undefined));
   const started = Date.now();
   const a = await campaign(hanging, { key: KEY, value: 'a', ttlSeconds: 1 });
   await new Promise<void>((resolve) => a.signal.addEventListener('abort', () => resolve(), { once: true }));
