@@ -121,3 +121,11 @@ export async function authLogout(): Promise<number> {
   console.log(`Forgot the token in ${path}`);
   return 0;
 }
+
+/** Print the kept token (e.g. to hand an agent a token file). */
+export async function authToken(): Promise<number> {
+  const state = await readCliState();
+  if (!state) throw new UsageError('not logged in: run `strata auth login` first');
+  console.log(state.token);
+  return 0;
+}

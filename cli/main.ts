@@ -6,7 +6,7 @@
 import { isStrataError } from '../common/errors.ts';
 import { configFlags } from '../control-plane/config/load.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
-import { authLogin, authLogout } from './auth.ts';
+import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
@@ -77,6 +77,14 @@ const VERBS: readonly Verb[] = [
     },
     configFlags: false,
     run: authLogin,
+  },
+  {
+    name: 'auth token',
+    summary: 'Print the kept token (for scripts, or an agent\'s --agent-token-file)',
+    usage: 'strata auth token',
+    flags: {},
+    configFlags: false,
+    run: authToken,
   },
   {
     name: 'auth logout',

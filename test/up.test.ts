@@ -33,6 +33,7 @@ test('strata up: prints where it listens, logs in through the CLI, serves its ag
   const login = await runStrata(['auth', 'login', '--url', apiUrl!, '--password-file', credentials!], { env });
   t.is(login.code, 0, login.output);
   const { token } = JSON.parse(await readFile(env.STRATA_CLI_CONFIG, 'utf8')) as { token: string };
+  t.is((await runStrata(['auth', 'token'], { env })).output.trim(), token, '`strata auth token` prints the kept token');
   const agents = (await (await fetch(`${apiUrl}/v1/agents`, { headers: { authorization: `token=${token}` } })).json()) as { agents: { id: string; health: { status: string } }[] };
   t.is(agents.agents.length, 1);
   t.is(agents.agents[0]!.health.status, 'healthy');
@@ -86,7 +87,7 @@ test('a corrupt or foreign data file is refused, named, and left untouched', asy
 });
 
 test('every verb answers --help; unknown verbs and flags are usage errors', async (t) => {
-  for (const verb of [['up'], ['master'], ['agent'], ['agent', 'list'], ['leader'], ['auth', 'login'], ['auth', 'logout']]) {
+  for (const verb of [['up'], ['master'], ['agent'], ['agent', 'list'], ['leader'], ['auth', 'login'], ['auth', 'token'], ['auth', 'logout']]) {
     const res = await runStrata([...verb, '--help']);
     t.is(res.code, 0, verb.join(' '));
     t.regex(res.output, /Usage: strata /, verb.join(' '));
