@@ -44,7 +44,7 @@ test('strata up: prints where it listens, logs in through the CLI, serves its ag
   t.regex(list.output, new RegExp(`^ID\\s+HOSTNAME[^\\n]*\\n${agentId}\\s+\\S+\\s+127\\.0\\.0\\.1\\s+\\d+\\s+\\d+\\s+healthy`, 'm'));
   const leader = await runStrata(['leader', '--json'], { env });
   t.is(leader.code, 0, leader.output);
-  t.is((JSON.parse(leader.output) as { apiUrl: string }).apiUrl, apiUrl);
+  t.is((JSON.parse(leader.output) as { apiUrl: string }).apiUrl, apiUrl!);
 
   up.kill('SIGTERM');
   t.is(await up.exited(), 0, 'graceful exit on SIGTERM');
