@@ -1,0 +1,80 @@
+/**
+ * What the executor is told to run: one task of an app, with the host ports
+ * the scheduler allocated. {@link launchSpecFromApp} builds it from a stored
+ * App; {@link checkLaunchSpec} refuses what cannot be launched at all.
+ */
+import { createHash } from 'node:crypto';
+import { StrataError } from '../../common/errors.ts';
+import { NODE_ID_PATTERN } from '../../control-plane/model/schemas.ts';
+import type { App, Resources } from '../../control-plane/model/schemas.ts';
+
+export interface TaskLaunchSpec {
+  /** Mesos task id (`web.instance-<uuid>._app.1`); names the sandbox. */
+  readonly taskId: string;
+  readonly appId: string;
+  /** The app version the task runs (Marathon `version`). */
+  readonly version: string;
+  /** Run via `/bin/sh -c`. Exactly one of `cmd` and `args`. */
+  readonly cmd?: string;
+  /** argv, run without a shell (`args[0]` is looked up on the task's PATH). */
+  readonly args?: readonly string[];
+  readonly env?: App['env'];
+  /** Values of the app's `secrets`, keyed by secret name, resolved by the caller; never persisted. */
+  readonly secrets?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** The app's host-mode port definitions (requested port, name), in order. */
+  readonly portDefinitions?: readonly { readonly port: number; readonly name?: string }[];
+  /** Host ports allocated to the task, in the order of `portDefinitions`. */
+  readonly ports?: readonly number[];
+  readonly resources: Resources;
+  /** SIGTERM to SIGKILL; unset = the executor's default (3 s). */
+  readonly taskKillGracePeriodSeconds?: number;
+}
+
+/** The launch spec for task `taskId` of a stored app. */
+export function launchSpecFromApp(
+  app: App,
+  task: { readonly id: string; readonly ports: readonly number[] },
+  secrets?: Readonly<Record<string, string>>,
+): TaskLaunchSpec {
+  return {
+    taskId: task.id,
+    appId: app.id,
+    version: app.version,
+    ...(app.cmd !== undefined ? { cmd: app.cmd } : {}),
+    ...(app.args !== undefined ? { args: app.args } : {}),
+    env: app.env,
+    ...(secrets ? { secrets } : {}),
+    labels: app.labels,
+    portDefinitions: app.portDefinitions.map((p) => (p.name === undefined ? { port: p.port } : { port: p.port, name: p.name })),
+    ports: task.ports,
+    resources: { cpus: app.cpus, memMb: app.mem, diskMb: app.disk, gpus: app.gpus },
+    ...(app.taskKillGracePeriodSeconds !== undefined ? { taskKillGracePeriodSeconds: app.taskKillGracePeriodSeconds } : {}),
+  };
+}
+
+const TASK_ID = new RegExp(NODE_ID_PATTERN);
+
+/** Throws `EXECUTOR_SPEC_INVALID` for a spec no launch could run. */
+export function checkLaunchSpec(spec: TaskLaunchSpec): void {
+  const fail = (why: string): never => {
+    throw new StrataError('EXECUTOR_SPEC_INVALID', `task ${JSON.stringify(spec.taskId)}: ${why}`);
+  };
+  if (typeof spec.taskId !== 'string' || !TASK_ID.test(spec.taskId) || spec.taskId.length > 400) fail('task id must match ' + NODE_ID_PATTERN);
+  const hasCmd = spec.cmd !== undefined && spec.cmd !== '';
+  const hasArgs = spec.args !== undefined && spec.args.length > 0;
+  if (hasCmd === hasArgs) fail('exactly one of cmd and args is needed');
+  if (hasArgs && spec.args![0] === '') fail('args[0] is empty');
+  for (const s of [spec.cmd ?? '', ...(spec.args ?? [])]) if (s.includes('\0')) fail('cmd and args may not contain NUL');
+  const grace = spec.taskKillGracePeriodSeconds;
+  if (grace !== undefined && !(Number.isFinite(grace) && grace > 0)) fail('taskKillGracePeriodSeconds must be > 0');
+}
+
+/**
+ * The directory (and cgroup) name for a task id: the id itself, or for ids
+ * too long for a file name (255 bytes), a prefix plus a hash of the whole id.
+ */
+export function sandboxName(taskId: string): string {
+  if (taskId.length <= 200) return taskId;
+  return `${taskId.slice(0, 150)}.${createHash('sha256').update(taskId).digest('hex').slice(0, 16)}`;
+}
