@@ -2,6 +2,7 @@
 // Areas register here by name; each exports `run(args): Promise<unknown>`.
 const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown> }>> = {
   store: () => import('./store.ts'),
+  scheduler: () => import('./scheduler.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);
