@@ -5,6 +5,7 @@
  */
 import { isStrataError } from '../common/errors.ts';
 import { configFlags } from '../control-plane/config/load.ts';
+import { appAdd, appList, appRemove, appShow, deploymentList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
@@ -18,6 +19,8 @@ export interface Verb {
   /** Verb-specific flags: name -> description. Boolean flags are listed in `booleans`. */
   readonly flags: Readonly<Record<string, string>>;
   readonly booleans?: readonly string[];
+  /** Names of the positional arguments after the verb's words, all required (`strata app show ID`). */
+  readonly operands?: readonly string[];
   /** Accepts every configuration flag (`--api-port`, `--store-backend`, ...). */
   readonly configFlags: boolean;
   run(args: ParsedArgs): Promise<number>;
@@ -67,6 +70,53 @@ const VERBS: readonly Verb[] = [
     run: showLeader,
   },
   {
+    name: 'app add',
+    summary: 'Create an app from a Marathon app definition (JSON file), as POST /v2/apps',
+    usage: 'strata app add FILE.json [--force]',
+    flags: {},
+    booleans: ['force'],
+    operands: ['FILE.json'],
+    configFlags: false,
+    run: appAdd,
+  },
+  {
+    name: 'app list',
+    summary: 'List the apps you may read: instances, resources, version, deployments',
+    usage: 'strata app list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: appList,
+  },
+  {
+    name: 'app show',
+    summary: 'Show one app as Marathon JSON (with its tasks and deployments)',
+    usage: 'strata app show ID',
+    flags: {},
+    operands: ['ID'],
+    configFlags: false,
+    run: appShow,
+  },
+  {
+    name: 'app remove',
+    summary: 'Remove an app (a deployment stops it); --force overrides a running deployment',
+    usage: 'strata app remove ID [--force]',
+    flags: {},
+    booleans: ['force'],
+    operands: ['ID'],
+    configFlags: false,
+    run: appRemove,
+  },
+  {
+    name: 'deployment list',
+    summary: 'List deployments not yet finished (stored only: nothing executes them yet)',
+    usage: 'strata deployment list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: deploymentList,
+  },
+  {
     name: 'auth login',
     summary: 'Log in to a Strata API and keep the token for later commands',
     usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)',
@@ -114,7 +164,7 @@ function helpFor(verb: Verb): string {
 
 function topHelp(): string {
   const lines = ['strata: an open datacenter operating system centred on the service mesh', '', 'Usage: strata <verb> [flags]', '', 'Verbs:'];
-  for (const v of VERBS) lines.push(`  ${v.name.padEnd(14)} ${v.summary}`);
+  for (const v of VERBS) lines.push(`  ${v.name.padEnd(16)} ${v.summary}`);
   lines.push('', 'Run `strata <verb> --help` for a verb\'s flags.');
   return lines.join('\n');
 }
@@ -146,7 +196,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(helpFor(verb));
       return 0;
     }
-    if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+    const operands = verb.operands ?? [];
+    if (rest.length > operands.length) throw new UsageError(`unexpected argument "${rest[operands.length]}"`);
+    if (rest.length < operands.length) throw new UsageError(`missing ${operands[rest.length]}`);
     for (const name of Object.keys(probe.values)) {
       if (!(name in verb.flags) && !verb.configFlags) throw new UsageError(`unknown flag --${name}`);
     }

@@ -47,6 +47,10 @@ export const ERROR_CODES = {
   // auth
   AUTH_LOGIN_FAILED: { httpStatus: 401, summary: 'The uid or password is wrong (the two are not told apart).' },
   AUTH_TOKEN_INVALID: { httpStatus: 401, summary: 'The token is malformed, expired, or signed by a key or algorithm not allowed.' },
+  // Marathon API and deployments
+  APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
+  APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },
+  DEPLOYMENT_DEPENDENCY_CYCLE: { httpStatus: 422, summary: 'The apps\' dependencies would form a cycle; the message names the apps in it.' },
   // processes
   PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },
   // executor (tasks on an agent)

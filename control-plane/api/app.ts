@@ -17,12 +17,13 @@ import { installErrorHandling } from './errors.ts';
 import { instrumentHttp } from './metrics.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
+import { marathonRoutes } from './routes/marathon-deployments.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

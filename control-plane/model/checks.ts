@@ -13,6 +13,7 @@ import {
   MARATHON_HEALTH_CHECK_PROTOCOLS,
   type Agent,
   type App,
+  type Deployment,
   type Framework,
   type Group,
   type Jwk,
@@ -411,6 +412,37 @@ export function checkSigningKey(key: SigningKey): Issue[] {
   return issues;
 }
 
+/**
+ * A deployment's counts agree with its steps, every app in a step is an
+ * affected app (and every affected app is acted on), an app appears at most
+ * once per step, and each affected app has at most one `previous` entry.
+ */
+export function checkDeployment(d: Deployment): Issue[] {
+  const issues: Issue[] = [];
+  if (d.totalSteps !== d.steps.length) issues.push({ path: '/totalSteps', message: `must equal the number of steps (${d.steps.length})` });
+  if (d.currentStep > d.totalSteps) issues.push({ path: '/currentStep', message: 'must be <= totalSteps' });
+  const affected = new Set(d.affectedApps);
+  const acted = new Set<string>();
+  d.steps.forEach((step, s) => {
+    const inStep = new Set<string>();
+    step.actions.forEach((a, i) => {
+      if (!affected.has(a.app)) issues.push({ path: `/steps/${s}/actions/${i}/app`, message: 'is not in affectedApps' });
+      if (inStep.has(a.app)) issues.push({ path: `/steps/${s}/actions/${i}/app`, message: 'appears twice in one step' });
+      inStep.add(a.app);
+      acted.add(a.app);
+    });
+  });
+  d.affectedApps.forEach((app, i) => {
+    if (!acted.has(app)) issues.push({ path: `/affectedApps/${i}`, message: 'has no action in any step' });
+  });
+  const origins = new Set<string>();
+  d.previous.forEach((p, i) => {
+    if (origins.has(p.app)) issues.push({ path: `/previous/${i}/app`, message: 'repeats an app' });
+    origins.add(p.app);
+  });
+  return issues;
+}
+
 const none = (): Issue[] => [];
 
 /** The cross-field rules of each kind (none for kinds whose schema says everything). */
@@ -427,4 +459,6 @@ export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K
   group: checkGroup,
   leader: none as (record: LeaderInfo) => Issue[],
   signingKey: checkSigningKey,
+  deployment: checkDeployment,
+  appVersion: checkApp,
 };

@@ -7,6 +7,8 @@ import {
   KEY_LAYOUT,
   LEADER_ID,
   appGroupPrefix,
+  appVersionId,
+  appVersionPrefix,
   decodeSegment,
   encodeSegment,
   fitsStore,
@@ -14,6 +16,7 @@ import {
   keyLayoutMarkdown,
   keyOf,
   keys,
+  parseAppVersionId,
   parseKey,
   parseVipId,
   prefix,
@@ -35,6 +38,9 @@ const roleElement = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}$/);
 const role = fc.oneof(fc.constant('*'), fc.array(roleElement, { minLength: 1, maxLength: 4 }).map((e) => e.join('/'))).filter((r) => r.length <= 128);
 const frameworkName = fc.stringMatching(/^[a-z0-9](?:[a-z0-9.-]{0,20}[a-z0-9])?$/);
 const vipName = fc.oneof(fc.stringMatching(/^\/?[A-Za-z0-9_][A-Za-z0-9_./:-]{0,60}$/), fc.ipV4(), fc.ipV6()).filter((n) => n.length <= 128);
+const version = fc
+  .date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true })
+  .chain((d) => fc.constantFrom(d.toISOString(), d.toISOString().replace(/\.\d+Z$/, 'Z'), d.toISOString().replace('Z', '123456Z')));
 const principalId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9@._-]{0,40}$/);
 
 const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
@@ -50,6 +56,8 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   vip: fc.tuple(frameworkName, vipName).map(([fw, name]) => vipId(fw, name)),
   leader: fc.constant(LEADER_ID),
   signingKey: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+  deployment: nodeId(128),
+  appVersion: fc.tuple(appId, version).map(([app, v]) => appVersionId(app, v)),
 };
 
 const kindAndId = fc.constantFrom(...RECORD_KINDS).chain((kind) => ids[kind].map((id) => ({ kind, id })));
@@ -115,6 +123,26 @@ test('property: vip ids split back into framework and name', (t) => {
     }),
   );
   t.is(keys.vip('marathon', '/mygroup/myapp'), 'strata/vips/marathon/%2Fmygroup%2Fmyapp');
+});
+
+test('property: app version ids split back, and an app\'s version prefix holds its versions and those of apps below it only', (t) => {
+  fc.assert(
+    fc.property(appId, version, appId, (app, v, other) => {
+      const parsed = parseAppVersionId(appVersionId(app, v));
+      const key = keys.appVersion(other, v);
+      const below = other === app || other.startsWith(`${app}/`);
+      return parsed?.appId === app && parsed.version === v && key.startsWith(appVersionPrefix(app)) === below;
+    }),
+    { numRuns: 1000 },
+  );
+  t.is(keys.appVersion('/group/web', '2015-09-25T15:13:48.343Z'), 'strata/app-versions/group/web/2015-09-25T15%3A13%3A48.343Z');
+  t.is(appVersionPrefix('/group/web'), 'strata/app-versions/group/web/');
+  t.is(keys.deployment('5d2c7a1e-0b3f'), 'strata/deployments/5d2c7a1e-0b3f');
+  for (const bad of ['/web', '/web@', 'web@2015-09-25T15:13:48.343Z', '/web@2015-09-25T17:13:48+02:00', '/web@2015-09-25']) {
+    t.true(isStrataError(t.throws(() => keyOf('appVersion', bad)), 'RECORD_ID_INVALID'), bad);
+  }
+  t.is(idFromKey('appVersion', 'strata/app-versions/web/child'), undefined, 'a last segment that is no version');
+  t.is(idFromKey('appVersion', 'strata/app-versions/2015-09-25T15%3A13%3A48.343Z'), undefined, 'no app id');
 });
 
 test('kind prefixes are prefix-free', (t) => {

@@ -32,6 +32,7 @@ import {
   PRINCIPAL_ID_PATTERN,
   RECORD_KINDS,
   ROLE_PATTERN,
+  VERSION_PATTERN,
   VIP_NAME_PATTERN,
   type RecordKind,
   type RecordTypes,
@@ -84,7 +85,7 @@ const rule = (pattern: string, maxLength: number, describe: string): IdRule => (
 
 const NODE_ID = (maxLength: number, what: string): IdRule => rule(NODE_ID_PATTERN, maxLength, `${what}: letters, digits, . _ -, starting with a letter or digit, at most ${maxLength} characters`);
 
-const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader'>]: IdRule } = {
+const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion'>]: IdRule } = {
   agent: NODE_ID(128, 'agent id'),
   framework: NODE_ID(128, 'framework id'),
   task: NODE_ID(400, 'task id'),
@@ -95,7 +96,9 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader'>]: IdRule 
   principal: rule(PRINCIPAL_ID_PATTERN, 96, 'uid: letters, digits, @ . _ -, at most 96 characters'),
   group: rule(PRINCIPAL_ID_PATTERN, 96, 'gid: letters, digits, @ . _ -, at most 96 characters'),
   signingKey: rule(KID_PATTERN, 64, 'kid: letters, digits, _ -, at most 64 characters'),
+  deployment: NODE_ID(128, 'deployment id'),
 };
+const APP_VERSION = rule(VERSION_PATTERN, 40, 'version: a UTC timestamp such as 2015-09-25T15:13:48.343Z');
 const FRAMEWORK_NAME = rule(FRAMEWORK_NAME_PATTERN, 63, 'framework name: lowercase letters, digits, . -');
 const VIP_NAME = rule(VIP_NAME_PATTERN, 128, 'VIP name: letters, digits, / . _ : -, at most 128 characters');
 
@@ -116,12 +119,28 @@ export function parseVipId(id: string): { framework: string; name: string } | un
   return fits(FRAMEWORK_NAME, framework) && fits(VIP_NAME, name) ? { framework, name } : undefined;
 }
 
+/** An app version's id: `<app id>@<version>`, e.g. `/group/web@2015-09-25T15:13:48.343Z` (neither part holds `@`). */
+export function appVersionId(appId: string, version: string): string {
+  return `${appId}@${version}`;
+}
+
+export function parseAppVersionId(id: string): { appId: string; version: string } | undefined {
+  const at = id.indexOf('@');
+  if (at < 0) return undefined;
+  const appId = id.slice(0, at);
+  const version = id.slice(at + 1);
+  return fits(ID_RULES.app, appId) && fits(APP_VERSION, version) ? { appId, version } : undefined;
+}
+
 /** Why `id` is not a valid id of `kind`, or `undefined` if it is. */
 export function idProblem(kind: RecordKind, id: string): string | undefined {
   if (typeof id !== 'string') return `a ${kind} id must be a string`;
   if (kind === 'leader') return id === LEADER_ID ? undefined : `the leader record's id is always ${JSON.stringify(LEADER_ID)}`;
   if (kind === 'vip') {
     return parseVipId(id) ? undefined : `VIP id must be "<framework>/<name>" (${FRAMEWORK_NAME.describe}; ${VIP_NAME.describe})`;
+  }
+  if (kind === 'appVersion') {
+    return parseAppVersionId(id) ? undefined : `app version id must be "<app id>@<version>" (${ID_RULES.app.describe}; ${APP_VERSION.describe})`;
   }
   const r = ID_RULES[kind];
   return fits(r, id) ? undefined : `must be a valid ${r.describe}`;
@@ -142,7 +161,10 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
     case 'framework':
     case 'app':
     case 'task':
+    case 'deployment':
       return (r as { id: string }).id;
+    case 'appVersion':
+      return appVersionId((r as RecordTypes['appVersion']).id, (r as RecordTypes['appVersion']).version);
     case 'role':
     case 'network':
     case 'policy':
@@ -179,6 +201,8 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   group: `${ROOT}groups/`,
   leader: `${ROOT}leader/master`,
   signingKey: `${ROOT}security/signing-keys/`,
+  deployment: `${ROOT}deployments/`,
+  appVersion: `${ROOT}app-versions/`,
 };
 
 /** The prefix to list or watch for every record of `kind` (the leader's is its key). */
@@ -194,6 +218,10 @@ export function keyOf(kind: RecordKind, id: string): string {
   switch (kind) {
     case 'app':
       return `${ROOT}apps${id}`;
+    case 'appVersion': {
+      const { appId, version } = parseAppVersionId(id)!;
+      return `${PREFIXES.appVersion}${appId.slice(1)}/${encodeSegment(version)}`;
+    }
     case 'leader':
       return PREFIXES.leader;
     case 'vip': {
@@ -213,7 +241,12 @@ export function idFromKey(kind: RecordKind, key: string): string | undefined {
   const rest = key.slice(p.length);
   let id: string | undefined;
   if (kind === 'app') id = `/${rest}`;
-  else if (kind === 'vip') {
+  else if (kind === 'appVersion') {
+    // The version is the last segment (it always holds `%3A`, which no path element does).
+    const slash = rest.lastIndexOf('/');
+    const version = slash < 0 ? undefined : decodeSegment(rest.slice(slash + 1));
+    id = version === undefined ? undefined : appVersionId(`/${rest.slice(0, slash)}`, version);
+  } else if (kind === 'vip') {
     const [fw, name, extra] = rest.split('/');
     const framework = fw === undefined ? undefined : decodeSegment(fw);
     const decodedName = name === undefined ? undefined : decodeSegment(name);
@@ -238,6 +271,15 @@ export function appGroupPrefix(groupId: string): string {
   return `${ROOT}apps${groupId}/`;
 }
 
+/**
+ * The prefix that holds every stored version of one app, and of apps below it
+ * (`/web`'s prefix also holds `/web/api`'s): filter by `parseAppVersionId(id).appId`.
+ */
+export function appVersionPrefix(appId: string): string {
+  checkId('app', appId);
+  return `${PREFIXES.appVersion}${appId.slice(1)}/`;
+}
+
 /** One function per kind, for call sites that know their kind: `keys.app('/group/web')`. */
 export const keys = {
   root: ROOT,
@@ -255,6 +297,9 @@ export const keys = {
   group: (gid: string): string => keyOf('group', gid),
   leader: (): string => PREFIXES.leader,
   signingKey: (kid: string): string => keyOf('signingKey', kid),
+  deployment: (id: string): string => keyOf('deployment', id),
+  appVersion: (appId: string, version: string): string => keyOf('appVersion', appVersionId(appId, version)),
+  appVersionPrefix,
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -285,6 +330,8 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'group', key: 'strata/groups/<gid, encoded>', example: keys.group('ops'), id: 'gid', writers: 'IAM API', readers: 'IAM' },
   { kind: 'leader', key: 'strata/leader/master', example: keys.leader(), id: `always \`${LEADER_ID}\` (one record)`, writers: 'leader election (bound to the leader\'s session)', readers: 'every master, CLI, DNS (leader.mesos)' },
   { kind: 'signingKey', key: 'strata/security/signing-keys/<kid>', example: keys.signingKey('3f1c9a'), id: 'JWT kid', writers: 'token service (rotation)', readers: 'token service, /auth/jwks' },
+  { kind: 'deployment', key: 'strata/deployments/<deployment id>', example: keys.deployment('5d2c7a1e-0b3f-4c1a-9e7d-2f6b8a9c0d1e'), id: 'deployment id (UUID)', writers: 'API (Marathon /v2/apps, /v2/deployments), deployment controller', readers: 'API (locks, /v2/deployments), deployment controller' },
+  { kind: 'appVersion', key: 'strata/app-versions<app id>/<version, encoded>', example: keys.appVersion('/group/web', '2015-09-25T15:13:48.343Z'), id: '`<app id>@<version>`', writers: 'API (every app write)', readers: 'API (/v2/apps/{id}/versions, rollback)' },
 ];
 
 /** The layout as a Markdown table. */

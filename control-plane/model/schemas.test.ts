@@ -404,7 +404,24 @@ const VALID = {
     createdAt: NOW,
     notAfter: LATER,
   } as SigningKey,
-} satisfies { [K in Exclude<RecordKind, 'app'>]: unknown };
+  deployment: {
+    id: '5d2c7a1e-0b3f-4c1a-9e7d-2f6b8a9c0d1e',
+    version: NOW,
+    affectedApps: ['/db', '/web'],
+    affectedPods: [],
+    steps: [
+      { actions: [{ action: 'StartApplication', app: '/web' }] },
+      { actions: [{ action: 'RestartApplication', app: '/db' }] },
+      { actions: [{ action: 'ScaleApplication', app: '/web' }] },
+    ],
+    currentActions: [],
+    currentStep: 0,
+    totalSteps: 3,
+    state: 'pending',
+    createdAt: NOW,
+    previous: [{ app: '/db', version: '2025-12-01T00:00:00.000Z' }, { app: '/web' }],
+  },
+} satisfies { [K in Exclude<RecordKind, 'app' | 'appVersion'>]: unknown };
 
 test('every kind has a valid example', (t) => {
   for (const [kind, record] of Object.entries(VALID)) t.deepEqual(validateRecord(kind as RecordKind, record), [], kind);
@@ -497,7 +514,24 @@ const BAD_RECORDS: Case[] = [
   ['signingKey', 'JWK kid differs', (r) => (r.publicJwk.kid = 'other'), '/publicJwk/kid'],
   ['signingKey', 'notAfter before createdAt', (r) => (r.notAfter = '2025-01-01T00:00:00Z'), '/notAfter'],
   ['signingKey', 'JWK member not base64url', (r) => (r.publicJwk.x = 'a+b/c='), '/publicJwk/x'],
+  ['deployment', 'unknown action', (r) => (r.steps[0].actions[0].action = 'KillApplication'), '/steps/0/actions/0/action'],
+  ['deployment', 'totalSteps off', (r) => (r.totalSteps = 2), '/totalSteps'],
+  ['deployment', 'currentStep beyond the steps', (r) => (r.currentStep = 4), '/currentStep'],
+  ['deployment', 'action on an app not affected', (r) => (r.steps[1].actions[0].app = '/other'), '/steps/1/actions/0/app'],
+  ['deployment', 'affected app without action', (r) => r.affectedApps.push('/idle'), '/affectedApps/2'],
+  ['deployment', 'app twice in a step', (r) => r.steps[0].actions.push({ action: 'ScaleApplication', app: '/web' }), '/steps/0/actions/1/app'],
+  ['deployment', 'empty step', (r) => (r.steps[0].actions = []), '/steps/0/actions'],
+  ['deployment', 'unknown state', (r) => (r.state = 'done'), '/state'],
+  ['deployment', 'previous version not UTC', (r) => (r.previous[0].version = '2025-12-01T00:00:00+01:00'), '/previous/0/version'],
+  ['deployment', 'repeated previous', (r) => r.previous.push({ app: '/db' }), '/previous/2/app'],
 ];
+
+test('an app version is a stored app whose version is a UTC timestamp', (t) => {
+  t.deepEqual(validateRecord('appVersion', stored({ id: '/v', cmd: 'x' })), []);
+  t.deepEqual(paths(validateRecord('appVersion', { ...stored({ id: '/v', cmd: 'x' }), version: '2015-09-25T17:13:48+02:00' })), ['/version']);
+  t.deepEqual(paths(validateRecord('appVersion', { ...stored({ id: '/v', cmd: 'x' }), cpus: -1 })), ['/cpus']);
+  t.deepEqual(paths(validateRecord('appVersion', stored({ id: '/v' }))), ['/cmd'], 'the app rules apply');
+});
 
 for (const [kind, name, mutate, path] of BAD_RECORDS) {
   test(`${kind} rejected naming the field: ${name}`, (t) => {

@@ -839,6 +839,85 @@ export const SigningKey = Type.Object(
 export type SigningKey = Static<typeof SigningKey>;
 
 // ---------------------------------------------------------------------------
+// Deployments and app versions (Marathon /v2/deployments, /v2/apps/{id}/versions)
+
+/**
+ * An app version as the API writes it (`new Date().toISOString()`, Marathon's
+ * format): UTC with a `Z`. App versions are part of ids and keys, so only
+ * this one spelling is allowed there.
+ */
+export const VERSION_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\\.[0-9]{1,9})?Z$';
+export const AppVersionTimestamp = Type.String({ pattern: VERSION_PATTERN, format: 'date-time', description: 'e.g. 2015-09-25T15:13:48.343Z' });
+
+/** Marathon's deployment actions (`DeploymentAction` in `DeploymentPlan.scala`). */
+export const DEPLOYMENT_ACTIONS = ['StartApplication', 'StopApplication', 'ScaleApplication', 'RestartApplication', 'ResolveArtifacts'] as const;
+export type DeploymentActionName = (typeof DEPLOYMENT_ACTIONS)[number];
+/** Strata's own deployment states; only `pending` exists until the deployment controller runs them. */
+export const DEPLOYMENT_STATES = ['pending', 'running', 'succeeded', 'failed'] as const;
+
+export const DeploymentId = Type.String({ pattern: NODE_ID_PATTERN, minLength: 1, maxLength: 128 });
+
+export const DeploymentAction = Type.Object({ action: Type.Enum(DEPLOYMENT_ACTIONS), app: AppId }, STRICT);
+export type DeploymentAction = Static<typeof DeploymentAction>;
+
+export const DeploymentStep = Type.Object({ actions: Type.Array(DeploymentAction, { minItems: 1 }) }, STRICT);
+export type DeploymentStep = Static<typeof DeploymentStep>;
+
+export const ReadinessCheckResult = Type.Object(
+  {
+    taskId: TaskId,
+    name: Type.String({ minLength: 1, maxLength: 63 }),
+    ready: Type.Boolean(),
+    lastResponse: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), contentType: Type.String({ maxLength: 256 }), body: Type.String({ maxLength: 65536 }) }, STRICT)),
+  },
+  STRICT,
+);
+
+export const CurrentDeploymentAction = Type.Object(
+  { action: Type.Enum(DEPLOYMENT_ACTIONS), app: AppId, readinessCheckResults: Type.Array(ReadinessCheckResult, { default: [] }) },
+  STRICT,
+);
+
+/** What a rollback restores for one app: its version before the deployment, absent if the app did not exist. */
+export const DeploymentOrigin = Type.Object({ app: AppId, version: Type.Optional(AppVersionTimestamp) }, STRICT);
+export type DeploymentOrigin = Static<typeof DeploymentOrigin>;
+
+/**
+ * A deployment in Marathon's JSON (`GET /v2/deployments`): the steps that
+ * take the affected apps from their previous versions to the stored ones.
+ * Each affected app is locked while its deployment exists. Strata adds
+ * `state`, `createdAt` and `previous` (what a rollback restores).
+ */
+export const Deployment = Type.Object(
+  {
+    id: DeploymentId,
+    /** The version the deployment deploys (the apps' new `version`). */
+    version: Timestamp,
+    affectedApps: Type.Array(AppId, { uniqueItems: true }),
+    affectedPods: Type.Array(AppId, { uniqueItems: true, default: [] }),
+    steps: Type.Array(DeploymentStep),
+    /** The actions of the running step; empty while nothing runs. */
+    currentActions: Type.Array(CurrentDeploymentAction, { default: [] }),
+    /** 1-based index of the running step; 0 before the first step starts. */
+    currentStep: Type.Integer({ minimum: 0 }),
+    totalSteps: Type.Integer({ minimum: 0 }),
+    state: Type.Enum(DEPLOYMENT_STATES, { default: 'pending' }),
+    createdAt: Timestamp,
+    /** Each affected app's version before this deployment. */
+    previous: Type.Array(DeploymentOrigin, { default: [] }),
+  },
+  { ...STRICT, description: 'A Marathon deployment: ordered steps of start/scale/restart/stop actions.' },
+);
+export type Deployment = Static<typeof Deployment>;
+
+/** One stored version of an app (every write keeps one, for `/v2/apps/{id}/versions` and rollback): the App as it was. */
+export const AppVersion = Type.Object(
+  { ...App.properties, version: AppVersionTimestamp },
+  { ...STRICT, description: 'An app definition as it was at one version.' },
+);
+export type AppVersion = Static<typeof AppVersion>;
+
+// ---------------------------------------------------------------------------
 // The registry of stored record kinds
 
 /** Every kind of record kept in the store, with its schema. */
@@ -855,6 +934,8 @@ export const RECORD_SCHEMAS = {
   group: Group,
   leader: LeaderInfo,
   signingKey: SigningKey,
+  deployment: Deployment,
+  appVersion: AppVersion,
 } as const satisfies Record<string, TSchema>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;
@@ -874,4 +955,6 @@ export interface RecordTypes {
   group: Group;
   leader: LeaderInfo;
   signingKey: SigningKey;
+  deployment: Deployment;
+  appVersion: AppVersion;
 }

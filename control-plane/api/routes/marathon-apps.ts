@@ -1,0 +1,368 @@
+/**
+ * Marathon's `/v2/apps` (shared/reference/scheduler.md §1, §2.1), in
+ * Marathon's JSON shapes and status codes, so existing app definitions and
+ * scripts work unchanged.
+ *
+ * Permissions (DC/OS): a single app's routes need the action on
+ * `dcos:service:marathon:marathon:services:<app id>` (GET read, PUT/PATCH
+ * update, plus create when PUT creates the app, DELETE delete). The list and
+ * POST need `full` on `dcos:adminrouter:service:marathon` (Admin Router's
+ * gate to Marathon); the list then shows only the apps the caller may read,
+ * and POST, whose app id is only in the body, checks create on that app in
+ * a preValidation step (after the auth hook, before the body is validated).
+ *
+ * App ids hold slashes, so the single-app routes are wildcards whose suffix
+ * is parsed: `/v2/apps/<id>`, `/v2/apps/<id>/versions`,
+ * `/v2/apps/<id>/versions/<version>`. Apps whose id ends in one of
+ * {@link RESERVED_ELEMENTS} are refused, so a path means one thing.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { StrataError, isStrataError } from '../../../common/errors.ts';
+import { allows } from '../../../security/iam.ts';
+import { absoluteAppId, withAppDefaults } from '../../model/app-defaults.ts';
+import { appVersionPrefix, idProblem, parseAppVersionId } from '../../model/keys.ts';
+import { decodeEntry } from '../../model/records.ts';
+import { APP_ID_INPUT_PATTERN, AppDefinition, AppVersionTimestamp, VERSION_PATTERN, type App, type Deployment, type Task } from '../../model/schemas.ts';
+import type { Issue } from '../../model/validate.ts';
+import type { ApiContext, ApiInstance } from '../context.ts';
+import { requires } from '../permissions.ts';
+import { MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
+
+/** Last path elements that name a sub-resource of an app, never an app. */
+export const RESERVED_ELEMENTS: readonly string[] = ['versions', 'tasks', 'restart'];
+
+/** Fields Marathon shows that Strata computes rather than stores. */
+export interface MarathonApp extends App {
+  deployments: { id: string }[];
+  tasksStaged: number;
+  tasksRunning: number;
+  tasksHealthy: number;
+  tasksUnhealthy: number;
+  tasks?: unknown[];
+}
+
+/** What a wildcard path under /v2/apps names. */
+export interface AppPath {
+  readonly appId: string;
+  readonly sub?: 'versions';
+  readonly version?: string;
+}
+
+/** `group/web/versions/2015-…Z` → `{appId: '/group/web', sub: 'versions', version: '2015-…Z'}`. */
+export function parseAppPath(rest: string): AppPath {
+  const parts = rest.split('/').filter((p) => p !== '');
+  const last = parts[parts.length - 1];
+  if (parts.length >= 2 && last === 'versions') return { appId: `/${parts.slice(0, -1).join('/')}`, sub: 'versions' };
+  if (parts.length >= 3 && parts[parts.length - 2] === 'versions' && last !== undefined && !/^[a-z0-9.-]+$/.test(last)) {
+    return { appId: `/${parts.slice(0, -2).join('/')}`, sub: 'versions', version: last };
+  }
+  return { appId: `/${parts.join('/')}` };
+}
+
+const pathOf = (request: FastifyRequest): AppPath => parseAppPath((request.params as { '*'?: string })['*'] ?? '');
+
+/** The app id a path names, refused with `RECORD_ID_INVALID` (400) if it is no valid id. */
+function appIdOf(request: FastifyRequest): AppPath {
+  const path = pathOf(request);
+  const problem = idProblem('app', path.appId);
+  if (problem !== undefined) throw new StrataError('RECORD_ID_INVALID', `app id ${JSON.stringify(path.appId.slice(0, 80))} is invalid: ${problem}`);
+  return path;
+}
+const ridOf = (request: FastifyRequest): string => appRid(pathOf(request).appId);
+
+/** Marathon's task JSON for a stored task. */
+export function marathonTask(task: Task): Record<string, unknown> {
+  return {
+    id: task.id,
+    appId: task.appId,
+    host: task.host,
+    slaveId: task.agentId,
+    state: `TASK_${task.state}`,
+    stagedAt: task.stagedAt,
+    ...(task.startedAt === undefined ? {} : { startedAt: task.startedAt }),
+    version: task.version,
+    ports: task.ports,
+    servicePorts: task.servicePorts,
+    ipAddresses: task.ipAddresses,
+    healthCheckResults: task.healthCheckResults,
+  };
+}
+
+/** An app as Marathon shows it: the stored definition plus its deployments and task counts (and tasks, when asked). */
+export function marathonApp(app: App, deployments: readonly Deployment[], tasks: readonly Task[], withTasks: boolean): MarathonApp {
+  const own = tasks.filter((t) => t.appId === app.id);
+  const running = own.filter((t) => t.state === 'RUNNING');
+  return {
+    ...app,
+    deployments: deployments.filter((d) => d.affectedApps.includes(app.id)).map((d) => ({ id: d.id })),
+    tasksStaged: own.filter((t) => t.state === 'STAGING' || t.state === 'STARTING').length,
+    tasksRunning: running.length,
+    tasksHealthy: running.filter((t) => t.healthCheckResults.length > 0 && t.healthCheckResults.every((h) => h.alive)).length,
+    tasksUnhealthy: running.filter((t) => t.healthCheckResults.some((h) => !h.alive)).length,
+    ...(withTasks ? { tasks: own.map(marathonTask) } : {}),
+  };
+}
+
+const EMBED = Type.Array(Type.String({ maxLength: 64 }), { description: 'apps.tasks, apps.counts, apps.deployments, apps.readiness, apps.lastTaskFailure, apps.taskStats (counts and deployments are always shown)' });
+const ListQuery = Type.Object({
+  id: Type.Optional(Type.String({ maxLength: 255, description: 'only apps whose id contains this text' })),
+  cmd: Type.Optional(Type.String({ maxLength: 1024, description: 'only apps whose cmd contains this text' })),
+  label: Type.Optional(Type.String({ maxLength: 1024, description: 'only apps with this label (`key`) or label value (`key==value`)' })),
+  embed: Type.Optional(EMBED),
+});
+const WriteQuery = Type.Object({
+  force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
+});
+const PutQuery = Type.Object({
+  force: Type.Optional(Type.Boolean({ default: false })),
+  partialUpdate: Type.Optional(Type.Boolean({ default: true, description: 'merge the body into the current definition (true, like PATCH) or replace it (false)' })),
+});
+const GetQuery = Type.Object({ embed: Type.Optional(EMBED) });
+const Wildcard = Type.Object({ '*': Type.String({ maxLength: 512 }) });
+
+/**
+ * A copy of a JSON schema without `default` keywords. The API's validator
+ * fills defaults in (`useDefaults`); a partial update must not, or every
+ * field it leaves out would be reset to Marathon's default.
+ */
+export function withoutDefaults<T>(schema: T): T {
+  const walk = (node: unknown, isMap: boolean): unknown => {
+    if (Array.isArray(node)) return node.map((n) => walk(n, false));
+    if (typeof node !== 'object' || node === null) return node;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) {
+      if (!isMap && k === 'default') continue;
+      out[k] = walk(v, !isMap && (k === 'properties' || k === 'patternProperties'));
+    }
+    return out;
+  };
+  return walk(schema, false) as T;
+}
+
+/** PUT/PATCH body: an app definition whose id may be left out (the path gives it), or `{version}` to go back to a stored version. */
+export const AppUpdate = withoutDefaults(Type.Object(
+  {
+    ...AppDefinition.properties,
+    id: Type.Optional(Type.String({ pattern: APP_ID_INPUT_PATTERN, maxLength: 255 })),
+    version: Type.Optional(AppVersionTimestamp),
+  },
+  { additionalProperties: false, description: 'A Marathon app update: fields to change, or {"version": "<stored version>"} to roll back to it.' },
+));
+type AppUpdate = Static<typeof AppUpdate>;
+
+const DeploymentRef = Type.Object({ deploymentId: Type.String(), version: Type.String() });
+
+function refuseReserved(appId: string): void {
+  const last = appId.slice(appId.lastIndexOf('/') + 1);
+  if (RESERVED_ELEMENTS.includes(last)) {
+    throw new StrataError('RECORD_ID_INVALID', `app id ${appId} is invalid: its last element must not be ${RESERVED_ELEMENTS.map((r) => `"${r}"`).join(', ')} (they name parts of an app in /v2/apps paths)`);
+  }
+}
+
+/** The stored form of a definition: Marathon's defaults applied (the write stamps the version). */
+function definitionOf(def: AppDefinition): Omit<App, 'version'> {
+  const { version: _v, ...app } = withAppDefaults(def, { version: '1970-01-01T00:00:00.000Z' });
+  return app;
+}
+
+/**
+ * Errors in Marathon's shapes: APP_LOCKED with `deployments` at the top
+ * level of the body; RECORD_INVALID's details as `[{path, errors}]`, like
+ * the 400 of a bad body.
+ */
+async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> {
+  try {
+    return await run();
+  } catch (err) {
+    if (isStrataError(err, 'APP_LOCKED')) {
+      const { deployments } = err.details as { deployments: { id: string }[] };
+      return reply.code(409).type('application/json').send({ ...err.toJSON(), deployments });
+    }
+    if (isStrataError(err, 'RECORD_INVALID') && Array.isArray(err.details)) {
+      const byPath = new Map<string, string[]>();
+      for (const issue of err.details as Issue[]) byPath.set(issue.path || '/', [...(byPath.get(issue.path || '/') ?? []), issue.message]);
+      const details = [...byPath].map(([path, errors]) => ({ path, errors }));
+      return reply.code(422).type('application/json').send({ code: err.code, message: err.message, details });
+    }
+    throw err;
+  }
+}
+
+function deploymentReply(reply: FastifyReply, result: ChangeResult, created: boolean, location?: string): FastifyReply {
+  reply.header('marathon-deployment-id', result.deploymentId);
+  if (created && location) reply.header('location', location);
+  return reply.code(created ? 201 : 200).send({ deploymentId: result.deploymentId, version: result.version });
+}
+
+export async function listVersions(ctx: ApiContext, appId: string): Promise<App[]> {
+  const { entries } = await ctx.store.list(appVersionPrefix(appId));
+  const versions: App[] = [];
+  for (const entry of entries) {
+    const d = decodeEntry('appVersion', entry);
+    if (d.ok && parseAppVersionId(d.record.id)?.appId === appId) versions.push(d.record.value);
+  }
+  return versions.sort((a, b) => Date.parse(b.version) - Date.parse(a.version));
+}
+
+async function storedVersion(ctx: ApiContext, appId: string, version: string): Promise<App> {
+  if (!new RegExp(VERSION_PATTERN).test(version)) throw new StrataError('RECORD_NOT_FOUND', `app ${appId} has no version ${JSON.stringify(version)}`);
+  const found = await ctx.records.get('appVersion', `${appId}@${version}`);
+  if (!found) throw new StrataError('RECORD_NOT_FOUND', `app ${appId} has no version ${version}`);
+  return found.value;
+}
+
+export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
+  app.get('/v2/apps', {
+    config: { permission: requires(MARATHON_GATE_RID, 'full') },
+    schema: { summary: 'Every app the caller may read (Marathon GET /v2/apps)', querystring: ListQuery },
+  }, async (request) => {
+    const [{ apps, deployments }, tasks, principal] = await Promise.all([
+      readState(ctx),
+      ctx.records.list('task'),
+      ctx.iam.getPrincipal(request.principalUid ?? ''),
+    ]);
+    const { id, cmd, label, embed = [] } = request.query;
+    const withTasks = embed.includes('apps.tasks');
+    const [labelKey, labelValue] = label === undefined ? [] : label.split('==');
+    const visible: MarathonApp[] = [];
+    for (const { value: a } of apps.values()) {
+      if (id !== undefined && !a.id.includes(id)) continue;
+      if (cmd !== undefined && !(a.cmd ?? '').includes(cmd)) continue;
+      if (labelKey !== undefined && (!(labelKey in a.labels) || (labelValue !== undefined && a.labels[labelKey] !== labelValue))) continue;
+      if (!principal || !allows(principal, appRid(a.id), 'read')) continue;
+      visible.push(marathonApp(a, deployments.map((d) => d.value), tasks.records.map((t) => t.value), withTasks));
+    }
+    return { apps: visible };
+  });
+
+  app.post('/v2/apps', {
+    config: { permission: requires(MARATHON_GATE_RID, 'full') },
+    schema: {
+      summary: 'Create an app (Marathon POST /v2/apps): 201 with the app and its deployment; 409 if it exists',
+      description: 'Also needs create on dcos:service:marathon:marathon:services:<app id>. The deployment is stored; nothing executes deployments yet.',
+      querystring: WriteQuery,
+      body: AppDefinition,
+    },
+    // The app id is only in the body: authorise it once the body is parsed, before it is validated.
+    preValidation: async (request) => {
+      const id = (request.body as { id?: unknown } | undefined)?.id;
+      if (typeof id === 'string' && new RegExp(APP_ID_INPUT_PATTERN).test(id)) await assertCallerMay(ctx, request, appRid(absoluteAppId(id)), 'create');
+    },
+  }, async (request, reply) =>
+    marathonErrors(reply, async () => {
+      const def = request.body;
+      const id = absoluteAppId(def.id);
+      refuseReserved(id);
+      const next = definitionOf(def);
+      const result = await changeApps(ctx, (state) => {
+        if (state.apps.has(id)) throw new StrataError('APP_EXISTS', `An app with id [${id}] already exists.`);
+        return [{ id, next }];
+      }, { force: request.query.force ?? false });
+      const stored = result.apps.get(id)!;
+      reply.header('location', `/v2/apps${id}`).header('marathon-deployment-id', result.deploymentId);
+      return reply.code(201).send({ ...marathonApp(stored, result.deployment ? [result.deployment] : [], [], true) });
+    }),
+  );
+
+  app.get('/v2/apps/*', {
+    config: { permission: requires(ridOf, 'read') },
+    schema: {
+      summary: 'One app (/v2/apps/<id>), its versions (/v2/apps/<id>/versions) or one version (/v2/apps/<id>/versions/<version>)',
+      params: Wildcard,
+      querystring: GetQuery,
+    },
+  }, async (request) => {
+    const path = appIdOf(request);
+    const current = await ctx.records.get('app', path.appId);
+    if (!current) throw new StrataError('RECORD_NOT_FOUND', `App '${path.appId}' does not exist`);
+    if (path.sub === 'versions') {
+      if (path.version !== undefined) return storedVersion(ctx, path.appId, path.version);
+      return { versions: (await listVersions(ctx, path.appId)).map((v) => v.version) };
+    }
+    const [deployments, tasks] = await Promise.all([ctx.records.list('deployment'), ctx.records.list('task')]);
+    return { app: marathonApp(current.value, deployments.records.map((d) => d.value), tasks.records.map((t) => t.value), true) };
+  });
+
+  const update = (partialDefault: boolean) =>
+    async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { force?: boolean; partialUpdate?: boolean }; Body: AppUpdate }>, reply: FastifyReply) =>
+      marathonErrors(reply, async () => {
+        const path = appIdOf(request);
+        if (path.sub !== undefined) throw new StrataError('API_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`);
+        const id = path.appId;
+        refuseReserved(id);
+        const body = request.body;
+        if (body.id !== undefined && absoluteAppId(body.id) !== id) {
+          throw new StrataError('API_BAD_REQUEST', `the body's id ${body.id} differs from the path's ${id}`, { details: [{ path: '/id', errors: ['must match the app id in the path'] }] });
+        }
+        const partial = request.query.partialUpdate ?? partialDefault;
+        const { version: restore, ...fields } = body;
+        if (restore !== undefined && Object.keys(fields).some((k) => k !== 'id')) {
+          throw new StrataError('API_BAD_REQUEST', 'version cannot be combined with other fields: send {"version": "<stored version>"} to roll back', { details: [{ path: '/version', errors: ['cannot be combined with other fields'] }] });
+        }
+        const restored = restore === undefined ? undefined : await storedVersion(ctx, id, restore);
+        let mayCreate: boolean | undefined;
+        const result = await changeApps(ctx, async (state): Promise<AppChange[]> => {
+          const prev = state.apps.get(id)?.value;
+          if (!prev) {
+            if (restored) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
+            mayCreate ??= await callerMay(ctx, request, appRid(id), 'create');
+            if (!mayCreate) throw new StrataError('API_FORBIDDEN', `${request.principalUid ?? 'the caller'} lacks create on ${appRid(id)}`, { details: { rid: appRid(id), action: 'create' } });
+          }
+          if (restored) {
+            const { version: _v, ...old } = restored;
+            return [{ id, next: old }];
+          }
+          const { version: _pv, ...base } = prev ?? ({} as Partial<App>);
+          const def = { ...(partial ? base : {}), ...fields, id } as AppDefinition;
+          return [{ id, next: definitionOf(def) }];
+        }, { force: request.query.force ?? false });
+        return deploymentReply(reply, result, !result.existed.get(id), `/v2/apps${id}`);
+      });
+
+  app.put('/v2/apps/*', {
+    config: { permission: requires(ridOf, 'update') },
+    schema: {
+      summary: 'Create or change an app (Marathon PUT /v2/apps/<id>); partialUpdate defaults to true, like PATCH',
+      description: 'Creating also needs create on the app. {"version": V} rolls back to stored version V. 409 while a deployment locks the app unless ?force=true. The deployment is stored; nothing executes deployments yet.',
+      params: Wildcard,
+      querystring: PutQuery,
+      body: AppUpdate,
+      response: { 200: DeploymentRef, 201: DeploymentRef },
+    },
+  }, update(true));
+
+  app.patch('/v2/apps/*', {
+    config: { permission: requires(ridOf, 'update') },
+    schema: {
+      summary: 'Change some fields of an app (Marathon PATCH /v2/apps/<id>)',
+      params: Wildcard,
+      querystring: WriteQuery,
+      body: AppUpdate,
+      response: { 200: DeploymentRef, 201: DeploymentRef },
+    },
+  }, update(true));
+
+  app.delete('/v2/apps/*', {
+    config: { permission: requires(ridOf, 'delete') },
+    schema: {
+      summary: 'Remove an app (Marathon DELETE /v2/apps/<id>): a deployment stops it',
+      description: '409 while a deployment locks the app unless ?force=true. Nothing executes deployments yet.',
+      params: Wildcard,
+      querystring: WriteQuery,
+      response: { 200: DeploymentRef },
+    },
+  }, async (request, reply) =>
+    marathonErrors(reply, async () => {
+      const path = appIdOf(request);
+      if (path.sub !== undefined) throw new StrataError('API_NOT_FOUND', `no route for DELETE ${request.url.split('?')[0] ?? ''}`);
+      const id = path.appId;
+      const result = await changeApps(ctx, (state) => {
+        if (!state.apps.has(id)) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
+        return [{ id, next: undefined }];
+      }, { force: request.query.force ?? false });
+      return deploymentReply(reply, result, false);
+    }),
+  );
+}
+

@@ -1,0 +1,206 @@
+/**
+ * The Marathon API's writes: every change to apps (create, update, delete,
+ * rollback) is planned (`scheduler/deployments/plan.ts`) and stored in ONE
+ * store transaction: the apps, a new appVersion for each app written, the
+ * deployment record, and the removal of deployments it supersedes. The
+ * transaction is conditioned on the `modifyIndex` of every app it changes
+ * (and of every deployment it removes), so concurrent writers never lose
+ * an update: the loser re-reads and tries again, and then sees the lock.
+ * (Within one API instance writes also run one at a time.)
+ *
+ * Locks: an app is locked while a deployment that affects it exists. Every
+ * deployment writes each app it affects, so the app's `modifyIndex`
+ * condition also guards the lock check. A change to a locked app is refused
+ * with `APP_LOCKED` (Marathon's 409 with `deployments:[{id}]`) unless forced;
+ * a forced change removes the deployments it overrides (Marathon cancels
+ * them).
+ *
+ * Nothing executes deployments yet: they are stored and listed, and stay
+ * `pending` until the deployment controller (later work) runs them.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { StrataError } from '../../../common/errors.ts';
+import { keyOf, appVersionId } from '../../model/keys.ts';
+import type { Versioned } from '../../model/records.ts';
+import type { App, AppVersion, Deployment } from '../../model/schemas.ts';
+import { assertRecord } from '../../model/validate.ts';
+import { allows, type Action } from '../../../security/iam.ts';
+import { planDeployment } from '../../../scheduler/deployments/plan.ts';
+import type { TxnCondition, TxnWrite } from '../../store/port.ts';
+import type { ApiContext } from '../context.ts';
+
+/** The DC/OS resource of a Marathon app (or group) path. */
+export const MARATHON_SERVICES_RID = 'dcos:service:marathon:marathon:services:';
+/** What a user needs to reach Marathon's collection routes at all (Admin Router's rid; `full` only, as in DC/OS). */
+export const MARATHON_GATE_RID = 'dcos:adminrouter:service:marathon';
+
+export const appRid = (appId: string): string => `${MARATHON_SERVICES_RID}${appId}`;
+
+/** Whether the caller (authenticated by the auth hook) holds `action` on `rid`. */
+export async function callerMay(ctx: ApiContext, request: FastifyRequest, rid: string, action: Action): Promise<boolean> {
+  const uid = request.principalUid;
+  if (uid === undefined) return false;
+  const principal = await ctx.iam.getPrincipal(uid);
+  return principal !== undefined && allows(principal, rid, action);
+}
+
+export async function assertCallerMay(ctx: ApiContext, request: FastifyRequest, rid: string, action: Action): Promise<void> {
+  if (!(await callerMay(ctx, request, rid, action))) {
+    throw new StrataError('API_FORBIDDEN', `${request.principalUid ?? 'the caller'} lacks ${action} on ${rid}`, { details: { rid, action } });
+  }
+}
+
+/** What the store holds now: every app and every deployment, with their indexes. */
+export interface MarathonState {
+  readonly apps: ReadonlyMap<string, Versioned<App>>;
+  readonly deployments: readonly Versioned<Deployment>[];
+}
+
+export async function readState(ctx: ApiContext): Promise<MarathonState> {
+  const [apps, deployments] = await Promise.all([ctx.records.list('app'), ctx.records.list('deployment')]);
+  return { apps: new Map(apps.records.map((r) => [r.id, r])), deployments: deployments.records };
+}
+
+/** The deployments that lock any of `appIds`. */
+export function locking(deployments: readonly Versioned<Deployment>[], appIds: Iterable<string>): Versioned<Deployment>[] {
+  const ids = new Set(appIds);
+  return deployments.filter((d) => d.value.affectedApps.some((a) => ids.has(a)));
+}
+
+/** One app's new definition (without its version, which the write stamps), or `undefined` to remove it. */
+export type AppChange = { readonly id: string; readonly next: Omit<App, 'version'> | undefined };
+
+export interface ChangeOptions {
+  /** Override locks: remove the deployments that lock the changed apps. */
+  readonly force: boolean;
+  /** A deployment this change replaces (a rollback): removed, and never a lock. */
+  readonly replaces?: string;
+}
+
+export interface ChangeResult {
+  /** The new deployment's id (a deployment with no steps is finished at once and not stored). */
+  readonly deploymentId: string;
+  readonly version: string;
+  readonly deployment: Deployment | undefined;
+  /** The apps as written (absent: removed). */
+  readonly apps: ReadonlyMap<string, App | undefined>;
+  /** Whether each changed app existed before. */
+  readonly existed: ReadonlyMap<string, boolean>;
+}
+
+const ATTEMPTS = 8;
+
+/**
+ * Writes through one API instance run one at a time, so its own concurrent
+ * requests never race each other's check-and-set; the transaction's
+ * conditions still settle races with other masters.
+ */
+const queues = new WeakMap<ApiContext, Promise<unknown>>();
+
+function oneAtATime<T>(ctx: ApiContext, fn: () => Promise<T>): Promise<T> {
+  const run = (queues.get(ctx) ?? Promise.resolve()).then(fn, fn);
+  queues.set(ctx, run.catch(() => undefined));
+  return run;
+}
+
+/** A version later than `now` and than every version in `previous` (so each write's version is new). */
+function nextVersion(previous: readonly string[]): string {
+  let t = Date.now();
+  for (const v of previous) t = Math.max(t, Date.parse(v) + 1);
+  return new Date(t).toISOString();
+}
+
+export function lockedError(deployments: readonly { id: string }[]): StrataError {
+  const ids = deployments.map((d) => d.id);
+  return new StrataError(
+    'APP_LOCKED',
+    `App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'. (${ids.join(', ')})`,
+    { details: { deployments: ids.map((id) => ({ id })) } },
+  );
+}
+
+/**
+ * Apply `decide(state)`'s changes in one transaction, retrying (re-reading
+ * and deciding again) when another writer got there first. `decide` may
+ * throw (not found, conflict) and sees the state the transaction is
+ * conditioned on.
+ */
+export function changeApps(ctx: ApiContext, decide: (state: MarathonState) => Promise<AppChange[]> | AppChange[], options: ChangeOptions): Promise<ChangeResult> {
+  return oneAtATime(ctx, () => changeAppsNow(ctx, decide, options));
+}
+
+async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => Promise<AppChange[]> | AppChange[], options: ChangeOptions): Promise<ChangeResult> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const state = await readState(ctx);
+    const changes = await decide(state);
+    const replaced = options.replaces === undefined ? undefined : state.deployments.find((d) => d.id === options.replaces);
+    if (options.replaces !== undefined && !replaced) throw new StrataError('RECORD_NOT_FOUND', `no deployment ${JSON.stringify(options.replaces)}`);
+    const version = nextVersion(changes.map((c) => state.apps.get(c.id)?.value.version).filter((v): v is string => v !== undefined));
+
+    const written = new Map<string, App | undefined>();
+    for (const c of changes) {
+      const app = c.next === undefined ? undefined : ({ ...c.next, id: c.id, version } as App);
+      if (app) assertRecord('app', app);
+      written.set(c.id, app);
+    }
+    const current = [...state.apps.values()].map((r) => r.value);
+    const target = [...state.apps.values()].filter((r) => !written.has(r.id)).map((r) => r.value);
+    for (const app of written.values()) if (app) target.push(app);
+    const plan = planDeployment(current, target, { version });
+
+    const touched = new Set([...written.keys(), ...plan.affectedApps]);
+    const locks = locking(state.deployments, touched).filter((d) => d.id !== options.replaces);
+    if (locks.length > 0 && !options.force) throw lockedError(locks.map((d) => d.value));
+    const removed = replaced ? [...locks, replaced] : locks;
+
+    const now = new Date().toISOString();
+    const deploymentId = randomUUID();
+    const deployment: Deployment | undefined =
+      plan.steps.length === 0
+        ? undefined
+        : {
+            id: deploymentId,
+            version,
+            affectedApps: plan.affectedApps,
+            affectedPods: [],
+            steps: plan.steps,
+            currentActions: [],
+            currentStep: 0,
+            totalSteps: plan.steps.length,
+            state: 'pending',
+            createdAt: now,
+            previous: plan.affectedApps.map((app) => {
+              const before = state.apps.get(app)?.value.version;
+              return before === undefined ? { app } : { app, version: before };
+            }),
+          };
+    if (deployment) assertRecord('deployment', deployment);
+
+    const conditions: TxnCondition[] = [];
+    const writes: TxnWrite[] = [];
+    for (const [id, app] of written) {
+      const key = keyOf('app', id);
+      conditions.push({ key, modifyIndex: state.apps.get(id)?.modifyIndex ?? 0 });
+      if (app) {
+        writes.push({ op: 'put', key, value: JSON.stringify(app) });
+        const kept: AppVersion = app;
+        assertRecord('appVersion', kept);
+        writes.push({ op: 'put', key: keyOf('appVersion', appVersionId(id, version)), value: JSON.stringify(kept) });
+      } else if (state.apps.has(id)) {
+        writes.push({ op: 'delete', key });
+      }
+    }
+    for (const d of removed) {
+      conditions.push({ key: d.key, modifyIndex: d.modifyIndex });
+      writes.push({ op: 'delete', key: d.key });
+    }
+    if (deployment) writes.push({ op: 'put', key: keyOf('deployment', deployment.id), value: JSON.stringify(deployment) });
+    const result = await ctx.store.txn({ conditions, writes });
+    if (result.ok) {
+      const existed = new Map([...written.keys()].map((id) => [id, state.apps.has(id)]));
+      return { deploymentId, version, deployment, apps: written, existed };
+    }
+  }
+  throw new StrataError('RECORD_CONFLICT', `the apps changed concurrently ${ATTEMPTS} times while this change was being stored; retry`);
+}
