@@ -109,7 +109,7 @@ const VERBS: readonly Verb[] = [
   },
   {
     name: 'deployment list',
-    summary: 'List deployments not yet finished (stored only: nothing executes them yet)',
+    summary: 'List deployments not yet finished',
     usage: 'strata deployment list [--json]',
     flags: {},
     booleans: ['json'],

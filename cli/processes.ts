@@ -12,6 +12,7 @@ import { loadConfig } from '../control-plane/config/load.ts';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
 import { BOOTSTRAP_CREDENTIALS_FILE, startMaster } from '../control-plane/master.ts';
 import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
+import { deploymentController } from '../scheduler/controller/controller.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -38,7 +39,7 @@ function makeLogger(config: Readonly<StrataConfig>, file?: string): Logger {
 export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
-  const master = await startMaster({ config, logger });
+  const master = await startMaster({ config, logger, leaderLoops: [deploymentController()] });
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend})`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
@@ -72,7 +73,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const logFile = join(config.dataDir, 'strata.log');
   const logger = makeLogger(config, logFile);
-  const master = await startMaster({ config, logger: logger.child({ component: 'master' }) });
+  const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: [deploymentController()] });
   try {
     await master.whenLeader();
     await ensureAgentPrincipal(master.iam);

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import type { Registry } from 'prom-client';
 import { StrataError, isStrataError } from '../common/errors.ts';
 import { Iam } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
@@ -22,8 +23,16 @@ import type { StateStore } from './store/port.ts';
 import { openStore } from './store/registry.ts';
 
 
+/** What a leader loop may use besides its leadership: the master's store, records, logger and metrics registry. */
+export interface LeaderLoopContext {
+  readonly store: StateStore;
+  readonly records: Records;
+  readonly logger: FastifyBaseLogger;
+  readonly metrics: Registry;
+}
+
 /** Work only the leader does; started on election, its signal aborts on loss. */
-export type LeaderLoop = (leadership: Leadership) => Promise<void> | void;
+export type LeaderLoop = (leadership: Leadership, context: LeaderLoopContext) => Promise<void> | void;
 
 export interface MasterOptions {
   readonly config: Readonly<StrataConfig>;
@@ -167,7 +176,9 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         logger.info({ id, token: won.token }, 'this master is the leader');
         for (const w of leaderWaiters.splice(0)) w(won);
         for (const loop of options.leaderLoops ?? []) {
-          Promise.resolve(loop(won)).catch((err: unknown) => logger.error({ err }, 'leader loop failed'));
+          Promise.resolve()
+            .then(() => loop(won, { store, records, logger, metrics: metrics.registry }))
+            .catch((err: unknown) => logger.error({ err }, 'leader loop failed'));
         }
         await untilAborted(won.signal);
         if (!stop.signal.aborted) logger.warn({ id, reason: String(won.signal.reason) }, 'lost leadership; campaigning again');

@@ -15,15 +15,17 @@ import { installAuth } from './auth.ts';
 import type { ApiContext, ApiInstance, RouteModule } from './context.ts';
 import { installErrorHandling } from './errors.ts';
 import { instrumentHttp } from './metrics.ts';
+import { agentTaskRoutes } from './routes/agent-tasks.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
 import { marathonRoutes } from './routes/marathon-deployments.ts';
+import { marathonTaskRoutes } from './routes/marathon-tasks.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

@@ -1,8 +1,10 @@
 /**
  * The agent process (foundation part): it identifies this host, serves its
  * own `/health`, registers with a master over the authenticated API
- * (`PUT /v1/agents/{id}`) and heartbeats with the same call. Task execution,
- * reconciliation and unreachable handling are the scheduler issue's.
+ * (`PUT /v1/agents/{id}`) and heartbeats with the same call. After the first
+ * registration it starts the task runner (`task-runner.ts`): it recovers the
+ * sandboxes in `<dataDir>/sandboxes`, then runs the tasks the master assigns
+ * here and reports their states. Unreachable handling is the master's.
  *
  * The agent id is kept in `<dataDir>/agent-id`, so a restarted agent comes
  * back as the same agent.
@@ -16,7 +18,10 @@ import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
 import type { StrataConfig } from '../../control-plane/config/schema.ts';
 import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
-import type { Iam } from '../../security/iam.ts';
+import { SUPERUSER_RID, type Iam } from '../../security/iam.ts';
+import { detectCgroups, type CgroupManager } from '../executor/cgroups.ts';
+import { Executor } from '../executor/executor.ts';
+import { TaskRunner, type TaskRunnerOptions } from './task-runner.ts';
 
 /** The service account agents authenticate as in `strata up`. */
 export const AGENT_PRINCIPAL = 'strata-agent';
@@ -50,7 +55,12 @@ export async function ensureAgentPrincipal(iam: Iam): Promise<void> {
       kind: 'service',
       description: 'local agents',
       publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      permissions: [{ rid: AGENT_RID, actions: ['full'] }],
+      // The task runner reads the app a task runs through Marathon's
+      // `/v2/apps/{id}/versions/{v}`, which checks read on each app's own rid
+      // (exact match, no hierarchy): only a superuser may read every app.
+      // Remote agents already run with an admin's token (README). Stop-gap
+      // until the master serves the app to agents under AGENT_RID.
+      permissions: [{ rid: AGENT_RID, actions: ['full'] }, { rid: SUPERUSER_RID, actions: ['full'] }],
     })
     .catch((err: unknown) => {
       if (!(err instanceof StrataError && err.code === 'RECORD_CONFLICT')) throw err;
@@ -117,6 +127,10 @@ export async function startAgent(options: {
   masterUrl: string;
   /** Asked before every registration, so tokens can be renewed (re-read a file, re-issue). */
   token: () => Promise<string>;
+  /** Default: `detectCgroups()` (cgroup v1 limits where the host has them). */
+  cgroups?: CgroupManager;
+  /** Task runner tuning (tests). */
+  taskRunner?: Pick<TaskRunnerOptions, 'waitSeconds' | 'retryInitialMs' | 'retryMaxMs' | 'orphanGraceMs' | 'minPollIntervalMs'>;
 }): Promise<AgentHandle> {
   const { config, logger } = options;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -180,12 +194,31 @@ export async function startAgent(options: {
   await firstRegistration;
   logger.info({ id, masterUrl: options.masterUrl }, 'agent registered');
 
+  // Tasks: recover what an earlier run left in the sandboxes, then run what the master assigns.
+  let executor: Executor | undefined;
+  let runner: TaskRunner | undefined;
+  try {
+    executor = new Executor({ workDir: join(config.dataDir, 'sandboxes'), host: registration.hostname, cgroups: options.cgroups ?? (await detectCgroups()) });
+    runner = new TaskRunner({ ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
+    await runner.start();
+  } catch (err) {
+    stopped = true;
+    clearTimeout(timer);
+    await runner?.close();
+    await executor?.close();
+    server.close();
+    throw err;
+  }
+
   return {
     id,
     url: `http://${config.agent.host.includes(':') ? `[${config.agent.host}]` : config.agent.host}:${port}`,
     async close() {
       stopped = true;
       clearTimeout(timer);
+      // Tasks keep running (as a Mesos agent's do): the next start recovers them.
+      await runner.close();
+      await executor.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../control-plane/config/load.ts';
-import { startMaster, type MasterHandle } from '../../control-plane/master.ts';
+import { startMaster, type LeaderLoop, type MasterHandle } from '../../control-plane/master.ts';
 import { openEmbeddedStore } from '../../control-plane/store/embedded/embedded-store.ts';
 import type { StateStore } from '../../control-plane/store/port.ts';
 import type { Permission } from '../../security/iam.ts';
@@ -22,12 +22,12 @@ export interface TestMaster {
   close(): Promise<void>;
 }
 
-export async function startTestMaster(overrides: Record<string, unknown> = {}): Promise<TestMaster> {
+export async function startTestMaster(overrides: Record<string, unknown> = {}, options: { readonly leaderLoops?: readonly LeaderLoop[] } = {}): Promise<TestMaster> {
   const dataDir = await mkdtemp(join(tmpdir(), 'strata-test-'));
   const store = await openEmbeddedStore({ path: ':memory:' });
   const config = loadConfig({ env: {}, overrides: { dataDir, 'api.port': 0, 'master.leaderTtlSeconds': 2, ...overrides } });
   const { pino } = await import('pino');
-  const master = await startMaster({ config, logger: pino({ level: 'silent' }), store });
+  const master = await startMaster({ config, logger: pino({ level: 'silent' }), store, ...(options.leaderLoops ? { leaderLoops: options.leaderLoops } : {}) });
   return {
     master,
     store,

@@ -62,6 +62,7 @@ const deploymentsOf = async (a: Api): Promise<Deployment[]> => (await a.call('GE
 test('parseAppPath tells apps, versions and one version apart', (t) => {
   t.deepEqual(parseAppPath('group/web'), { appId: '/group/web' });
   t.deepEqual(parseAppPath('group/web/versions'), { appId: '/group/web', sub: 'versions' });
+  t.deepEqual(parseAppPath('group/web/tasks'), { appId: '/group/web', sub: 'tasks' });
   t.deepEqual(parseAppPath('web/versions/2015-09-25T15:13:48.343Z'), { appId: '/web', sub: 'versions', version: '2015-09-25T15:13:48.343Z' });
   t.deepEqual(parseAppPath('a/versions/b'), { appId: '/a/versions/b' }, 'an element that could be an app id is one');
 });

@@ -45,7 +45,7 @@ export interface MarathonApp extends App {
 /** What a wildcard path under /v2/apps names. */
 export interface AppPath {
   readonly appId: string;
-  readonly sub?: 'versions';
+  readonly sub?: 'versions' | 'tasks';
   readonly version?: string;
 }
 
@@ -53,6 +53,7 @@ export interface AppPath {
 export function parseAppPath(rest: string): AppPath {
   const parts = rest.split('/').filter((p) => p !== '');
   const last = parts[parts.length - 1];
+  if (parts.length >= 2 && last === 'tasks') return { appId: `/${parts.slice(0, -1).join('/')}`, sub: 'tasks' };
   if (parts.length >= 2 && last === 'versions') return { appId: `/${parts.slice(0, -1).join('/')}`, sub: 'versions' };
   if (parts.length >= 3 && parts[parts.length - 2] === 'versions' && last !== undefined && !/^[a-z0-9.-]+$/.test(last)) {
     return { appId: `/${parts.slice(0, -2).join('/')}`, sub: 'versions', version: last };
@@ -240,7 +241,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
     config: { permission: requires(MARATHON_GATE_RID, 'full') },
     schema: {
       summary: 'Create an app (Marathon POST /v2/apps): 201 with the app and its deployment; 409 if it exists',
-      description: 'Also needs create on dcos:service:marathon:marathon:services:<app id>. The deployment is stored; nothing executes deployments yet.',
+      description: 'Also needs create on dcos:service:marathon:marathon:services:<app id>. The deployment controller then places the instances.',
       querystring: WriteQuery,
       body: AppDefinition,
     },
@@ -268,7 +269,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
   app.get('/v2/apps/*', {
     config: { permission: requires(ridOf, 'read') },
     schema: {
-      summary: 'One app (/v2/apps/<id>), its versions (/v2/apps/<id>/versions) or one version (/v2/apps/<id>/versions/<version>)',
+      summary: 'One app (/v2/apps/<id>), its tasks (/v2/apps/<id>/tasks), its versions (/v2/apps/<id>/versions) or one version (/v2/apps/<id>/versions/<version>)',
       params: Wildcard,
       querystring: GetQuery,
     },
@@ -276,6 +277,10 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
     const path = appIdOf(request);
     const current = await ctx.records.get('app', path.appId);
     if (!current) throw new StrataError('RECORD_NOT_FOUND', `App '${path.appId}' does not exist`);
+    if (path.sub === 'tasks') {
+      const tasks = await ctx.records.list('task');
+      return { tasks: tasks.records.map((t) => t.value).filter((t) => t.appId === path.appId).map(marathonTask) };
+    }
     if (path.sub === 'versions') {
       if (path.version !== undefined) return storedVersion(ctx, path.appId, path.version);
       return { versions: (await listVersions(ctx, path.appId)).map((v) => v.version) };
@@ -324,7 +329,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
     config: { permission: requires(ridOf, 'update') },
     schema: {
       summary: 'Create or change an app (Marathon PUT /v2/apps/<id>); partialUpdate defaults to true, like PATCH',
-      description: 'Creating also needs create on the app. {"version": V} rolls back to stored version V. 409 while a deployment locks the app unless ?force=true. The deployment is stored; nothing executes deployments yet.',
+      description: 'Creating also needs create on the app. {"version": V} rolls back to stored version V. 409 while a deployment locks the app unless ?force=true. The deployment controller then replaces, starts or kills tasks.',
       params: Wildcard,
       querystring: PutQuery,
       body: AppUpdate,
@@ -347,7 +352,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
     config: { permission: requires(ridOf, 'delete') },
     schema: {
       summary: 'Remove an app (Marathon DELETE /v2/apps/<id>): a deployment stops it',
-      description: '409 while a deployment locks the app unless ?force=true. Nothing executes deployments yet.',
+      description: '409 while a deployment locks the app unless ?force=true. The deployment controller then kills its tasks.',
       params: Wildcard,
       querystring: WriteQuery,
       response: { 200: DeploymentRef },

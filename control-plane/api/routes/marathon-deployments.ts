@@ -2,9 +2,9 @@
  * Marathon's `/v2/deployments`, `/v2/info` and `/ping`, and the one route
  * module that registers every Marathon route ({@link marathonRoutes}).
  *
- * Deployments are stored and listed, and lock their apps, but NOTHING
- * executes them yet (the deployment controller is later work): they stay
- * `pending` with `currentStep` 0 until it exists.
+ * Deployments are stored and listed, and lock their apps; the deployment
+ * controller (`scheduler/controller/`) executes them and deletes each when
+ * its apps run as defined.
  */
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
@@ -19,14 +19,14 @@ import { MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, lockedError, ty
 /** The Marathon API level Strata serves (clients check `/v2/info`'s `version`). */
 export const MARATHON_API_VERSION = '1.11.0';
 
-const NOT_EXECUTED = 'Deployments are stored, listed and lock their apps, but nothing executes them yet (the deployment controller is later work): each stays "pending" with currentStep 0.';
+const DEPLOYMENT_LIFECYCLE = 'Deployments lock their apps while the deployment controller (leader) executes them: "pending" until it starts, then "running" with currentStep; removed once every affected app runs exactly its instances at its version.';
 
 export function marathonDeploymentRoutes(app: ApiInstance, ctx: ApiContext): void {
   app.get('/v2/deployments', {
     config: { permission: requires(MARATHON_GATE_RID, 'full') },
     schema: {
       summary: 'Deployments not yet finished (Marathon GET /v2/deployments), those touching an app the caller may read',
-      description: NOT_EXECUTED,
+      description: DEPLOYMENT_LIFECYCLE,
       response: { 200: Type.Array(Deployment) },
     },
   }, async (request) => {
@@ -42,7 +42,7 @@ export function marathonDeploymentRoutes(app: ApiInstance, ctx: ApiContext): voi
     config: { permission: requires(MARATHON_GATE_RID, 'full') },
     schema: {
       summary: 'Roll a deployment back (a new deployment to the previous versions, 200), or with ?force=true only remove it (202)',
-      description: `Needs update on every app the deployment affects. ${NOT_EXECUTED}`,
+      description: `Needs update on every app the deployment affects. ${DEPLOYMENT_LIFECYCLE}`,
       params: Type.Object({ deploymentId: Type.String({ minLength: 1, maxLength: 128 }) }),
       querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false })) }),
     },

@@ -15,8 +15,9 @@
  * a forced change removes the deployments it overrides (Marathon cancels
  * them).
  *
- * Nothing executes deployments yet: they are stored and listed, and stay
- * `pending` until the deployment controller (later work) runs them.
+ * The deployment controller (`scheduler/controller/`, a leader loop) runs
+ * them: it launches and kills tasks until the apps match, records the step
+ * a deployment is at (`running`, `currentStep`) and deletes it when done.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';

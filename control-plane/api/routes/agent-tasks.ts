@@ -1,0 +1,153 @@
+/**
+ * The agent's side of task execution (the contract with
+ * `scheduler/agent/task-runner.ts`):
+ *
+ * - `GET /v1/agents/{agentId}/tasks?index=N&wait=S`: the agent's
+ *   non-terminal tasks and the store index to pass next time. With `index`,
+ *   the request blocks (like a Consul blocking query) until a task of this
+ *   agent changes after `index` (created, changed, deleted), or `wait`
+ *   seconds pass (default 30, at most 60). Without `index` (or with one the
+ *   store has not reached) it answers at once. It waits on a store watch of
+ *   the task prefix, never by polling.
+ * - `PUT /v1/agents/{agentId}/tasks/{taskId}/status`: the agent reports a
+ *   state change. 404 if the task is not assigned to that agent; 409 if it
+ *   would leave a terminal state (reporting the same terminal state again
+ *   is accepted and changes nothing). A task in KILLING stays KILLING on a
+ *   STAGING/STARTING/RUNNING report: the kill the master asked for stands.
+ * - A kill is the master setting `state` to KILLING; the agent kills the
+ *   process and reports KILLED.
+ */
+import { Type, type Static } from 'typebox';
+import { StrataError } from '../../../common/errors.ts';
+import { idFromKey, prefix } from '../../model/keys.ts';
+import { decodeEntry } from '../../model/records.ts';
+import { AgentId, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
+import type { ApiContext, ApiInstance } from '../context.ts';
+import { requires } from '../permissions.ts';
+import { AGENT_RID } from './agents.ts';
+
+export const DEFAULT_WAIT_SECONDS = 30;
+export const MAX_WAIT_SECONDS = 60;
+
+const Params = Type.Object({ agentId: AgentId });
+const StatusParams = Type.Object({ agentId: AgentId, taskId: TaskId });
+const TasksQuery = Type.Object({
+  index: Type.Optional(Type.Integer({ minimum: 0, description: 'block until this agent\'s tasks change after this store index (from the previous reply)' })),
+  wait: Type.Optional(Type.Number({ minimum: 0, description: `longest wait in seconds (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})` })),
+});
+export const AgentTasksReply = Type.Object({ index: Type.Integer({ minimum: 0 }), tasks: Type.Array(Task) });
+
+export const TaskStatusReport = Type.Object(
+  {
+    state: Type.Enum(TASK_STATES),
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    reason: Type.Optional(Type.String({ maxLength: 128 })),
+    exitCode: Type.Optional(Type.Integer()),
+    signal: Type.Optional(Type.String({ maxLength: 32 })),
+    /** When the agent saw the change; default: when the master receives it. */
+    timestamp: Type.Optional(Timestamp),
+  },
+  { additionalProperties: false },
+);
+export type TaskStatusReport = Static<typeof TaskStatusReport>;
+
+const HOLDS: ReadonlySet<TaskState> = new Set(['STAGING', 'STARTING', 'RUNNING']);
+
+/** The task after an agent's report: the state rules above, timestamps, message. Throws 409 for a move out of a terminal state. */
+export function applyStatus(task: Task, report: TaskStatusReport, receivedAt: string): Task {
+  if (TERMINAL_TASK_STATES.has(task.state)) {
+    if (report.state === task.state) return task;
+    throw new StrataError('RECORD_CONFLICT', `task ${task.id} is ${task.state} (terminal); it cannot become ${report.state}`, { details: { state: task.state, reported: report.state } });
+  }
+  const at = report.timestamp ?? receivedAt;
+  const state: TaskState = task.state === 'KILLING' && HOLDS.has(report.state) ? 'KILLING' : report.state;
+  const extra = [report.exitCode === undefined ? undefined : `exit code ${report.exitCode}`, report.signal === undefined ? undefined : `signal ${report.signal}`].filter((x) => x !== undefined);
+  const base = report.message ?? task.message;
+  const message = extra.length === 0 ? base : `${base === undefined ? '' : `${base} `}(${extra.join(', ')})`.trim();
+  const next: Task = {
+    ...task,
+    state,
+    stateChangedAt: state === task.state ? task.stateChangedAt : at,
+    ...(task.startedAt === undefined && report.state === 'RUNNING' ? { startedAt: at } : {}),
+    ...(message === undefined ? {} : { message: message.slice(0, 4096) }),
+    ...(report.reason === undefined ? {} : { reason: report.reason }),
+  };
+  return next;
+}
+
+/** This agent's non-terminal tasks among the entries of the task prefix. */
+function listAgentTasks(entries: readonly { key: string; value: string; createIndex: number; modifyIndex: number }[], agentId: string): Task[] {
+  const tasks: Task[] = [];
+  for (const entry of entries) {
+    const d = decodeEntry('task', entry);
+    if (d.ok && d.record.value.agentId === agentId && !TERMINAL_TASK_STATES.has(d.record.value.state)) tasks.push(d.record.value);
+  }
+  return tasks;
+}
+
+export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
+  app.get('/v1/agents/:agentId/tasks', {
+    config: { permission: requires(AGENT_RID, 'read') },
+    schema: {
+      summary: 'The agent\'s non-terminal tasks; with ?index=N a blocking query that answers when they change (or after ?wait=S seconds)',
+      params: Params,
+      querystring: TasksQuery,
+      response: { 200: AgentTasksReply },
+    },
+  }, async (request, reply) => {
+    const { agentId } = request.params;
+    const first = await ctx.store.list(prefix('task'));
+    const from = request.query.index;
+    if (from === undefined || from === 0 || from > first.index) return { index: first.index, tasks: listAgentTasks(first.entries, agentId) };
+
+    const waitMs = Math.min(request.query.wait ?? DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS) * 1000;
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), waitMs);
+    const onClose = (): void => stop.abort();
+    reply.raw.once('close', onClose);
+    // Ids of this agent's tasks at `from` are unknown for deletions; those of the current listing stand in.
+    const known = new Set(listAgentTasks(first.entries, agentId).map((t) => t.id));
+    try {
+      const watch = ctx.store.watch(prefix('task'), { fromIndex: from, signal: stop.signal });
+      for await (const batch of watch) {
+        const relevant =
+          batch.kind === 'resync' ||
+          batch.events.some((e) => {
+            const id = idFromKey('task', e.type === 'delete' ? e.key : e.entry.key);
+            if (id !== undefined && known.has(id)) return true;
+            if (e.type === 'delete') return false;
+            const d = decodeEntry('task', e.entry);
+            return d.ok && d.record.value.agentId === agentId;
+          });
+        if (relevant) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      stop.abort();
+      reply.raw.off('close', onClose);
+    }
+    const now = await ctx.store.list(prefix('task'));
+    return { index: Math.max(now.index, from), tasks: listAgentTasks(now.entries, agentId) };
+  });
+
+  app.put('/v1/agents/:agentId/tasks/:taskId/status', {
+    config: { permission: requires(AGENT_RID, 'update') },
+    schema: {
+      summary: 'An agent reports a task\'s state: 404 if the task is not on that agent, 409 out of a terminal state',
+      params: StatusParams,
+      body: TaskStatusReport,
+      response: { 200: Task },
+    },
+  }, async (request) => {
+    const { agentId, taskId } = request.params;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await ctx.records.get('task', taskId);
+      if (!current || current.value.agentId !== agentId) throw new StrataError('RECORD_NOT_FOUND', `agent ${agentId} has no task ${JSON.stringify(taskId)}`);
+      const next = applyStatus(current.value, request.body, new Date().toISOString());
+      if (next === current.value) return next;
+      const result = await ctx.records.put('task', next, { casIndex: current.modifyIndex });
+      if (result.ok) return next;
+    }
+    throw new StrataError('RECORD_CONFLICT', `task ${taskId} changed concurrently five times; retry`);
+  });
+}

@@ -1,0 +1,432 @@
+/**
+ * The agent's task runner: it long-polls the master for the tasks assigned
+ * to this agent, runs them with the {@link Executor} and reports every state
+ * back.
+ *
+ * Contract with the master (see README.md next to this file):
+ * - `GET /v1/agents/{id}/tasks?index=N&wait=S` → `{index, tasks}`: every
+ *   non-terminal task assigned here, blocking until something changes past N.
+ * - `PUT /v1/agents/{id}/tasks/{taskId}/status` → the updated task; 404 = not
+ *   ours (any more), 409 = already terminal: both end that report.
+ * - A task the master sets to KILLING is killed here (the app's grace).
+ * - `GET /v2/apps{appId}/versions/{version}` → the app the task runs.
+ *
+ * What it does with each listing:
+ * - STAGING and not known here: fetch the app version, build the spec with
+ *   `launchSpecFromApp`, launch. A missing app version or a spec the
+ *   executor refuses is reported ERROR; a transient failure is retried.
+ * - KILLING: kill it; unknown here: report KILLED at once.
+ * - STARTING/RUNNING (or any other non-terminal state) unknown here: LOST.
+ * - The master shows a state other than ours and no report is pending: ours
+ *   is sent again (a report lost in a failover, an UNREACHABLE task back).
+ * - Running here but no longer listed: killed once it has been missing for
+ *   `orphanGraceMs` and at least two listings in a row (the master removed
+ *   it or gave it up as lost; a listing racing a launch cannot kill it).
+ *
+ * Reports go through a queue per task: one request in flight per task, and
+ * a newer status replaces one not yet sent (coalescing: while the master is
+ * unreachable only the latest state is kept, never lost; a terminal state
+ * is never replaced). Failures are retried with doubling backoff up to
+ * `retryMaxMs`; a listing that succeeds after failures retries at once.
+ *
+ * On start, `recover()` runs first: re-attached tasks are reported RUNNING
+ * and dead ones LOST (through the same queue); tasks that had ended are kept
+ * as local knowledge and re-reported only when the master still lists them.
+ * `close()` stops polling and reporting but leaves tasks running: the next
+ * start recovers them, and what was not yet reported is derived again.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { StrataError } from '../../common/errors.ts';
+import { TERMINAL_TASK_STATES, type App, type Task, type TaskState } from '../../control-plane/model/schemas.ts';
+import type { Executor, TaskStatus } from '../executor/executor.ts';
+import { launchSpecFromApp } from '../executor/spec.ts';
+
+export interface TaskRunnerOptions {
+  readonly agentId: string;
+  readonly masterUrl: string;
+  /** Asked before every request (tokens may be renewed). */
+  readonly token: () => Promise<string>;
+  readonly executor: Executor;
+  readonly logger: Logger;
+  /** Long-poll `wait` in seconds. Default 30. */
+  readonly waitSeconds?: number;
+  /** First retry delay of a failed report, listing or app fetch; doubles up to `retryMaxMs`. Default 500 ms. */
+  readonly retryInitialMs?: number;
+  /** Default 30 s. */
+  readonly retryMaxMs?: number;
+  /** How long a task running here may be missing from the master's listings before it is killed. Default 30 s. */
+  readonly orphanGraceMs?: number;
+  /** Shortest time between two listings that return the same index (guards against a master that does not block). Default 250 ms. */
+  readonly minPollIntervalMs?: number;
+}
+
+/** What the status endpoint takes. */
+export interface StatusReport {
+  readonly state: TaskState;
+  readonly message?: string;
+  readonly reason?: string;
+  readonly exitCode?: number;
+  readonly signal?: string;
+  readonly timestamp?: string;
+}
+
+/** A failure worth retrying (network, 5xx, 401/403 while a token renews). */
+class TransientError extends Error {}
+
+const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.has(state);
+
+function statusReport(status: TaskStatus): StatusReport {
+  return {
+    state: status.state,
+    timestamp: status.timestamp,
+    ...(status.message !== undefined ? { message: status.message.slice(0, 4096) } : {}),
+    ...(status.reason !== undefined ? { reason: status.reason.slice(0, 128) } : {}),
+    ...(status.exitCode !== undefined ? { exitCode: status.exitCode } : {}),
+    ...(status.signal !== undefined ? { signal: status.signal } : {}),
+  };
+}
+
+interface ReportQueue {
+  /** The status to send next (the latest one not yet delivered). */
+  pending: TaskStatus | undefined;
+  inFlight: boolean;
+  failures: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class TaskRunner {
+  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
+  readonly #base: string;
+  readonly #abort = new AbortController();
+  readonly #queues = new Map<string, ReportQueue>();
+  readonly #idleWaiters = new Set<() => void>();
+  /** The latest status of every task this agent knows of (launched, re-attached, lost, ended before a restart). */
+  readonly #local = new Map<string, TaskStatus>();
+  readonly #launching = new Set<string>();
+  readonly #killAfterLaunch = new Set<string>();
+  readonly #missingSince = new Map<string, { since: number; listings: number }>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #listed = new Map<string, Task>();
+  #index = 0;
+  #listingFailures = 0;
+  #loop: Promise<void> | undefined;
+  #closed = false;
+  readonly #onStatus = (status: TaskStatus): void => {
+    this.#local.set(status.taskId, status);
+    if (status.state !== 'STAGING') this.#enqueue(status);
+  };
+
+  constructor(options: TaskRunnerOptions) {
+    this.#o = {
+      waitSeconds: 30,
+      retryInitialMs: 500,
+      retryMaxMs: 30_000,
+      orphanGraceMs: 30_000,
+      minPollIntervalMs: 250,
+      ...options,
+    };
+    this.#base = options.masterUrl.replace(/\/+$/, '');
+  }
+
+  /** The index of the last listing applied. */
+  get index(): number {
+    return this.#index;
+  }
+
+  /** Recovers the executor's sandboxes (reporting RUNNING or LOST for each), then starts polling. */
+  async start(): Promise<void> {
+    if (this.#loop) throw new Error('the task runner is already started');
+    const { executor, logger } = this.#o;
+    executor.on('status', this.#onStatus);
+    const report = await executor.recover();
+    for (const status of report.terminated) if (!this.#local.has(status.taskId)) this.#local.set(status.taskId, status);
+    if (report.recovered.length + report.lost.length > 0) {
+      logger.info({ recovered: report.recovered.map((h) => h.taskId), lost: report.lost.map((s) => s.taskId) }, 'recovered the sandboxes of an earlier run');
+    }
+    this.#loop = this.#pollLoop();
+  }
+
+  /** Stops polling and reporting; tasks keep running (the next start recovers them). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    this.#o.executor.off('status', this.#onStatus);
+    for (const q of this.#queues.values()) clearTimeout(q.timer);
+    for (const t of this.#timers) clearTimeout(t);
+    await this.#loop;
+    for (const resolve of this.#idleWaiters) resolve();
+  }
+
+  /** Resolves when no report is pending or in flight (tests; a clean shutdown). */
+  reportsIdle(): Promise<void> {
+    if (this.#allIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.add(resolve));
+  }
+
+  // --- the listing loop
+
+  async #pollLoop(): Promise<void> {
+    const { logger, agentId } = this.#o;
+    const path = `/v1/agents/${encodeURIComponent(agentId)}/tasks`;
+    while (!this.#closed) {
+      const started = Date.now();
+      try {
+        const body = await this.#request('GET', `${path}?index=${this.#index}&wait=${this.#o.waitSeconds}`, undefined, (this.#o.waitSeconds + 15) * 1000);
+        const { index, tasks } = (body ?? {}) as { index?: unknown; tasks?: unknown };
+        if (typeof index !== 'number' || !Array.isArray(tasks)) throw new StrataError('API_BAD_REQUEST', 'the master answered the task listing without {index, tasks}');
+        if (this.#listingFailures > 0) {
+          logger.info({ failures: this.#listingFailures }, 'task listing works again');
+          this.#listingFailures = 0;
+          this.#retryReportsNow();
+        }
+        const same = index === this.#index;
+        this.#index = index;
+        this.#apply(tasks as Task[]);
+        if (same && Date.now() - started < this.#o.minPollIntervalMs) await this.#sleep(this.#o.minPollIntervalMs - (Date.now() - started));
+      } catch (err) {
+        if (this.#closed) break;
+        this.#listingFailures++;
+        const level = this.#listingFailures === 1 || this.#listingFailures % 10 === 0 ? 'warn' : 'debug';
+        logger[level]({ err, failures: this.#listingFailures }, 'task listing failed; retrying with backoff');
+        await this.#sleep(this.#backoff(this.#listingFailures));
+      }
+    }
+  }
+
+  #apply(tasks: readonly Task[]): void {
+    const { executor, logger } = this.#o;
+    this.#listed = new Map(tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
+    for (const task of this.#listed.values()) {
+      try {
+        this.#applyOne(task);
+      } catch (err) {
+        logger.error({ err, taskId: task.id }, 'could not act on a listed task');
+      }
+    }
+    // Orphans: running here, no longer listed by the master.
+    const now = Date.now();
+    const missing = new Set<string>();
+    for (const handle of executor.tasks()) {
+      const id = handle.taskId;
+      if (isTerminal(handle.state) || this.#listed.has(id) || this.#launching.has(id)) continue;
+      missing.add(id);
+      const m = this.#missingSince.get(id) ?? { since: now, listings: 0 };
+      m.listings++;
+      this.#missingSince.set(id, m);
+      if (m.listings >= 2 && now - m.since >= this.#o.orphanGraceMs && handle.state !== 'KILLING') {
+        logger.warn({ taskId: id, missingMs: now - m.since }, 'killing a task the master no longer assigns to this agent');
+        void handle.kill();
+      }
+    }
+    for (const id of this.#missingSince.keys()) if (!missing.has(id)) this.#missingSince.delete(id);
+  }
+
+  #applyOne(task: Task): void {
+    const { executor, logger } = this.#o;
+    const handle = executor.get(task.id);
+    const local = handle?.status ?? this.#local.get(task.id);
+    if (task.state === 'KILLING') {
+      if (this.#launching.has(task.id)) {
+        this.#killAfterLaunch.add(task.id);
+      } else if (handle && !isTerminal(handle.state)) {
+        if (handle.state !== 'KILLING') logger.info({ taskId: task.id }, 'killing a task, as the master asks');
+        void handle.kill();
+      } else if (local) {
+        this.#reReport(local);
+      } else {
+        this.#reportUnknown(task.id, 'KILLED', 'Killed: the task was not running on this agent');
+      }
+      return;
+    }
+    if (this.#launching.has(task.id)) return;
+    if (task.state === 'STAGING' && !local) {
+      this.#launching.add(task.id);
+      void this.#launch(task, 0);
+      return;
+    }
+    if (!local) {
+      this.#reportUnknown(task.id, 'LOST', `The task (${task.state} on the master) is unknown to this agent`, 'REASON_RECONCILIATION');
+      return;
+    }
+    // The master shows another state than ours: send ours again (only when nothing is on its way).
+    if (local.state !== task.state && local.state !== 'STAGING') this.#reReport(local);
+  }
+
+  async #launch(task: Task, attempt: number): Promise<void> {
+    const { executor, logger } = this.#o;
+    try {
+      const app = await this.#fetchApp(task.appId, task.version);
+      if (this.#closed) return;
+      const handle = executor.launch(launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] }));
+      logger.info({ taskId: task.id, appId: task.appId, version: task.version }, 'launching a task');
+      this.#launching.delete(task.id);
+      if (this.#killAfterLaunch.delete(task.id)) void handle.kill();
+    } catch (err) {
+      if (this.#closed) return;
+      if (err instanceof TransientError) {
+        logger.warn({ err, taskId: task.id, attempt }, 'cannot fetch the app of a task yet; retrying');
+        this.#later(this.#backoff(attempt + 1), () => {
+          const now = this.#listed.get(task.id);
+          if (now?.state === 'STAGING' && !this.#killAfterLaunch.has(task.id)) return void this.#launch(now, attempt + 1);
+          this.#launching.delete(task.id);
+          if (this.#killAfterLaunch.delete(task.id)) this.#reportUnknown(task.id, 'KILLED', 'Killed before it was launched', 'REASON_TASK_KILLED_DURING_LAUNCH');
+        });
+        return;
+      }
+      this.#launching.delete(task.id);
+      const killed = this.#killAfterLaunch.delete(task.id);
+      logger.error({ err, taskId: task.id }, 'cannot launch a task');
+      const status: TaskStatus = killed
+        ? { taskId: task.id, state: 'KILLED', timestamp: new Date().toISOString(), reason: 'REASON_TASK_KILLED_DURING_LAUNCH', message: 'Killed before it was launched' }
+        : { taskId: task.id, state: 'ERROR', timestamp: new Date().toISOString(), reason: 'REASON_TASK_INVALID', message: `Cannot launch: ${(err as Error).message}` };
+      this.#local.set(task.id, status);
+      this.#enqueue(status);
+    }
+  }
+
+  async #fetchApp(appId: string, version: string): Promise<App> {
+    const path = `/v2/apps${appId.split('/').map(encodeURIComponent).join('/')}/versions/${encodeURIComponent(version)}`;
+    let body: App | { app: App } | undefined;
+    try {
+      body = (await this.#request('GET', path, undefined, 10_000)) as App | { app: App } | undefined;
+    } catch (err) {
+      // No permission to read the app: retrying will not help; the task's ERROR says why.
+      if (err instanceof TransientError && / 403 /.test(err.message)) throw new StrataError('API_FORBIDDEN', err.message);
+      throw err;
+    }
+    const app = body && 'app' in body && typeof body.app === 'object' ? body.app : (body as App | undefined);
+    if (!app || typeof app !== 'object' || app.id !== appId) throw new StrataError('API_BAD_REQUEST', `the master answered ${path} without the app`);
+    return app;
+  }
+
+  /** A task the master lists that this agent does not know: answered with a terminal state, once. */
+  #reportUnknown(taskId: string, state: TaskState, message: string, reason?: string): void {
+    const status: TaskStatus = { taskId, state, timestamp: new Date().toISOString(), message, ...(reason ? { reason } : {}) };
+    this.#local.set(taskId, status);
+    this.#o.logger.warn({ taskId, state }, 'the master lists a task this agent does not know');
+    this.#enqueue(status);
+  }
+
+  #reReport(status: TaskStatus): void {
+    const q = this.#queues.get(status.taskId);
+    if (q && (q.pending || q.inFlight)) return;
+    this.#enqueue(status);
+  }
+
+  // --- reports
+
+  #enqueue(status: TaskStatus): void {
+    if (this.#closed) return;
+    let q = this.#queues.get(status.taskId);
+    if (!q) {
+      q = { pending: undefined, inFlight: false, failures: 0, timer: undefined };
+      this.#queues.set(status.taskId, q);
+    }
+    // Coalesce: the newer status replaces one not yet sent, unless that one is terminal.
+    if (!q.pending || !isTerminal(q.pending.state)) q.pending = status;
+    if (!q.inFlight && !q.timer) void this.#send(status.taskId, q);
+  }
+
+  async #send(taskId: string, q: ReportQueue): Promise<void> {
+    const { logger, agentId } = this.#o;
+    while (q.pending && !this.#closed) {
+      const status = q.pending;
+      q.pending = undefined;
+      q.inFlight = true;
+      try {
+        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status), 10_000);
+        if (q.failures > 0) logger.info({ taskId, state: status.state, failures: q.failures }, 'status delivered after retries');
+        q.failures = 0;
+        logger.debug({ taskId, state: status.state }, 'status reported');
+      } catch (err) {
+        if (this.#closed) break;
+        if (err instanceof TransientError) {
+          // A newer status wins (it was queued while this one was in flight), unless this one is terminal.
+          const newer = q.pending as TaskStatus | undefined;
+          if (!newer || (isTerminal(status.state) && !isTerminal(newer.state))) q.pending = status;
+          q.failures++;
+          q.inFlight = false;
+          const level = q.failures === 1 || q.failures % 10 === 0 ? 'warn' : 'debug';
+          logger[level]({ err, taskId, state: status.state, failures: q.failures }, 'status report failed; retrying with backoff');
+          q.timer = setTimeout(() => {
+            q.timer = undefined;
+            void this.#send(taskId, q);
+          }, this.#backoff(q.failures));
+          return;
+        }
+        // 404 (not ours any more), 409 (already terminal), 4xx: this report is over.
+        const code = err instanceof StrataError ? err.message : String(err);
+        logger.info({ taskId, state: status.state, answer: code }, 'the master refused a status report; dropped');
+      } finally {
+        q.inFlight = false;
+      }
+    }
+    if (!q.pending && !q.timer && !q.inFlight) {
+      this.#queues.delete(taskId);
+      if (this.#allIdle()) {
+        for (const resolve of this.#idleWaiters) resolve();
+        this.#idleWaiters.clear();
+      }
+    }
+  }
+
+  #retryReportsNow(): void {
+    for (const [taskId, q] of this.#queues) {
+      if (!q.timer) continue;
+      clearTimeout(q.timer);
+      q.timer = undefined;
+      void this.#send(taskId, q);
+    }
+  }
+
+  #allIdle(): boolean {
+    for (const q of this.#queues.values()) if (q.pending || q.inFlight || q.timer) return false;
+    return true;
+  }
+
+  // --- plumbing
+
+  async #request(method: 'GET' | 'PUT', path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.#base}${path}`, {
+        method,
+        headers: { authorization: `token=${await this.#o.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(timeoutMs)]),
+      });
+    } catch (err) {
+      throw new TransientError(`${method} ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await response.text().catch(() => '');
+    if (response.ok) {
+      try {
+        return text ? (JSON.parse(text) as unknown) : undefined;
+      } catch {
+        throw new TransientError(`${method} ${path}: the master answered ${response.status} with no JSON`);
+      }
+    }
+    const what = `${method} ${path}: ${response.status} ${text.slice(0, 300)}`;
+    if (response.status >= 500 || response.status === 401 || response.status === 403 || response.status === 408 || response.status === 429) throw new TransientError(what);
+    throw new StrataError('API_BAD_REQUEST', what);
+  }
+
+  #backoff(failures: number): number {
+    const base = Math.min(this.#o.retryInitialMs * 2 ** Math.min(Math.max(failures - 1, 0), 16), this.#o.retryMaxMs);
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#abort.signal }).catch(() => {});
+  }
+
+  #later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#timers.add(timer);
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The deployment controller: a leader loop (`control-plane/master.ts`) that
+ * keeps views of apps, tasks, agents, roles and deployments, and after each
+ * change (debounced) runs the pure {@link reconcile} and writes its actions
+ * through `leadership.fencedTxn`, in transactions of at most
+ * {@link MAX_TXN_OPS} operations (each write carries the check-and-set of the
+ * record it replaces). A lost check-and-set means the state moved on: the
+ * loop waits for its views to see the change and reconciles again. After a
+ * successful write it waits until its views hold that write, so it never
+ * decides twice from the same stale state. It stops when leadership is lost
+ * (`signal` aborts) or a write is fenced.
+ *
+ * Backoff memory lives here, in the leader (see README.md).
+ */
+import { randomUUID } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import { isStrataError } from '../../common/errors.ts';
+import type { LeaderLoop, LeaderLoopContext } from '../../control-plane/master.ts';
+import { keyOf } from '../../control-plane/model/keys.ts';
+import { openView, type RecordView } from '../../control-plane/model/records.ts';
+import type { RecordKind, RecordTypes, Task } from '../../control-plane/model/schemas.ts';
+import { assertRecord } from '../../control-plane/model/validate.ts';
+import type { Leadership } from '../../control-plane/store/election.ts';
+import type { TxnCondition, TxnWrite } from '../../control-plane/store/port.ts';
+import { isEmpty, reconcile, type BackoffState, type ReconcileActions } from './reconcile.ts';
+
+/** Conditions plus writes per transaction (the store allows 64; the fence takes one). */
+export const MAX_TXN_OPS = 60;
+
+export interface DeploymentControllerOptions {
+  /** Quiet time after a change before reconciling (default 20 ms). */
+  readonly debounceMs?: number;
+  /** How long terminal tasks are kept (default 5 minutes). */
+  readonly terminalRetentionMs?: number;
+  readonly strategy?: 'spread' | 'binpack';
+  /** Clock (tests). */
+  readonly now?: () => number;
+  /** Random part of task ids (tests). */
+  readonly newUuid?: () => string;
+  /** Called after each round (tests, diagnostics). */
+  readonly onRound?: (actions: ReconcileActions) => void;
+}
+
+interface Metrics {
+  readonly launched: Counter;
+  readonly killed: Counter;
+  readonly rounds: Counter;
+  readonly conflicts: Counter;
+}
+
+const metricsByRegistry = new WeakMap<Registry, Metrics>();
+
+function metricsOf(registry: Registry): Metrics {
+  let m = metricsByRegistry.get(registry);
+  if (!m) {
+    const r = [registry];
+    m = {
+      launched: new Counter({ name: 'strata_scheduler_tasks_launched_total', help: 'Task records created by the deployment controller', registers: r }),
+      killed: new Counter({ name: 'strata_scheduler_tasks_killed_total', help: 'Tasks the deployment controller asked to kill', labelNames: ['reason'], registers: r }),
+      rounds: new Counter({ name: 'strata_scheduler_reconcile_rounds_total', help: 'Reconcile rounds that wrote something', registers: r }),
+      conflicts: new Counter({ name: 'strata_scheduler_write_conflicts_total', help: 'Controller transactions refused by a check-and-set (then reconciled again)', registers: r }),
+    };
+    metricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+type Views = { readonly [K in 'app' | 'task' | 'agent' | 'role' | 'deployment' | 'appVersion']: RecordView<RecordTypes[K]> };
+
+interface Op {
+  readonly kind: RecordKind;
+  /** Creates a task. */
+  readonly launch?: boolean;
+  /** Kills a task, for this reason. */
+  readonly killReason?: string;
+  readonly condition: TxnCondition;
+  readonly write: TxnWrite;
+}
+
+/** The store operations of a round's actions, each with the check-and-set of the record it replaces. */
+export function operationsOf(actions: ReconcileActions, views: Views, nowIso: string): Op[] {
+  const ops: Op[] = [];
+  const task = (t: Task): string => {
+    assertRecord('task', t);
+    return JSON.stringify(t);
+  };
+  for (const k of actions.kill) {
+    const current = views.task.records.get(k.taskId);
+    if (!current) continue;
+    const next: Task = {
+      ...current.value,
+      state: k.state,
+      stateChangedAt: nowIso,
+      ...(k.state === 'KILLED' ? { message: `killed by the scheduler (${k.reason}) while its agent was unreachable or gone` } : {}),
+    };
+    ops.push({ kind: 'task', killReason: k.reason, condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
+  }
+  for (const t of actions.launch) {
+    const key = keyOf('task', t.id);
+    ops.push({ kind: 'task', launch: true, condition: { key, modifyIndex: 0 }, write: { op: 'put', key, value: task(t) } });
+  }
+  for (const id of actions.expunge) {
+    const current = views.task.records.get(id);
+    if (!current) continue;
+    ops.push({ kind: 'task', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'delete', key: current.key } });
+  }
+  for (const d of actions.updateDeployments) {
+    const current = views.deployment.records.get(d.id);
+    if (!current) continue;
+    assertRecord('deployment', d);
+    ops.push({ kind: 'deployment', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: JSON.stringify(d) } });
+  }
+  for (const id of actions.completeDeployments) {
+    const current = views.deployment.records.get(id);
+    if (!current) continue;
+    ops.push({ kind: 'deployment', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'delete', key: current.key } });
+  }
+  return ops;
+}
+
+/** Split operations into transactions of at most `maxOps` conditions plus writes. */
+export function batches<T>(ops: readonly T[], maxOps = MAX_TXN_OPS): T[][] {
+  const per = Math.max(1, Math.floor(maxOps / 2));
+  const out: T[][] = [];
+  for (let i = 0; i < ops.length; i += per) out.push(ops.slice(i, i + per));
+  return out;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The deployment controller as a leader loop: `startMaster({leaderLoops: [deploymentController()]})`. */
+export function deploymentController(options: DeploymentControllerOptions = {}): LeaderLoop {
+  return (leadership, context) => runController(leadership, context, options);
+}
+
+async function runController(leadership: Leadership, context: LeaderLoopContext, options: DeploymentControllerOptions): Promise<void> {
+  const { signal } = leadership;
+  const { records, logger } = context;
+  const log = logger.child({ component: 'deployment-controller' });
+  const metrics = metricsOf(context.metrics);
+  const debounceMs = options.debounceMs ?? 20;
+  const now = options.now ?? Date.now;
+  const newUuid = options.newUuid ?? randomUUID;
+  if (signal.aborted) return;
+
+  let pending = true;
+  let kick: (() => void) | undefined;
+  const wake = (): void => {
+    pending = true;
+    kick?.();
+  };
+  const viewOptions = { signal, onError: (err: unknown) => log.error({ err }, 'view listener failed') };
+  const opened: RecordView<unknown>[] = [];
+  const open = async <K extends RecordKind>(kind: K): Promise<RecordView<RecordTypes[K]>> => {
+    const v = await openView(records, kind, viewOptions);
+    opened.push(v as RecordView<unknown>);
+    v.subscribe(wake);
+    return v;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const views: Views = {
+      app: await open('app'),
+      task: await open('task'),
+      agent: await open('agent'),
+      role: await open('role'),
+      deployment: await open('deployment'),
+      appVersion: await open('appVersion'),
+    };
+    let viewEnded = false;
+    for (const v of opened) {
+      v.ended
+        .catch((err: unknown) => (signal.aborted ? undefined : log.error({ err }, 'a controller view failed')))
+        .finally(() => {
+          viewEnded = true;
+          wake();
+        });
+    }
+    log.info('deployment controller started');
+    let backoff: ReadonlyMap<string, BackoffState> = new Map();
+    while (!signal.aborted) {
+      if (!pending) {
+        await new Promise<void>((resolve) => {
+          kick = resolve;
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        kick = undefined;
+      }
+      await sleep(debounceMs, signal);
+      if (signal.aborted) break;
+      // A view that stopped would leave the controller deciding from a frozen state: give up the
+      // leadership so that a master with working watches (possibly this one, again) takes over.
+      if (viewEnded) {
+        log.error('a controller view stopped; resigning the leadership');
+        await leadership.resign();
+        break;
+      }
+      pending = false;
+      try {
+        const t = now();
+        const actions = reconcile(
+          {
+            apps: [...views.app.records.values()].map((r) => r.value),
+            tasks: [...views.task.records.values()].map((r) => r.value),
+            agents: [...views.agent.records.values()].map((r) => r.value),
+            roles: [...views.role.records.values()].map((r) => r.value),
+            deployments: [...views.deployment.records.values()].map((r) => r.value),
+            appVersions: [...views.appVersion.records.values()].map((r) => r.value),
+          },
+          { now: t, newUuid, backoff, ...(options.terminalRetentionMs === undefined ? {} : { terminalRetentionMs: options.terminalRetentionMs }), ...(options.strategy ? { strategy: options.strategy } : {}) },
+        );
+        backoff = actions.backoff;
+        if (timer) clearTimeout(timer);
+        timer = actions.wakeAt === undefined ? undefined : setTimeout(wake, Math.max(0, actions.wakeAt - t) + 5);
+        options.onRound?.(actions);
+        if (actions.unplaced.length > 0) log.debug({ unplaced: actions.unplaced }, 'instances wait for room');
+        if (isEmpty(actions)) continue;
+        metrics.rounds.inc();
+        const ops = operationsOf(actions, views, new Date(t).toISOString());
+        for (const batch of batches(ops)) {
+          const result = await leadership.fencedTxn({ conditions: batch.map((o) => o.condition), writes: batch.map((o) => o.write) });
+          if (!result.ok) {
+            metrics.conflicts.inc();
+            log.debug({ failed: result.failed.length }, 'a controller write lost its check-and-set; reconciling again');
+            pending = true;
+            break;
+          }
+          const kinds = new Set(batch.map((o) => o.kind));
+          metrics.launched.inc(batch.filter((o) => o.launch).length);
+          for (const o of batch) if (o.killReason !== undefined) metrics.killed.inc({ reason: o.killReason });
+          await Promise.all([...kinds].map((k) => views[k as 'task' | 'deployment'].waitFor(result.index)));
+        }
+        if (actions.launch.length > 0 || actions.kill.length > 0) {
+          log.info({ launched: actions.launch.length, killed: actions.kill.length, expunged: actions.expunge.length, completed: actions.completeDeployments }, 'reconciled');
+        }
+      } catch (err) {
+        if (isStrataError(err, 'STORE_FENCED') || signal.aborted) break;
+        log.error({ err }, 'controller round failed; retrying in 1 s');
+        await sleep(1000, signal);
+        pending = true;
+      }
+    }
+  } finally {
+    if (timer) clearTimeout(timer);
+    for (const v of opened) v.close();
+    log.info('deployment controller stopped');
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * End to end through `strata up` as a process: `strata app add` of an app
+ * serving HTTP on `$PORT0`, the agent runs it as a real process, it answers;
+ * `strata app remove --force` kills it.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { gone, waitFor } from '../scheduler/executor/test-helpers.ts';
+import { runStrata, startStrata } from './harness/process.ts';
+
+test('strata up runs an app added with `strata app add` and kills it on `strata app remove --force`', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-up-tasks-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
+  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0'], { env });
+  t.teardown(async () => {
+    up.kill('SIGKILL');
+    await up.exited();
+  });
+  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/);
+  await up.waitFor(/Stop:/);
+  const login = await runStrata(['auth', 'login', '--url', apiUrl!, '--password-file', join(dataDir, 'bootstrap-credentials.json')], { env });
+  t.is(login.code, 0, login.output);
+
+  const out = join(dir, 'out');
+  const server = `require('http').createServer((q, r) => r.end('hello from ' + process.pid)).listen(+process.env.PORT0, '127.0.0.1')`;
+  const app = {
+    id: '/e2e/web',
+    cmd: `echo "$PORT0 $$" > ${out}; exec ${process.execPath} -e "${server}"`,
+    instances: 1,
+    cpus: 0.1,
+    mem: 64,
+    portDefinitions: [{ port: 0 }],
+    taskKillGracePeriodSeconds: 2,
+  };
+  await writeFile(join(dir, 'app.json'), JSON.stringify(app));
+  const added = await runStrata(['app', 'add', join(dir, 'app.json')], { env });
+  t.is(added.code, 0, added.output);
+
+  let text = '';
+  await waitFor('the task to write its port and pid', async () => /^\d+ \d+\n/.test((text = await readFile(out, 'utf8').catch(() => ''))), 30_000);
+  const [port, pid] = text.trim().split(' ').map(Number) as [number, number];
+  t.teardown(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  let body = '';
+  await waitFor('the task to answer on $PORT0', async () => {
+    body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => '');
+    return body !== '';
+  }, 15_000);
+  t.is(body, `hello from ${pid}`, 'the process serving $PORT0 is the task (exec keeps the pid)');
+
+  const removed = await runStrata(['app', 'remove', 'e2e/web', '--force'], { env });
+  t.is(removed.code, 0, removed.output);
+  await waitFor('the task process to be gone', () => gone(pid), 20_000);
+  t.pass();
+  up.kill('SIGTERM');
+  t.is(await up.exited(), 0);
+});
