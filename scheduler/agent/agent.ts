@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
 import type { StrataConfig } from '../../control-plane/config/schema.ts';
 import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
-import { SUPERUSER_RID, type Iam } from '../../security/iam.ts';
+import type { Iam } from '../../security/iam.ts';
 import { detectCgroups, type CgroupManager } from '../executor/cgroups.ts';
 import { Executor } from '../executor/executor.ts';
 import { TaskRunner, type TaskRunnerOptions } from './task-runner.ts';
@@ -55,12 +55,7 @@ export async function ensureAgentPrincipal(iam: Iam): Promise<void> {
       kind: 'service',
       description: 'local agents',
       publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      // The task runner reads the app a task runs through Marathon's
-      // `/v2/apps/{id}/versions/{v}`, which checks read on each app's own rid
-      // (exact match, no hierarchy): only a superuser may read every app.
-      // Remote agents already run with an admin's token (README). Stop-gap
-      // until the master serves the app to agents under AGENT_RID.
-      permissions: [{ rid: AGENT_RID, actions: ['full'] }, { rid: SUPERUSER_RID, actions: ['full'] }],
+      permissions: [{ rid: AGENT_RID, actions: ['full'] }],
     })
     .catch((err: unknown) => {
       if (!(err instanceof StrataError && err.code === 'RECORD_CONFLICT')) throw err;

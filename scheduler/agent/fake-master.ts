@@ -138,10 +138,12 @@ export class FakeMaster {
       this.bump();
       return send(200, updated);
     }
-    if (req.method === 'GET' && (m = /^\/v2\/apps(\/.+)\/versions\/([^/]+)$/.exec(url.pathname))) {
+    if (req.method === 'GET' && (m = /^\/v1\/agents\/([^/]+)\/tasks\/([^/]+)\/app$/.exec(url.pathname))) {
       this.appReads++;
       if (this.appStatus !== undefined) return send(this.appStatus, { message: `app reads answer ${this.appStatus}` });
-      const app = this.apps.get(`${decodeURIComponent(m[1]!)}@${decodeURIComponent(m[2]!)}`);
+      const task = this.tasks.get(decodeURIComponent(m[2]!));
+      if (!task || task.agentId !== decodeURIComponent(m[1]!)) return send(404, { code: 'RECORD_NOT_FOUND' });
+      const app = this.apps.get(`${task.appId}@${task.version}`);
       return app ? send(200, app) : send(404, { message: 'no such app version' });
     }
     send(404, { code: 'API_NOT_FOUND' });

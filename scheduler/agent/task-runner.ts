@@ -9,7 +9,8 @@
  * - `PUT /v1/agents/{id}/tasks/{taskId}/status` → the updated task; 404 = not
  *   ours (any more), 409 = already terminal: both end that report.
  * - A task the master sets to KILLING is killed here (the app's grace).
- * - `GET /v2/apps{appId}/versions/{version}` → the app the task runs.
+ * - `GET /v1/agents/{id}/tasks/{taskId}/app` → the app at the task's version
+ *   (under the agent's own permission; only for its own tasks).
  *
  * What it does with each listing:
  * - STAGING and not known here: fetch the app version, build the spec with
@@ -257,7 +258,7 @@ export class TaskRunner {
   async #launch(task: Task, attempt: number): Promise<void> {
     const { executor, logger } = this.#o;
     try {
-      const app = await this.#fetchApp(task.appId, task.version);
+      const app = await this.#fetchApp(task.id, task.appId);
       if (this.#closed) return;
       const handle = executor.launch(launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] }));
       logger.info({ taskId: task.id, appId: task.appId, version: task.version }, 'launching a task');
@@ -286,17 +287,17 @@ export class TaskRunner {
     }
   }
 
-  async #fetchApp(appId: string, version: string): Promise<App> {
-    const path = `/v2/apps${appId.split('/').map(encodeURIComponent).join('/')}/versions/${encodeURIComponent(version)}`;
-    let body: App | { app: App } | undefined;
+  async #fetchApp(taskId: string, appId: string): Promise<App> {
+    const path = `/v1/agents/${encodeURIComponent(this.#o.agentId)}/tasks/${encodeURIComponent(taskId)}/app`;
+    let body: App | undefined;
     try {
-      body = (await this.#request('GET', path, undefined, 10_000)) as App | { app: App } | undefined;
+      body = (await this.#request('GET', path, undefined, 10_000)) as App | undefined;
     } catch (err) {
       // No permission to read the app: retrying will not help; the task's ERROR says why.
       if (err instanceof TransientError && / 403 /.test(err.message)) throw new StrataError('API_FORBIDDEN', err.message);
       throw err;
     }
-    const app = body && 'app' in body && typeof body.app === 'object' ? body.app : (body as App | undefined);
+    const app = body;
     if (!app || typeof app !== 'object' || app.id !== appId) throw new StrataError('API_BAD_REQUEST', `the master answered ${path} without the app`);
     return app;
   }

@@ -118,3 +118,24 @@ test('status reports: updated task, wrong agent 404, out of terminal 409', async
   t.is((await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'KILLED' })).statusCode, 200, 'repeating the terminal state is fine');
   t.is((await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'BOGUS' })).statusCode, 400);
 });
+
+test('an agent reads the app its task runs under its own permission, and only for its own tasks', async (t) => {
+  const h = await startTestMaster();
+  t.teardown(() => h.close());
+  const admin = await h.superuserToken();
+  const created = await h.master.app.inject({
+    method: 'POST', url: '/v2/apps', headers: { authorization: `token=${admin}` }, payload: { id: '/web', cmd: 'sleep 100', instances: 0 },
+  });
+  t.is(created.statusCode, 201, created.body);
+  const version = (created.json() as { version: string }).version;
+  await h.master.records.put('task', mkTask('mine', 'a1', { version }));
+  await h.master.records.put('task', mkTask('gone-version', 'a1', { version: '2020-01-01T00:00:00.000Z' }));
+  const agentToken = await h.tokenFor('agent-1', [{ rid: 'dcos:mesos:master:agent', actions: ['full'] }]);
+  const call = (url: string): Promise<LightMyRequestResponse> => h.master.app.inject({ method: 'GET', url, headers: { authorization: `token=${agentToken}` } });
+  const res = await call('/v1/agents/a1/tasks/mine/app');
+  t.is(res.statusCode, 200, res.body);
+  t.like(res.json(), { id: '/web', cmd: 'sleep 100', version });
+  t.is((await call('/v1/agents/a2/tasks/mine/app')).statusCode, 404, 'not another agent\'s task');
+  t.is((await call('/v1/agents/a1/tasks/gone-version/app')).statusCode, 404, 'a version no longer stored');
+  t.is((await call('/v2/apps/web')).statusCode, 403, 'the agent still cannot read the Marathon app tree');
+});

@@ -19,9 +19,9 @@
  */
 import { Type, type Static } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
-import { idFromKey, prefix } from '../../model/keys.ts';
+import { appVersionId, idFromKey, prefix } from '../../model/keys.ts';
 import { decodeEntry } from '../../model/records.ts';
-import { AgentId, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
+import { AgentId, AppVersion, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { AGENT_RID } from './agents.ts';
@@ -128,6 +128,25 @@ export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
     }
     const now = await ctx.store.list(prefix('task'));
     return { index: Math.max(now.index, from), tasks: listAgentTasks(now.entries, agentId) };
+  });
+
+  // What an agent needs to launch a task: the app exactly at the task's
+  // version. Under the agent's own permission, and only for its own tasks,
+  // so agents need no read access to the Marathon app tree.
+  app.get('/v1/agents/:agentId/tasks/:taskId/app', {
+    config: { permission: requires(AGENT_RID, 'read') },
+    schema: {
+      summary: 'The app definition a task assigned to this agent runs (at the task\'s version)',
+      params: Type.Object({ agentId: AgentId, taskId: TaskId }),
+      response: { 200: AppVersion },
+    },
+  }, async (request) => {
+    const { agentId, taskId } = request.params;
+    const task = await ctx.records.get('task', taskId);
+    if (!task || task.value.agentId !== agentId) throw new StrataError('RECORD_NOT_FOUND', `agent ${agentId} has no task ${JSON.stringify(taskId)}`);
+    const version = await ctx.records.get('appVersion', appVersionId(task.value.appId, task.value.version));
+    if (!version) throw new StrataError('RECORD_NOT_FOUND', `app ${task.value.appId} at version ${task.value.version} is no longer stored`);
+    return version.value;
   });
 
   app.put('/v1/agents/:agentId/tasks/:taskId/status', {
