@@ -90,7 +90,8 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       existsSync(credentials)
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
         : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
-      '  scheduler, DNS and xDS join this command as they land (issues 3, 4 and 5).',
+      '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
+      '  DNS and xDS join this command as they land (issues 4 and 5).',
       '',
       `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
       'Stop:    Ctrl-C (or SIGTERM)',
@@ -98,7 +99,9 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     console.log(lines.join('\n'));
     const signal = await waitForSignal();
     logger.info({ signal }, 'shutting down');
-    await agent.close();
+    // A single-node Strata stops as a whole: its tasks end with it (a plain
+    // `strata agent` leaves them running for the next start to recover).
+    await agent.close({ killTasks: true });
   } finally {
     await master.close();
     logger.flush();

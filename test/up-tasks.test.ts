@@ -10,12 +10,14 @@ import test from 'ava';
 import { gone, waitFor } from '../scheduler/executor/test-helpers.ts';
 import { runStrata, startStrata } from './harness/process.ts';
 
-test('strata up runs an app added with `strata app add` and kills it on `strata app remove --force`', async (t) => {
+test('strata up runs an app added with `strata app add`, kills it on `strata app remove --force`, and stops its tasks on SIGTERM', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'strata-up-tasks-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'data');
   const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
-  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0'], { env });
+  // A task port range of its own, so agents of tests running at once never hand out the same host port.
+  const base = 40000 + (process.pid % 200) * 100;
+  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--agent-port-ranges', `${base}-${base + 99}`], { env });
   t.teardown(async () => {
     up.kill('SIGKILL');
     await up.exited();
@@ -43,6 +45,7 @@ test('strata up runs an app added with `strata app add` and kills it on `strata 
   let text = '';
   await waitFor('the task to write its port and pid', async () => /^\d+ \d+\n/.test((text = await readFile(out, 'utf8').catch(() => ''))), 30_000);
   const [port, pid] = text.trim().split(' ').map(Number) as [number, number];
+  t.true(port >= base && port <= base + 99, `PORT0 ${port} comes from the agent's configured range`);
   t.teardown(() => {
     try {
       process.kill(-pid, 'SIGKILL');
@@ -60,7 +63,23 @@ test('strata up runs an app added with `strata app add` and kills it on `strata 
   const removed = await runStrata(['app', 'remove', 'e2e/web', '--force'], { env });
   t.is(removed.code, 0, removed.output);
   await waitFor('the task process to be gone', () => gone(pid), 20_000);
-  t.pass();
+  t.true(gone(pid), 'removing the app killed its task');
+
+  // A task still running when `strata up` is stopped ends with it.
+  await writeFile(out, '');
+  const again = await runStrata(['app', 'add', join(dir, 'app.json')], { env });
+  t.is(again.code, 0, again.output);
+  await waitFor('the new task to write its pid', async () => /^\d+ \d+\n/.test((text = await readFile(out, 'utf8').catch(() => ''))), 30_000);
+  const pid2 = Number(text.trim().split(' ')[1]);
+  t.teardown(() => {
+    try {
+      process.kill(-pid2, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  t.false(gone(pid2));
   up.kill('SIGTERM');
   t.is(await up.exited(), 0);
+  t.true(gone(pid2), 'stopping strata up stopped its tasks');
 });

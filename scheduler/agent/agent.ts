@@ -26,8 +26,16 @@ import { TaskRunner, type TaskRunnerOptions } from './task-runner.ts';
 /** The service account agents authenticate as in `strata up`. */
 export const AGENT_PRINCIPAL = 'strata-agent';
 
-/** Mesos's default agent port range. */
-const DEFAULT_PORT_RANGE = { begin: 31000, end: 32000 };
+/** `31000-32000,33000-33100` (Mesos's default range is 31000-32000) as port ranges; CONFIG_INVALID when a range is empty or out of bounds. */
+export function parsePortRanges(text: string): { begin: number; end: number }[] {
+  return text.split(',').map((part) => {
+    const [begin, end] = part.split('-').map(Number) as [number, number];
+    if (!(begin >= 1 && end <= 65535 && begin <= end)) {
+      throw new StrataError('CONFIG_INVALID', `config: agent.portRanges has the range ${JSON.stringify(part)}; each must be begin-end with 1 <= begin <= end <= 65535`);
+    }
+    return { begin, end };
+  });
+}
 
 export interface AgentRegistration {
   readonly hostname: string;
@@ -40,7 +48,12 @@ export interface AgentRegistration {
 export interface AgentHandle {
   readonly id: string;
   readonly url: string;
-  close(): Promise<void>;
+  /**
+   * Stop the agent. Tasks keep running by default (as a Mesos agent's do; the
+   * next start recovers them); `killTasks` stops them first, each with its
+   * app's grace period (what `strata up` does on Ctrl-C).
+   */
+  close(options?: { killTasks?: boolean }): Promise<void>;
 }
 
 export async function ensureAgentPrincipal(iam: Iam): Promise<void> {
@@ -99,7 +112,7 @@ export async function describeHost(config: Readonly<StrataConfig>, port: number)
       memMb: Math.floor(totalmem() / (1024 * 1024)),
       diskMb: Math.floor((fs.bavail * fs.bsize) / (1024 * 1024)),
       gpus: 0,
-      ports: [DEFAULT_PORT_RANGE],
+      ports: parsePortRanges(config.agent.portRanges),
     },
     version: '0.1.0',
   };
@@ -208,11 +221,11 @@ export async function startAgent(options: {
   return {
     id,
     url: `http://${config.agent.host.includes(':') ? `[${config.agent.host}]` : config.agent.host}:${port}`,
-    async close() {
+    async close(closeOptions = {}) {
       stopped = true;
       clearTimeout(timer);
-      // Tasks keep running (as a Mesos agent's do): the next start recovers them.
       await runner.close();
+      if (closeOptions.killTasks) await executor.killAll();
       await executor.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
