@@ -1,7 +1,10 @@
 /**
- * Marathon app and deployment verbs over `/v2`: `strata app add|list|show|remove`,
- * `strata deployment list`. Each verb's positional arguments follow its two
- * verb words (`strata app show /web`).
+ * Marathon app, task and deployment verbs over `/v2`: `strata app
+ * add|update|scale|restart|list|show|remove`, `strata task list|kill`,
+ * `strata deployment list|rollback`. Each verb's positional arguments follow
+ * its two verb words (`strata app show /web`). Verbs that start a deployment
+ * take `--wait` (poll `/v2/deployments` until it is gone, printing each
+ * step it reaches; `--timeout SECONDS`, default 600).
  */
 import { readFile } from 'node:fs/promises';
 import type { Deployment } from '../control-plane/model/schemas.ts';
@@ -32,6 +35,129 @@ export function appPath(id: string): string {
 
 const force = (args: ParsedArgs): string => (args.booleans.has('force') ? '?force=true' : '');
 
+/** Options a test or caller may tune: how often `--wait` polls. */
+export const waitOptions = { pollMs: Number(process.env['STRATA_CLI_POLL_MS'] ?? 500) };
+
+function timeoutSeconds(args: ParsedArgs): number {
+  const raw = args.values['timeout'];
+  if (raw === undefined) return 600;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--timeout must be a positive number of seconds, not "${raw}"`);
+  return n;
+}
+
+function describeStep(d: Deployment): string {
+  const step = d.steps[Math.min(d.currentStep, d.steps.length - 1)];
+  const actions = step ? step.actions.map((a) => `${a.action} ${a.app}`).join(' + ') : '';
+  return `${d.state}, step ${d.currentStep}/${d.totalSteps}${actions ? ` (${actions})` : ''}`;
+}
+
+/**
+ * With `--wait`: poll `/v2/deployments` until `deploymentId` is gone,
+ * printing a line whenever its state or step changes. Returns the exit code
+ * (1 on timeout).
+ */
+export async function waitFor(args: ParsedArgs, deploymentId: string | undefined): Promise<number> {
+  if (!args.booleans.has('wait') || deploymentId === undefined) return 0;
+  const state = await loggedIn();
+  const deadline = Date.now() + timeoutSeconds(args) * 1000;
+  let last = '';
+  for (;;) {
+    const deployments = await apiRequest<Deployment[]>(state, 'GET', '/v2/deployments');
+    const d = deployments.find((x) => x.id === deploymentId);
+    if (!d) {
+      console.log(`Deployment ${deploymentId} finished`);
+      return 0;
+    }
+    const line = describeStep(d);
+    if (line !== last) {
+      console.log(`Deployment ${deploymentId}: ${line}`);
+      last = line;
+    }
+    if (Date.now() >= deadline) {
+      console.error(`strata: deployment ${deploymentId} still ${line} after ${timeoutSeconds(args)}s (--timeout); it goes on in the cluster: \`strata deployment list\``);
+      return 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(waitOptions.pollMs, Math.max(0, deadline - Date.now()))));
+  }
+}
+
+async function readDefinition(file: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8').catch((err: Error) => {
+    throw new UsageError(`cannot read ${file}: ${err.message}`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+type DeploymentRef = { deploymentId: string; version: string };
+
+export async function appUpdate(args: ParsedArgs): Promise<number> {
+  const [id, file] = operands(args);
+  const definition = await readDefinition(file!);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${appPath(id!)}${force(args)}`, definition);
+  console.log(`Updating app ${id} to version ${version}; deployment ${deploymentId}`);
+  return waitFor(args, deploymentId);
+}
+
+export async function appScale(args: ParsedArgs): Promise<number> {
+  const [id, count] = operands(args);
+  if (!/^\d+$/.test(count!)) throw new UsageError(`N must be a whole number of instances, not "${count}"`);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${appPath(id!)}${force(args)}`, { instances: Number(count) });
+  console.log(`Scaling app ${id} to ${count} instances (version ${version}); deployment ${deploymentId}`);
+  return waitFor(args, deploymentId);
+}
+
+export async function appRestart(args: ParsedArgs): Promise<number> {
+  const [id] = operands(args);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'POST', `${appPath(id!)}/restart${force(args)}`);
+  console.log(`Restarting app ${id} (version ${version}); deployment ${deploymentId}`);
+  return waitFor(args, deploymentId);
+}
+
+interface ListedTask {
+  id: string;
+  appId: string;
+  host: string;
+  state: string;
+  version: string;
+  ports: number[];
+  stagedAt: string;
+}
+
+export async function taskList(args: ParsedArgs): Promise<number> {
+  const app = args.values['app'];
+  const { tasks } = await apiRequest<{ tasks: ListedTask[] }>(await loggedIn(), 'GET', app === undefined ? '/v2/tasks' : `${appPath(app)}/tasks`);
+  if (args.booleans.has('json')) {
+    console.log(JSON.stringify(tasks, null, 2));
+    return 0;
+  }
+  const rows = tasks.map((x) => [x.id, x.appId, x.host, x.state, x.ports.join(',') || '-', x.version]);
+  console.log(table(['ID', 'APP', 'HOST', 'STATE', 'PORTS', 'VERSION'], rows));
+  return 0;
+}
+
+export async function taskKill(args: ParsedArgs): Promise<number> {
+  const [taskId] = operands(args);
+  const scale = args.booleans.has('scale');
+  const result = await apiRequest<{ tasks?: ListedTask[]; deploymentId?: string }>(await loggedIn(), 'POST', `/v2/tasks/delete${scale ? '?scale=true' : ''}`, { ids: [taskId] });
+  if (result.deploymentId !== undefined) console.log(`Killing task ${taskId} and scaling its app down; deployment ${result.deploymentId}`);
+  else console.log(`Killing task ${taskId} (${result.tasks?.[0]?.state ?? 'TASK_KILLING'}); its app replaces it`);
+  return 0;
+}
+
+export async function deploymentRollback(args: ParsedArgs): Promise<number> {
+  const [id] = operands(args);
+  const path = `/v2/deployments/${encodeURIComponent(id!)}${force(args)}`;
+  const result = await apiRequest<DeploymentRef | undefined>(await loggedIn(), 'DELETE', path);
+  if (result?.deploymentId) console.log(`Rolling deployment ${id} back; deployment ${result.deploymentId}`);
+  else console.log(`Removed deployment ${id} (forced: its apps stay as they are now)`);
+  return waitFor(args, result?.deploymentId);
+}
+
 export async function appAdd(args: ParsedArgs): Promise<number> {
   const [file] = operands(args);
   const text = await readFile(file!, 'utf8').catch((err: Error) => {
@@ -45,7 +171,7 @@ export async function appAdd(args: ParsedArgs): Promise<number> {
   }
   const app = await apiRequest<ListedApp>(await loggedIn(), 'POST', `/v2/apps${force(args)}`, definition);
   console.log(`Created app ${app.id} (version ${app.version}); deployment ${app.deployments[0]?.id ?? 'none (nothing to do)'}`);
-  return 0;
+  return waitFor(args, app.deployments[0]?.id);
 }
 
 export async function appList(args: ParsedArgs): Promise<number> {
@@ -70,7 +196,7 @@ export async function appRemove(args: ParsedArgs): Promise<number> {
   const [id] = operands(args);
   const { deploymentId } = await apiRequest<{ deploymentId: string; version: string }>(await loggedIn(), 'DELETE', `${appPath(id!)}${force(args)}`);
   console.log(`Removing app ${id}; deployment ${deploymentId}`);
-  return 0;
+  return waitFor(args, deploymentId);
 }
 
 export async function deploymentList(args: ParsedArgs): Promise<number> {

@@ -5,7 +5,7 @@
  */
 import { isStrataError } from '../common/errors.ts';
 import { configFlags } from '../control-plane/config/load.ts';
-import { appAdd, appList, appRemove, appShow, deploymentList } from './apps.ts';
+import { appAdd, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
@@ -25,6 +25,10 @@ export interface Verb {
   readonly configFlags: boolean;
   run(args: ParsedArgs): Promise<number>;
 }
+
+/** `--wait` and `--timeout` of the verbs that start a deployment. */
+const WAIT_FLAGS = { timeout: 'with --wait: give up waiting after this many seconds (default 600); the deployment goes on' };
+const WAIT_HELP = ' --wait polls /v2/deployments and prints each step until the deployment is done.';
 
 const VERBS: readonly Verb[] = [
   {
@@ -61,6 +65,15 @@ const VERBS: readonly Verb[] = [
     run: listAgents,
   },
   {
+    name: 'node list',
+    summary: 'List the nodes (agents) registered with the cluster (same as `strata agent list`)',
+    usage: 'strata node list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: listAgents,
+  },
+  {
     name: 'leader',
     summary: 'Show which master leads, where its API is, and its fencing token',
     usage: 'strata leader [--json]',
@@ -71,10 +84,10 @@ const VERBS: readonly Verb[] = [
   },
   {
     name: 'app add',
-    summary: 'Create an app from a Marathon app definition (JSON file), as POST /v2/apps',
-    usage: 'strata app add FILE.json [--force]',
-    flags: {},
-    booleans: ['force'],
+    summary: `Create an app from a Marathon app definition (JSON file), as POST /v2/apps.${WAIT_HELP}`,
+    usage: 'strata app add FILE.json [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
     operands: ['FILE.json'],
     configFlags: false,
     run: appAdd,
@@ -99,13 +112,62 @@ const VERBS: readonly Verb[] = [
   },
   {
     name: 'app remove',
-    summary: 'Remove an app (a deployment stops it); --force overrides a running deployment',
-    usage: 'strata app remove ID [--force]',
-    flags: {},
-    booleans: ['force'],
+    summary: `Remove an app (a deployment stops it); --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata app remove ID [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
     operands: ['ID'],
     configFlags: false,
     run: appRemove,
+  },
+  {
+    name: 'app update',
+    summary: `Change an app from a JSON file of the fields to change (PUT /v2/apps/ID, merged into the definition); --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata app update ID FILE.json [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
+    operands: ['ID', 'FILE.json'],
+    configFlags: false,
+    run: appUpdate,
+  },
+  {
+    name: 'app scale',
+    summary: `Set an app's number of instances (PUT {"instances": N}); --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata app scale ID N [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
+    operands: ['ID', 'N'],
+    configFlags: false,
+    run: appScale,
+  },
+  {
+    name: 'app restart',
+    summary: `Restart an app: a deployment replaces every task (POST /v2/apps/ID/restart); --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata app restart ID [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
+    operands: ['ID'],
+    configFlags: false,
+    run: appRestart,
+  },
+  {
+    name: 'task list',
+    summary: 'List the tasks of the apps you may read (or of one app)',
+    usage: 'strata task list [--app ID] [--json]',
+    flags: { app: 'only the tasks of this app' },
+    booleans: ['json'],
+    configFlags: false,
+    run: taskList,
+  },
+  {
+    name: 'task kill',
+    summary: 'Kill a task (its app replaces it); --scale also lowers the app\'s instances so it is not replaced',
+    usage: 'strata task kill TASK_ID [--scale]',
+    flags: {},
+    booleans: ['scale'],
+    operands: ['TASK_ID'],
+    configFlags: false,
+    run: taskKill,
   },
   {
     name: 'deployment list',
@@ -115,6 +177,16 @@ const VERBS: readonly Verb[] = [
     booleans: ['json'],
     configFlags: false,
     run: deploymentList,
+  },
+  {
+    name: 'deployment rollback',
+    summary: `Roll a deployment back (a new deployment to the previous versions); --force only removes it, leaving the apps as they are.${WAIT_HELP}`,
+    usage: 'strata deployment rollback ID [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
+    operands: ['ID'],
+    configFlags: false,
+    run: deploymentRollback,
   },
   {
     name: 'auth login',
@@ -164,7 +236,7 @@ function helpFor(verb: Verb): string {
 
 function topHelp(): string {
   const lines = ['strata: an open datacenter operating system centred on the service mesh', '', 'Usage: strata <verb> [flags]', '', 'Verbs:'];
-  for (const v of VERBS) lines.push(`  ${v.name.padEnd(16)} ${v.summary}`);
+  for (const v of VERBS) lines.push(`  ${v.name.padEnd(20)} ${v.summary}`);
   lines.push('', 'Run `strata <verb> --help` for a verb\'s flags.');
   return lines.join('\n');
 }

@@ -13,6 +13,7 @@ import type { StrataConfig } from '../control-plane/config/schema.ts';
 import { BOOTSTRAP_CREDENTIALS_FILE, startMaster } from '../control-plane/master.ts';
 import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
 import { deploymentController } from '../scheduler/controller/controller.ts';
+import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -39,7 +40,7 @@ function makeLogger(config: Readonly<StrataConfig>, file?: string): Logger {
 export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
-  const master = await startMaster({ config, logger, leaderLoops: [deploymentController()] });
+  const master = await startMaster({ config, logger, leaderLoops: [deploymentController(), agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds })] });
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend})`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
@@ -73,7 +74,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const logFile = join(config.dataDir, 'strata.log');
   const logger = makeLogger(config, logFile);
-  const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: [deploymentController()] });
+  const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: [deploymentController(), agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds })] });
   try {
     await master.whenLeader();
     await ensureAgentPrincipal(master.iam);

@@ -20,12 +20,14 @@ import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
 import { marathonRoutes } from './routes/marathon-deployments.ts';
 import { marathonTaskRoutes } from './routes/marathon-tasks.ts';
+import { marathonQueueRoutes } from './routes/marathon-queue.ts';
+import { marathonEventRoutes } from './routes/marathon-events.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

@@ -4,7 +4,8 @@
  * exits, a master that goes down and comes back, an agent restart, orphans
  * and tasks unknown here; and `startAgent` wiring it all up.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
@@ -14,7 +15,7 @@ import { Executor } from '../executor/executor.ts';
 import { gone, reap, tempDir, waitFor } from '../executor/test-helpers.ts';
 import { startAgent } from './agent.ts';
 import { FAKE_TOKEN, FakeMaster } from './fake-master.ts';
-import { TaskRunner } from './task-runner.ts';
+import { REASON_HEALTH_CHECK_FAILED, TaskRunner } from './task-runner.ts';
 
 const logger = pino({ level: process.env.STRATA_TEST_LOG ?? 'silent' });
 const VERSION = '2026-01-02T03:04:05.678Z';
@@ -224,4 +225,94 @@ test('startAgent: registers, runs assigned tasks in <dataDir>/sandboxes, and lea
   await waitFor('task.json in <dataDir>/sandboxes', async () => /"RUNNING"/.test(await readFile(join(dataDir, 'sandboxes', id, 'task.json'), 'utf8')));
   await agent.close();
   t.false(gone(pid), 'tasks outlive their agent; the next start recovers them');
+});
+
+test('health checks: results reported on change only; failures beyond maxConsecutiveFailures kill the task (REASON_HEALTH_CHECK_FAILED)', async (t) => {
+  const dir = await tempDir(t);
+  const master = await fakeMaster(t);
+  const executor = executorFor(t, join(dir, 'sandboxes'));
+  await runner(t, master, executor);
+  const free = createNetServer();
+  await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+  const port = (free.address() as AddressInfo).port;
+  await new Promise((resolve) => free.close(resolve));
+  // A real HTTP server on $PORT0 that answers 200 while the file `healthy` exists in its sandbox, 503 otherwise.
+  const server = `require('http').createServer((q,s)=>{s.writeHead(require('fs').existsSync('healthy')?200:503);s.end()}).listen(process.env.PORT0,'127.0.0.1')`;
+  const check = { gracePeriodSeconds: 60, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 2, delaySeconds: 0, ignoreHttp1xx: false };
+  const appId = `/group/app${++seq}`;
+  master.addApp({
+    id: appId, version: VERSION, cmd: `exec ${process.execPath} -e "${server}"`, portDefinitions: [{ port: 0, protocol: 'tcp', labels: {} }], taskKillGracePeriodSeconds: 1,
+    healthChecks: [{ protocol: 'MESOS_HTTP', path: '/', portIndex: 0, ...check }, { protocol: 'COMMAND', command: { value: 'test -f healthy && test "$MESOS_TASK_ID" != ""' }, ...check }],
+  } as never);
+  const id = `group_app${seq}.instance-${process.pid}-${seq}._app.1`;
+  master.addTask({ id, appId, agentId: AGENT, version: VERSION, ports: [port] });
+  await waitFor('RUNNING reported', () => master.tasks.get(id)!.state === 'RUNNING');
+  const health = (): NonNullable<(typeof master.reports)[number]['healthCheckResults']>[] => master.reports.filter((r) => r.taskId === id && r.healthCheckResults).map((r) => r.healthCheckResults!);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.is(health().length, 0, 'failures within the grace period change nothing worth a report');
+
+  const sandbox = executor.get(id)!.sandbox;
+  await writeFile(join(sandbox, 'healthy'), 'ok');
+  await waitFor('alive reported for both checks', () => health().some((h) => h.length === 2 && h.every((r) => r.alive)), 8000);
+  const reportsWhenHealthy = health().length;
+  await new Promise((r) => setTimeout(r, 2500));
+  t.is(health().length, reportsWhenHealthy, 'a steady healthy task does not report every interval');
+  t.is(master.tasks.get(id)!.state, 'RUNNING');
+
+  await rm(join(sandbox, 'healthy'));
+  await waitFor('KILLED reported', () => master.tasks.get(id)!.state === 'KILLED', 10_000);
+  const killed = master.reports.filter((r) => r.taskId === id).at(-1)!;
+  t.is(killed.reason, REASON_HEALTH_CHECK_FAILED);
+  t.regex(killed.message ?? '', /health check \d .* failed 2 times/);
+  t.true(killed.healthCheckResults!.some((r) => !r.alive && r.consecutiveFailures >= 2 && r.lastFailureCause !== undefined && r.firstSuccess !== undefined));
+  t.deepEqual(master.statesOf(id).slice(-2), ['KILLING', 'KILLED']);
+});
+
+test('health checks resume after an agent restart (the app fetched again) and still kill an unhealthy task', async (t) => {
+  const dir = await tempDir(t);
+  const master = await fakeMaster(t);
+  const workDir = join(dir, 'sandboxes');
+  const first = executorFor(t, workDir);
+  const r1 = await runner(t, master, first);
+  const flag = join(dir, 'healthy');
+  await writeFile(flag, 'ok');
+  const check = { protocol: 'COMMAND', command: { value: `test -f ${flag}` }, gracePeriodSeconds: 0, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 1, delaySeconds: 0, ignoreHttp1xx: false };
+  const id = appTask(master, join(dir, 'out'), 'exec sleep 300', { healthChecks: [check] });
+  const { pid } = await pidIn(join(dir, 'out'));
+  t.teardown(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  const alive = (): boolean => master.reports.some((r) => r.taskId === id && r.healthCheckResults?.[0]?.alive === true);
+  await waitFor('alive reported', alive, 8000);
+  await r1.close();
+  await first.close();
+  const appReads = master.appReads;
+
+  const second = executorFor(t, workDir);
+  await runner(t, master, second);
+  await waitFor('the app fetched again for its health checks', () => master.appReads > appReads, 8000);
+  await rm(flag);
+  await waitFor('KILLED reported', () => master.tasks.get(id)!.state === 'KILLED', 10_000);
+  t.is(master.reports.filter((r) => r.taskId === id).at(-1)!.reason, REASON_HEALTH_CHECK_FAILED);
+  t.true(gone(pid));
+});
+
+test('a task whose app has no health checks: the app is read once, reports carry no healthCheckResults', async (t) => {
+  const dir = await tempDir(t);
+  const master = await fakeMaster(t);
+  const executor = executorFor(t, join(dir, 'sandboxes'));
+  await runner(t, master, executor);
+  const id = appTask(master, join(dir, 'out'), 'exec sleep 300');
+  await pidIn(join(dir, 'out'));
+  await waitFor('RUNNING reported', () => master.tasks.get(id)!.state === 'RUNNING');
+  master.bump();
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(master.appReads, 1);
+  t.true(master.reports.every((r) => r.healthCheckResults === undefined));
+  master.setState(id, 'KILLING');
+  await waitFor('KILLED reported', () => master.tasks.get(id)!.state === 'KILLED');
 });

@@ -30,6 +30,13 @@
  * is never replaced). Failures are retried with doubling backoff up to
  * `retryMaxMs`; a listing that succeeds after failures retries at once.
  *
+ * Health checks: for each RUNNING task whose app has `healthChecks`, a
+ * `HealthChecker` (`../executor/health.ts`) runs them; results ride on the
+ * task's reports (`healthCheckResults`), queued only when `alive` or a
+ * failure count changes. A check reaching `maxConsecutiveFailures` makes
+ * this agent kill the task (KILLING/KILLED with REASON_HEALTH_CHECK_FAILED);
+ * the controller has the same rule as a backstop.
+ *
  * On start, `recover()` runs first: re-attached tasks are reported RUNNING
  * and dead ones LOST (through the same queue); tasks that had ended are kept
  * as local knowledge and re-reported only when the master still lists them.
@@ -39,8 +46,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
-import { TERMINAL_TASK_STATES, type App, type Task, type TaskState } from '../../control-plane/model/schemas.ts';
+import { TERMINAL_TASK_STATES, type App, type HealthCheckResult, type Task, type TaskState } from '../../control-plane/model/schemas.ts';
+import { taskEnvironment } from '../executor/env.ts';
 import type { Executor, TaskStatus } from '../executor/executor.ts';
+import { HealthChecker } from '../executor/health.ts';
 import { launchSpecFromApp } from '../executor/spec.ts';
 
 export interface TaskRunnerOptions {
@@ -70,15 +79,22 @@ export interface StatusReport {
   readonly exitCode?: number;
   readonly signal?: string;
   readonly timestamp?: string;
+  readonly healthCheckResults?: readonly HealthCheckResult[];
 }
+
+/** Mesos's reason for a task killed because its health checks failed. */
+export const REASON_HEALTH_CHECK_FAILED = 'REASON_HEALTH_CHECK_FAILED';
 
 /** A failure worth retrying (network, 5xx, 401/403 while a token renews). */
 class TransientError extends Error {}
 
 const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.has(state);
+/** The app's health checks (a master may leave the field out). */
+const checksOf = (app: App): App['healthChecks'] => (Array.isArray(app.healthChecks) ? app.healthChecks : []);
 
-function statusReport(status: TaskStatus): StatusReport {
+function statusReport(status: TaskStatus, health: readonly HealthCheckResult[] | undefined): StatusReport {
   return {
+    ...(health !== undefined ? { healthCheckResults: health } : {}),
     state: status.state,
     timestamp: status.timestamp,
     ...(status.message !== undefined ? { message: status.message.slice(0, 4096) } : {}),
@@ -108,14 +124,40 @@ export class TaskRunner {
   readonly #killAfterLaunch = new Set<string>();
   readonly #missingSince = new Map<string, { since: number; listings: number }>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Apps of the tasks launched here (for their health checks). */
+  readonly #apps = new Map<string, App>();
+  readonly #checkers = new Map<string, HealthChecker>();
+  readonly #healthStarting = new Set<string>();
+  /** Tasks whose app has no health checks (so it is not fetched again for them). */
+  readonly #noChecks = new Set<string>();
+  /** The health results to send with the task's next report (the latest significant ones). */
+  readonly #health = new Map<string, readonly HealthCheckResult[]>();
+  /** Tasks this agent kills for failed health checks, and why. */
+  readonly #healthKilled = new Map<string, string>();
   #listed = new Map<string, Task>();
   #index = 0;
   #listingFailures = 0;
   #loop: Promise<void> | undefined;
   #closed = false;
-  readonly #onStatus = (status: TaskStatus): void => {
+  readonly #onStatus = (raw: TaskStatus): void => {
+    let status = raw;
+    const why = this.#healthKilled.get(status.taskId);
+    if (why !== undefined && (status.state === 'KILLING' || status.state === 'KILLED')) {
+      status = { ...status, reason: REASON_HEALTH_CHECK_FAILED, message: `${why}; ${status.message ?? ''}`.replace(/; $/, '') };
+    }
     this.#local.set(status.taskId, status);
+    if (status.state === 'RUNNING') {
+      const app = this.#apps.get(status.taskId);
+      if (app) this.#startHealth(status.taskId, app, this.#listed.get(status.taskId)?.ports);
+    } else if (status.state !== 'STAGING' && status.state !== 'STARTING') {
+      this.#stopHealth(status.taskId);
+    }
     if (status.state !== 'STAGING') this.#enqueue(status);
+    if (isTerminal(status.state)) {
+      this.#apps.delete(status.taskId);
+      this.#noChecks.delete(status.taskId);
+      this.#healthKilled.delete(status.taskId);
+    }
   };
 
   constructor(options: TaskRunnerOptions) {
@@ -156,6 +198,8 @@ export class TaskRunner {
     this.#o.executor.off('status', this.#onStatus);
     for (const q of this.#queues.values()) clearTimeout(q.timer);
     for (const t of this.#timers) clearTimeout(t);
+    for (const c of this.#checkers.values()) c.stop();
+    this.#checkers.clear();
     await this.#loop;
     for (const resolve of this.#idleWaiters) resolve();
   }
@@ -242,6 +286,7 @@ export class TaskRunner {
       return;
     }
     if (this.#launching.has(task.id)) return;
+    if (handle?.state === 'RUNNING' && !this.#checkers.has(task.id) && !this.#noChecks.has(task.id)) this.#ensureHealth(task);
     if (task.state === 'STAGING' && !local) {
       this.#launching.add(task.id);
       void this.#launch(task, 0);
@@ -260,7 +305,10 @@ export class TaskRunner {
     try {
       const app = await this.#fetchApp(task.id, task.appId);
       if (this.#closed) return;
-      const handle = executor.launch(launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] }));
+      const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] });
+      if (checksOf(app).length > 0) this.#apps.set(task.id, app);
+      else this.#noChecks.add(task.id);
+      const handle = executor.launch(spec);
       logger.info({ taskId: task.id, appId: task.appId, version: task.version }, 'launching a task');
       this.#launching.delete(task.id);
       if (this.#killAfterLaunch.delete(task.id)) void handle.kill();
@@ -316,6 +364,78 @@ export class TaskRunner {
     this.#enqueue(status);
   }
 
+  // --- health checks
+
+  /** A RUNNING task without a checker (re-attached after a restart, or launched before): fetch its app if needed, then start. */
+  #ensureHealth(task: Task): void {
+    const app = this.#apps.get(task.id);
+    if (app) return this.#startHealth(task.id, app, task.ports);
+    if (this.#healthStarting.has(task.id)) return;
+    this.#healthStarting.add(task.id);
+    this.#fetchApp(task.id, task.appId)
+      .then((fetched) => {
+        if (checksOf(fetched).length === 0) return void this.#noChecks.add(task.id);
+        this.#apps.set(task.id, fetched);
+        this.#startHealth(task.id, fetched, task.ports);
+      })
+      .catch((err: unknown) => this.#o.logger.warn({ err, taskId: task.id }, 'cannot fetch the app of a running task for its health checks; retrying at the next listing'))
+      .finally(() => this.#healthStarting.delete(task.id));
+  }
+
+  #startHealth(taskId: string, app: App, ports: readonly number[] | undefined): void {
+    const { executor, logger } = this.#o;
+    const handle = executor.get(taskId);
+    if (this.#closed || this.#checkers.has(taskId) || !handle || handle.state !== 'RUNNING' || checksOf(app).length === 0) return;
+    const taskPorts = ports ?? this.#listed.get(taskId)?.ports ?? [];
+    const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts });
+    let env: Record<string, string>;
+    try {
+      env = taskEnvironment(spec, { host: executor.host, sandbox: handle.sandbox });
+    } catch (err) {
+      logger.warn({ err, taskId }, 'cannot build the environment of COMMAND health checks');
+      env = {};
+    }
+    const firstRunning = handle.history.find((s) => s.state === 'RUNNING');
+    const startedAt = firstRunning ? Date.parse(firstRunning.timestamp) : Date.now();
+    const checker = new HealthChecker({
+      checks: checksOf(app),
+      ports: taskPorts,
+      sandbox: handle.sandbox,
+      env,
+      startedAt,
+      onResult: (results, changed, bad) => this.#onHealth(taskId, app, results, changed, bad),
+    });
+    this.#checkers.set(taskId, checker);
+    logger.debug({ taskId, checks: checksOf(app).length }, 'health checks started');
+  }
+
+  #onHealth(taskId: string, app: App, results: readonly HealthCheckResult[], changed: boolean, bad: number | undefined): void {
+    const { executor, logger } = this.#o;
+    const handle = executor.get(taskId);
+    if (!handle || handle.state !== 'RUNNING') return;
+    if (bad !== undefined) {
+      // The agent kills at once (as Mesos-level checks do); the KILLING and KILLED reports carry the results and the reason.
+      const check = app.healthChecks[bad]!;
+      const r = results[bad]!;
+      const why = `Killed: health check ${bad} (${check.protocol}) failed ${r.consecutiveFailures} times in a row (maxConsecutiveFailures ${check.maxConsecutiveFailures}): ${r.lastFailureCause ?? ''}`.trim();
+      logger.warn({ taskId, check: bad, failures: r.consecutiveFailures }, 'killing an unhealthy task');
+      this.#health.set(taskId, results);
+      this.#healthKilled.set(taskId, why);
+      this.#stopHealth(taskId);
+      void handle.kill();
+      return;
+    }
+    if (!changed) return; // coalesced: a steady task does not report every interval
+    this.#health.set(taskId, results);
+    const local = this.#local.get(taskId);
+    if (local && local.state === 'RUNNING') this.#enqueue(local);
+  }
+
+  #stopHealth(taskId: string): void {
+    this.#checkers.get(taskId)?.stop();
+    this.#checkers.delete(taskId);
+  }
+
   // --- reports
 
   #enqueue(status: TaskStatus): void {
@@ -337,7 +457,7 @@ export class TaskRunner {
       q.pending = undefined;
       q.inFlight = true;
       try {
-        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status), 10_000);
+        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status, this.#health.get(taskId)), 10_000);
         if (q.failures > 0) logger.info({ taskId, state: status.state, failures: q.failures }, 'status delivered after retries');
         q.failures = 0;
         logger.debug({ taskId, state: status.state }, 'status reported');
@@ -366,6 +486,8 @@ export class TaskRunner {
     }
     if (!q.pending && !q.timer && !q.inFlight) {
       this.#queues.delete(taskId);
+      const state = this.#local.get(taskId)?.state;
+      if (state !== undefined && isTerminal(state)) this.#health.delete(taskId);
       if (this.#allIdle()) {
         for (const resolve of this.#idleWaiters) resolve();
         this.#idleWaiters.clear();

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { TERMINAL_TASK_STATES, type App, type Task } from '../../control-plane/model/schemas.ts';
 import { validateRecord } from '../../control-plane/model/validate.ts';
 import { planDeployment } from '../deployments/plan.ts';
-import { backoffDelayMs, isEmpty, maxCapacity, minHealthy, reconcile, taskIdFor, type BackoffState, type ReconcileActions, type ReconcileView } from './reconcile.ts';
+import { backoffDelayMs, healthExceeded, isEmpty, maxCapacity, ready, minHealthy, reconcile, taskIdFor, type BackoffState, type ReconcileActions, type ReconcileView } from './reconcile.ts';
 import { T0, agentStep, applyActions, counterUuid, mkAgent, mkApp, mkDeployment, view } from './testing.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -158,6 +158,70 @@ test('a deployment is deleted once its apps run exactly their instances at their
   const done = run(v);
   t.deepEqual(done.completeDeployments, ['d1']);
   t.is(done.launch.length + done.kill.length, 0);
+});
+
+const HC = { protocol: 'MESOS_HTTP' as const, path: '/', portIndex: 0, maxConsecutiveFailures: 3 };
+const alive = (): Task['healthCheckResults'][number] => ({ alive: true, consecutiveFailures: 0, firstSuccess: iso(T0), lastSuccess: iso(T0) });
+const failing = (n: number): Task['healthCheckResults'][number] => ({ alive: false, consecutiveFailures: n, lastFailure: iso(T0), lastFailureCause: 'HTTP 503' });
+const withHealth = (v: ReconcileView, appId: string, results: () => Task['healthCheckResults']): ReconcileView => ({
+  ...v,
+  tasks: v.tasks.map((x) => (x.appId === appId && x.state === 'RUNNING' ? { ...x, healthCheckResults: results() } : x)),
+});
+
+test('ready: RUNNING, and alive on every one of the app\'s checks when it has some', (t) => {
+  const app = mkApp('/h', { instances: 1, healthChecks: [HC, { ...HC, protocol: 'MESOS_TCP', path: undefined } as never] });
+  const v = agentStep(applyActions(view({ apps: [app], agents: [mkAgent('a1')] }), run(view({ apps: [app], agents: [mkAgent('a1')] })), iso(T0)), iso(T0));
+  const task = v.tasks[0]!;
+  t.false(ready(task, app), 'no result yet');
+  t.false(ready({ ...task, healthCheckResults: [alive()] }, app), 'one check of two reported');
+  t.false(ready({ ...task, healthCheckResults: [alive(), failing(1)] }, app));
+  t.true(ready({ ...task, healthCheckResults: [alive(), alive()] }, app));
+  t.true(ready(task, mkApp('/plain')), 'no checks: RUNNING is enough');
+  t.false(healthExceeded({ ...task, healthCheckResults: [failing(2), alive()] }, app));
+  t.true(healthExceeded({ ...task, healthCheckResults: [alive(), failing(3)] }, app));
+  t.false(healthExceeded({ ...task, healthCheckResults: [failing(99)] }, mkApp('/z', { healthChecks: [{ ...HC, maxConsecutiveFailures: 0 }] })), '0 never kills');
+});
+
+test('a deployment of an app with health checks completes only once its new tasks are healthy', (t) => {
+  const app = mkApp('/h', { instances: 2, healthChecks: [HC] });
+  const d = mkDeployment('d1', [{ actions: [{ action: 'StartApplication', app: '/h' }] }, { actions: [{ action: 'ScaleApplication', app: '/h' }] }], ['/h']);
+  let v = view({ apps: [app], agents: [mkAgent('a1')], deployments: [d] });
+  v = agentStep(applyActions(v, run(v), iso(T0)), iso(T0));
+  t.deepEqual(run(v).completeDeployments, [], 'RUNNING without health results is not done');
+  t.deepEqual(run(withHealth(v, '/h', () => [failing(1)])).completeDeployments, [], 'failing is not done');
+  const done = run(withHealth(v, '/h', () => [alive()]));
+  t.deepEqual(done.completeDeployments, ['d1']);
+});
+
+test('an upgrade keeps old healthy tasks until new ones are healthy', (t) => {
+  const v1 = mkApp('/h', { instances: 2, healthChecks: [HC], upgradeStrategy: { minimumHealthCapacity: 1, maximumOverCapacity: 1 } });
+  let v = agentStep(applyActions(view({ apps: [v1], agents: [mkAgent('a1', { cpus: 16 })] }), run(view({ apps: [v1], agents: [mkAgent('a1', { cpus: 16 })] })), iso(T0)), iso(T0));
+  v = withHealth(v, '/h', () => [alive()]);
+  const v2: App = { ...v1, cmd: 'other', version: '2026-01-02T00:00:00.000Z' };
+  v = { ...v, apps: [v2] };
+  const a = run(v);
+  t.is(a.launch.length, 2);
+  t.is(a.kill.length, 0);
+  v = agentStep(applyActions(v, a, iso(T0)), iso(T0));
+  t.is(run(v).kill.length, 0, 'new tasks RUNNING but not yet healthy: old ones stay');
+  v = { ...v, tasks: v.tasks.map((x) => (x.version === v2.version ? { ...x, healthCheckResults: [alive()] } : x)) };
+  const b = run(v);
+  t.is(b.kill.length, 2);
+  t.true(b.kill.every((k) => k.reason === 'upgrade'));
+});
+
+test('a task whose health exceeded maxConsecutiveFailures is killed and replaced', (t) => {
+  const app = mkApp('/h', { instances: 1, healthChecks: [HC] });
+  let v = view({ apps: [app], agents: [mkAgent('a1')] });
+  v = agentStep(applyActions(v, run(v), iso(T0)), iso(T0));
+  t.is(run(withHealth(v, '/h', () => [failing(2)])).kill.length, 0, 'below the limit');
+  v = withHealth(v, '/h', () => [failing(3)]);
+  const a = run(v);
+  t.is(a.kill.length, 1);
+  t.like(a.kill[0], { state: 'KILLING', reason: 'unhealthy' });
+  t.is(a.launch.length, 1, 'replaced within maxCapacity');
+  v = agentStep(applyActions(v, a, iso(T0)), iso(T0));
+  t.is(live(v, '/h').length, 1);
 });
 
 test('apps in a later deployment step wait for the earlier steps (dependencies)', (t) => {

@@ -72,7 +72,7 @@ export interface KillAction {
   readonly appId: string;
   /** The state to write: KILLING (the agent kills and reports KILLED), or KILLED for a task whose agent is gone. */
   readonly state: 'KILLING' | 'KILLED';
-  readonly reason: 'scale-down' | 'app-removed' | 'upgrade' | 'agent-gone';
+  readonly reason: 'scale-down' | 'app-removed' | 'upgrade' | 'agent-gone' | 'unhealthy';
 }
 
 export interface ReconcileActions {
@@ -124,11 +124,30 @@ export function backoffDelayMs(app: Pick<App, 'backoffSeconds' | 'backoffFactor'
 
 const time = (iso: string | undefined): number => (iso === undefined ? 0 : Date.parse(iso));
 
-/** Ready = RUNNING, and alive by every health check result it has (Marathon's "healthy" when the app has checks). */
-function ready(task: Task, app: App): boolean {
+/**
+ * Ready = RUNNING, and, when the app has health checks, a result reported
+ * alive for every one of them (Marathon's "healthy"). A task with no result
+ * yet for some check is not ready.
+ */
+export function ready(task: Task, app: Pick<App, 'healthChecks'>): boolean {
   if (task.state !== 'RUNNING') return false;
-  if (app.healthChecks.length === 0) return true;
-  return task.healthCheckResults.length > 0 && task.healthCheckResults.every((h) => h.alive);
+  const n = app.healthChecks.length;
+  if (n === 0) return true;
+  return task.healthCheckResults.length >= n && task.healthCheckResults.slice(0, n).every((h) => h.alive);
+}
+
+/**
+ * True when a RUNNING task's health says it must go: some check with
+ * `maxConsecutiveFailures` > 0 has that many consecutive failures (0 never
+ * kills). The agent kills such a task itself; this is the controller's
+ * backstop (an agent that reports but did not kill).
+ */
+export function healthExceeded(task: Task, app: Pick<App, 'healthChecks'>): boolean {
+  if (task.state !== 'RUNNING') return false;
+  return app.healthChecks.some((c, i) => {
+    const r = task.healthCheckResults[i];
+    return r !== undefined && c.maxConsecutiveFailures > 0 && r.consecutiveFailures >= c.maxConsecutiveFailures;
+  });
 }
 
 /** Order of kills: tasks not yet running first, then by `killSelection` on `stagedAt`, then id. */
@@ -392,8 +411,10 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     const order = killOrder(app);
     for (const t of g.killing) if (agentGone(t)) killTask(t, 'agent-gone');
     const counted = g.counted.length;
-    const current = [...g.current];
-    const old = [...g.old];
+    // Unhealthy beyond maxConsecutiveFailures: killed and replaced (they are no instance any more).
+    for (const t of [...g.current, ...g.old]) if (healthExceeded(t, app)) killTask(t, 'unhealthy');
+    const current = g.current.filter((t) => !killed.has(t.id));
+    const old = g.old.filter((t) => !killed.has(t.id));
 
     // Surplus current instances.
     if (current.length > app.instances) {
@@ -426,7 +447,7 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     const n = delayed ? 0 : Math.min(missing, room);
     // No room, nothing in flight, nothing killed: kill one old instance so the upgrade
     // can go on (minimumHealthCapacity 1 with maximumOverCapacity 0, or UNIQUE on a full cluster).
-    const inFlight = g.killing.length > 0 || current.some((t) => !ready(t, app));
+    const inFlight = g.killing.length > 0 || current.length + old.length < g.current.length + g.old.length || current.some((t) => !ready(t, app));
     if (n === 0 && missing > 0 && room === 0 && killedOld === 0 && old.length > 0 && !inFlight && !delayed) {
       killTask(old.sort(order)[0]!, 'upgrade');
     } else if (n > 0 && killedOld === 0 && old.length > 0 && !inFlight) {

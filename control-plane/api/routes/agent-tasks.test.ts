@@ -52,6 +52,15 @@ test('applyStatus: KILLING holds against RUNNING, startedAt once, terminal is fi
   t.throws(() => applyStatus(failed, { state: 'RUNNING' }, at), { message: /terminal/ });
 });
 
+test('applyStatus: healthCheckResults replace the task\'s; absent keeps them', (t) => {
+  const at = '2026-01-01T00:00:05.000Z';
+  const results = [{ alive: true, consecutiveFailures: 0, firstSuccess: at, lastSuccess: at }];
+  const healthy = applyStatus(mkTask('t1', 'a1', { state: 'RUNNING' }), { state: 'RUNNING', healthCheckResults: results }, at);
+  t.deepEqual(healthy.healthCheckResults, results);
+  t.deepEqual(applyStatus(healthy, { state: 'RUNNING' }, at).healthCheckResults, results);
+  t.deepEqual(applyStatus(healthy, { state: 'KILLING', reason: 'REASON_HEALTH_CHECK_FAILED', healthCheckResults: [] }, at).healthCheckResults, []);
+});
+
 test('GET /v1/agents/{id}/tasks lists the agent\'s non-terminal tasks and an index', async (t) => {
   const { h, call } = await setup(t);
   await h.master.records.put('task', mkTask('mine', 'a1'));
@@ -117,6 +126,19 @@ test('status reports: updated task, wrong agent 404, out of terminal 409', async
   t.is(back.json().code, 'RECORD_CONFLICT');
   t.is((await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'KILLED' })).statusCode, 200, 'repeating the terminal state is fine');
   t.is((await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'BOGUS' })).statusCode, 400);
+});
+
+test('status reports carry healthCheckResults, stored on the task; absent leaves them as they were', async (t) => {
+  const { h, call } = await setup(t);
+  await h.master.records.put('task', mkTask('t1', 'a1', { state: 'RUNNING' }));
+  const results = [{ alive: false, consecutiveFailures: 2, firstSuccess: '2026-01-01T00:01:00.000Z', lastFailure: '2026-01-01T00:02:00.000Z', lastFailureCause: 'HTTP 503' }];
+  const ok = await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'RUNNING', healthCheckResults: results });
+  t.is(ok.statusCode, 200, ok.body);
+  t.deepEqual((await h.master.records.get('task', 't1'))!.value.healthCheckResults, results);
+  await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'RUNNING', message: 'no health in this one' });
+  t.deepEqual((await h.master.records.get('task', 't1'))!.value.healthCheckResults, results);
+  const bad = await call('PUT', '/v1/agents/a1/tasks/t1/status', { state: 'RUNNING', healthCheckResults: [{ alive: 'yes' }] });
+  t.is(bad.statusCode, 400);
 });
 
 test('an agent reads the app its task runs under its own permission, and only for its own tasks', async (t) => {

@@ -14,6 +14,8 @@
  *   would leave a terminal state (reporting the same terminal state again
  *   is accepted and changes nothing). A task in KILLING stays KILLING on a
  *   STAGING/STARTING/RUNNING report: the kill the master asked for stands.
+ *   An optional `healthCheckResults` (the agent's health checks, one per app
+ *   check) replaces the task's; the agent sends it only when it changes.
  * - A kill is the master setting `state` to KILLING; the agent kills the
  *   process and reports KILLED.
  */
@@ -21,7 +23,7 @@ import { Type, type Static } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { appVersionId, idFromKey, prefix } from '../../model/keys.ts';
 import { decodeEntry } from '../../model/records.ts';
-import { AgentId, AppVersion, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
+import { AgentId, AppVersion, HealthCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { AGENT_RID } from './agents.ts';
@@ -46,6 +48,8 @@ export const TaskStatusReport = Type.Object(
     signal: Type.Optional(Type.String({ maxLength: 32 })),
     /** When the agent saw the change; default: when the master receives it. */
     timestamp: Type.Optional(Timestamp),
+    /** The task's health, one entry per app health check in the app's order (run by the agent); absent = unchanged. */
+    healthCheckResults: Type.Optional(Type.Array(HealthCheckResult, { maxItems: 64 })),
   },
   { additionalProperties: false },
 );
@@ -71,6 +75,7 @@ export function applyStatus(task: Task, report: TaskStatusReport, receivedAt: st
     ...(task.startedAt === undefined && report.state === 'RUNNING' ? { startedAt: at } : {}),
     ...(message === undefined ? {} : { message: message.slice(0, 4096) }),
     ...(report.reason === undefined ? {} : { reason: report.reason }),
+    ...(report.healthCheckResults === undefined ? {} : { healthCheckResults: report.healthCheckResults }),
   };
   return next;
 }

@@ -65,6 +65,9 @@ test('parseAppPath tells apps, versions and one version apart', (t) => {
   t.deepEqual(parseAppPath('group/web/tasks'), { appId: '/group/web', sub: 'tasks' });
   t.deepEqual(parseAppPath('web/versions/2015-09-25T15:13:48.343Z'), { appId: '/web', sub: 'versions', version: '2015-09-25T15:13:48.343Z' });
   t.deepEqual(parseAppPath('a/versions/b'), { appId: '/a/versions/b' }, 'an element that could be an app id is one');
+  t.deepEqual(parseAppPath('group/web/restart'), { appId: '/group/web', sub: 'restart' });
+  t.deepEqual(parseAppPath('group/web/tasks/group_web.instance-1._app.1'), { appId: '/group/web', sub: 'tasks', taskId: 'group_web.instance-1._app.1' });
+  t.deepEqual(parseAppPath('a/tasks/b'), { appId: '/a/tasks/b' });
 });
 
 test('Marathon example apps are accepted unchanged: 201, Location, deployment id, defaults applied', async (t) => {
@@ -95,15 +98,26 @@ test('Marathon example apps are accepted unchanged: 201, Location, deployment id
   t.is((await a.call('GET', '/v2/apps/nothing/here')).statusCode, 404);
 });
 
-test('a bad body lists every wrong field (400); the model\'s cross-field rules answer 422 with details', async (t) => {
+test('invalid app JSON answers Marathon\'s 422 listing every problem, schema and cross-field rules alike', async (t) => {
   const a = await api(t);
   const bad = await a.call('POST', '/v2/apps', { id: '/a', cmd: 'x', cpus: -1, mem: 'lots', surprise: true });
-  t.is(bad.statusCode, 400);
+  t.is(bad.statusCode, 422);
   t.is(bad.json().code, 'API_BAD_REQUEST');
+  t.is(bad.json().message, 'Object is not valid');
   t.deepEqual(bad.json().details.map((d: Json) => d.path).sort(), ['/cpus', '/mem', '/surprise']);
+  t.true(bad.json().details.every((d: Json) => Array.isArray(d.errors) && d.errors.length > 0));
+  const both = await a.call('POST', '/v2/apps', { id: '/a', cmd: 'x', args: ['y'], mem: -5 });
+  t.is(both.statusCode, 422);
+  t.deepEqual(both.json().details.map((d: Json) => d.path).sort(), ['/args', '/mem'], 'a schema error and a cross-field rule in one answer');
+  const put = await a.call('PUT', '/v2/apps/a', { instances: 'many' });
+  t.is(put.statusCode, 422);
+  t.deepEqual(put.json().details.map((d: Json) => d.path), ['/instances']);
+  const badQuery = await a.call('POST', '/v2/apps?force=maybe', { id: '/a', cmd: 'x' });
+  t.is(badQuery.statusCode, 400, 'a bad query string is no invalid app');
   const rules = await a.call('POST', '/v2/apps', { id: '/a', cmd: 'x', args: ['y'], healthChecks: [{ protocol: 'COMMAND' }] });
   t.is(rules.statusCode, 422);
   t.is(rules.json().code, 'RECORD_INVALID');
+  t.is(rules.json().message, 'Object is not valid');
   t.deepEqual(rules.json().details.sort((x: Json, y: Json) => (x.path < y.path ? -1 : 1)), [
     { path: '/args', errors: ['must not be set together with cmd'] },
     { path: '/healthChecks/0/command', errors: ['is required for a COMMAND check'] },
@@ -117,7 +131,8 @@ test('a bad body lists every wrong field (400); the model\'s cross-field rules a
     t.is(res.json().code, 'RECORD_ID_INVALID', url);
   }
   const mismatch = await a.call('PUT', '/v2/apps/a', { id: '/b', cmd: 'x' });
-  t.is(mismatch.statusCode, 400);
+  t.is(mismatch.statusCode, 422);
+  t.deepEqual(mismatch.json().details, [{ path: '/id', errors: ['must match the app id in the path'] }]);
   t.is((await a.call('GET', '/v2/apps')).json().apps.length, 0, 'nothing was written');
 });
 
@@ -227,7 +242,7 @@ test('versions: listed newest first, each readable, and PUT {version} goes back 
   const now = (await a.call('GET', '/v2/apps/v')).json().app;
   t.like(now, { cmd: 'one', version: back.json().version });
   t.not(back.json().version, v1, 'going back is a new version');
-  t.is((await a.call('PUT', '/v2/apps/v?force=true', { version: v1, cmd: 'x' })).statusCode, 400);
+  t.is((await a.call('PUT', '/v2/apps/v?force=true', { version: v1, cmd: 'x' })).statusCode, 422);
   t.is((await a.call('GET', '/v2/apps/none/versions')).statusCode, 404);
 });
 

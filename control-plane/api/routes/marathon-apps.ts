@@ -16,7 +16,7 @@
  * `/v2/apps/<id>/versions/<version>`. Apps whose id ends in one of
  * {@link RESERVED_ELEMENTS} are refused, so a path means one thing.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { StrataError, isStrataError } from '../../../common/errors.ts';
 import { allows } from '../../../security/iam.ts';
@@ -24,10 +24,12 @@ import { absoluteAppId, withAppDefaults } from '../../model/app-defaults.ts';
 import { appVersionPrefix, idProblem, parseAppVersionId } from '../../model/keys.ts';
 import { decodeEntry } from '../../model/records.ts';
 import { APP_ID_INPUT_PATTERN, AppDefinition, AppVersionTimestamp, VERSION_PATTERN, type App, type Deployment, type Task } from '../../model/schemas.ts';
+import { checkApp } from '../../model/checks.ts';
 import type { Issue } from '../../model/validate.ts';
+import { validationDetails } from '../errors.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
-import { MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
+import { MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, killTasks, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
 
 /** Last path elements that name a sub-resource of an app, never an app. */
 export const RESERVED_ELEMENTS: readonly string[] = ['versions', 'tasks', 'restart'];
@@ -45,14 +47,23 @@ export interface MarathonApp extends App {
 /** What a wildcard path under /v2/apps names. */
 export interface AppPath {
   readonly appId: string;
-  readonly sub?: 'versions' | 'tasks';
+  readonly sub?: 'versions' | 'tasks' | 'restart';
   readonly version?: string;
+  /** `<id>/tasks/<task id>` (DELETE kills that task). */
+  readonly taskId?: string;
 }
+
+/** Task ids hold an underscore (`group_web.instance-…`) or capitals, which app path elements never do, so `<id>/tasks/<task id>` cannot name an app. */
+const TASK_ELEMENT = /^(?![a-z0-9.-]+$)[A-Za-z0-9_.-]+$/;
 
 /** `group/web/versions/2015-…Z` → `{appId: '/group/web', sub: 'versions', version: '2015-…Z'}`. */
 export function parseAppPath(rest: string): AppPath {
   const parts = rest.split('/').filter((p) => p !== '');
   const last = parts[parts.length - 1];
+  if (parts.length >= 2 && last === 'restart') return { appId: `/${parts.slice(0, -1).join('/')}`, sub: 'restart' };
+  if (parts.length >= 3 && parts[parts.length - 2] === 'tasks' && last !== undefined && TASK_ELEMENT.test(last)) {
+    return { appId: `/${parts.slice(0, -2).join('/')}`, sub: 'tasks', taskId: last };
+  }
   if (parts.length >= 2 && last === 'tasks') return { appId: `/${parts.slice(0, -1).join('/')}`, sub: 'tasks' };
   if (parts.length >= 2 && last === 'versions') return { appId: `/${parts.slice(0, -1).join('/')}`, sub: 'versions' };
   if (parts.length >= 3 && parts[parts.length - 2] === 'versions' && last !== undefined && !/^[a-z0-9.-]+$/.test(last)) {
@@ -119,6 +130,10 @@ const PutQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false })),
   partialUpdate: Type.Optional(Type.Boolean({ default: true, description: 'merge the body into the current definition (true, like PATCH) or replace it (false)' })),
 });
+const DeleteQuery = Type.Object({
+  force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
+  scale: Type.Optional(Type.Boolean({ default: false, description: 'killing a task (/v2/apps/<id>/tasks/<task id>): also lower the app\'s instances, so it is not replaced' })),
+});
 const GetQuery = Type.Object({ embed: Type.Optional(EMBED) });
 const Wildcard = Type.Object({ '*': Type.String({ maxLength: 512 }) });
 
@@ -169,8 +184,9 @@ function definitionOf(def: AppDefinition): Omit<App, 'version'> {
 
 /**
  * Errors in Marathon's shapes: APP_LOCKED with `deployments` at the top
- * level of the body; RECORD_INVALID's details as `[{path, errors}]`, like
- * the 400 of a bad body.
+ * level of the body; invalid app JSON (RECORD_INVALID, or a bad request
+ * with field details) as Marathon's 422 `{message: 'Object is not valid',
+ * details: [{path, errors}]}`.
  */
 async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> {
   try {
@@ -180,15 +196,57 @@ async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Pr
       const { deployments } = err.details as { deployments: { id: string }[] };
       return reply.code(409).type('application/json').send({ ...err.toJSON(), deployments });
     }
+    if (isStrataError(err, 'API_BAD_REQUEST') && Array.isArray(err.details)) return invalidApp(reply, err.code, err.details as { path: string; errors: string[] }[]);
     if (isStrataError(err, 'RECORD_INVALID') && Array.isArray(err.details)) {
       const byPath = new Map<string, string[]>();
       for (const issue of err.details as Issue[]) byPath.set(issue.path || '/', [...(byPath.get(issue.path || '/') ?? []), issue.message]);
-      const details = [...byPath].map(([path, errors]) => ({ path, errors }));
-      return reply.code(422).type('application/json').send({ code: err.code, message: err.message, details });
+      return invalidApp(reply, err.code, [...byPath].map(([path, errors]) => ({ path, errors })));
     }
     throw err;
   }
 }
+
+/** Marathon's 422 body for invalid app JSON: `{code, message: 'Object is not valid', details: [{path, errors}]}`. */
+export function invalidApp(reply: FastifyReply, code: string, details: readonly { path: string; errors: readonly string[] }[]): FastifyReply {
+  return reply.code(422).type('application/json').send({ code, message: 'Object is not valid', details });
+}
+
+/** Merge `extra` issues into `{path, errors}` details, one entry per path. */
+function mergeDetails(details: { path: string; errors: string[] }[], extra: readonly Issue[]): { path: string; errors: string[] }[] {
+  const byPath = new Map(details.map((d) => [d.path, [...d.errors]]));
+  for (const issue of extra) {
+    const path = issue.path || '/';
+    const list = byPath.get(path) ?? [];
+    if (!list.includes(issue.message)) list.push(issue.message);
+    byPath.set(path, list);
+  }
+  return [...byPath].map(([path, errors]) => ({ path, errors }));
+}
+
+/** The cross-field rules' issues for a body whose shape may be wrong (best effort: rules that cannot run are skipped). */
+function crossFieldIssues(body: unknown): Issue[] {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return [];
+  try {
+    const def = { ...(body as Record<string, unknown>) };
+    if (typeof def['id'] !== 'string') def['id'] = '/x';
+    return checkApp(withAppDefaults(def as AppDefinition, { version: '1970-01-01T00:00:00.000Z' }));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Route error handler of the /v2 app writes: a body that fails the schema
+ * answers Marathon's 422 listing every problem, the schema's and (for a
+ * whole definition) the model's cross-field rules'. Other errors go to the
+ * API's handler.
+ */
+const v2Invalid = (wholeDefinition: boolean) =>
+  (error: FastifyError & { validationContext?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (!error.validation || (error.validationContext !== undefined && error.validationContext !== 'body')) throw error;
+    const details = validationDetails(error.validation as Parameters<typeof validationDetails>[0], error.validationContext);
+    return invalidApp(reply, 'API_BAD_REQUEST', wholeDefinition ? mergeDetails(details, crossFieldIssues(request.body)) : details);
+  };
 
 function deploymentReply(reply: FastifyReply, result: ChangeResult, created: boolean, location?: string): FastifyReply {
   reply.header('marathon-deployment-id', result.deploymentId);
@@ -245,6 +303,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       querystring: WriteQuery,
       body: AppDefinition,
     },
+    errorHandler: v2Invalid(true),
     // The app id is only in the body: authorise it once the body is parsed, before it is validated.
     preValidation: async (request) => {
       const id = (request.body as { id?: unknown } | undefined)?.id;
@@ -335,6 +394,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       body: AppUpdate,
       response: { 200: DeploymentRef, 201: DeploymentRef },
     },
+    errorHandler: v2Invalid(false),
   }, update(true));
 
   app.patch('/v2/apps/*', {
@@ -346,13 +406,14 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       body: AppUpdate,
       response: { 200: DeploymentRef, 201: DeploymentRef },
     },
+    errorHandler: v2Invalid(false),
   }, update(true));
 
-  app.delete('/v2/apps/*', {
-    config: { permission: requires(ridOf, 'delete') },
+  app.post('/v2/apps/*', {
+    config: { permission: requires(ridOf, 'update') },
     schema: {
-      summary: 'Remove an app (Marathon DELETE /v2/apps/<id>): a deployment stops it',
-      description: '409 while a deployment locks the app unless ?force=true. The deployment controller then kills its tasks.',
+      summary: 'Restart an app (Marathon POST /v2/apps/<id>/restart): a deployment with a RestartApplication step replaces every task',
+      description: 'The app is written again at a new version (its definition unchanged). 409 while a deployment locks the app unless ?force=true.',
       params: Wildcard,
       querystring: WriteQuery,
       response: { 200: DeploymentRef },
@@ -360,6 +421,41 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
   }, async (request, reply) =>
     marathonErrors(reply, async () => {
       const path = appIdOf(request);
+      if (path.sub !== 'restart') throw new StrataError('API_NOT_FOUND', `no route for POST ${request.url.split('?')[0] ?? ''}`);
+      const id = path.appId;
+      const result = await changeApps(ctx, (state) => {
+        const app = state.apps.get(id)?.value;
+        if (!app) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
+        const { version: _v, ...definition } = app;
+        return [{ id, next: definition }];
+      }, { force: request.query.force ?? false, restart: [id] });
+      return deploymentReply(reply, result, false);
+    }),
+  );
+
+  app.delete('/v2/apps/*', {
+    config: { permission: requires(ridOf, 'delete') },
+    schema: {
+      summary: 'Remove an app (Marathon DELETE /v2/apps/<id>): a deployment stops it; or kill one task (DELETE /v2/apps/<id>/tasks/<task id>[?scale=true])',
+      description: '409 while a deployment locks the app unless ?force=true. The deployment controller then kills its tasks. Killing a task sets it KILLING and answers {task}; the controller replaces it, unless ?scale=true lowers instances (then {deploymentId, version}).',
+      params: Wildcard,
+      querystring: DeleteQuery,
+    },
+  }, async (request, reply) =>
+    marathonErrors(reply, async () => {
+      const path = appIdOf(request);
+      if (path.sub === 'tasks' && path.taskId !== undefined) {
+        const taskId = path.taskId;
+        const { tasks, change } = await killTasks(ctx, [taskId], {
+          scale: request.query.scale ?? false,
+          force: request.query.force ?? false,
+          authorize: async (appId) => {
+            if (appId !== path.appId) throw new StrataError('RECORD_NOT_FOUND', `Task '${taskId}' does not exist in app '${path.appId}'`);
+          },
+        });
+        if (change) return deploymentReply(reply, change, false);
+        return reply.code(200).send({ task: marathonTask(tasks[0]!) });
+      }
       if (path.sub !== undefined) throw new StrataError('API_NOT_FOUND', `no route for DELETE ${request.url.split('?')[0] ?? ''}`);
       const id = path.appId;
       const result = await changeApps(ctx, (state) => {

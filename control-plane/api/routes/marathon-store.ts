@@ -24,7 +24,7 @@ import type { FastifyRequest } from 'fastify';
 import { StrataError } from '../../../common/errors.ts';
 import { keyOf, appVersionId } from '../../model/keys.ts';
 import type { Versioned } from '../../model/records.ts';
-import type { App, AppVersion, Deployment } from '../../model/schemas.ts';
+import { TERMINAL_TASK_STATES, type App, type AppVersion, type Deployment, type Task } from '../../model/schemas.ts';
 import { assertRecord } from '../../model/validate.ts';
 import { allows, type Action } from '../../../security/iam.ts';
 import { planDeployment } from '../../../scheduler/deployments/plan.ts';
@@ -77,6 +77,8 @@ export interface ChangeOptions {
   readonly force: boolean;
   /** A deployment this change replaces (a rollback): removed, and never a lock. */
   readonly replaces?: string;
+  /** Apps to restart (Marathon POST /v2/apps/<id>/restart): a RestartApplication step for each, even when the definition is unchanged (the write bumps the version). */
+  readonly restart?: readonly string[];
 }
 
 export interface ChangeResult {
@@ -148,7 +150,11 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     const current = [...state.apps.values()].map((r) => r.value);
     const target = [...state.apps.values()].filter((r) => !written.has(r.id)).map((r) => r.value);
     for (const app of written.values()) if (app) target.push(app);
-    const plan = planDeployment(current, target, { version });
+    const planned = planDeployment(current, target, { version });
+    const restartNow = (options.restart ?? []).filter((id) => !planned.affectedApps.includes(id) && written.get(id) !== undefined);
+    const plan = restartNow.length === 0
+      ? planned
+      : { ...planned, steps: [...planned.steps, { actions: restartNow.map((app) => ({ action: 'RestartApplication' as const, app })) }], affectedApps: [...planned.affectedApps, ...restartNow].sort() };
 
     const touched = new Set([...written.keys(), ...plan.affectedApps]);
     const locks = locking(state.deployments, touched).filter((d) => d.id !== options.replaces);
@@ -204,4 +210,76 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     }
   }
   throw new StrataError('RECORD_CONFLICT', `the apps changed concurrently ${ATTEMPTS} times while this change was being stored; retry`);
+}
+
+export interface KillResult {
+  /** The tasks as written (KILLING), or as found when already terminal or killing. */
+  readonly tasks: Task[];
+  /** The scale-down deployment (with `scale`), if one was needed. */
+  readonly change: ChangeResult | undefined;
+}
+
+/**
+ * Kill tasks (Marathon `DELETE /v2/apps/<id>/tasks/<task>`, `POST
+ * /v2/tasks/delete`): each live task is set to KILLING with check-and-set
+ * (the agent kills it and reports KILLED). Without `scale` the deployment
+ * controller replaces them; with `scale` each app's `instances` is lowered
+ * by its killed tasks, in one deployment (refused while a deployment locks
+ * the app, unless forced; the lock is checked before any task is touched).
+ * `authorize` runs once per app before anything is written.
+ */
+export async function killTasks(
+  ctx: ApiContext,
+  ids: readonly string[],
+  options: { readonly scale: boolean; readonly force: boolean; readonly authorize: (appId: string) => Promise<void> },
+): Promise<KillResult> {
+  const found: Versioned<Task>[] = [];
+  for (const id of new Set(ids)) {
+    const task = await ctx.records.get('task', id).catch((err: unknown) => {
+      if (err instanceof StrataError && err.code === 'RECORD_ID_INVALID') return undefined;
+      throw err;
+    });
+    if (!task) throw new StrataError('RECORD_NOT_FOUND', `Task '${id}' does not exist`);
+    found.push(task);
+  }
+  const appIds = [...new Set(found.map((t) => t.value.appId))];
+  for (const appId of appIds) await options.authorize(appId);
+  if (options.scale && !options.force) {
+    const locks = locking((await readState(ctx)).deployments, appIds);
+    if (locks.length > 0) throw lockedError(locks.map((d) => d.value));
+  }
+  const tasks: Task[] = [];
+  const killedPerApp = new Map<string, number>();
+  for (let task of found) {
+    for (let attempt = 0; ; attempt++) {
+      if (TERMINAL_TASK_STATES.has(task.value.state) || task.value.state === 'KILLING') {
+        tasks.push(task.value);
+        break;
+      }
+      const next: Task = { ...task.value, state: 'KILLING', stateChangedAt: new Date().toISOString() };
+      const written = await ctx.records.put('task', next, { casIndex: task.modifyIndex });
+      if (written.ok) {
+        tasks.push(next);
+        killedPerApp.set(next.appId, (killedPerApp.get(next.appId) ?? 0) + 1);
+        break;
+      }
+      const again = attempt < ATTEMPTS ? await ctx.records.get('task', task.id) : undefined;
+      if (!again) throw new StrataError('RECORD_CONFLICT', `task ${task.id} changed concurrently while it was being killed; retry`);
+      task = again;
+    }
+  }
+  let change: ChangeResult | undefined;
+  if (options.scale && killedPerApp.size > 0) {
+    change = await changeApps(ctx, (state) => {
+      const changes: AppChange[] = [];
+      for (const [appId, n] of killedPerApp) {
+        const app = state.apps.get(appId)?.value;
+        if (!app) continue;
+        const { version: _v, ...definition } = app;
+        changes.push({ id: appId, next: { ...definition, instances: Math.max(0, app.instances - n) } });
+      }
+      return changes;
+    }, { force: options.force });
+  }
+  return { tasks, change };
 }

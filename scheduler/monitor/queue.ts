@@ -1,0 +1,59 @@
+/**
+ * Marathon's launch queue (`GET /v2/queue`), decided from stored state: an
+ * app is queued while it has fewer active instances than `instances`.
+ * Active = non-terminal and not *inactive* (the controller's rule: an
+ * UNREACHABLE task, or one whose agent is unreachable or gone, once the
+ * app's `unreachableStrategy.inactiveAfterSeconds` has passed). Tasks of
+ * every version count (during a rolling upgrade the count is what is still
+ * missing, not the new instances the upgrade will start).
+ *
+ * The restart backoff lives in the deployment controller's memory (see
+ * `scheduler/controller/README.md`) and the controller exports no reader of
+ * it, so the delay is not known here: it is reported as 0 (`overdue: true`,
+ * Marathon's "the delay has passed, waiting for resources").
+ */
+import type { Agent, App, Task } from '../../control-plane/model/schemas.ts';
+import { TERMINAL_TASK_STATES } from '../../control-plane/model/schemas.ts';
+
+export interface QueueEntry {
+  readonly app: App;
+  /** Instances still to launch. */
+  readonly count: number;
+  readonly delay: { readonly timeLeftSeconds: number; readonly overdue: boolean };
+  /** Since when the app waits: the newest of its version and its newest task end (ISO). */
+  readonly since: string;
+}
+
+/** Whether a non-terminal task no longer counts as an instance (unreachable past the app's `inactiveAfterSeconds`). */
+export function isInactive(task: Task, app: App, agents: ReadonlyMap<string, Agent>, now: number): boolean {
+  if (app.unreachableStrategy === 'disabled') return false;
+  const agent = agents.get(task.agentId);
+  let since: number | undefined;
+  if (task.state === 'UNREACHABLE') since = Date.parse(task.stateChangedAt) || 0;
+  else if (!agent) since = 0;
+  else if (agent.health.status === 'unreachable') since = Date.parse(agent.health.lastSeenAt) || 0;
+  if (since === undefined) return false;
+  return now - since >= app.unreachableStrategy.inactiveAfterSeconds * 1000;
+}
+
+/** Pure: the queue, by app id. */
+export function launchQueue(apps: readonly App[], tasks: readonly Task[], agents: readonly Agent[], now: number): QueueEntry[] {
+  const byAgent = new Map(agents.map((a) => [a.id, a]));
+  const byApp = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const list = byApp.get(t.appId) ?? [];
+    list.push(t);
+    byApp.set(t.appId, list);
+  }
+  const out: QueueEntry[] = [];
+  for (const app of [...apps].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const own = byApp.get(app.id) ?? [];
+    const active = own.filter((t) => !TERMINAL_TASK_STATES.has(t.state) && !isInactive(t, app, byAgent, now)).length;
+    const count = app.instances - active;
+    if (count <= 0) continue;
+    let since = Date.parse(app.version) || 0;
+    for (const t of own) if (TERMINAL_TASK_STATES.has(t.state)) since = Math.max(since, Date.parse(t.stateChangedAt) || 0);
+    out.push({ app, count, delay: { timeLeftSeconds: 0, overdue: true }, since: new Date(since).toISOString() });
+  }
+  return out;
+}
