@@ -93,6 +93,18 @@ test('a scale-only change (new version, same config) keeps the running tasks', (
   t.is(restart.kill.length, 0);
 });
 
+test('a restart (same definition, new version) replaces the running tasks', (t) => {
+  const v1 = mkApp('/a', { instances: 2 });
+  const v = converge(view({ apps: [v1], agents: [mkAgent('a1')] })).view;
+  const v2: App = { ...v1, version: '2026-01-02T00:00:00.000Z' };
+  const restart = { ...mkDeployment('d-restart', [{ actions: [{ action: 'RestartApplication', app: '/a' }] }], ['/a']), version: v2.version };
+  const a = run({ ...v, apps: [v2], appVersions: [v1, v2], deployments: [restart] });
+  t.true(a.launch.length > 0, 'new instances start for the restart');
+  t.true(a.launch.every((task) => task.version === v2.version));
+  const calm = run({ ...v, apps: [v2], appVersions: [v1, v2] });
+  t.is(calm.launch.length, 0, 'without the restart deployment the same change is scale-only: nothing to do');
+});
+
 test('tasks on a vanished agent are marked KILLED at once when they must go', (t) => {
   const task: Task = { ...run(view({ apps: [mkApp('/a')], agents: [mkAgent('a1')] })).launch[0]!, state: 'RUNNING' };
   const a = run(view({ apps: [], tasks: [task], agents: [] }));

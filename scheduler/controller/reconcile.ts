@@ -292,8 +292,22 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
 
   const versions = new Map((view.appVersions ?? []).map((v) => [`${v.id}@${v.version}`, v]));
   const sameConfig = new Map<string, boolean>();
+  // A restart (Marathon's RestartApplication) bumps only the version: tasks
+  // older than the newest restart deployment of their app are replaced even
+  // though their definition is the same.
+  const restartedAt = new Map<string, string>();
+  for (const d of view.deployments) {
+    for (const step of d.steps) {
+      for (const action of step.actions) {
+        const prev = restartedAt.get(action.app);
+        if (action.action === 'RestartApplication' && (prev === undefined || d.version > prev)) restartedAt.set(action.app, d.version);
+      }
+    }
+  }
   const isCurrent = (app: App, t: Task): boolean => {
     if (t.version === app.version) return true;
+    const restart = restartedAt.get(app.id);
+    if (restart !== undefined && t.version < restart) return false;
     const key = `${app.id}@${t.version}`;
     let same = sameConfig.get(key);
     if (same === undefined) {
