@@ -1,60 +1,12 @@
 /**
  * In-process integration: a test master with the deployment controller as
- * its leader loop, and a fake agent that registers through
- * `PUT /v1/agents/{id}`, follows its tasks with the blocking
- * `GET /v1/agents/{id}/tasks` and "runs" them by reporting RUNNING (and
- * KILLED when asked to kill) through the status endpoint.
+ * its leader loop and a fake agent (test/harness/fake-agent.ts).
  */
 import test from 'ava';
-import { startTestMaster, type TestMaster } from '../../test/harness/master.ts';
+import { startTestMaster } from '../../test/harness/master.ts';
+import { eventually, fakeAgent, startControlledCluster } from '../../test/harness/fake-agent.ts';
 import type { Task } from '../../control-plane/model/schemas.ts';
 import { batches, deploymentController } from './controller.ts';
-
-interface FakeAgent {
-  readonly reports: string[];
-  stop(): void;
-  readonly done: Promise<void>;
-}
-
-async function fakeAgent(h: TestMaster, token: string, id: string): Promise<FakeAgent> {
-  const call = (method: 'GET' | 'PUT', url: string, body?: object) =>
-    h.master.app.inject({ method, url, headers: { authorization: `token=${token}` }, ...(body ? { payload: body } : {}) });
-  const reg = await call('PUT', `/v1/agents/${id}`, {
-    hostname: `${id}.example`,
-    address: { ip: '127.0.0.1', port: 5051 },
-    attributes: {},
-    resources: { cpus: 8, memMb: 8192, diskMb: 10000, gpus: 0, ports: [{ begin: 20000, end: 20100 }] },
-  });
-  if (reg.statusCode !== 200) throw new Error(`register: ${reg.body}`);
-  const reports: string[] = [];
-  let stopped = false;
-  const done = (async () => {
-    let index = 0;
-    while (!stopped) {
-      const res = await call('GET', `/v1/agents/${id}/tasks?index=${index}&wait=1`);
-      if (res.statusCode !== 200) throw new Error(`tasks: ${res.body}`);
-      const body = res.json() as { index: number; tasks: Task[] };
-      index = body.index;
-      for (const task of body.tasks) {
-        const next = task.state === 'STAGING' || task.state === 'STARTING' ? 'RUNNING' : task.state === 'KILLING' ? 'KILLED' : undefined;
-        if (!next || stopped) continue;
-        const r = await call('PUT', `/v1/agents/${id}/tasks/${task.id}/status`, { state: next });
-        if (r.statusCode !== 200) throw new Error(`status: ${r.body}`);
-        reports.push(`${task.id} ${next}`);
-      }
-    }
-  })();
-  return { reports, stop: () => (stopped = true), done };
-}
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test('batches keep every transaction within 60 operations', (t) => {
   const ops = Array.from({ length: 65 }, (_, i) => i);
@@ -62,17 +14,7 @@ test('batches keep every transaction within 60 operations', (t) => {
 });
 
 test('POST, scale and DELETE an app: the controller launches, kills and finishes deployments with a fake agent', async (t) => {
-  const h = await startTestMaster({}, { leaderLoops: [deploymentController({ debounceMs: 10 })] });
-  t.teardown(() => h.close());
-  await h.master.whenLeader();
-  const token = await h.superuserToken();
-  const api = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: object) =>
-    h.master.app.inject({ method, url, headers: { authorization: `token=${token}` }, ...(body ? { payload: body } : {}) });
-  const agent = await fakeAgent(h, token, 'agent-1');
-  t.teardown(async () => {
-    agent.stop();
-    await agent.done.catch(() => undefined);
-  });
+  const { h, api, agent } = await startControlledCluster(t);
   const tasks = async (): Promise<Task[]> => (await h.master.records.list('task')).records.map((r) => r.value).filter((x) => x.appId === '/web');
   const deployments = async (): Promise<number> => (await h.master.records.list('deployment')).records.length;
 
