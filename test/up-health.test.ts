@@ -5,24 +5,16 @@
  * check then fails `maxConsecutiveFailures` times the agent kills the task
  * and the controller launches a replacement.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { gone, waitFor } from '../scheduler/executor/test-helpers.ts';
-import { runStrata, startStrata } from './harness/process.ts';
+import { runStrata, startUpLoggedIn } from './harness/process.ts';
 
 test('strata up: a deployment waits for health; an unhealthy task is killed and replaced', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'strata-up-health-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const dataDir = join(dir, 'data');
-  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
-  const base = 40000 + ((process.pid + 100) % 200) * 100;
-  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--agent-port-ranges', `${base}-${base + 99}`], { env });
+  const { dir, env, apiUrl, token } = await startUpLoggedIn(t, 'up-health');
   const pids = new Set<number>();
-  t.teardown(async () => {
-    up.kill('SIGKILL');
-    await up.exited();
+  t.teardown(() => {
     for (const pid of pids) {
       try {
         process.kill(-pid, 'SIGKILL');
@@ -31,11 +23,6 @@ test('strata up: a deployment waits for health; an unhealthy task is killed and 
       }
     }
   });
-  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/);
-  await up.waitFor(/Stop:/);
-  const login = await runStrata(['auth', 'login', '--url', apiUrl!, '--password-file', join(dataDir, 'bootstrap-credentials.json')], { env });
-  t.is(login.code, 0, login.output);
-  const { token } = JSON.parse(await readFile(env.STRATA_CLI_CONFIG, 'utf8')) as { token: string };
   const get = async (path: string): Promise<Record<string, unknown>> => (await (await fetch(`${apiUrl}${path}`, { headers: { authorization: `token=${token}` } })).json()) as Record<string, unknown>;
 
   const out = join(dir, 'out');

@@ -3,29 +3,14 @@
  * serving HTTP on `$PORT0`, the agent runs it as a real process, it answers;
  * `strata app remove --force` kills it.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { gone, waitFor } from '../scheduler/executor/test-helpers.ts';
-import { runStrata, startStrata } from './harness/process.ts';
+import { runStrata, startUpLoggedIn } from './harness/process.ts';
 
 test('strata up runs an app added with `strata app add`, kills it on `strata app remove --force`, and stops its tasks on SIGTERM', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'strata-up-tasks-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const dataDir = join(dir, 'data');
-  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
-  // A task port range of its own, so agents of tests running at once never hand out the same host port.
-  const base = 40000 + (process.pid % 200) * 100;
-  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--agent-port-ranges', `${base}-${base + 99}`], { env });
-  t.teardown(async () => {
-    up.kill('SIGKILL');
-    await up.exited();
-  });
-  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/);
-  await up.waitFor(/Stop:/);
-  const login = await runStrata(['auth', 'login', '--url', apiUrl!, '--password-file', join(dataDir, 'bootstrap-credentials.json')], { env });
-  t.is(login.code, 0, login.output);
+  const { dir, env, up, portBase: base } = await startUpLoggedIn(t, 'up-tasks');
 
   const out = join(dir, 'out');
   const server = `require('http').createServer((q, r) => r.end('hello from ' + process.pid)).listen(+process.env.PORT0, '127.0.0.1')`;

@@ -4,6 +4,9 @@
  * process started here is killed when the test process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const STRATA_BIN = fileURLToPath(new URL('../../bin/strata.mjs', import.meta.url));
@@ -85,4 +88,38 @@ export async function runStrata(args: readonly string[], options: { env?: NodeJS
   const p = startStrata(args, options);
   const code = await p.exited();
   return { code, output: p.output() };
+}
+
+let upSeq = 0;
+
+/**
+ * `strata up` in a temp dir, logged in through `strata auth login`, with a
+ * task port range of its own (so agents of test files running at once never
+ * hand out the same host port). Everything goes when the test ends.
+ */
+export async function startUpLoggedIn(t: { teardown(fn: () => Promise<void> | void): void }, name: string): Promise<{
+  dir: string;
+  dataDir: string;
+  env: { STRATA_CLI_CONFIG: string };
+  up: StrataProcess;
+  apiUrl: string;
+  token: string;
+  portBase: number;
+}> {
+  const dir = await mkdtemp(join(tmpdir(), `strata-${name}-`));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
+  const portBase = 40000 + ((process.pid * 7 + upSeq++ * 53) % 200) * 100;
+  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--agent-port-ranges', `${portBase}-${portBase + 99}`], { env });
+  t.teardown(async () => {
+    up.kill('SIGKILL');
+    await up.exited();
+  });
+  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/);
+  await up.waitFor(/Stop:/);
+  const login = await runStrata(['auth', 'login', '--url', apiUrl!, '--password-file', join(dataDir, 'bootstrap-credentials.json')], { env });
+  if (login.code !== 0) throw new Error(`login failed: ${login.output}`);
+  const { token } = JSON.parse(await readFile(env.STRATA_CLI_CONFIG, 'utf8')) as { token: string };
+  return { dir, dataDir, env, up, apiUrl: apiUrl!, token, portBase };
 }
