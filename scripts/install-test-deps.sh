@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages: on Debian as root,
-# the Debian packages (etcd-server for the 3-member etcd cluster tests).
+# the Debian packages: etcd-server for the 3-member etcd cluster tests;
+# dig (bind9-dnsutils), dnsperf, dnsmasq and unbound for the DNS tests and
+# the DNS benchmark's peers.
 # Idempotent; prints what it did. Elsewhere it says what is missing.
 set -euo pipefail
 
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v unbound >/dev/null 2>&1 || need+=(unbound)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: Debian packages already present"
@@ -18,8 +24,9 @@ if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The package may start a system etcd on 2379; tests use their own ports, but stop it to save memory.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd >/dev/null 2>&1 || true; fi
+  # unbound's package may start a system resolver on :53; tests start their own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd unbound >/dev/null 2>&1 || true; fi
 else
-  echo "install-test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) or the etcd tests fail" >&2
+  echo "install-test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) or the etcd and DNS tests fail" >&2
   exit 1
 fi
