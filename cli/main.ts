@@ -11,6 +11,7 @@ import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
+import { vipList, vipShow } from './vips.ts';
 
 export interface Verb {
   readonly name: string;
@@ -187,6 +188,25 @@ const VERBS: readonly Verb[] = [
     operands: ['ID'],
     configFlags: false,
     run: deploymentRollback,
+  },
+  {
+    name: 'vip list',
+    summary: 'List the VIPs published by app port labels (VIP_n): address, ports, healthy backends, DNS name',
+    usage: 'strata vip list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: vipList,
+  },
+  {
+    name: 'vip show',
+    summary: 'Show one VIP (by name such as /web, DNS label, or address) with every backend and its weight',
+    usage: 'strata vip show VIP [--json]',
+    flags: {},
+    booleans: ['json'],
+    operands: ['VIP'],
+    configFlags: false,
+    run: vipShow,
   },
   {
     name: 'auth login',

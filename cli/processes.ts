@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadConfig } from '../control-plane/config/load.ts';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
-import { BOOTSTRAP_CREDENTIALS_FILE, startMaster } from '../control-plane/master.ts';
+import { BOOTSTRAP_CREDENTIALS_FILE, startMaster, type LeaderLoop } from '../control-plane/master.ts';
 import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
 import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
+import { vipAllocator } from '../control-plane/vips/allocator.ts';
+import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -37,10 +39,19 @@ function makeLogger(config: Readonly<StrataConfig>, file?: string): Logger {
   return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
 }
 
+/** The leader loops every master runs: deployments, agent health, VIP addresses. */
+function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
+  return [
+    deploymentController(),
+    agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds }),
+    vipAllocator({ ranges: vipRangesOf(config) }),
+  ];
+}
+
 export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
-  const master = await startMaster({ config, logger, leaderLoops: [deploymentController(), agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds })] });
+  const master = await startMaster({ config, logger, leaderLoops: leaderLoopsOf(config) });
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend})`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
@@ -74,7 +85,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const logFile = join(config.dataDir, 'strata.log');
   const logger = makeLogger(config, logFile);
-  const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: [deploymentController(), agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds })] });
+  const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: leaderLoopsOf(config) });
   try {
     await master.whenLeader();
     await ensureAgentPrincipal(master.iam);

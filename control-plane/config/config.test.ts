@@ -42,6 +42,8 @@ test('a bad value is one line naming the field, its source and why', async (t) =
     [{ flags: { config: join(dir, 'broken.json') } }, /is not valid JSON/],
     [{ flags: { config: join(dir, 'missing.json') } }, /cannot read/],
     [{ flags: { 'cluster-name': 'Not_DNS' } }, /cluster\.name \(from --cluster-name\) must match pattern/],
+    [{ flags: { 'vips-ipv4-range': 'fd01:c::/64' } }, /^config: vips\.ipv4Range \(from --vips-ipv4-range\) must be an IPv4 CIDR such as 11\.0\.0\.0\/8 \(got "fd01:c::\/64"\)$/],
+    [{ env: { STRATA_VIPS_IPV6_RANGE: 'fd01:c::/200' } }, /vips\.ipv6Range \(from STRATA_VIPS_IPV6_RANGE\) must be an IPv6 CIDR/],
   ];
   for (const [inputs, expected] of cases) {
     const [code, message] = codeAndMessage(() => loadConfig({ env: {}, ...inputs }));

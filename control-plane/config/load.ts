@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { StrataError } from '../../common/errors.ts';
+import { parseCidr } from '../../common/ip.ts';
 import { ConfigSchema, type StrataConfig } from './schema.ts';
 
 interface Leaf {
@@ -181,6 +182,12 @@ export function loadConfig(inputs: ConfigInputs = {}): Readonly<StrataConfig> {
     throw describeError(validate.errors![0]!, sources);
   }
   const config = candidate as StrataConfig;
+  for (const [field, family] of [['vips.ipv4Range', 4], ['vips.ipv6Range', 6]] as const) {
+    const value = field === 'vips.ipv4Range' ? config.vips.ipv4Range : config.vips.ipv6Range;
+    if (parseCidr(value)?.family !== family) {
+      throw invalid(field, sources.get(field) ?? 'the config file', `must be an IPv${family} CIDR such as ${family === 4 ? '11.0.0.0/8' : 'fd01:c::/64'} (got ${JSON.stringify(value)})`);
+    }
+  }
   config.dataDir = isAbsolute(config.dataDir) ? config.dataDir : resolve(cwd, config.dataDir);
   return deepFreeze(config);
 }

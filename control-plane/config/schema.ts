@@ -80,6 +80,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    vips: Type.Object(
+      {
+        /** Named VIPs (`VIP_0: "/web:80"`) get an IPv4 address from here (DC/OS: 11.0.0.0/8). */
+        ipv4Range: Type.String({ minLength: 9, maxLength: 18, default: '11.0.0.0/8' }),
+        /** … and an IPv6 address from here (DC/OS: fd01:c::/64). */
+        ipv6Range: Type.String({ minLength: 4, maxLength: 43, default: 'fd01:c::/64' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(

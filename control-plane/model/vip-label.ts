@@ -33,3 +33,19 @@ export function parseVipLabel(value: string): VipLabel | undefined {
   if (host.length > VIP_NAME_MAX_LENGTH || !NAMED_VIP_PATTERN.test(host)) return undefined;
   return { kind: 'named', name: host, port };
 }
+
+/**
+ * The DNS label of a named VIP, as DC/OS derives it: `/` removed, then
+ * lower case, anything but letters, digits and `-` turned into `-`, no
+ * leading or trailing `-`, at most 63 characters. `/mygroup/myapp` gives
+ * `mygroupmyapp` (`mygroupmyapp.marathon.l4lb.thisdcos.directory`). Empty
+ * when nothing is left.
+ */
+export function vipDnsLabel(name: string): string {
+  return name
+    .replaceAll('/', '')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 63)
+    .replace(/^-+|-+$/g, '');
+}

@@ -29,6 +29,7 @@ import { assertRecord } from '../../model/validate.ts';
 import { allows, type Action } from '../../../security/iam.ts';
 import { planDeployment } from '../../../scheduler/deployments/plan.ts';
 import type { TxnCondition, TxnWrite } from '../../store/port.ts';
+import { vipConflicts, vipRangesOf } from '../../vips/plan.ts';
 import type { ApiContext } from '../context.ts';
 
 /** The DC/OS resource of a Marathon app (or group) path. */
@@ -150,6 +151,10 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     const current = [...state.apps.values()].map((r) => r.value);
     const target = [...state.apps.values()].filter((r) => !written.has(r.id)).map((r) => r.value);
     for (const app of written.values()) if (app) target.push(app);
+    const vipIssues = vipConflicts(target, new Set([...written].filter(([, app]) => app !== undefined).map(([id]) => id)), vipRangesOf(ctx.config));
+    if (vipIssues.length > 0) {
+      throw new StrataError('RECORD_INVALID', `VIP labels conflict: ${vipIssues.map((i) => `${i.path} ${i.message}`).join('; ')}`, { details: vipIssues });
+    }
     const planned = planDeployment(current, target, { version });
     const restartNow = (options.restart ?? []).filter((id) => !planned.affectedApps.includes(id) && written.get(id) !== undefined);
     const plan = restartNow.length === 0
