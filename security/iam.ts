@@ -14,11 +14,26 @@ export type { Action, Permission } from '../control-plane/model/schemas.ts';
 /** Holding any action on this resource grants everything (DC/OS). */
 export const SUPERUSER_RID = 'dcos:superuser';
 
-/** Pure decision: does this principal hold `action` on `rid`? `full` covers every action. */
+/**
+ * Does a permission on `granted` cover `wanted`? The same rid does; and,
+ * beyond DC/OS (which matched app rids exactly), a rid whose last segment is
+ * a path covers every path nested under it:
+ * `dcos:service:marathon:marathon:services:/prod` covers
+ * `...services:/prod/web` and `...services:/prod/db/primary`, not
+ * `...services:/production`.
+ */
+export function ridCovers(granted: string, wanted: string): boolean {
+  if (granted === wanted) return true;
+  const lastColon = granted.lastIndexOf(':');
+  if (granted[lastColon + 1] !== '/') return false;
+  return wanted.startsWith(granted.endsWith('/') ? granted : `${granted}/`);
+}
+
+/** Pure decision: does this principal hold `action` on `rid` (or on a group path above it)? `full` covers every action. */
 export function allows(principal: Principal, rid: string, action: Action): boolean {
   if (principal.disabled) return false;
   return principal.permissions.some(
-    (p) => p.rid === SUPERUSER_RID || (p.rid === rid && (p.actions.includes(action) || p.actions.includes('full'))),
+    (p) => p.rid === SUPERUSER_RID || (ridCovers(p.rid, rid) && (p.actions.includes(action) || p.actions.includes('full'))),
   );
 }
 
