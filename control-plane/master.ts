@@ -50,6 +50,8 @@ export interface MasterHandle {
   readonly app: ApiInstance;
   readonly records: Records;
   readonly tokens: TokenService;
+  /** The registry `/metrics` serves (components in the same process add theirs). */
+  readonly metrics: Registry;
   readonly iam: Iam;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
@@ -198,6 +200,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     app,
     records,
     tokens,
+    metrics: metrics.registry,
     iam,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',

@@ -89,6 +89,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    dataplane: Type.Object(
+      {
+        /** The kernel L4 load balancer for VIPs on this agent (nftables): `auto` = on when running as root with nft installed. */
+        l4lb: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], { default: 'auto' }),
+        /** Reload the whole load balancer table this often, repairing hand edits (0 = never). */
+        reconcileSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(

@@ -34,10 +34,16 @@ function healthOf(app: App, task: Task): { weight: 0 | 1; why?: string } {
 
 /**
  * Backends of `vip` among `tasks` (RUNNING and KILLING tasks of the apps
- * using it). Host network: the agent's host and the task's host port;
- * container networks: the task's container IP and the container port.
+ * using it). Host network: the agent's address (`agentIp`, else the task's
+ * host name) and the task's host port; container networks: the task's
+ * container IP and the container port.
  */
-export function vipBackends(vip: DesiredVip, apps: ReadonlyMap<string, App>, tasksByApp: ReadonlyMap<string, readonly Task[]>): VipBackend[] {
+export function vipBackends(
+  vip: DesiredVip,
+  apps: ReadonlyMap<string, App>,
+  tasksByApp: ReadonlyMap<string, readonly Task[]>,
+  agentIp: (agentId: string) => string | undefined = () => undefined,
+): VipBackend[] {
   const out: VipBackend[] = [];
   for (const use of vip.uses) {
     const app = apps.get(use.appId);
@@ -50,7 +56,7 @@ export function vipBackends(vip: DesiredVip, apps: ReadonlyMap<string, App>, tas
       let ip: string;
       let port: number | undefined;
       if (field === 'portDefinitions') {
-        ip = task.host;
+        ip = agentIp(task.agentId) ?? task.host;
         port = task.ports[use.portIndex];
       } else {
         const container = task.ipAddresses[0]?.ipAddress;
@@ -59,7 +65,7 @@ export function vipBackends(vip: DesiredVip, apps: ReadonlyMap<string, App>, tas
           ip = container;
           port = portSpec && 'containerPort' in portSpec && portSpec.containerPort > 0 ? portSpec.containerPort : hostPort;
         } else {
-          ip = task.host;
+          ip = agentIp(task.agentId) ?? task.host;
           port = hostPort;
         }
       }

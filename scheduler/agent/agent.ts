@@ -68,7 +68,8 @@ export async function ensureAgentPrincipal(iam: Iam): Promise<void> {
       kind: 'service',
       description: 'local agents',
       publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      permissions: [{ rid: AGENT_RID, actions: ['full'] }],
+      // Its tasks, and the VIP view its kernel load balancer follows (dataplane/l4lb).
+      permissions: [{ rid: AGENT_RID, actions: ['full'] }, { rid: 'dcos:adminrouter:ops:networking', actions: ['read'] }],
     })
     .catch((err: unknown) => {
       if (!(err instanceof StrataError && err.code === 'RECORD_CONFLICT')) throw err;

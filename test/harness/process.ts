@@ -30,7 +30,8 @@ export interface StrataProcess {
 export function startStrata(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): StrataProcess {
   const child = spawn(process.execPath, [STRATA_BIN, ...args], {
     cwd: options.cwd,
-    env: { ...process.env, ...options.env },
+    // Tests never program the root namespace's nftables: the VIP load balancer is off unless a test turns it on (in its own namespace).
+    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

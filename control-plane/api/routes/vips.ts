@@ -3,12 +3,16 @@
  * its allocated addresses, its DNS name, and its backends with their
  * weights. `GET /networking/api/v1/vips/{vip}` takes the VIP's name
  * (`/web`, URL-encoded), its DNS label (`web`), or an address (`11.x.y.z`).
+ * The list is also a blocking query (`?index=N&wait=S`, as Consul's): it
+ * answers when apps, tasks, VIPs or agents change after `index`, which is
+ * how each agent's L4 dataplane follows the backends without polling.
  */
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { canonicalIp } from '../../../common/ip.ts';
 import { isIP } from 'node:net';
 import type { App, Task, Vip } from '../../model/schemas.ts';
+import { prefix } from '../../model/keys.ts';
 import { vipDnsLabel } from '../../model/vip-label.ts';
 import { vipBackends, type VipBackend } from '../../vips/backends.ts';
 import { desiredVips } from '../../vips/plan.ts';
@@ -29,6 +33,8 @@ const Backend = Type.Object({
   state: Type.String(),
   weight: Type.Integer(),
   why: Type.Optional(Type.String()),
+  /** The backend's agent is marked unreachable (dataplanes drop such backends unless all are). */
+  agentUnreachable: Type.Optional(Type.Boolean()),
 });
 
 const VipView = Type.Object({
@@ -48,11 +54,23 @@ const VipView = Type.Object({
 });
 type VipView = {
   id: string; framework: string; name: string; kind: string; dnsName?: string; ipv4?: string; ipv6?: string;
-  allocated: boolean; ports: { port: number; protocol: string }[]; apps: string[]; backends: VipBackend[];
+  allocated: boolean; ports: { port: number; protocol: string }[]; apps: string[]; backends: (VipBackend & { agentUnreachable?: boolean })[];
 };
 
-async function vipViews(ctx: ApiContext): Promise<VipView[]> {
-  const [apps, tasks, vips] = await Promise.all([ctx.records.list('app'), ctx.records.list('task'), ctx.records.list('vip')]);
+const DEFAULT_WAIT_SECONDS = 30;
+const MAX_WAIT_SECONDS = 60;
+const ListQuery = Type.Object({
+  index: Type.Optional(Type.Integer({ minimum: 0, description: 'block until apps, tasks, VIPs or agents change after this store index (from the previous reply)' })),
+  wait: Type.Optional(Type.Number({ minimum: 0, description: `longest wait in seconds (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})` })),
+});
+
+/** What a VIP's view is made of: a change under any of these prefixes may change it. */
+const VIP_INPUTS = ['app', 'task', 'vip', 'agent'] as const;
+
+async function vipViews(ctx: ApiContext): Promise<{ index: number; vips: VipView[] }> {
+  const [apps, tasks, vips, agents] = await Promise.all([ctx.records.list('app'), ctx.records.list('task'), ctx.records.list('vip'), ctx.records.list('agent')]);
+  const unreachable = new Set(agents.records.filter((r) => r.value.health.status === 'unreachable').map((r) => r.id));
+  const agentIps = new Map(agents.records.map((r) => [r.id, r.value.address.ip]));
   const appsById = new Map<string, App>(apps.records.map((r) => [r.id, r.value]));
   const tasksByApp = new Map<string, Task[]>();
   for (const r of tasks.records) {
@@ -76,10 +94,29 @@ async function vipViews(ctx: ApiContext): Promise<VipView[]> {
       allocated: s !== undefined,
       ports: [...d.ports],
       apps: [...new Set(d.uses.map((u) => u.appId))].sort(),
-      backends: vipBackends(d, appsById, tasksByApp),
+      backends: vipBackends(d, appsById, tasksByApp, (id) => agentIps.get(id)).map((b) => (unreachable.has(b.agentId) ? { ...b, agentUnreachable: true } : b)),
     });
   }
-  return views;
+  return { index: Math.max(apps.index, tasks.index, vips.index, agents.index), vips: views };
+}
+
+/** Resolve when anything under the VIP inputs changes after `fromIndex`, or when `signal` aborts. */
+async function changedAfter(ctx: ApiContext, fromIndex: number, signal: AbortSignal): Promise<void> {
+  const inner = new AbortController();
+  const stop = (): void => inner.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await Promise.race(
+      VIP_INPUTS.map(async (kind) => {
+        for await (const batch of ctx.store.watch(prefix(kind), { fromIndex, signal: inner.signal })) {
+          if (batch.kind === 'resync' || batch.events.length > 0) return;
+        }
+      }),
+    );
+  } finally {
+    inner.abort();
+    signal.removeEventListener('abort', stop);
+  }
 }
 
 function matches(view: VipView, wanted: string): boolean {
@@ -95,8 +132,29 @@ function matches(view: VipView, wanted: string): boolean {
 export function vipRoutes(app: ApiInstance, ctx: ApiContext): void {
   app.get('/networking/api/v1/vips', {
     config: { permission: requires(NETWORKING_RID, 'read') },
-    schema: { summary: 'Every VIP published by app port labels (VIP_n), with addresses and backends', response: { 200: Type.Object({ vips: Type.Array(VipView) }) } },
-  }, async () => ({ vips: await vipViews(ctx) }));
+    schema: {
+      summary: 'Every VIP published by app port labels (VIP_n), with addresses and backends; with ?index=N a blocking query (agents\' dataplanes use it)',
+      querystring: ListQuery,
+      response: { 200: Type.Object({ index: Type.Integer({ minimum: 0 }), vips: Type.Array(VipView) }) },
+    },
+  }, async (request, reply) => {
+    const first = await vipViews(ctx);
+    const from = request.query.index;
+    if (from === undefined || from === 0 || from > first.index) return first;
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), Math.min(request.query.wait ?? DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS) * 1000);
+    const onClose = (): void => stop.abort();
+    reply.raw.once('close', onClose);
+    try {
+      await changedAfter(ctx, from, stop.signal);
+    } finally {
+      clearTimeout(timer);
+      stop.abort();
+      reply.raw.off('close', onClose);
+    }
+    const now = await vipViews(ctx);
+    return { index: Math.max(now.index, from), vips: now.vips };
+  });
 
   app.get('/networking/api/v1/vips/:vip', {
     config: { permission: requires(NETWORKING_RID, 'read') },
@@ -107,7 +165,7 @@ export function vipRoutes(app: ApiInstance, ctx: ApiContext): void {
     },
   }, async (request) => {
     const wanted = request.params.vip;
-    const found = (await vipViews(ctx)).find((v) => matches(v, wanted));
+    const found = (await vipViews(ctx)).vips.find((v) => matches(v, wanted));
     if (!found) throw new StrataError('RECORD_NOT_FOUND', `no VIP ${JSON.stringify(wanted)} (give its name such as /web, its DNS label, or its address)`);
     return found;
   });

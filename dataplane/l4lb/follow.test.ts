@@ -1,0 +1,46 @@
+import test from 'ava';
+import { pino } from 'pino';
+import { startTestMaster } from '../../test/harness/master.ts';
+import type { Task } from '../../control-plane/model/schemas.ts';
+import { vipAllocator } from '../../control-plane/vips/allocator.ts';
+import { vipRangesOf } from '../../control-plane/vips/plan.ts';
+import { startL4lbAgent } from './follow.ts';
+import { RecordingNft } from './nft.ts';
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('an agent\'s load balancer follows the master\'s VIPs: a full load first, then one small transaction per backend change', async (t) => {
+  const h = await startTestMaster({}, { leaderLoops: [vipAllocator({ ranges: vipRangesOf({ vips: { ipv4Range: '11.0.0.0/8', ipv6Range: 'fd01:c::/64' } }), debounceMs: 5 })] });
+  t.teardown(() => h.close());
+  const token = await h.superuserToken();
+  const auth = { authorization: `token=${token}` };
+  const created = await h.master.app.inject({ method: 'POST', url: '/v2/apps', headers: auth, payload: { id: '/web', cmd: 'x', instances: 0, portDefinitions: [{ labels: { VIP_0: '/web:80' } }] } });
+  t.is(created.statusCode, 201, created.body);
+  const app = (await h.master.records.get('app', '/web'))!.value;
+  const now = new Date().toISOString();
+  const task = (id: string, state: Task['state'], port: number): Task => ({
+    id, appId: '/web', agentId: 'agent-1', host: '127.0.0.1', state, stagedAt: now, startedAt: now, stateChangedAt: now, ports: [port],
+    servicePorts: [], ipAddresses: [], healthCheckResults: [], version: app.version, resources: { cpus: 0.1, memMb: 32, diskMb: 0, gpus: 0 }, role: '*',
+  });
+  await h.master.records.put('task', task('web.1', 'RUNNING', 31001));
+
+  const nft = new RecordingNft();
+  const lb = startL4lbAgent({ masterUrl: h.master.apiUrl, token: async () => token, agentId: 'agent-1', nft, logger: pino({ level: 'silent' }), reconcileSeconds: 0, waitSeconds: 5 });
+  t.teardown(() => lb.close());
+  await until(() => nft.loads.some((s) => s.includes('127.0.0.1 . 31001')), 'the first full load with the backend');
+  const vip = (await h.master.records.get('vip', 'marathon//web'))!.value;
+  t.true(nft.loads.at(-1)!.includes(`${vip.ipv4} . tcp . 80 : jump svc_0`), nft.loads.at(-1));
+
+  await h.master.records.put('task', task('web.2', 'RUNNING', 31002));
+  await until(() => nft.applied.some((c) => c.join('\n').includes('127.0.0.1 . 31002')), 'an incremental update adding the second backend');
+  const existing = (await h.master.records.get('task', 'web.1'))!;
+  await h.master.records.put('task', { ...existing.value, state: 'KILLING' }, { casIndex: existing.modifyIndex });
+  await until(() => nft.applied.at(-1)!.some((c) => c.includes('numgen random mod 1 ')), 'the draining backend taken out');
+  t.is(nft.loads.length, 1, 'no full reload for small changes');
+});

@@ -1,0 +1,255 @@
+/**
+ * The nftables ruleset of the kernel L4 load balancer, as text (pure).
+ *
+ * Design "D" of net-calibration.md (10,000 VIPs × 5 backends load in about
+ * half a second here; per-service anonymous maps took 11 s):
+ *
+ *     map vips   ip daddr . l4proto . dport → jump svc_<n>   (one element per VIP port)
+ *     chain svc_<n>   meta mark set numgen random mod K offset base_n
+ *     map be_tcp / be_udp   mark → backend ip . port          (K elements per VIP port)
+ *
+ * The hook chains (prerouting for traffic from containers and other hosts,
+ * output for traffic the host itself starts) look the VIP up, let its chain
+ * pick a backend slot at random into the packet mark, and DNAT through the
+ * backend map. Each VIP port owns a block of {@link BLOCK_SIZE} marks under
+ * the tag {@link MARK_TAG}; only the first packet of a connection passes the
+ * nat hooks, so only it carries the mark.
+ *
+ * A VIP port with no backend is in the `dead` set, refused at once (TCP
+ * reset, ICMP port unreachable) by filter chains instead of timing out.
+ * Hairpin: a client that reaches itself through a VIP (it is one of the
+ * backends) is masqueraded, and only then (`hairpin` set of `ip . ip`
+ * pairs), so every other flow keeps its source address.
+ *
+ * Updates are small transactions: per changed service, its backend
+ * elements (and its chain's one rule only when the number of backends
+ * changes), all in one nft transaction, so a change is atomic (`nft.ts`).
+ */
+import type { L4Backend, L4Protocol, L4Service } from './services.ts';
+import { serviceKey } from './services.ts';
+
+export const DEFAULT_TABLE = 'strata_l4lb';
+/** High byte of every mark this table sets. */
+export const MARK_TAG = 0x5a000000;
+/** Marks per VIP port: the most backends one VIP port can balance over. */
+export const BLOCK_SIZE = 256;
+/** Blocks available under the tag (24 bits / 256). */
+export const MAX_BLOCKS = 0x1000000 / BLOCK_SIZE;
+
+export interface ProgrammedService {
+  readonly key: string;
+  readonly vip: string;
+  readonly protocol: L4Protocol;
+  readonly port: number;
+  readonly block: number;
+  readonly backends: readonly L4Backend[];
+}
+
+/** What the kernel holds (as far as this process knows): services by key and the blocks in use. */
+export interface RulesetState {
+  readonly table: string;
+  readonly services: ReadonlyMap<string, ProgrammedService>;
+  /** `ip . ip` hairpin pairs programmed. */
+  readonly hairpin: ReadonlySet<string>;
+}
+
+export interface DesiredState {
+  readonly services: readonly L4Service[];
+  /** Backend addresses on this host that may call their own VIP (container IPs of local tasks). */
+  readonly localBackendIps: readonly string[];
+}
+
+export function emptyState(table = DEFAULT_TABLE): RulesetState {
+  return { table, services: new Map(), hairpin: new Set() };
+}
+
+function chainOf(block: number): string {
+  return `svc_${block}`;
+}
+
+function markOf(block: number, slot: number): string {
+  return `0x${(MARK_TAG + block * BLOCK_SIZE + slot).toString(16)}`;
+}
+
+function capped(backends: readonly L4Backend[]): readonly L4Backend[] {
+  return backends.length > BLOCK_SIZE ? backends.slice(0, BLOCK_SIZE) : backends;
+}
+
+function sameBackends(a: readonly L4Backend[], b: readonly L4Backend[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.ip === b[i]!.ip && x.port === b[i]!.port);
+}
+
+function vipElement(s: { vip: string; protocol: string; port: number }): string {
+  return `${s.vip} . ${s.protocol} . ${s.port}`;
+}
+
+function chainRule(s: ProgrammedService): string {
+  return `meta mark set numgen random mod ${s.backends.length} offset ${markOf(s.block, 0)}`;
+}
+
+function backendElements(s: ProgrammedService): string[] {
+  return s.backends.map((b, slot) => `${markOf(s.block, slot)} : ${b.ip} . ${b.port}`);
+}
+
+function hairpinPairs(desired: DesiredState): Set<string> {
+  const local = new Set(desired.localBackendIps);
+  const pairs = new Set<string>();
+  for (const s of desired.services) for (const b of s.backends) if (local.has(b.ip)) pairs.add(`${b.ip} . ${b.ip}`);
+  return pairs;
+}
+
+/** Assign blocks: services that keep their key keep their block; new ones take the lowest free. */
+function assign(previous: RulesetState, desired: DesiredState): { services: Map<string, ProgrammedService>; overflow: string[] } {
+  const services = new Map<string, ProgrammedService>();
+  const used = new Set<number>();
+  const overflow: string[] = [];
+  for (const s of desired.services) {
+    const old = previous.services.get(serviceKey(s));
+    if (old) used.add(old.block);
+  }
+  let next = 0;
+  for (const s of desired.services) {
+    const key = serviceKey(s);
+    let block = previous.services.get(key)?.block;
+    if (block === undefined) {
+      while (used.has(next)) next++;
+      if (next >= MAX_BLOCKS) {
+        overflow.push(key);
+        continue;
+      }
+      block = next;
+      used.add(block);
+    }
+    services.set(key, { key, vip: s.vip, protocol: s.protocol, port: s.port, block, backends: capped(s.backends) });
+  }
+  return { services, overflow };
+}
+
+export interface FullRuleset {
+  /** An `nft -f` script that replaces the table atomically (add, delete, define: one transaction). */
+  readonly script: string;
+  readonly state: RulesetState;
+  /** Service keys left out: more VIP ports than mark blocks. */
+  readonly overflow: readonly string[];
+}
+
+/** The whole table, replacing whatever the kernel holds under its name in one transaction. */
+export function fullRuleset(desired: DesiredState, table = DEFAULT_TABLE, previous: RulesetState = emptyState(table)): FullRuleset {
+  const { services, overflow } = assign(previous, desired);
+  const hairpin = hairpinPairs(desired);
+  const lines: string[] = [
+    `add table ip ${table}`,
+    `delete table ip ${table}`,
+    `table ip ${table} {`,
+    '  map vips { type ipv4_addr . inet_proto . inet_service : verdict; }',
+    '  map be_tcp { typeof meta mark : ip daddr . tcp dport; }',
+    '  map be_udp { typeof meta mark : ip daddr . udp dport; }',
+    '  set dead { type ipv4_addr . inet_proto . inet_service; }',
+    '  set hairpin { type ipv4_addr . ipv4_addr; }',
+  ];
+  for (const s of services.values()) {
+    lines.push(s.backends.length > 0 ? `  chain ${chainOf(s.block)} { ${chainRule(s)}; }` : `  chain ${chainOf(s.block)} { }`);
+  }
+  const dispatch = [
+    'ip daddr . meta l4proto . th dport vmap @vips',
+    `meta l4proto tcp meta mark & 0xff000000 == ${`0x${MARK_TAG.toString(16)}`} dnat ip to meta mark map @be_tcp`,
+    `meta l4proto udp meta mark & 0xff000000 == ${`0x${MARK_TAG.toString(16)}`} dnat ip to meta mark map @be_udp`,
+  ];
+  lines.push(`  chain prerouting { type nat hook prerouting priority dstnat; policy accept; ${dispatch.join('; ')}; }`);
+  lines.push(`  chain output { type nat hook output priority -100; policy accept; ${dispatch.join('; ')}; }`);
+  lines.push('  chain postrouting { type nat hook postrouting priority srcnat; policy accept; ct status dnat ip saddr . ip daddr @hairpin masquerade; }');
+  const refuse = 'ip daddr . meta l4proto . th dport @dead meta l4proto tcp reject with tcp reset; ip daddr . meta l4proto . th dport @dead reject';
+  lines.push(`  chain refuse_output { type filter hook output priority filter; policy accept; ${refuse}; }`);
+  lines.push(`  chain refuse_forward { type filter hook forward priority filter; policy accept; ${refuse}; }`);
+  lines.push('}');
+  const vipEls: string[] = [];
+  const dead: string[] = [];
+  const be: Record<L4Protocol, string[]> = { tcp: [], udp: [] };
+  for (const s of services.values()) {
+    if (s.backends.length === 0) {
+      dead.push(vipElement(s));
+      continue;
+    }
+    vipEls.push(`${vipElement(s)} : jump ${chainOf(s.block)}`);
+    be[s.protocol].push(...backendElements(s));
+  }
+  const add = (set: string, elements: readonly string[]): void => {
+    // Large element lists in one statement are what nft loads fastest.
+    if (elements.length > 0) lines.push(`add element ip ${table} ${set} { ${elements.join(', ')} }`);
+  };
+  add('be_tcp', be.tcp);
+  add('be_udp', be.udp);
+  add('vips', vipEls);
+  add('dead', dead);
+  add('hairpin', [...hairpin]);
+  return { script: `${lines.join('\n')}\n`, state: { table, services, hairpin }, overflow };
+}
+
+export interface RulesetUpdate {
+  /** nft commands to run as one transaction (empty: nothing changed). */
+  readonly commands: readonly string[];
+  readonly state: RulesetState;
+  readonly overflow: readonly string[];
+}
+
+/**
+ * The commands that take the kernel from `previous` to `desired`, element
+ * by element. A service whose backends change rewrites only its backend
+ * slots, and its chain's one rule only when the number of backends changes;
+ * its VIP map element stays unless it gains its first or loses its last
+ * backend. Deletions come before additions, so a slot is never added while
+ * still held.
+ */
+export function updateRuleset(previous: RulesetState, desired: DesiredState): RulesetUpdate {
+  const { table } = previous;
+  const { services, overflow } = assign(previous, desired);
+  const hairpin = hairpinPairs(desired);
+  const removes: string[] = [];
+  const adds: string[] = [];
+  const el = (op: 'add' | 'delete', set: string, elements: readonly string[]): void => {
+    if (elements.length > 0) (op === 'add' ? adds : removes).push(`${op} element ip ${table} ${set} { ${elements.join(', ')} }`);
+  };
+  const slots = (s: ProgrammedService): string[] => s.backends.map((_, slot) => markOf(s.block, slot));
+  const chain = chainOf;
+  for (const [key, old] of previous.services) {
+    const now = services.get(key);
+    if (now) continue;
+    if (old.backends.length > 0) {
+      el('delete', 'vips', [vipElement(old)]);
+      el('delete', `be_${old.protocol}`, slots(old));
+    } else {
+      el('delete', 'dead', [vipElement(old)]);
+    }
+    removes.push(`flush chain ip ${table} ${chain(old.block)}`, `delete chain ip ${table} ${chain(old.block)}`);
+  }
+  for (const [key, now] of services) {
+    const old = previous.services.get(key);
+    if (old && sameBackends(old.backends, now.backends)) continue;
+    const was = old?.backends.length ?? 0;
+    const is = now.backends.length;
+    if (!old) adds.push(`add chain ip ${table} ${chain(now.block)}`);
+    // Backend slots: changed ones replaced (deleted first), extra ones added or removed.
+    if (old && was > 0) {
+      const changed = old.backends.map((b, slot) => ({ b, slot })).filter(({ b, slot }) => slot >= is || b.ip !== now.backends[slot]!.ip || b.port !== now.backends[slot]!.port);
+      el('delete', `be_${old.protocol}`, changed.map(({ slot }) => markOf(old.block, slot)));
+    }
+    const fresh = now.backends.map((b, slot) => ({ b, slot })).filter(({ b, slot }) => !old || slot >= was || old.backends[slot]!.ip !== b.ip || old.backends[slot]!.port !== b.port);
+    el('add', `be_${now.protocol}`, fresh.map(({ b, slot }) => `${markOf(now.block, slot)} : ${b.ip} . ${b.port}`));
+    if (was !== is) {
+      if (old) adds.push(`flush chain ip ${table} ${chain(now.block)}`);
+      if (is > 0) adds.push(`add rule ip ${table} ${chain(now.block)} ${chainRule(now)}`);
+    }
+    if (was === 0 && is > 0) {
+      if (old) el('delete', 'dead', [vipElement(old)]);
+      el('add', 'vips', [`${vipElement(now)} : jump ${chain(now.block)}`]);
+    } else if (was > 0 && is === 0) {
+      el('delete', 'vips', [vipElement(now)]);
+      el('add', 'dead', [vipElement(now)]);
+    } else if (!old && is === 0) {
+      el('add', 'dead', [vipElement(now)]);
+    }
+  }
+  el('delete', 'hairpin', [...previous.hairpin].filter((p) => !hairpin.has(p)));
+  el('add', 'hairpin', [...hairpin].filter((p) => !previous.hairpin.has(p)));
+  return { commands: [...removes, ...adds], state: { table, services, hairpin }, overflow };
+}

@@ -1,0 +1,72 @@
+/**
+ * What the kernel load balancer serves, as plain data: one service per VIP
+ * address, protocol and port, with the backends that take new connections.
+ * Built (pure) from the master's VIP view (`GET /networking/api/v1/vips`).
+ */
+
+/** The parts of the master's VIP view the dataplane reads. */
+export interface VipViewInput {
+  readonly name: string;
+  readonly ipv4?: string;
+  readonly ipv6?: string;
+  readonly ports: readonly { readonly port: number; readonly protocol: string }[];
+  readonly backends: readonly {
+    readonly ip: string;
+    readonly port: number;
+    readonly protocol: string;
+    readonly vipPort: number;
+    readonly weight: number;
+    readonly agentUnreachable?: boolean;
+    readonly agentId?: string;
+  }[];
+}
+
+export type L4Protocol = 'tcp' | 'udp';
+
+export interface L4Backend {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export interface L4Service {
+  /** The VIP's IPv4 address. */
+  readonly vip: string;
+  readonly protocol: L4Protocol;
+  readonly port: number;
+  /** Sorted, without duplicates; empty = the VIP refuses connections. */
+  readonly backends: readonly L4Backend[];
+}
+
+export function serviceKey(s: { readonly vip: string; readonly protocol: string; readonly port: number }): string {
+  return `${s.vip} ${s.protocol} ${s.port}`;
+}
+
+function compareBackends(a: L4Backend, b: L4Backend): number {
+  return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port;
+}
+
+/**
+ * Services from VIP views. A backend takes new connections when its weight
+ * is above 0 (running, healthy, not draining). Backends on agents the master
+ * marked unreachable are dropped, unless every backend of the service is on
+ * one (then all of them stay: better a chance than certain failure, as
+ * DC/OS's l4lb does). IPv4 only: IPv6 VIP addresses are allocated but not
+ * programmed yet (IPv4 backends cannot serve them without NAT64).
+ */
+export function servicesFromVips(vips: readonly VipViewInput[]): L4Service[] {
+  const byKey = new Map<string, L4Service>();
+  for (const vip of vips) {
+    if (vip.ipv4 === undefined) continue;
+    for (const p of vip.ports) {
+      if (p.protocol !== 'tcp' && p.protocol !== 'udp') continue;
+      const candidates = vip.backends.filter((b) => b.vipPort === p.port && b.protocol === p.protocol && b.weight > 0 && !b.ip.includes(':'));
+      const reachable = candidates.filter((b) => b.agentUnreachable !== true);
+      const chosen = reachable.length > 0 ? reachable : candidates;
+      const unique = new Map<string, L4Backend>();
+      for (const b of chosen) unique.set(`${b.ip}:${b.port}`, { ip: b.ip, port: b.port });
+      const service: L4Service = { vip: vip.ipv4, protocol: p.protocol, port: p.port, backends: [...unique.values()].sort(compareBackends) };
+      byKey.set(serviceKey(service), service);
+    }
+  }
+  return [...byKey.values()].sort((a, b) => (serviceKey(a) < serviceKey(b) ? -1 : serviceKey(a) > serviceKey(b) ? 1 : 0));
+}

@@ -1,0 +1,96 @@
+/**
+ * Network namespaces for tests: uniquely named (`<prefix>-<pid>-<n>`),
+ * removed at teardown even when the test fails, with helpers to run
+ * commands and long-lived processes inside them. Test setup may spawn `ip`;
+ * production code never does per operation.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+let counter = 0;
+
+/** Why namespace tests cannot run here, or `undefined` if they can. */
+export function netnsUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
+  if (!existsSync('/usr/sbin/nft')) return 'needs nft (apt-get install nftables)';
+  return undefined;
+}
+
+export interface Netns {
+  readonly name: string;
+  /** Run a command inside; rejects with its stderr on failure. */
+  exec(cmd: string, args: readonly string[]): Promise<string>;
+  /** Start a long-lived process inside (killed at cleanup). */
+  spawn(cmd: string, args: readonly string[]): ChildProcess;
+}
+
+export interface NetnsSet {
+  create(suffix: string): Promise<Netns>;
+  /** `ip` in the root namespace (for links spanning namespaces use `ip -n NAME`). */
+  ip(args: readonly string[]): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+/** Remove namespaces `<prefix>-<pid>-*` left by test processes that died before their teardown ran (a timeout kills the worker). */
+async function removeStale(prefix: string): Promise<void> {
+  const listing = await run('ip', ['netns', 'list']).then((r) => r.stdout, () => '');
+  for (const line of listing.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = new RegExp(`^${prefix}-(\\d+)-`).exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) await run('ip', ['netns', 'del', name]).catch(() => undefined);
+  }
+}
+
+export function netnsSet(prefix: string): NetnsSet {
+  const names: string[] = [];
+  let cleaned: Promise<void> | undefined;
+  const children: ChildProcess[] = [];
+  const base = `${prefix}-${process.pid}-${++counter}`;
+  const ip = async (args: readonly string[]): Promise<string> => {
+    try {
+      return (await run('ip', [...args])).stdout;
+    } catch (err) {
+      throw new Error(`ip ${args.join(' ')}: ${(err as { stderr?: string }).stderr ?? String(err)}`);
+    }
+  };
+  return {
+    ip,
+    async create(suffix) {
+      cleaned ??= removeStale(prefix);
+      await cleaned;
+      const name = `${base}-${suffix}`;
+      await ip(['netns', 'add', name]);
+      names.push(name);
+      await ip(['-n', name, 'link', 'set', 'lo', 'up']);
+      return {
+        name,
+        async exec(cmd, args) {
+          try {
+            return (await run('ip', ['netns', 'exec', name, cmd, ...args])).stdout;
+          } catch (err) {
+            throw new Error(`${cmd} ${args.join(' ')} in ${name}: ${(err as { stderr?: string }).stderr ?? String(err)}`);
+          }
+        },
+        spawn(cmd, args) {
+          const child = spawn('ip', ['netns', 'exec', name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+          children.push(child);
+          return child;
+        },
+      };
+    },
+    async cleanup() {
+      for (const c of children) c.kill('SIGKILL');
+      for (const name of names.reverse()) await run('ip', ['netns', 'del', name]).catch(() => undefined);
+    },
+  };
+}
