@@ -2,7 +2,8 @@
 # Installs what the test suite needs beyond npm packages: on Debian as root,
 # the Debian packages: etcd-server for the 3-member etcd cluster tests;
 # dig (bind9-dnsutils), dnsperf, dnsmasq and unbound for the DNS tests and
-# the DNS benchmark's peers.
+# the DNS benchmark's peers; nftables and iproute2 for the VIP load balancer
+# tests (in network namespaces they create).
 # Idempotent; prints what it did. Elsewhere it says what is missing.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v unbound >/dev/null 2>&1 || need+=(unbound)
+[ -x /usr/sbin/nft ] || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: Debian packages already present"
