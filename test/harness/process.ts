@@ -27,8 +27,10 @@ export interface StrataProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function startStrata(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): StrataProcess {
-  const child = spawn(process.execPath, [STRATA_BIN, ...args], {
+export function startStrata(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; netns?: string } = {}): StrataProcess {
+  // `ip netns exec` execs the command in place: the child is strata itself.
+  const [cmd, argv] = options.netns === undefined ? [process.execPath, [STRATA_BIN, ...args]] : ['ip', ['netns', 'exec', options.netns, process.execPath, STRATA_BIN, ...args]];
+  const child = spawn(cmd, argv, {
     cwd: options.cwd,
     // Tests never program the root namespace's nftables: the VIP load balancer is off unless a test turns it on (in its own namespace).
     env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', ...options.env },
@@ -85,7 +87,7 @@ export function startStrata(args: readonly string[], options: { env?: NodeJS.Pro
 }
 
 /** Run a verb to completion. */
-export async function runStrata(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number | string; output: string }> {
+export async function runStrata(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; netns?: string } = {}): Promise<{ code: number | string; output: string }> {
   const p = startStrata(args, options);
   const code = await p.exited();
   return { code, output: p.output() };
