@@ -12,6 +12,7 @@ import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
+import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
 
 export interface Verb {
   readonly name: string;
@@ -207,6 +208,42 @@ const VERBS: readonly Verb[] = [
     operands: ['VIP'],
     configFlags: false,
     run: vipShow,
+  },
+  {
+    name: 'network list',
+    summary: 'List the overlay networks (subnet split per agent, VNI, MTU)',
+    usage: 'strata network list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: networkList,
+  },
+  {
+    name: 'network show',
+    summary: 'Show one overlay network as JSON',
+    usage: 'strata network show NAME',
+    flags: {},
+    operands: ['NAME'],
+    configFlags: false,
+    run: networkShow,
+  },
+  {
+    name: 'network add',
+    summary: 'Add an overlay network; refused when it overlaps another network or reuses a VNI',
+    usage: 'strata network add NAME --subnet CIDR [--prefix N] [--subnet6 CIDR] [--prefix6 N] [--vni N] [--mtu N] [--description TEXT]',
+    flags: { subnet: 'IPv4 range, split into one /prefix per agent', prefix: 'per-agent prefix length (default 24)', subnet6: 'IPv6 range', prefix6: 'per-agent IPv6 prefix length (default 80)', vni: 'VXLAN network identifier (default 1024; must be unused)', mtu: 'container MTU (default 1420)', description: 'free text' },
+    operands: ['NAME'],
+    configFlags: false,
+    run: networkAdd,
+  },
+  {
+    name: 'network remove',
+    summary: 'Remove an overlay network no app asks for and no task runs on',
+    usage: 'strata network remove NAME',
+    flags: {},
+    operands: ['NAME'],
+    configFlags: false,
+    run: networkRemove,
   },
   {
     name: 'auth login',

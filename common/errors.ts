@@ -35,6 +35,9 @@ export const ERROR_CODES = {
   RECORD_CONFLICT: { httpStatus: 409, summary: 'The record changed since it was read (check-and-set failed).' },
   RECORD_ID_INVALID: { httpStatus: 400, summary: 'A record id is malformed for its kind (e.g. not an absolute Marathon path); the message says which rule it breaks.' },
   RECORD_UNDECODABLE: { httpStatus: 500, summary: 'A record in the store is not valid JSON or fails its schema; reads report it instead of using it.' },
+  // networks
+  NETWORK_CONFLICT: { httpStatus: 409, summary: 'An overlay network overlaps another (or the VTEP range), reuses a VNI, or already exists; the details name each conflict.' },
+  NETWORK_IN_USE: { httpStatus: 409, summary: 'The network cannot be removed or re-addressed while apps ask for it or tasks run on it; the message says which.' },
   // API
   API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },
   API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },

@@ -15,6 +15,7 @@ import { Iam } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
 import { createMetrics } from './api/metrics.ts';
+import { ensureDefaultNetworks } from './api/routes/networks.ts';
 import type { StrataConfig } from './config/schema.ts';
 import { keys } from './model/keys.ts';
 import { Records } from './model/records.ts';
@@ -123,6 +124,8 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     persist: (password) => writePrivateFile(credentialsFile, `${JSON.stringify({ uid, password }, null, 2)}\n`),
     discard: () => rm(credentialsFile, { force: true }),
   });
+  // A new cluster (this start created its superuser) starts with DC/OS's overlay networks.
+  if (bootstrap.created) await ensureDefaultNetworks(records);
 
   let leadership: Leadership | undefined;
   const leaderWaiters: ((l: Leadership) => void)[] = [];
