@@ -10,6 +10,7 @@ import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
+import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 
 export interface Verb {
@@ -21,6 +22,8 @@ export interface Verb {
   readonly booleans?: readonly string[];
   /** Names of the positional arguments after the verb's words, all required (`strata app show ID`). */
   readonly operands?: readonly string[];
+  /** Positional arguments that may follow the required ones (`strata group update ID [FILE.json]`). */
+  readonly optionalOperands?: readonly string[];
   /** Accepts every configuration flag (`--api-port`, `--store-backend`, ...). */
   readonly configFlags: boolean;
   run(args: ParsedArgs): Promise<number>;
@@ -151,6 +154,55 @@ const VERBS: readonly Verb[] = [
     run: appRestart,
   },
   {
+    name: 'group list',
+    summary: 'List the groups (derived from app ids) you may read: apps, sub-groups, dependencies, version',
+    usage: 'strata group list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: groupList,
+  },
+  {
+    name: 'group show',
+    summary: 'Show one group as Marathon JSON (its apps with counts and deployments, and its sub-groups)',
+    usage: 'strata group show ID',
+    flags: {},
+    operands: ['ID'],
+    configFlags: false,
+    run: groupShow,
+  },
+  {
+    name: 'group add',
+    summary: `Create a group with its apps and nested groups from a Marathon group (JSON file), as POST /v2/groups; apps start in dependency order.${WAIT_HELP}`,
+    usage: 'strata group add FILE.json [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
+    operands: ['FILE.json'],
+    configFlags: false,
+    run: groupAdd,
+  },
+  {
+    name: 'group update',
+    summary: `Change a group (PUT /v2/groups/ID): from a JSON file (apps, groups, dependencies), or scale every app by a factor, or roll back to a group version; --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata group update ID (FILE.json | --scale-by FACTOR | --version VERSION) [--force] [--wait [--timeout SECONDS]]',
+    flags: { ...WAIT_FLAGS, 'scale-by': 'multiply the instances of every app under the group (rounded up)', version: 'roll the group back to this version (see `strata group show`, /v2/groups/ID/versions)' },
+    booleans: ['force', 'wait'],
+    operands: ['ID'],
+    optionalOperands: ['FILE.json'],
+    configFlags: false,
+    run: groupUpdate,
+  },
+  {
+    name: 'group remove',
+    summary: `Remove a group and every app under it (a deployment stops them); --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata group remove ID [--force] [--wait [--timeout SECONDS]]',
+    flags: WAIT_FLAGS,
+    booleans: ['force', 'wait'],
+    operands: ['ID'],
+    configFlags: false,
+    run: groupRemove,
+  },
+  {
     name: 'task list',
     summary: 'List the tasks of the apps you may read (or of one app)',
     usage: 'strata task list [--app ID] [--json]',
@@ -269,7 +321,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const operands = verb.operands ?? [];
-    if (rest.length > operands.length) throw new UsageError(`unexpected argument "${rest[operands.length]}"`);
+    const most = operands.length + (verb.optionalOperands?.length ?? 0);
+    if (rest.length > most) throw new UsageError(`unexpected argument "${rest[most]}"`);
     if (rest.length < operands.length) throw new UsageError(`missing ${operands[rest.length]}`);
     for (const name of Object.keys(probe.values)) {
       if (!(name in verb.flags) && !verb.configFlags) throw new UsageError(`unknown flag --${name}`);

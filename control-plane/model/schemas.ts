@@ -40,6 +40,8 @@ const PATH_ELEMENT = '[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]*
 export const APP_ID_PATTERN = `^(?:/${PATH_ELEMENT})+$`;
 /** An app id as a client may send it: a leading `/` is optional (relative ids are resolved against `/`). */
 export const APP_ID_INPUT_PATTERN = `^/?${PATH_ELEMENT}(?:/${PATH_ELEMENT})*$`;
+/** A path as a client may write it where Marathon resolves it against a group: relative, with `.` and `..` elements (`../db`). */
+export const PATH_INPUT_PATTERN = `^/?(?:(?:${PATH_ELEMENT}|\\.|\\.\\.)/)*${PATH_ELEMENT}$`;
 /** Longest app id; it keeps every key and task id inside the store's key limit. */
 export const APP_ID_MAX_LENGTH = 255;
 
@@ -488,7 +490,8 @@ export const AppDefinition = Type.Object(
     killSelection: Type.Optional(App.properties.killSelection),
     unreachableStrategy: Type.Optional(UnreachableStrategyInput),
     taskKillGracePeriodSeconds: App.properties.taskKillGracePeriodSeconds,
-    dependencies: Type.Optional(Type.Array(Type.String({ pattern: APP_ID_INPUT_PATTERN, maxLength: APP_ID_MAX_LENGTH }), { uniqueItems: true })),
+    /** App or group ids; relative ones (`db`, `../db`) are resolved against the app's group. */
+    dependencies: Type.Optional(Type.Array(Type.String({ pattern: PATH_INPUT_PATTERN, maxLength: APP_ID_MAX_LENGTH }), { uniqueItems: true })),
     role: Type.Optional(RoleName),
     acceptedResourceRoles: App.properties.acceptedResourceRoles,
     fetch: Type.Optional(Type.Array(FetchUriInput)),

@@ -169,7 +169,7 @@ type AppUpdate = Static<typeof AppUpdate>;
 
 const DeploymentRef = Type.Object({ deploymentId: Type.String(), version: Type.String() });
 
-function refuseReserved(appId: string): void {
+export function refuseReserved(appId: string): void {
   const last = appId.slice(appId.lastIndexOf('/') + 1);
   if (RESERVED_ELEMENTS.includes(last)) {
     throw new StrataError('RECORD_ID_INVALID', `app id ${appId} is invalid: its last element must not be ${RESERVED_ELEMENTS.map((r) => `"${r}"`).join(', ')} (they name parts of an app in /v2/apps paths)`);
@@ -177,7 +177,7 @@ function refuseReserved(appId: string): void {
 }
 
 /** The stored form of a definition: Marathon's defaults applied (the write stamps the version). */
-function definitionOf(def: AppDefinition): Omit<App, 'version'> {
+export function definitionOf(def: AppDefinition): Omit<App, 'version'> {
   const { version: _v, ...app } = withAppDefaults(def, { version: '1970-01-01T00:00:00.000Z' });
   return app;
 }
@@ -188,7 +188,7 @@ function definitionOf(def: AppDefinition): Omit<App, 'version'> {
  * with field details) as Marathon's 422 `{message: 'Object is not valid',
  * details: [{path, errors}]}`.
  */
-async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> {
+export async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> {
   try {
     return await run();
   } catch (err) {
@@ -241,14 +241,14 @@ function crossFieldIssues(body: unknown): Issue[] {
  * whole definition) the model's cross-field rules'. Other errors go to the
  * API's handler.
  */
-const v2Invalid = (wholeDefinition: boolean) =>
+export const v2Invalid = (wholeDefinition: boolean) =>
   (error: FastifyError & { validationContext?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (!error.validation || (error.validationContext !== undefined && error.validationContext !== 'body')) throw error;
     const details = validationDetails(error.validation as Parameters<typeof validationDetails>[0], error.validationContext);
     return invalidApp(reply, 'API_BAD_REQUEST', wholeDefinition ? mergeDetails(details, crossFieldIssues(request.body)) : details);
   };
 
-function deploymentReply(reply: FastifyReply, result: ChangeResult, created: boolean, location?: string): FastifyReply {
+export function deploymentReply(reply: FastifyReply, result: ChangeResult, created: boolean, location?: string): FastifyReply {
   reply.header('marathon-deployment-id', result.deploymentId);
   if (created && location) reply.header('location', location);
   return reply.code(created ? 201 : 200).send({ deploymentId: result.deploymentId, version: result.version });
