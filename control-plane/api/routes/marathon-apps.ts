@@ -29,7 +29,7 @@ import type { Issue } from '../../model/validate.ts';
 import { validationDetails } from '../errors.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
-import { MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, killTasks, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
+import { DeadlineQuery, MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, deadlineOf, killTasks, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
 
 /** Last path elements that name a sub-resource of an app, never an app. */
 export const RESERVED_ELEMENTS: readonly string[] = ['versions', 'tasks', 'restart'];
@@ -125,13 +125,16 @@ const ListQuery = Type.Object({
 });
 const WriteQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
+  ...DeadlineQuery,
 });
 const PutQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false })),
+  ...DeadlineQuery,
   partialUpdate: Type.Optional(Type.Boolean({ default: true, description: 'merge the body into the current definition (true, like PATCH) or replace it (false)' })),
 });
 const DeleteQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
+  ...DeadlineQuery,
   scale: Type.Optional(Type.Boolean({ default: false, description: 'killing a task (/v2/apps/<id>/tasks/<task id>): also lower the app\'s instances, so it is not replaced' })),
 });
 const GetQuery = Type.Object({ embed: Type.Optional(EMBED) });
@@ -318,7 +321,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       const result = await changeApps(ctx, (state) => {
         if (state.apps.has(id)) throw new StrataError('APP_EXISTS', `An app with id [${id}] already exists.`);
         return [{ id, next }];
-      }, { force: request.query.force ?? false });
+      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
       const stored = result.apps.get(id)!;
       reply.header('location', `/v2/apps${id}`).header('marathon-deployment-id', result.deploymentId);
       return reply.code(201).send({ ...marathonApp(stored, result.deployment ? [result.deployment] : [], [], true) });
@@ -349,7 +352,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
   });
 
   const update = (partialDefault: boolean) =>
-    async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { force?: boolean; partialUpdate?: boolean }; Body: AppUpdate }>, reply: FastifyReply) =>
+    async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { force?: boolean; partialUpdate?: boolean; deadlineSeconds?: number; rollbackOnFailure?: boolean }; Body: AppUpdate }>, reply: FastifyReply) =>
       marathonErrors(reply, async () => {
         const path = appIdOf(request);
         if (path.sub !== undefined) throw new StrataError('API_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`);
@@ -380,7 +383,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
           const { version: _pv, ...base } = prev ?? ({} as Partial<App>);
           const def = { ...(partial ? base : {}), ...fields, id } as AppDefinition;
           return [{ id, next: definitionOf(def) }];
-        }, { force: request.query.force ?? false });
+        }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
         return deploymentReply(reply, result, !result.existed.get(id), `/v2/apps${id}`);
       });
 
@@ -428,7 +431,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
         if (!app) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
         const { version: _v, ...definition } = app;
         return [{ id, next: definition }];
-      }, { force: request.query.force ?? false, restart: [id] });
+      }, { force: request.query.force ?? false, restart: [id], deadline: deadlineOf(request.query) });
       return deploymentReply(reply, result, false);
     }),
   );
@@ -461,7 +464,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       const result = await changeApps(ctx, (state) => {
         if (!state.apps.has(id)) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
         return [{ id, next: undefined }];
-      }, { force: request.query.force ?? false });
+      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
       return deploymentReply(reply, result, false);
     }),
   );

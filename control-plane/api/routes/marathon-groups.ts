@@ -41,7 +41,7 @@ import { validateRecord } from '../../model/validate.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { definitionOf, deploymentReply, marathonApp, marathonErrors, marathonTask, refuseReserved, v2Invalid } from './marathon-apps.ts';
-import { MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, type AppChange, type MarathonState } from './marathon-store.ts';
+import { DeadlineQuery, MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, deadlineOf, type AppChange, type DeadlineOption, type MarathonState } from './marathon-store.ts';
 
 /** How deep `groups` may nest in one request body. */
 export const MAX_GROUP_NESTING = 8;
@@ -84,7 +84,7 @@ export interface GroupInput {
 const EMBEDS = ['group.apps', 'group.groups', 'group.pods', 'group.apps.counts', 'group.apps.deployments', 'group.apps.tasks', 'group.apps.readiness', 'group.apps.lastTaskFailure', 'group.apps.taskStats'] as const;
 const Embed = Type.Array(Type.String({ maxLength: 64 }), { description: EMBEDS.join(', ') });
 const Wildcard = Type.Object({ '*': Type.String({ maxLength: 512 }) });
-const ForceQuery = Type.Object({ force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })) });
+const ForceQuery = Type.Object({ force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })), ...DeadlineQuery });
 
 /** The group path a wildcard names (`prod/versions` → `{id: '/prod', versions: true}`), refused with `RECORD_ID_INVALID` when invalid. */
 export function parseGroupPath(rest: string): { id: string; versions: boolean } {
@@ -325,7 +325,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
     return read(request, path.id, path.versions);
   });
 
-  const write = async (groupId: string, body: GroupInput, force: boolean, create: boolean) => {
+  const write = async (groupId: string, body: GroupInput, force: boolean, create: boolean, deadline: DeadlineOption | undefined) => {
     if (groupId !== ROOT_GROUP) refuseReserved(groupId);
     if (body.scaleBy !== undefined || body.version !== undefined) {
       const others = Object.keys(body).filter((k) => k !== 'id' && k !== 'scaleBy' && k !== 'version');
@@ -343,7 +343,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
       if (body.scaleBy !== undefined) return scaleChanges(current, groupId, body.scaleBy);
       if (body.version !== undefined) return rollbackChanges(current, versions, groupId, body.version);
       return groupUpdateChanges(current, groupId, body);
-    }, { force });
+    }, { force, deadline });
   };
 
   app.post('/v2/groups', {
@@ -366,7 +366,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
       if (body.scaleBy !== undefined || body.version !== undefined) throw new StrataError('API_BAD_REQUEST', 'scaleBy and version only apply to an existing group (PUT)', { details: [{ path: body.scaleBy !== undefined ? '/scaleBy' : '/version', errors: ['only with PUT'] }] });
       const groupId = resolvePath(body.id, ROOT_GROUP);
       if (idProblem('app', groupId) !== undefined) throw new StrataError('API_BAD_REQUEST', `${groupId} is no valid group id`, { details: [{ path: '/id', errors: ['is no valid group id'] }] });
-      const result = await write(groupId, body, request.query.force ?? false, true);
+      const result = await write(groupId, body, request.query.force ?? false, true, deadlineOf(request.query));
       return deploymentReply(reply, result, true, `/v2/groups${groupId}`);
     }),
   );
@@ -388,7 +388,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
       const body = request.body as GroupInput;
       const groupId = body.id === undefined ? path.id : resolvePath(body.id, path.id === ROOT_GROUP ? ROOT_GROUP : parentOf(path.id));
       if (groupId !== path.id) throw new StrataError('API_BAD_REQUEST', `the body's id ${body.id} names ${groupId}, not the path's ${path.id}`, { details: [{ path: '/id', errors: ['must name the group in the path'] }] });
-      const result = await write(groupId, body, request.query.force ?? false, false);
+      const result = await write(groupId, body, request.query.force ?? false, false, deadlineOf(request.query));
       return deploymentReply(reply, result, false);
     }),
   );
@@ -409,7 +409,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
         const under = [...state.apps.keys()].filter((id) => isUnder(id, path.id));
         if (under.length === 0) throw new StrataError('RECORD_NOT_FOUND', `Group '${path.id}' does not exist`);
         return under.map((id) => ({ id, next: undefined }));
-      }, { force: request.query.force ?? false });
+      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
       return deploymentReply(reply, result, false);
     }),
   );
