@@ -279,6 +279,7 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
         if (actions.unplaced.length > 0) log.debug({ unplaced: actions.unplaced }, 'instances wait for room');
         if (isEmpty(actions)) continue;
         metrics.rounds.inc();
+        let conflicted = false;
         const newlyFailed = actions.updateDeployments.filter((d) => d.state === 'failed' && views.deployment.records.get(d.id)?.value.state !== 'failed');
         const ops = operationsOf(actions, views, new Date(t).toISOString());
         for (const batch of batches(ops)) {
@@ -287,6 +288,7 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
             metrics.conflicts.inc();
             log.debug({ failed: result.failed.length }, 'a controller write lost its check-and-set; reconciling again');
             pending = true;
+            conflicted = true;
             break;
           }
           const kinds = new Set(batch.map((o) => o.kind));
@@ -294,13 +296,13 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
           for (const o of batch) if (o.killReason !== undefined) metrics.killed.inc({ reason: o.killReason });
           await Promise.all([...kinds].map((k) => views[k as 'task' | 'deployment'].waitFor(result.index)));
         }
-        if (!pending) {
+        if (!conflicted) {
           for (const d of newlyFailed) {
             metrics.failed.inc();
             log.warn({ deployment: d.id, message: d.failureMessage }, 'deployment failed: its deadline passed');
           }
         }
-        for (const id of pending ? [] : actions.rollbacks) {
+        for (const id of conflicted ? [] : actions.rollbacks) {
           const { ok, ops: rb, message } = rollbackOperations(id, views, t, newUuid());
           if (rb.length === 0) continue;
           if (rb.length > MAX_TXN_OPS) {

@@ -11,7 +11,7 @@ import { TERMINAL_TASK_STATES, type App, type Deployment, type Task } from '../.
 import { validateRecord } from '../../control-plane/model/validate.ts';
 import { planDeployment } from '../deployments/plan.ts';
 import { planRollback } from '../deployments/rollback.ts';
-import { isEmpty, ready, reconcile, type BackoffState, type ReconcileActions, type ReconcileView } from './reconcile.ts';
+import { freeingHelps, isEmpty, ready, reconcile, type BackoffState, type ReconcileActions, type ReconcileView } from './reconcile.ts';
 import { T0, agentStep, applyActions, counterUuid, mkAgent, mkApp, mkDeployment, view } from './testing.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -155,4 +155,21 @@ test('UNIQUE with minimumHealthCapacity 1 on a cluster with no spare agent: the 
       return v.deployments.length === 0 && live(v, '/u').every((x) => x.version === v2.version) && live(v, '/u').length === n;
     }),
   ));
+});
+
+test('an upgrade whose new tasks meet no agent\'s constraint keeps every old task (killing one frees nothing)', (t) => {
+  t.true(freeingHelps({ kind: 'constraint', constraint: ['hostname', 'UNIQUE'], agents: 2 }));
+  t.true(freeingHelps({ kind: 'constraint', constraint: ['rack', 'MAX_PER', '1'], agents: 2 }));
+  t.true(freeingHelps({ kind: 'insufficient', agentId: 'a1', missing: { cpus: 1 } }));
+  t.false(freeingHelps({ kind: 'constraint', constraint: ['hostname', 'LIKE', 'nowhere'], agents: 2 }));
+  t.false(freeingHelps({ kind: 'constraint', constraint: ['rack', 'CLUSTER', 'r1'], agents: 2 }));
+  t.false(freeingHelps({ kind: 'no-agents' }));
+  const v1 = mkApp('/k', { instances: 2 });
+  let v = view({ apps: [v1], agents: [mkAgent('a1')] });
+  for (let i = 0; i < 3; i++) v = step(v);
+  const v2: App = { ...v1, constraints: [['hostname', 'LIKE', 'nowhere']], version: '2026-01-02T00:00:00.000Z' };
+  v = { ...v, apps: [v2], deployments: [deploymentFor([v1], [v2])] };
+  for (let i = 0; i < 5; i++) v = step(v);
+  t.deepEqual(live(v, '/k').map((x) => [x.version, x.state]), [[v1.version, 'RUNNING'], [v1.version, 'RUNNING']]);
+  t.deepEqual(v.deployments[0]!.waitReasons!.map((r) => r.reason), ['constraint-unmet']);
 });

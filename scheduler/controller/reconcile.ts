@@ -235,6 +235,16 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
     if (!a.kill.some((k) => k.state === 'KILLED') && a.expunge.length === 0) break;
     v = applyInMemory(v, a, new Date(options.now).toISOString());
   }
+  // Deployment status (wait reasons, current actions) describes the state the round leaves behind:
+  // when the round launches or kills, decide once more over the state with its actions applied and
+  // keep that status, so the next round (which sees those writes) finds nothing to change.
+  let rollbacks = last!.rollbacks;
+  if (launch.size > 0 || kill.size > 0) {
+    const merged: ReconcileActions = { ...last!, launch: [...launch.values()], kill: [...kill.values()], expunge: [...expunge], updateDeployments: [...updates.values()], completeDeployments: [...complete] };
+    const settled = reconcileOnce(applyInMemory(view, merged, new Date(options.now).toISOString()), { ...options, ...(backoff ? { backoff } : {}) });
+    for (const d of settled.updateDeployments) if (!complete.has(d.id)) updates.set(d.id, d);
+    rollbacks = settled.rollbacks;
+  }
   for (const id of complete) updates.delete(id);
   return {
     launch: [...launch.values()],
@@ -242,7 +252,7 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
     expunge: [...expunge],
     updateDeployments: [...updates.values()],
     completeDeployments: [...complete],
-    rollbacks: last!.rollbacks,
+    rollbacks,
     backoff: last!.backoff,
     unplaced: last!.unplaced,
     wakeAt,
@@ -313,12 +323,19 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   // A restart (Marathon's RestartApplication) bumps only the version: tasks
   // older than the newest restart deployment of their app are replaced even
   // though their definition is the same.
+  // A RestartApplication that comes with a configuration change (a new definition, or a rollback to an
+  // older one) replaces only the tasks whose configuration differs, which `sameConfig` below decides.
   const restartedAt = new Map<string, string>();
   for (const d of view.deployments) {
     for (const step of d.steps) {
       for (const action of step.actions) {
         const prev = restartedAt.get(action.app);
-        if (action.action === 'RestartApplication' && (prev === undefined || d.version > prev)) restartedAt.set(action.app, d.version);
+        if (action.action !== 'RestartApplication' || (prev !== undefined && d.version <= prev)) continue;
+        const before = d.previous.find((p) => p.app === action.app)?.version;
+        const beforeApp = before === undefined ? undefined : versions.get(`${action.app}@${before}`);
+        const app = apps.get(action.app);
+        if (beforeApp !== undefined && app !== undefined && isConfigChange(beforeApp, app)) continue;
+        restartedAt.set(action.app, d.version);
       }
     }
   }
@@ -498,10 +515,11 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   for (const p of placed.placements) launch.push(newTask(apps.get(p.appId)!, p, options.newUuid(), nowIso));
   // An upgrade whose new instances fit nowhere (UNIQUE on a small cluster, a full cluster) while
   // nothing is in flight: kill one old instance to free its place (below minimumHealthCapacity
-  // for a moment rather than a deployment that never ends).
+  // for a moment rather than a deployment that never ends). Only where freeing a place can help:
+  // not for a quota, no agent at all, or a constraint no agent meets whatever runs (LIKE, IS, ...).
   for (const u of placed.unplaced) {
     const old = stallable.get(u.appId);
-    if (old && u.reason.kind !== 'quota' && !launch.some((t) => t.appId === u.appId)) killTask(old[0]!, 'upgrade');
+    if (old && freeingHelps(u.reason) && !launch.some((t) => t.appId === u.appId)) killTask(old[0]!, 'upgrade');
   }
 
   /** Marathon's `currentActions[].readinessCheckResults`: the verdicts of the app's new tasks. */
@@ -592,6 +610,17 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   }
 
   return { launch, kill, expunge, updateDeployments, completeDeployments, rollbacks, backoff, unplaced: placed.unplaced, wakeAt };
+}
+
+/** Constraint operators whose verdict depends on where the app's tasks run (so a killed old task can make room). */
+const PLACEMENT_DEPENDENT: ReadonlySet<string> = new Set(['UNIQUE', 'MAX_PER', 'GROUP_BY', 'CLUSTER']);
+
+/** Whether killing an old instance can let an unplaced new one fit: no room, or a constraint counting the app's tasks. */
+export function freeingHelps(reason: Unplaced['reason']): boolean {
+  if (reason.kind === 'insufficient') return true;
+  if (reason.kind !== 'constraint') return false;
+  const [, operator, value] = reason.constraint;
+  return operator !== undefined && PLACEMENT_DEPENDENT.has(operator) && !(operator === 'CLUSTER' && value !== undefined);
 }
 
 /** A placement failure as a wait reason. */
