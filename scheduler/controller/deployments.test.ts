@@ -120,3 +120,28 @@ test('a deployment past its deadline fails (deployment_failed) and is rolled bac
   t.regex(metrics, /strata_scheduler_tasks_launched_total 2\b/, 'the rollback to the running configuration replaced no task');
   t.notRegex(metrics, /strata_scheduler_tasks_killed_total\{reason="upgrade"\}/);
 });
+
+test('readiness: a new task counts only once the agent reports it ready; verdicts show per task and on the deployment', async (t) => {
+  const { h, api } = await startControlledCluster(t);
+  const created = await api('POST', '/v2/apps', {
+    id: '/ready', cmd: 'x', cpus: 0.1, mem: 16, portDefinitions: [{ port: 0, name: 'http' }],
+    readinessChecks: [{ name: 'warm', protocol: 'HTTP', path: '/ready', portName: 'http', intervalSeconds: 2, timeoutSeconds: 1, preserveLastResponse: true }],
+  });
+  t.is(created.statusCode, 201, created.body);
+  await eventually(async () => ((await api('GET', '/v2/deployments')).json() as Deployment[])[0]?.waitReasons?.some((r) => r.reason === 'readiness-failing') === true, 'RUNNING, healthy, not ready');
+  const [task] = (await h.master.records.list('task')).records.map((r) => r.value);
+  const token = await h.superuserToken();
+  const report = (ready: boolean, status: number) =>
+    h.master.app.inject({
+      method: 'PUT', url: `/v1/agents/${task!.agentId}/tasks/${task!.id}/status`, headers: { authorization: `token=${token}` },
+      payload: { state: 'RUNNING', readinessCheckResults: [{ taskId: task!.id, name: 'warm', ready, lastResponse: { status, contentType: 'text/plain', body: ready ? 'ok' : 'warming' } }] },
+    });
+  t.is((await report(false, 503)).statusCode, 200);
+  await eventually(async () => ((await api('GET', '/v2/deployments')).json() as Deployment[])[0]?.currentActions[0]?.readinessCheckResults.length === 1, 'the verdict on the deployment');
+  const [d] = (await api('GET', '/v2/deployments')).json() as Deployment[];
+  t.like(d!.currentActions[0]!.readinessCheckResults[0], { taskId: task!.id, name: 'warm', ready: false, lastResponse: { status: 503 } });
+  t.is((await report(true, 200)).statusCode, 200);
+  await eventually(async () => ((await api('GET', '/v2/deployments')).json() as unknown[]).length === 0, 'the deployment done once ready');
+  const tasks = ((await api('GET', '/v2/apps/ready/tasks')).json() as { tasks: { readinessCheckResults?: unknown[] }[] }).tasks;
+  t.like(tasks[0]!.readinessCheckResults![0], { name: 'warm', ready: true });
+});

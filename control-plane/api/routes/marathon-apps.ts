@@ -98,6 +98,7 @@ export function marathonTask(task: Task): Record<string, unknown> {
     servicePorts: task.servicePorts,
     ipAddresses: task.ipAddresses,
     healthCheckResults: task.healthCheckResults,
+    ...(task.readinessCheckResults === undefined ? {} : { readinessCheckResults: task.readinessCheckResults }),
   };
 }
 
