@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { UsageError, type ParsedArgs } from './args.ts';
-import { waitFor } from './apps.ts';
+import { waitFor, writeQuery } from './apps.ts';
 import { apiRequest, loggedIn, table } from './client.ts';
 
 interface ListedGroup {
@@ -18,7 +18,6 @@ interface ListedGroup {
 type DeploymentRef = { deploymentId: string; version: string };
 
 const operands = (args: ParsedArgs): string[] => args.words.slice(2);
-const force = (args: ParsedArgs): string => (args.booleans.has('force') ? '?force=true' : '');
 
 /** `prod/web` or `/prod/web` → `/v2/groups/prod/web` (each element URL-encoded). */
 export function groupPath(id: string): string {
@@ -72,7 +71,7 @@ export async function groupShow(args: ParsedArgs): Promise<number> {
 export async function groupAdd(args: ParsedArgs): Promise<number> {
   const [file] = operands(args);
   const body = await readJson(file!);
-  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'POST', `/v2/groups${force(args)}`, body);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'POST', `/v2/groups${writeQuery(args)}`, body);
   console.log(`Created group ${String(body['id'])} (version ${version}); deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }
@@ -89,14 +88,14 @@ export async function groupUpdate(args: ParsedArgs): Promise<number> {
     body = { scaleBy: n };
   } else if (rollback !== undefined) body = { version: rollback };
   else body = await readJson(file!);
-  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${groupPath(id!)}${force(args)}`, body);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${groupPath(id!)}${writeQuery(args)}`, body);
   console.log(`Updating group ${id} (version ${version}); deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }
 
 export async function groupRemove(args: ParsedArgs): Promise<number> {
   const [id] = operands(args);
-  const { deploymentId } = await apiRequest<DeploymentRef>(await loggedIn(), 'DELETE', `${groupPath(id!)}${force(args)}`);
+  const { deploymentId } = await apiRequest<DeploymentRef>(await loggedIn(), 'DELETE', `${groupPath(id!)}${writeQuery(args)}`);
   console.log(`Removing group ${id}; deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }

@@ -31,6 +31,8 @@ export interface Verb {
 
 /** `--wait` and `--timeout` of the verbs that start a deployment. */
 const WAIT_FLAGS = { timeout: 'with --wait: give up waiting after this many seconds (default 600); the deployment goes on' };
+/** Strata's deployment deadline, for the verbs that start a deployment. */
+const DEADLINE_FLAGS = { ...WAIT_FLAGS, deadline: 'mark the deployment failed if it is not done after this many seconds (with --rollback-on-failure: then roll it back)' };
 const WAIT_HELP = ' --wait polls /v2/deployments and prints each step until the deployment is done.';
 
 const VERBS: readonly Verb[] = [
@@ -88,9 +90,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app add',
     summary: `Create an app from a Marathon app definition (JSON file), as POST /v2/apps.${WAIT_HELP}`,
-    usage: 'strata app add FILE.json [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app add FILE.json [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['FILE.json'],
     configFlags: false,
     run: appAdd,
@@ -116,9 +118,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app remove',
     summary: `Remove an app (a deployment stops it); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app remove ID [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app remove ID [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID'],
     configFlags: false,
     run: appRemove,
@@ -126,9 +128,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app update',
     summary: `Change an app from a JSON file of the fields to change (PUT /v2/apps/ID, merged into the definition); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app update ID FILE.json [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app update ID FILE.json [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID', 'FILE.json'],
     configFlags: false,
     run: appUpdate,
@@ -136,9 +138,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app scale',
     summary: `Set an app's number of instances (PUT {"instances": N}); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app scale ID N [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app scale ID N [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID', 'N'],
     configFlags: false,
     run: appScale,
@@ -146,9 +148,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app restart',
     summary: `Restart an app: a deployment replaces every task (POST /v2/apps/ID/restart); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app restart ID [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app restart ID [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID'],
     configFlags: false,
     run: appRestart,
@@ -174,9 +176,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'group add',
     summary: `Create a group with its apps and nested groups from a Marathon group (JSON file), as POST /v2/groups; apps start in dependency order.${WAIT_HELP}`,
-    usage: 'strata group add FILE.json [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata group add FILE.json [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['FILE.json'],
     configFlags: false,
     run: groupAdd,
@@ -184,9 +186,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'group update',
     summary: `Change a group (PUT /v2/groups/ID): from a JSON file (apps, groups, dependencies), or scale every app by a factor, or roll back to a group version; --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata group update ID (FILE.json | --scale-by FACTOR | --version VERSION) [--force] [--wait [--timeout SECONDS]]',
-    flags: { ...WAIT_FLAGS, 'scale-by': 'multiply the instances of every app under the group (rounded up)', version: 'roll the group back to this version (see `strata group show`, /v2/groups/ID/versions)' },
-    booleans: ['force', 'wait'],
+    usage: 'strata group update ID (FILE.json | --scale-by FACTOR | --version VERSION) [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: { ...DEADLINE_FLAGS, 'scale-by': 'multiply the instances of every app under the group (rounded up)', version: 'roll the group back to this version (see `strata group show`, /v2/groups/ID/versions)' },
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID'],
     optionalOperands: ['FILE.json'],
     configFlags: false,
@@ -195,9 +197,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'group remove',
     summary: `Remove a group and every app under it (a deployment stops them); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata group remove ID [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata group remove ID [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID'],
     configFlags: false,
     run: groupRemove,
