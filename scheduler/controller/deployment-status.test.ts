@@ -63,7 +63,7 @@ test('wait reasons: an app held by its dependency, tasks starting, health failin
   t.deepEqual(released.launch.map((x) => x.appId), ['/web'], 'the dependency is healthy: the app starts');
 });
 
-const READINESS = { name: 'ready', protocol: 'HTTP' as const, path: '/ready', portName: 'http', intervalSeconds: 1, timeoutSeconds: 0.5, httpStatusCodesForReady: [200], preserveLastResponse: true };
+const READINESS = { name: 'ready', protocol: 'HTTP' as const, path: '/ready', portName: 'http', intervalSeconds: 2, timeoutSeconds: 1, httpStatusCodesForReady: [200], preserveLastResponse: true };
 const withPort = { portDefinitions: [{ port: 0, protocol: 'tcp' as const, name: 'http', labels: {} }] };
 
 test('readiness gates a rolling upgrade: old tasks stay until the new ones are healthy AND ready', (t) => {
