@@ -7,7 +7,7 @@ import test from 'ava';
 import type { LightMyRequestResponse } from 'fastify';
 import { startTestMaster, type TestMaster } from '../../../test/harness/master.ts';
 import type { Deployment } from '../../model/schemas.ts';
-import { flattenGroup, groupUpdateChanges, parseGroupPath } from './marathon-groups.ts';
+import { flattenGroup, groupUpdateChanges, parseGroupPath, scaleChanges } from './marathon-groups.ts';
 import { mkApp } from '../../../scheduler/controller/testing.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -193,6 +193,10 @@ test('pure: group updates keep what a body leaves out and replace what it lists'
   t.deepEqual(deps.map((c) => [c.id, c.next?.dependencies]).sort(), [['/g/a', ['/db2']], ['/g/sub/b', ['/db2']]]);
   // groups: [] removes the sub-groups, the direct app stays.
   t.deepEqual(groupUpdateChanges(current, '/g', { groups: [] }).map((c) => [c.id, c.next === undefined]), [['/g/sub/b', true]]);
+  // Apps the body leaves as they are are not written (no new version, no lock taken).
+  t.deepEqual(groupUpdateChanges(current, '/g', { apps: [{ id: 'a', cmd: 'sleep 1000', cpus: 0.5, mem: 64, portDefinitions: [], dependencies: ['/db'] }] }), []);
+  t.deepEqual(scaleChanges(current, '/g', 1), []);
+  t.deepEqual(scaleChanges(current, '/g', 2.5).map((c) => [c.id, c.next?.instances]), [['/g/a', 3], ['/g/sub/b', 3]]);
   t.deepEqual(parseGroupPath('a/b/versions'), { id: '/a/b', versions: true });
   t.deepEqual(parseGroupPath(''), { id: '/', versions: false });
 });

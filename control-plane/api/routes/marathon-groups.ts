@@ -40,6 +40,7 @@ import { APP_ID_MAX_LENGTH, AppDefinition, AppVersionTimestamp, PATH_INPUT_PATTE
 import { validateRecord } from '../../model/validate.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
+import { isChange } from '../../../scheduler/deployments/plan.ts';
 import { definitionOf, deploymentReply, marathonApp, marathonErrors, marathonTask, refuseReserved, v2Invalid } from './marathon-apps.ts';
 import { DeadlineQuery, MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, deadlineOf, type AppChange, type DeadlineOption, type MarathonState } from './marathon-store.ts';
 
@@ -216,14 +217,24 @@ export function groupUpdateChanges(current: readonly App[], groupId: string, bod
   for (const id of flat.apps.keys()) final.add(id);
   const hit = pathConflicts(final).find(([app, below]) => next.has(app) || next.has(below));
   if (hit) throw new StrataError('API_BAD_REQUEST', `${hit[0]} cannot be an app and a group at once (${hit[1]} is under it)`, { details: [{ path: '/id', errors: [`${hit[0]} is an app and would hold ${hit[1]}`] }] });
-  return [...next].map(([id, n]) => ({ id, next: n }));
+  return unchangedDropped(current, [...next].map(([id, n]) => ({ id, next: n })));
+}
+
+/** The changes without those that leave an app as it is (no new version, no lock taken for them). */
+function unchangedDropped(current: readonly App[], changes: AppChange[]): AppChange[] {
+  const byId = new Map(current.map((a) => [a.id, a]));
+  return changes.filter((c) => {
+    const before = byId.get(c.id);
+    if (c.next === undefined) return before !== undefined;
+    return before === undefined || isChange(before, c.next);
+  });
 }
 
 /** Pure: `ceil(instances × factor)` for every app under the group. */
 export function scaleChanges(current: readonly App[], groupId: string, factor: number): AppChange[] {
-  return current
+  return unchangedDropped(current, current
     .filter((a) => isUnder(a.id, groupId))
-    .map((a) => ({ id: a.id, next: { ...versionless(a), instances: Math.ceil(a.instances * factor - 1e-9) } }));
+    .map((a) => ({ id: a.id, next: { ...versionless(a), instances: Math.ceil(a.instances * factor - 1e-9) } })));
 }
 
 /**
@@ -239,7 +250,7 @@ export function rollbackChanges(current: readonly App[], versions: readonly AppV
     const then = versions.filter((v) => v.id === app.id && Date.parse(v.version) <= at).sort((a, b) => Date.parse(b.version) - Date.parse(a.version))[0];
     changes.push({ id: app.id, next: then ? versionless(then) : undefined });
   }
-  return changes;
+  return unchangedDropped(current, changes);
 }
 
 /** Every stored app version under the group (all of them for the root). */
