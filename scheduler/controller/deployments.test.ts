@@ -145,3 +145,27 @@ test('readiness: a new task counts only once the agent reports it ready; verdict
   const tasks = ((await api('GET', '/v2/apps/ready/tasks')).json() as { tasks: { readinessCheckResults?: unknown[] }[] }).tasks;
   t.like(tasks[0]!.readinessCheckResults![0], { name: 'warm', ready: true });
 });
+
+test('a failed deployment without rollbackOnFailure stays failed and locked until rolled back by hand', async (t) => {
+  const { h, api } = await startControlledCluster(t);
+  t.is((await api('POST', '/v2/apps', { id: '/api', cmd: 'api-1', cpus: 0.1, mem: 16 })).statusCode, 201);
+  await eventually(async () => ((await api('GET', '/v2/deployments')).json() as unknown[]).length === 0, 'v1 deployed');
+  const put = await api('PUT', '/v2/apps/api?deadlineSeconds=1', { cmd: 'api-2', mem: 1_000_000 });
+  t.is(put.statusCode, 200, put.body);
+  const id = (put.json() as { deploymentId: string }).deploymentId;
+  await eventually(async () => ((await api('GET', '/v2/deployments')).json() as Deployment[]).some((d) => d.id === id && d.state === 'failed'), 'failed', 10_000);
+  const [failed] = (await api('GET', '/v2/deployments')).json() as Deployment[];
+  t.like(failed, { id, state: 'failed', rollbackOnFailure: false });
+  t.regex(failed!.failureMessage!, /\/api: 1 instance\(s\) fit on no agent: the closest \(agent-1\) lacks mem/);
+  t.is(typeof failed!.failedAt, 'string');
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(((await api('GET', '/v2/deployments')).json() as unknown[]).length, 1, 'it stays (no automatic rollback)');
+  const locked = await api('PUT', '/v2/apps/api', { cmd: 'api-3' });
+  t.is(locked.statusCode, 409, 'still locks its app');
+  const rollback = await api('DELETE', `/v2/deployments/${id}`);
+  t.is(rollback.statusCode, 200, rollback.body);
+  await eventually(async () => ((await api('GET', '/v2/deployments')).json() as unknown[]).length === 0, 'the rollback done');
+  t.is(((await api('GET', '/v2/apps/api')).json() as { app: { cmd: string } }).app.cmd, 'api-1');
+  const tasks = (await h.master.records.list('task')).records.map((r) => r.value).filter((x) => x.appId === '/api' && x.state === 'RUNNING');
+  t.is(tasks.length, 1);
+});
