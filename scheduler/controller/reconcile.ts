@@ -239,7 +239,7 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
   // when the round launches or kills, decide once more over the state with its actions applied and
   // keep that status, so the next round (which sees those writes) finds nothing to change.
   let rollbacks = last!.rollbacks;
-  if (launch.size > 0 || kill.size > 0) {
+  if ((launch.size > 0 || kill.size > 0) && view.deployments.some((d) => !complete.has(d.id))) {
     const merged: ReconcileActions = { ...last!, launch: [...launch.values()], kill: [...kill.values()], expunge: [...expunge], updateDeployments: [...updates.values()], completeDeployments: [...complete] };
     const settled = reconcileOnce(applyInMemory(view, merged, new Date(options.now).toISOString()), { ...options, ...(backoff ? { backoff } : {}) });
     for (const d of settled.updateDeployments) if (!complete.has(d.id)) updates.set(d.id, d);
