@@ -125,6 +125,14 @@ test('PUT /v2/groups: replace a level\'s apps, scaleBy, roll back to a version, 
   t.deepEqual(after.map((x) => [x['id'], x['cmd'], x['instances']]), [['/shop/web', 'web-1', 2]], 'web back at v1; cache did not exist then; db was deleted since (not restored)');
   t.is((await a.call('PUT', '/v2/groups/shop?force=true', { version: '2001-01-01T00:00:00.000Z' })).statusCode, 404);
 
+  // Marathon's PUT /v2/groups with the group named in the body (curl scripts upload a whole group this way).
+  const viaRoot = await a.call('PUT', '/v2/groups?force=true', { id: '/shop', apps: [{ id: 'web', cmd: 'web-3', cpus: 0.1, mem: 16 }] });
+  t.is(viaRoot.statusCode, 200, viaRoot.body);
+  t.is((await a.call('GET', '/v2/apps/shop/web')).json().app.cmd, 'web-3');
+  const outside = await a.call('PUT', '/v2/groups/shop?force=true', { id: '/elsewhere', apps: [] });
+  t.is(outside.statusCode, 422);
+  t.regex(outside.body, /must name \/shop or a group under it/);
+
   const removed = await a.call('DELETE', '/v2/groups/shop?force=true');
   t.is(removed.statusCode, 200, removed.body);
   t.is((await a.call('GET', '/v2/groups/shop')).statusCode, 404);

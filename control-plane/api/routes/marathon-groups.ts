@@ -14,7 +14,9 @@
  *   the group, newest first.
  * - `POST /v2/groups` creates a group (`{id, apps, groups, dependencies}`;
  *   ids relative to the enclosing group); 409 `GROUP_EXISTS` if it exists.
- * - `PUT /v2/groups/<id>` changes it (and creates it when absent): a list
+ * - `PUT /v2/groups[/<id>]` changes it (and creates it when absent; the
+ *   body's `id`, resolved against the path's group, may name a group under
+ *   it, as `PUT /v2/groups {"id": "/product", ...}` does): a list
  *   given (`apps`, `groups`) replaces that level's apps or sub-groups (apps
  *   and sub-groups not listed are removed); a list left out keeps them.
  *   `dependencies` replaces the group's dependencies on every app under it.
@@ -29,7 +31,7 @@
  * apps under it (each app depends on them), which is what Marathon's
  * deployment order does with them.
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TSchema } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { allows } from '../../../security/iam.ts';
@@ -382,27 +384,37 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
     }),
   );
 
-  app.put('/v2/groups/*', {
-    config: { permission: requires(groupRidOf, 'update') },
-    schema: {
-      summary: 'Change (or create) a group (Marathon PUT /v2/groups/<id>): apps, groups, dependencies; or {"scaleBy": f}; or {"version": V} to roll back',
-      description: '409 while a deployment locks an affected app unless ?force=true.',
-      params: Wildcard,
-      querystring: ForceQuery,
-      body: GroupUpdate,
-    },
-    errorHandler: v2Invalid(false),
-  }, async (request, reply) =>
+  const put = async (request: FastifyRequest<{ Querystring: { force?: boolean; deadlineSeconds?: number; rollbackOnFailure?: boolean } }>, reply: FastifyReply) =>
     marathonErrors(reply, async () => {
-      const path = parseGroupPath(request.params['*']);
+      const path = parseGroupPath(groupParam(request));
       if (path.versions) throw new StrataError('API_NOT_FOUND', `no route for PUT ${request.url.split('?')[0] ?? ''}`);
       const body = request.body as GroupInput;
-      const groupId = body.id === undefined ? path.id : resolvePath(body.id, path.id === ROOT_GROUP ? ROOT_GROUP : parentOf(path.id));
-      if (groupId !== path.id) throw new StrataError('API_BAD_REQUEST', `the body's id ${body.id} names ${groupId}, not the path's ${path.id}`, { details: [{ path: '/id', errors: ['must name the group in the path'] }] });
+      // Marathon: the body's id is resolved against the path's group, and names it or a group under it.
+      const groupId = body.id === undefined ? path.id : resolvePath(body.id, path.id);
+      if (groupId !== path.id && !isUnder(groupId, path.id)) {
+        throw new StrataError('API_BAD_REQUEST', `the body's id ${body.id} names ${groupId}, which is not ${path.id} or under it`, { details: [{ path: '/id', errors: [`must name ${path.id} or a group under it`] }] });
+      }
+      if (groupId !== ROOT_GROUP && idProblem('app', groupId) !== undefined) throw new StrataError('API_BAD_REQUEST', `${groupId} is no valid group id`, { details: [{ path: '/id', errors: ['is no valid group id'] }] });
       const result = await write(groupId, body, request.query.force ?? false, false, deadlineOf(request.query));
       return deploymentReply(reply, result, false);
-    }),
-  );
+    });
+  const putSchema = {
+    description: 'Needs update on the group in the path (the root for PUT /v2/groups); the body\'s id, resolved against it, may name a group under it. Creates the group when absent. 409 while a deployment locks an affected app unless ?force=true.',
+    querystring: ForceQuery,
+    body: GroupUpdate,
+  };
+
+  app.put('/v2/groups', {
+    config: { permission: requires(groupRidOf, 'update') },
+    schema: { summary: 'Change the group the body names (Marathon PUT /v2/groups: the root, or {"id": "/product", ...}): apps, groups, dependencies, scaleBy, version', ...putSchema },
+    errorHandler: v2Invalid(false),
+  }, put);
+
+  app.put('/v2/groups/*', {
+    config: { permission: requires(groupRidOf, 'update') },
+    schema: { summary: 'Change (or create) a group (Marathon PUT /v2/groups/<id>): apps, groups, dependencies; or {"scaleBy": f}; or {"version": V} to roll back', params: Wildcard, ...putSchema },
+    errorHandler: v2Invalid(false),
+  }, put);
 
   app.delete('/v2/groups/*', {
     config: { permission: requires(groupRidOf, 'delete') },
