@@ -99,6 +99,11 @@ test('PUT /v2/groups: replace a level\'s apps, scaleBy, roll back to a version, 
   const created = (await a.call('POST', '/v2/groups', { id: '/shop', apps: [{ id: 'web', cmd: 'web-1', cpus: 0.1, mem: 16, instances: 2 }, { id: 'db', cmd: 'db', cpus: 0.1, mem: 16 }] })).json() as Json;
   const v1 = created['version'] as string;
 
+  const dry = await a.call('PUT', '/v2/groups/shop?dryRun=true', { scaleBy: 2 });
+  t.is(dry.statusCode, 200, dry.body);
+  t.deepEqual(dry.json(), { steps: [{ actions: [{ action: 'ScaleApplication', app: '/shop/db' }, { action: 'ScaleApplication', app: '/shop/web' }] }] }, 'dryRun: the steps, nothing written (and no lock check)');
+  t.is((await a.call('GET', '/v2/apps/shop/web')).json().app.instances, 2);
+
   const locked = await a.call('PUT', '/v2/groups/shop', { scaleBy: 2 });
   t.is(locked.statusCode, 409, 'the create deployment still locks the apps');
   t.is(locked.json().code, 'APP_LOCKED');

@@ -23,6 +23,8 @@
  *   `{"scaleBy": f}` sets each app under the group to `ceil(instances × f)`;
  *   `{"version": V}` rolls every app under the group back to its
  *   definition at the group version V.
+ *   `?dryRun=true` answers `{steps}` (Marathon's dry run): the deployment
+ *   the change would start, nothing written.
  * - `DELETE /v2/groups/<id>` removes every app under it.
  *
  * Every write is one deployment through `changeApps` (one transaction,
@@ -42,9 +44,9 @@ import { APP_ID_MAX_LENGTH, AppDefinition, AppVersionTimestamp, PATH_INPUT_PATTE
 import { validateRecord } from '../../model/validate.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
-import { isChange } from '../../../scheduler/deployments/plan.ts';
+import { isChange, planDeployment } from '../../../scheduler/deployments/plan.ts';
 import { definitionOf, deploymentReply, marathonApp, marathonErrors, marathonTask, refuseReserved, v2Invalid } from './marathon-apps.ts';
-import { DeadlineQuery, MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, deadlineOf, type AppChange, type DeadlineOption, type MarathonState } from './marathon-store.ts';
+import { DeadlineQuery, MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, deadlineOf, readState, type AppChange, type DeadlineOption, type MarathonState } from './marathon-store.ts';
 
 /** How deep `groups` may nest in one request body. */
 export const MAX_GROUP_NESTING = 8;
@@ -338,7 +340,19 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
     return read(request, path.id, path.versions);
   });
 
-  const write = async (groupId: string, body: GroupInput, force: boolean, create: boolean, deadline: DeadlineOption | undefined) => {
+  /** The changes a group write makes to `state` (throws what the write would refuse). */
+  const decide = (groupId: string, body: GroupInput, create: boolean, versions: readonly AppVersion[]) => (state: MarathonState): AppChange[] => {
+    const current = [...state.apps.values()].map((r) => r.value);
+    const exists = current.some((a) => isUnder(a.id, groupId));
+    if (create && exists) throw new StrataError('GROUP_EXISTS', `Group ${groupId} is already created. Use PUT to change this group.`);
+    if (create && state.apps.has(groupId)) throw new StrataError('APP_EXISTS', `An app with the path ${groupId} already exists.`);
+    if (!create && !exists && (body.scaleBy !== undefined || body.version !== undefined)) throw new StrataError('RECORD_NOT_FOUND', `Group '${groupId}' does not exist`);
+    if (body.scaleBy !== undefined) return scaleChanges(current, groupId, body.scaleBy);
+    if (body.version !== undefined) return rollbackChanges(current, versions, groupId, body.version);
+    return groupUpdateChanges(current, groupId, body);
+  };
+
+  const write = async (groupId: string, body: GroupInput, force: boolean, create: boolean, deadline: DeadlineOption | undefined, dryRun = false) => {
     if (groupId !== ROOT_GROUP) refuseReserved(groupId);
     if (body.scaleBy !== undefined || body.version !== undefined) {
       const others = Object.keys(body).filter((k) => k !== 'id' && k !== 'scaleBy' && k !== 'version');
@@ -347,16 +361,17 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
     }
     const versions = body.version === undefined ? [] : await versionsUnder(ctx, groupId);
     if (body.version !== undefined && !versions.some((v) => v.version === body.version)) throw new StrataError('RECORD_NOT_FOUND', `Group '${groupId}' has no version ${body.version}`);
-    return changeApps(ctx, (state: MarathonState): AppChange[] => {
+    if (dryRun) {
+      // Marathon's ?dryRun=true: the steps the change would take, nothing written.
+      const state = await readState(ctx);
+      const changes = decide(groupId, body, create, versions)(state);
       const current = [...state.apps.values()].map((r) => r.value);
-      const exists = current.some((a) => isUnder(a.id, groupId));
-      if (create && exists) throw new StrataError('GROUP_EXISTS', `Group ${groupId} is already created. Use PUT to change this group.`);
-      if (create && state.apps.has(groupId)) throw new StrataError('APP_EXISTS', `An app with the path ${groupId} already exists.`);
-      if (!create && !exists && (body.scaleBy !== undefined || body.version !== undefined)) throw new StrataError('RECORD_NOT_FOUND', `Group '${groupId}' does not exist`);
-      if (body.scaleBy !== undefined) return scaleChanges(current, groupId, body.scaleBy);
-      if (body.version !== undefined) return rollbackChanges(current, versions, groupId, body.version);
-      return groupUpdateChanges(current, groupId, body);
-    }, { force, deadline });
+      const changed = new Set(changes.map((c) => c.id));
+      const version = new Date().toISOString();
+      const target = [...current.filter((a) => !changed.has(a.id)), ...changes.flatMap((c) => (c.next ? [{ ...c.next, id: c.id, version } as App] : []))];
+      return { dryRun: planDeployment(current, target, { version }) };
+    }
+    return { result: await changeApps(ctx, decide(groupId, body, create, versions), { force, deadline }) };
   };
 
   app.post('/v2/groups', {
@@ -379,12 +394,12 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
       if (body.scaleBy !== undefined || body.version !== undefined) throw new StrataError('API_BAD_REQUEST', 'scaleBy and version only apply to an existing group (PUT)', { details: [{ path: body.scaleBy !== undefined ? '/scaleBy' : '/version', errors: ['only with PUT'] }] });
       const groupId = resolvePath(body.id, ROOT_GROUP);
       if (idProblem('app', groupId) !== undefined) throw new StrataError('API_BAD_REQUEST', `${groupId} is no valid group id`, { details: [{ path: '/id', errors: ['is no valid group id'] }] });
-      const result = await write(groupId, body, request.query.force ?? false, true, deadlineOf(request.query));
-      return deploymentReply(reply, result, true, `/v2/groups${groupId}`);
+      const { result } = await write(groupId, body, request.query.force ?? false, true, deadlineOf(request.query));
+      return deploymentReply(reply, result!, true, `/v2/groups${groupId}`);
     }),
   );
 
-  const put = async (request: FastifyRequest<{ Querystring: { force?: boolean; deadlineSeconds?: number; rollbackOnFailure?: boolean } }>, reply: FastifyReply) =>
+  const put = async (request: FastifyRequest<{ Querystring: { force?: boolean; dryRun?: boolean; deadlineSeconds?: number; rollbackOnFailure?: boolean } }>, reply: FastifyReply) =>
     marathonErrors(reply, async () => {
       const path = parseGroupPath(groupParam(request));
       if (path.versions) throw new StrataError('API_NOT_FOUND', `no route for PUT ${request.url.split('?')[0] ?? ''}`);
@@ -395,12 +410,13 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
         throw new StrataError('API_BAD_REQUEST', `the body's id ${body.id} names ${groupId}, which is not ${path.id} or under it`, { details: [{ path: '/id', errors: [`must name ${path.id} or a group under it`] }] });
       }
       if (groupId !== ROOT_GROUP && idProblem('app', groupId) !== undefined) throw new StrataError('API_BAD_REQUEST', `${groupId} is no valid group id`, { details: [{ path: '/id', errors: ['is no valid group id'] }] });
-      const result = await write(groupId, body, request.query.force ?? false, false, deadlineOf(request.query));
-      return deploymentReply(reply, result, false);
+      const { result, dryRun } = await write(groupId, body, request.query.force ?? false, false, deadlineOf(request.query), request.query.dryRun ?? false);
+      if (dryRun) return reply.code(200).send({ steps: dryRun.steps });
+      return deploymentReply(reply, result!, false);
     });
   const putSchema = {
     description: 'Needs update on the group in the path (the root for PUT /v2/groups); the body\'s id, resolved against it, may name a group under it. Creates the group when absent. 409 while a deployment locks an affected app unless ?force=true.',
-    querystring: ForceQuery,
+    querystring: Type.Object({ ...ForceQuery.properties, dryRun: Type.Optional(Type.Boolean({ default: false, description: 'only answer {steps}: the deployment the change would start (nothing written)' })) }),
     body: GroupUpdate,
   };
 
