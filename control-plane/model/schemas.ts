@@ -959,6 +959,8 @@ export const Deployment = Type.Object(
     failureMessage: Type.Optional(Type.String({ maxLength: 8192 })),
     /** The failed deployment this one rolls back (set on automatic rollbacks). */
     rollbackOf: Type.Optional(DeploymentId),
+    /** The group a `/v2/groups` write changed (for Marathon's `group_change_success`/`group_change_failed` events). */
+    groupId: Type.Optional(Type.String({ pattern: `^/$|${APP_ID_PATTERN}`, maxLength: APP_ID_MAX_LENGTH })),
   },
   { ...STRICT, description: 'A Marathon deployment: ordered steps of start/scale/restart/stop actions.' },
 );

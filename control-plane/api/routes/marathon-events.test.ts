@@ -49,6 +49,9 @@ test('deployments: a failure is deployment_step_failure and deployment_failed; r
   t.like(events[1], { id: 'd-failed', reason: 'deadline passed', waitReasons: [{ app: '/web', reason: 'no-capacity' }] });
   t.deepEqual(translate('deployment', failed, { ...failed, waitReasons: [] }, NOW), [], 'already failed: no second event');
   t.deepEqual(translate('deployment', failed, undefined, NOW), []);
+  const group: Deployment = { ...d, groupId: '/shop' };
+  t.deepEqual(translate('deployment', group, undefined, NOW).map((e) => [e.eventType, e['groupId']]), [['deployment_success', undefined], ['group_change_success', '/shop']]);
+  t.deepEqual(translate('deployment', group, { ...group, state: 'failed' }, NOW).map((e) => e.eventType), ['deployment_step_failure', 'deployment_failed', 'group_change_failed']);
 });
 
 test('an SSE frame names the event and carries its JSON', (t) => {

@@ -49,6 +49,7 @@ test('POST /v2/groups creates nested groups as one deployment whose steps follow
   const [d] = await deploymentsOf(a);
   t.is(d!.id, deploymentId);
   t.is(d!.version, version);
+  t.is(d!.groupId, '/product', 'group events (group_change_success) name it');
   t.deepEqual(d!.steps.map((s) => s.actions.map((x) => `${x.action} ${x.app}`)), [
     ['StartApplication /product/database/mongo', 'StartApplication /product/database/mysql', 'StartApplication /product/service/play-app', 'StartApplication /product/service/rails-app'],
     ['ScaleApplication /product/database/mongo', 'ScaleApplication /product/database/mysql'],

@@ -371,7 +371,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
       const target = [...current.filter((a) => !changed.has(a.id)), ...changes.flatMap((c) => (c.next ? [{ ...c.next, id: c.id, version } as App] : []))];
       return { dryRun: planDeployment(current, target, { version }) };
     }
-    return { result: await changeApps(ctx, decide(groupId, body, create, versions), { force, deadline }) };
+    return { result: await changeApps(ctx, decide(groupId, body, create, versions), { force, deadline, groupId }) };
   };
 
   app.post('/v2/groups', {
@@ -448,7 +448,7 @@ export function marathonGroupRoutes(app: ApiInstance, ctx: ApiContext): void {
         const under = [...state.apps.keys()].filter((id) => isUnder(id, path.id));
         if (under.length === 0) throw new StrataError('RECORD_NOT_FOUND', `Group '${path.id}' does not exist`);
         return under.map((id) => ({ id, next: undefined }));
-      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
+      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query), groupId: path.id });
       return deploymentReply(reply, result, false);
     }),
   );

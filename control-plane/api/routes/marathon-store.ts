@@ -80,6 +80,8 @@ export interface ChangeOptions {
   readonly replaces?: string;
   /** Strata: mark the deployment failed if it is not done this many seconds after it is written (and roll it back when `rollback`). */
   readonly deadline?: DeadlineOption | undefined;
+  /** The group a `/v2/groups` write changes (recorded on the deployment, for group events). */
+  readonly groupId?: string;
   /** Apps to restart (Marathon POST /v2/apps/<id>/restart): a RestartApplication step for each, even when the definition is unchanged (the write bumps the version). */
   readonly restart?: readonly string[];
 }
@@ -204,6 +206,7 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
               const before = state.apps.get(app)?.value.version;
               return before === undefined ? { app } : { app, version: before };
             }),
+            ...(options.groupId === undefined ? {} : { groupId: options.groupId }),
             ...(options.deadline
               ? { deadline: new Date(Date.parse(now) + options.deadline.seconds * 1000).toISOString(), rollbackOnFailure: options.deadline.rollback }
               : {}),
