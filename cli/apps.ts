@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Deployment } from '../control-plane/model/schemas.ts';
 import { UsageError, type ParsedArgs } from './args.ts';
+import type { CliState } from './auth.ts';
 import { apiRequest, loggedIn, table } from './client.ts';
 
 interface ListedApp {
@@ -35,6 +36,34 @@ export function appPath(id: string): string {
 
 const force = (args: ParsedArgs): string => (args.booleans.has('force') ? '?force=true' : '');
 
+/**
+ * The query of a write that starts a deployment: `?force=true`, and Strata's
+ * deadline (`--deadline SECONDS` → `deadlineSeconds`, `--rollback-on-failure`
+ * → `rollbackOnFailure=true`).
+ */
+export function writeQuery(args: ParsedArgs): string {
+  const q = new URLSearchParams();
+  if (args.booleans.has('force')) q.set('force', 'true');
+  const deadline = args.values['deadline'];
+  if (deadline !== undefined) {
+    if (!/^[1-9]\d*$/.test(deadline)) throw new UsageError(`--deadline must be a whole number of seconds, not "${deadline}"`);
+    q.set('deadlineSeconds', deadline);
+  }
+  if (args.booleans.has('rollback-on-failure')) {
+    if (deadline === undefined) throw new UsageError('--rollback-on-failure needs --deadline SECONDS');
+    q.set('rollbackOnFailure', 'true');
+  }
+  const text = q.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/** The lines `--wait` and `deployment list` print for a deployment's wait reasons. */
+export function describeWaits(d: Deployment): string[] {
+  const lines = (d.waitReasons ?? []).map((r) => `  waiting: ${r.app} ${r.reason}: ${r.message}`);
+  if (d.state === 'failed') lines.unshift(`  FAILED: ${d.failureMessage ?? 'failed'}${d.rollbackOnFailure ? ' (rolling back)' : ''}`);
+  return lines;
+}
+
 /** Options a test or caller may tune: how often `--wait` polls. */
 export const waitOptions = { pollMs: Number(process.env['STRATA_CLI_POLL_MS'] ?? 500) };
 
@@ -53,32 +82,88 @@ function describeStep(d: Deployment): string {
 }
 
 /**
+ * How a deployment ended, from the event stream (`deployment_failed`,
+ * `deployment_success`): polling alone can miss a failure followed at once
+ * by its automatic rollback. Best effort: a stream that cannot be opened
+ * leaves the answer to polling.
+ */
+function watchOutcome(state: CliState, deploymentId: string): { outcome: () => 'failed' | 'succeeded' | undefined; close: () => void } {
+  let outcome: 'failed' | 'succeeded' | undefined;
+  const abort = new AbortController();
+  void (async () => {
+    const res = await fetch(`${state.url}/v2/events?event_type=deployment_failed&event_type=deployment_success`, {
+      headers: { authorization: `token=${state.token}`, accept: 'text/event-stream' },
+      signal: abort.signal,
+    });
+    if (!res.ok || !res.body) return;
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) !== -1) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (data === undefined) continue;
+        const event = JSON.parse(data) as { eventType?: string; id?: string };
+        if (event.id !== deploymentId) continue;
+        if (event.eventType === 'deployment_failed') outcome = 'failed';
+        else if (event.eventType === 'deployment_success' && outcome === undefined) outcome = 'succeeded';
+      }
+    }
+  })().catch(() => undefined);
+  return { outcome: () => outcome, close: () => abort.abort() };
+}
+
+/**
  * With `--wait`: poll `/v2/deployments` until `deploymentId` is gone,
- * printing a line whenever its state or step changes. Returns the exit code
- * (1 on timeout).
+ * printing a line whenever its state, step or wait reasons change. Returns
+ * the exit code: 1 on timeout, and when the deployment failed (its deadline
+ * passed; it may be rolling back).
  */
 export async function waitFor(args: ParsedArgs, deploymentId: string | undefined): Promise<number> {
   if (!args.booleans.has('wait') || deploymentId === undefined) return 0;
   const state = await loggedIn();
-  const deadline = Date.now() + timeoutSeconds(args) * 1000;
-  let last = '';
-  for (;;) {
-    const deployments = await apiRequest<Deployment[]>(state, 'GET', '/v2/deployments');
-    const d = deployments.find((x) => x.id === deploymentId);
-    if (!d) {
-      console.log(`Deployment ${deploymentId} finished`);
-      return 0;
+  const events = watchOutcome(state, deploymentId);
+  try {
+    const deadline = Date.now() + timeoutSeconds(args) * 1000;
+    let last = '';
+    let failed = false;
+    for (;;) {
+      const deployments = await apiRequest<Deployment[]>(state, 'GET', '/v2/deployments');
+      const d = deployments.find((x) => x.id === deploymentId);
+      if (!d) {
+        // The event of its end may still be on its way: give it a moment.
+        for (let i = 0; i < 10 && events.outcome() === undefined && !failed; i++) await new Promise((r) => setTimeout(r, 50));
+        const rollback = deployments.find((x) => x.rollbackOf === deploymentId);
+        if (failed || rollback || events.outcome() === 'failed') {
+          console.error(`strata: deployment ${deploymentId} failed (its deadline passed)${rollback ? `; rolling back in deployment ${rollback.id}` : '; it was rolled back or removed'}`);
+          return 1;
+        }
+        console.log(`Deployment ${deploymentId} finished`);
+        return 0;
+      }
+      const line = [describeStep(d), ...describeWaits(d)].join('\n');
+      if (line !== last) {
+        console.log(`Deployment ${deploymentId}: ${line}`);
+        last = line;
+      }
+      if (d.state === 'failed') {
+        failed = true;
+        if (!d.rollbackOnFailure) {
+          console.error(`strata: deployment ${deploymentId} failed: ${d.failureMessage ?? ''} (roll back with \`strata deployment rollback ${deploymentId}\`)`);
+          return 1;
+        }
+      }
+      if (Date.now() >= deadline) {
+        console.error(`strata: deployment ${deploymentId} still ${describeStep(d)} after ${timeoutSeconds(args)}s (--timeout); it goes on in the cluster: \`strata deployment list\``);
+        return 1;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(waitOptions.pollMs, Math.max(0, deadline - Date.now()))));
     }
-    const line = describeStep(d);
-    if (line !== last) {
-      console.log(`Deployment ${deploymentId}: ${line}`);
-      last = line;
-    }
-    if (Date.now() >= deadline) {
-      console.error(`strata: deployment ${deploymentId} still ${line} after ${timeoutSeconds(args)}s (--timeout); it goes on in the cluster: \`strata deployment list\``);
-      return 1;
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(waitOptions.pollMs, Math.max(0, deadline - Date.now()))));
+  } finally {
+    events.close();
   }
 }
 
@@ -98,7 +183,7 @@ type DeploymentRef = { deploymentId: string; version: string };
 export async function appUpdate(args: ParsedArgs): Promise<number> {
   const [id, file] = operands(args);
   const definition = await readDefinition(file!);
-  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${appPath(id!)}${force(args)}`, definition);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${appPath(id!)}${writeQuery(args)}`, definition);
   console.log(`Updating app ${id} to version ${version}; deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }
@@ -106,14 +191,14 @@ export async function appUpdate(args: ParsedArgs): Promise<number> {
 export async function appScale(args: ParsedArgs): Promise<number> {
   const [id, count] = operands(args);
   if (!/^\d+$/.test(count!)) throw new UsageError(`N must be a whole number of instances, not "${count}"`);
-  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${appPath(id!)}${force(args)}`, { instances: Number(count) });
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'PUT', `${appPath(id!)}${writeQuery(args)}`, { instances: Number(count) });
   console.log(`Scaling app ${id} to ${count} instances (version ${version}); deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }
 
 export async function appRestart(args: ParsedArgs): Promise<number> {
   const [id] = operands(args);
-  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'POST', `${appPath(id!)}/restart${force(args)}`);
+  const { deploymentId, version } = await apiRequest<DeploymentRef>(await loggedIn(), 'POST', `${appPath(id!)}/restart${writeQuery(args)}`);
   console.log(`Restarting app ${id} (version ${version}); deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }
@@ -169,7 +254,7 @@ export async function appAdd(args: ParsedArgs): Promise<number> {
   } catch (err) {
     throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
   }
-  const app = await apiRequest<ListedApp>(await loggedIn(), 'POST', `/v2/apps${force(args)}`, definition);
+  const app = await apiRequest<ListedApp>(await loggedIn(), 'POST', `/v2/apps${writeQuery(args)}`, definition);
   console.log(`Created app ${app.id} (version ${app.version}); deployment ${app.deployments[0]?.id ?? 'none (nothing to do)'}`);
   return waitFor(args, app.deployments[0]?.id);
 }
@@ -194,7 +279,7 @@ export async function appShow(args: ParsedArgs): Promise<number> {
 
 export async function appRemove(args: ParsedArgs): Promise<number> {
   const [id] = operands(args);
-  const { deploymentId } = await apiRequest<{ deploymentId: string; version: string }>(await loggedIn(), 'DELETE', `${appPath(id!)}${force(args)}`);
+  const { deploymentId } = await apiRequest<{ deploymentId: string; version: string }>(await loggedIn(), 'DELETE', `${appPath(id!)}${writeQuery(args)}`);
   console.log(`Removing app ${id}; deployment ${deploymentId}`);
   return waitFor(args, deploymentId);
 }
@@ -212,7 +297,13 @@ export async function deploymentList(args: ParsedArgs): Promise<number> {
     `${d.currentStep}/${d.totalSteps}`,
     d.state,
     d.createdAt,
+    [...new Set((d.waitReasons ?? []).map((r) => `${r.app} ${r.reason}`))].join(', ') || '-',
   ]);
-  console.log(table(['ID', 'APPS', 'STEPS', 'STEP', 'STATE', 'CREATED'], rows));
+  console.log(table(['ID', 'APPS', 'STEPS', 'STEP', 'STATE', 'CREATED', 'WAITING ON'], rows));
+  // Each deployment's reasons in full, under the table.
+  for (const d of deployments) {
+    const waits = describeWaits(d);
+    if (waits.length > 0) console.log(`\n${d.id}:\n${waits.join('\n')}`);
+  }
   return 0;
 }

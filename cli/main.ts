@@ -10,6 +10,7 @@ import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
+import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
 import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
@@ -23,6 +24,8 @@ export interface Verb {
   readonly booleans?: readonly string[];
   /** Names of the positional arguments after the verb's words, all required (`strata app show ID`). */
   readonly operands?: readonly string[];
+  /** Positional arguments that may follow the required ones (`strata group update ID [FILE.json]`). */
+  readonly optionalOperands?: readonly string[];
   /** Accepts every configuration flag (`--api-port`, `--store-backend`, ...). */
   readonly configFlags: boolean;
   run(args: ParsedArgs): Promise<number>;
@@ -30,6 +33,8 @@ export interface Verb {
 
 /** `--wait` and `--timeout` of the verbs that start a deployment. */
 const WAIT_FLAGS = { timeout: 'with --wait: give up waiting after this many seconds (default 600); the deployment goes on' };
+/** Strata's deployment deadline, for the verbs that start a deployment. */
+const DEADLINE_FLAGS = { ...WAIT_FLAGS, deadline: 'mark the deployment failed if it is not done after this many seconds (with --rollback-on-failure: then roll it back)' };
 const WAIT_HELP = ' --wait polls /v2/deployments and prints each step until the deployment is done.';
 
 const VERBS: readonly Verb[] = [
@@ -87,9 +92,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app add',
     summary: `Create an app from a Marathon app definition (JSON file), as POST /v2/apps.${WAIT_HELP}`,
-    usage: 'strata app add FILE.json [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app add FILE.json [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['FILE.json'],
     configFlags: false,
     run: appAdd,
@@ -115,9 +120,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app remove',
     summary: `Remove an app (a deployment stops it); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app remove ID [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app remove ID [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID'],
     configFlags: false,
     run: appRemove,
@@ -125,9 +130,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app update',
     summary: `Change an app from a JSON file of the fields to change (PUT /v2/apps/ID, merged into the definition); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app update ID FILE.json [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app update ID FILE.json [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID', 'FILE.json'],
     configFlags: false,
     run: appUpdate,
@@ -135,9 +140,9 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app scale',
     summary: `Set an app's number of instances (PUT {"instances": N}); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app scale ID N [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app scale ID N [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID', 'N'],
     configFlags: false,
     run: appScale,
@@ -145,12 +150,61 @@ const VERBS: readonly Verb[] = [
   {
     name: 'app restart',
     summary: `Restart an app: a deployment replaces every task (POST /v2/apps/ID/restart); --force overrides a running deployment.${WAIT_HELP}`,
-    usage: 'strata app restart ID [--force] [--wait [--timeout SECONDS]]',
-    flags: WAIT_FLAGS,
-    booleans: ['force', 'wait'],
+    usage: 'strata app restart ID [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
     operands: ['ID'],
     configFlags: false,
     run: appRestart,
+  },
+  {
+    name: 'group list',
+    summary: 'List the groups (derived from app ids) you may read: apps, sub-groups, dependencies, version',
+    usage: 'strata group list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: groupList,
+  },
+  {
+    name: 'group show',
+    summary: 'Show one group as Marathon JSON (its apps with counts and deployments, and its sub-groups)',
+    usage: 'strata group show ID',
+    flags: {},
+    operands: ['ID'],
+    configFlags: false,
+    run: groupShow,
+  },
+  {
+    name: 'group add',
+    summary: `Create a group with its apps and nested groups from a Marathon group (JSON file), as POST /v2/groups; apps start in dependency order.${WAIT_HELP}`,
+    usage: 'strata group add FILE.json [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
+    operands: ['FILE.json'],
+    configFlags: false,
+    run: groupAdd,
+  },
+  {
+    name: 'group update',
+    summary: `Change a group (PUT /v2/groups/ID): from a JSON file (apps, groups, dependencies), or scale every app by a factor, or roll back to a group version; --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata group update ID (FILE.json | --scale-by FACTOR | --version VERSION) [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: { ...DEADLINE_FLAGS, 'scale-by': 'multiply the instances of every app under the group (rounded up)', version: 'roll the group back to this version (see `strata group show`, /v2/groups/ID/versions)' },
+    booleans: ['force', 'wait', 'rollback-on-failure'],
+    operands: ['ID'],
+    optionalOperands: ['FILE.json'],
+    configFlags: false,
+    run: groupUpdate,
+  },
+  {
+    name: 'group remove',
+    summary: `Remove a group and every app under it (a deployment stops them); --force overrides a running deployment.${WAIT_HELP}`,
+    usage: 'strata group remove ID [--force] [--deadline SECONDS [--rollback-on-failure]] [--wait [--timeout SECONDS]]',
+    flags: DEADLINE_FLAGS,
+    booleans: ['force', 'wait', 'rollback-on-failure'],
+    operands: ['ID'],
+    configFlags: false,
+    run: groupRemove,
   },
   {
     name: 'task list',
@@ -326,7 +380,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const operands = verb.operands ?? [];
-    if (rest.length > operands.length) throw new UsageError(`unexpected argument "${rest[operands.length]}"`);
+    const most = operands.length + (verb.optionalOperands?.length ?? 0);
+    if (rest.length > most) throw new UsageError(`unexpected argument "${rest[most]}"`);
     if (rest.length < operands.length) throw new UsageError(`missing ${operands[rest.length]}`);
     for (const name of Object.keys(probe.values)) {
       if (!(name in verb.flags) && !verb.configFlags) throw new UsageError(`unknown flag --${name}`);

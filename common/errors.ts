@@ -53,6 +53,7 @@ export const ERROR_CODES = {
   // Marathon API and deployments
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },
+  GROUP_EXISTS: { httpStatus: 409, summary: 'POST /v2/groups named a group that already holds apps (change it with PUT /v2/groups/<id>).' },
   DEPLOYMENT_DEPENDENCY_CYCLE: { httpStatus: 422, summary: 'The apps\' dependencies would form a cycle; the message names the apps in it.' },
   // processes
   PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },

@@ -17,6 +17,7 @@
  * The result still has to pass `validateRecord('app', …)`: defaults never
  * repair a definition that breaks a rule.
  */
+import { parentOf, resolvePath } from './app-groups.ts';
 import {
   HTTP_HEALTH_CHECK_PROTOCOLS,
   type App,
@@ -140,7 +141,8 @@ export function withAppDefaults(def: AppDefinition, options: AppDefaultsOptions)
         ? 'disabled'
         : { inactiveAfterSeconds: unreachable.inactiveAfterSeconds ?? 0, expungeAfterSeconds: unreachable.expungeAfterSeconds ?? 0 },
     taskKillGracePeriodSeconds: def.taskKillGracePeriodSeconds,
-    dependencies: (def.dependencies ?? []).map(absoluteAppId),
+    // Relative to the app's group, as Marathon (`../db` from `/prod/web` is `/db`).
+    dependencies: [...new Set((def.dependencies ?? []).map((d) => resolvePath(d, parentOf(absoluteAppId(def.id)))))],
     role: def.role ?? options.defaultRole ?? '*',
     acceptedResourceRoles: def.acceptedResourceRoles,
     fetch: (def.fetch ?? []).map((f) =>

@@ -110,7 +110,8 @@ test('withAppDefaults: health and readiness check defaults', (t) => {
 test('withAppDefaults: the default role comes from the options', (t) => {
   t.is(withAppDefaults({ id: '/r', cmd: 'x' }, { version: VERSION, defaultRole: 'slave_public' }).role, 'slave_public');
   t.is(withAppDefaults({ id: '/r', cmd: 'x', role: 'dev' }, { version: VERSION, defaultRole: 'slave_public' }).role, 'dev');
-  t.deepEqual(stored({ id: 'a/b', cmd: 'x', dependencies: ['c', '/d/e'] }).dependencies, ['/c', '/d/e']);
+  // Relative dependencies are resolved against the app's group, as Marathon's canonicalPath.
+  t.deepEqual(stored({ id: 'a/b', cmd: 'x', dependencies: ['c', '/d/e', '../f', './g'] }).dependencies, ['/a/c', '/d/e', '/f', '/a/g']);
 });
 
 // ---------------------------------------------------------------------------

@@ -40,6 +40,8 @@ const PATH_ELEMENT = '[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]*
 export const APP_ID_PATTERN = `^(?:/${PATH_ELEMENT})+$`;
 /** An app id as a client may send it: a leading `/` is optional (relative ids are resolved against `/`). */
 export const APP_ID_INPUT_PATTERN = `^/?${PATH_ELEMENT}(?:/${PATH_ELEMENT})*$`;
+/** A path as a client may write it where Marathon resolves it against a group: relative, with `.` and `..` elements (`../db`). */
+export const PATH_INPUT_PATTERN = `^/?(?:(?:${PATH_ELEMENT}|\\.|\\.\\.)/)*${PATH_ELEMENT}$`;
 /** Longest app id; it keeps every key and task id inside the store's key limit. */
 export const APP_ID_MAX_LENGTH = 255;
 
@@ -488,7 +490,8 @@ export const AppDefinition = Type.Object(
     killSelection: Type.Optional(App.properties.killSelection),
     unreachableStrategy: Type.Optional(UnreachableStrategyInput),
     taskKillGracePeriodSeconds: App.properties.taskKillGracePeriodSeconds,
-    dependencies: Type.Optional(Type.Array(Type.String({ pattern: APP_ID_INPUT_PATTERN, maxLength: APP_ID_MAX_LENGTH }), { uniqueItems: true })),
+    /** App or group ids; relative ones (`db`, `../db`) are resolved against the app's group. */
+    dependencies: Type.Optional(Type.Array(Type.String({ pattern: PATH_INPUT_PATTERN, maxLength: APP_ID_MAX_LENGTH }), { uniqueItems: true })),
     role: Type.Optional(RoleName),
     acceptedResourceRoles: App.properties.acceptedResourceRoles,
     fetch: Type.Optional(Type.Array(FetchUriInput)),
@@ -534,6 +537,22 @@ export const HealthCheckResult = Type.Object(
 );
 export type HealthCheckResult = Static<typeof HealthCheckResult>;
 
+/**
+ * One readiness check's verdict for a task (Marathon's ReadinessCheckResult,
+ * shown per task and in a deployment's `currentActions`). `lastResponse` is
+ * kept only with `preserveLastResponse`.
+ */
+export const ReadinessCheckResult = Type.Object(
+  {
+    taskId: TaskId,
+    name: Type.String({ minLength: 1, maxLength: 63 }),
+    ready: Type.Boolean(),
+    lastResponse: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), contentType: Type.String({ maxLength: 256 }), body: Type.String({ maxLength: 65536 }) }, STRICT)),
+  },
+  STRICT,
+);
+export type ReadinessCheckResult = Static<typeof ReadinessCheckResult>;
+
 export const TaskIpAddress = Type.Object({ ipAddress: IpAddress, protocol: Type.Enum(['IPv4', 'IPv6'] as const) }, STRICT);
 export type TaskIpAddress = Static<typeof TaskIpAddress>;
 
@@ -558,6 +577,8 @@ export const Task = Type.Object(
     ipAddresses: Type.Array(TaskIpAddress, { default: [] }),
     /** One entry per app health check, in the app's order. */
     healthCheckResults: Type.Array(HealthCheckResult, { default: [] }),
+    /** The app's readiness checks' verdicts (run by the agent until the task is ready); absent before the first. */
+    readinessCheckResults: Type.Optional(Type.Array(ReadinessCheckResult, { maxItems: 8 })),
     /** The app version the task runs. */
     version: Timestamp,
     /** What the task holds on its agent (the scheduler's accounting). */
@@ -863,20 +884,42 @@ export type DeploymentAction = Static<typeof DeploymentAction>;
 export const DeploymentStep = Type.Object({ actions: Type.Array(DeploymentAction, { minItems: 1 }) }, STRICT);
 export type DeploymentStep = Static<typeof DeploymentStep>;
 
-export const ReadinessCheckResult = Type.Object(
-  {
-    taskId: TaskId,
-    name: Type.String({ minLength: 1, maxLength: 63 }),
-    ready: Type.Boolean(),
-    lastResponse: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), contentType: Type.String({ maxLength: 256 }), body: Type.String({ maxLength: 65536 }) }, STRICT)),
-  },
-  STRICT,
-);
-
 export const CurrentDeploymentAction = Type.Object(
   { action: Type.Enum(DEPLOYMENT_ACTIONS), app: AppId, readinessCheckResults: Type.Array(ReadinessCheckResult, { default: [] }) },
   STRICT,
 );
+
+/**
+ * Why a deployment waits (Strata, beyond Marathon): one entry per app and
+ * cause, from the deployment controller's last round.
+ * - `no-capacity`: no placeable agent has room (or no agent at all, or none
+ *   with the app's accepted roles); `quota`: the role's quota is full;
+ * - `constraint-unmet`: every agent fails one of the app's constraints;
+ * - `tasks-starting`: new tasks are launched but not yet RUNNING;
+ * - `health-failing` / `readiness-failing`: new tasks run but are not
+ *   healthy / not ready yet;
+ * - `waiting-for-kill`: tasks are being killed (old or surplus ones);
+ * - `backoff`: launches are delayed after failures;
+ * - `dependency-not-ready`: the app is in a later step, waiting for the
+ *   apps of the current step (its dependencies).
+ */
+export const WAIT_REASONS = ['no-capacity', 'quota', 'constraint-unmet', 'tasks-starting', 'health-failing', 'readiness-failing', 'waiting-for-kill', 'backoff', 'dependency-not-ready'] as const;
+export type WaitReasonKind = (typeof WAIT_REASONS)[number];
+
+export const WaitReason = Type.Object(
+  {
+    app: AppId,
+    reason: Type.Enum(WAIT_REASONS),
+    /** What exactly, for people: `2 of 3 instances fit on no agent: hostname:UNIQUE turned away 2 agents`. */
+    message: Type.String({ maxLength: 4096 }),
+    /** Instances concerned, where that is a count. */
+    instances: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** When the controller first saw this reason for this app (kept while it lasts). */
+    since: Timestamp,
+  },
+  STRICT,
+);
+export type WaitReason = Static<typeof WaitReason>;
 
 /** What a rollback restores for one app: its version before the deployment, absent if the app did not exist. */
 export const DeploymentOrigin = Type.Object({ app: AppId, version: Type.Optional(AppVersionTimestamp) }, STRICT);
@@ -905,6 +948,19 @@ export const Deployment = Type.Object(
     createdAt: Timestamp,
     /** Each affected app's version before this deployment. */
     previous: Type.Array(DeploymentOrigin, { default: [] }),
+    /** Why the deployment waits now (Strata; empty or absent when it does not). */
+    waitReasons: Type.Optional(Type.Array(WaitReason)),
+    /** After this time an unfinished deployment is marked failed (Strata; `?deadlineSeconds=` on the write). */
+    deadline: Type.Optional(Timestamp),
+    /** Roll back automatically when the deadline passes (`?rollbackOnFailure=true`). */
+    rollbackOnFailure: Type.Optional(Type.Boolean()),
+    /** When and why the deployment failed (state `failed`). */
+    failedAt: Type.Optional(Timestamp),
+    failureMessage: Type.Optional(Type.String({ maxLength: 8192 })),
+    /** The failed deployment this one rolls back (set on automatic rollbacks). */
+    rollbackOf: Type.Optional(DeploymentId),
+    /** The group a `/v2/groups` write changed (for Marathon's `group_change_success`/`group_change_failed` events). */
+    groupId: Type.Optional(Type.String({ pattern: `^/$|${APP_ID_PATTERN}`, maxLength: APP_ID_MAX_LENGTH })),
   },
   { ...STRICT, description: 'A Marathon deployment: ordered steps of start/scale/restart/stop actions.' },
 );

@@ -35,7 +35,9 @@
  * task's reports (`healthCheckResults`), queued only when `alive` or a
  * failure count changes. A check reaching `maxConsecutiveFailures` makes
  * this agent kill the task (KILLING/KILLED with REASON_HEALTH_CHECK_FAILED);
- * the controller has the same rule as a backstop.
+ * the controller has the same rule as a backstop. Readiness checks
+ * (`../executor/readiness.ts`) run the same way until the task is ready;
+ * their verdicts ride on reports as `readinessCheckResults`.
  *
  * On start, `recover()` runs first: re-attached tasks are reported RUNNING
  * and dead ones LOST (through the same queue); tasks that had ended are kept
@@ -46,10 +48,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
-import { TERMINAL_TASK_STATES, type App, type HealthCheckResult, type Task, type TaskState } from '../../control-plane/model/schemas.ts';
+import { TERMINAL_TASK_STATES, type App, type HealthCheckResult, type ReadinessCheckResult, type Task, type TaskState } from '../../control-plane/model/schemas.ts';
 import { taskEnvironment } from '../executor/env.ts';
 import type { Executor, TaskStatus } from '../executor/executor.ts';
 import { HealthChecker } from '../executor/health.ts';
+import { ReadinessChecker } from '../executor/readiness.ts';
 import { launchSpecFromApp } from '../executor/spec.ts';
 
 export interface TaskRunnerOptions {
@@ -80,6 +83,7 @@ export interface StatusReport {
   readonly signal?: string;
   readonly timestamp?: string;
   readonly healthCheckResults?: readonly HealthCheckResult[];
+  readonly readinessCheckResults?: readonly ReadinessCheckResult[];
 }
 
 /** Mesos's reason for a task killed because its health checks failed. */
@@ -91,10 +95,15 @@ class TransientError extends Error {}
 const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.has(state);
 /** The app's health checks (a master may leave the field out). */
 const checksOf = (app: App): App['healthChecks'] => (Array.isArray(app.healthChecks) ? app.healthChecks : []);
+/** The app's readiness checks (a master may leave the field out). */
+const readinessOf = (app: App): App['readinessChecks'] => (Array.isArray(app.readinessChecks) ? app.readinessChecks : []);
+/** Whether the agent has checks to run for the app's tasks (health or readiness). */
+const hasChecks = (app: App): boolean => checksOf(app).length > 0 || readinessOf(app).length > 0;
 
-function statusReport(status: TaskStatus, health: readonly HealthCheckResult[] | undefined): StatusReport {
+function statusReport(status: TaskStatus, health: readonly HealthCheckResult[] | undefined, readiness?: readonly ReadinessCheckResult[]): StatusReport {
   return {
     ...(health !== undefined ? { healthCheckResults: health } : {}),
+    ...(readiness !== undefined ? { readinessCheckResults: readiness } : {}),
     state: status.state,
     timestamp: status.timestamp,
     ...(status.message !== undefined ? { message: status.message.slice(0, 4096) } : {}),
@@ -127,6 +136,10 @@ export class TaskRunner {
   /** Apps of the tasks launched here (for their health checks). */
   readonly #apps = new Map<string, App>();
   readonly #checkers = new Map<string, HealthChecker>();
+  /** Readiness checkers (kept once ready, as the marker that the task's checks started). */
+  readonly #readinessCheckers = new Map<string, ReadinessChecker>();
+  /** The readiness results to send with the task's next report. */
+  readonly #readiness = new Map<string, readonly ReadinessCheckResult[]>();
   readonly #healthStarting = new Set<string>();
   /** Tasks whose app has no health checks (so it is not fetched again for them). */
   readonly #noChecks = new Set<string>();
@@ -200,6 +213,8 @@ export class TaskRunner {
     for (const t of this.#timers) clearTimeout(t);
     for (const c of this.#checkers.values()) c.stop();
     this.#checkers.clear();
+    for (const c of this.#readinessCheckers.values()) c.stop();
+    this.#readinessCheckers.clear();
     await this.#loop;
     for (const resolve of this.#idleWaiters) resolve();
   }
@@ -286,7 +301,7 @@ export class TaskRunner {
       return;
     }
     if (this.#launching.has(task.id)) return;
-    if (handle?.state === 'RUNNING' && !this.#checkers.has(task.id) && !this.#noChecks.has(task.id)) this.#ensureHealth(task);
+    if (handle?.state === 'RUNNING' && !this.#checkers.has(task.id) && !this.#readinessCheckers.has(task.id) && !this.#noChecks.has(task.id)) this.#ensureHealth(task);
     if (task.state === 'STAGING' && !local) {
       this.#launching.add(task.id);
       void this.#launch(task, 0);
@@ -306,7 +321,7 @@ export class TaskRunner {
       const app = await this.#fetchApp(task.id, task.appId);
       if (this.#closed) return;
       const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] });
-      if (checksOf(app).length > 0) this.#apps.set(task.id, app);
+      if (hasChecks(app)) this.#apps.set(task.id, app);
       else this.#noChecks.add(task.id);
       const handle = executor.launch(spec);
       logger.info({ taskId: task.id, appId: task.appId, version: task.version }, 'launching a task');
@@ -374,7 +389,7 @@ export class TaskRunner {
     this.#healthStarting.add(task.id);
     this.#fetchApp(task.id, task.appId)
       .then((fetched) => {
-        if (checksOf(fetched).length === 0) return void this.#noChecks.add(task.id);
+        if (!hasChecks(fetched)) return void this.#noChecks.add(task.id);
         this.#apps.set(task.id, fetched);
         this.#startHealth(task.id, fetched, task.ports);
       })
@@ -385,8 +400,14 @@ export class TaskRunner {
   #startHealth(taskId: string, app: App, ports: readonly number[] | undefined): void {
     const { executor, logger } = this.#o;
     const handle = executor.get(taskId);
-    if (this.#closed || this.#checkers.has(taskId) || !handle || handle.state !== 'RUNNING' || checksOf(app).length === 0) return;
+    if (this.#closed || this.#checkers.has(taskId) || this.#readinessCheckers.has(taskId) || !handle || handle.state !== 'RUNNING' || !hasChecks(app)) return;
     const taskPorts = ports ?? this.#listed.get(taskId)?.ports ?? [];
+    if (readinessOf(app).length > 0) {
+      const readiness = new ReadinessChecker({ taskId, app: { ...app, readinessChecks: readinessOf(app) }, ports: taskPorts, onResult: (results) => this.#onReadiness(taskId, results) });
+      this.#readinessCheckers.set(taskId, readiness);
+      logger.debug({ taskId, checks: readinessOf(app).length }, 'readiness checks started');
+    }
+    if (checksOf(app).length === 0) return;
     const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts });
     let env: Record<string, string>;
     try {
@@ -434,6 +455,17 @@ export class TaskRunner {
   #stopHealth(taskId: string): void {
     this.#checkers.get(taskId)?.stop();
     this.#checkers.delete(taskId);
+    this.#readinessCheckers.get(taskId)?.stop();
+    this.#readinessCheckers.delete(taskId);
+  }
+
+  /** A readiness verdict changed: it rides on the task's next report. */
+  #onReadiness(taskId: string, results: readonly ReadinessCheckResult[]): void {
+    const handle = this.#o.executor.get(taskId);
+    if (!handle || handle.state !== 'RUNNING') return;
+    this.#readiness.set(taskId, results);
+    const local = this.#local.get(taskId);
+    if (local && local.state === 'RUNNING') this.#enqueue(local);
   }
 
   // --- reports
@@ -457,7 +489,7 @@ export class TaskRunner {
       q.pending = undefined;
       q.inFlight = true;
       try {
-        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status, this.#health.get(taskId)), 10_000);
+        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status, this.#health.get(taskId), this.#readiness.get(taskId)), 10_000);
         if (q.failures > 0) logger.info({ taskId, state: status.state, failures: q.failures }, 'status delivered after retries');
         q.failures = 0;
         logger.debug({ taskId, state: status.state }, 'status reported');
@@ -487,7 +519,10 @@ export class TaskRunner {
     if (!q.pending && !q.timer && !q.inFlight) {
       this.#queues.delete(taskId);
       const state = this.#local.get(taskId)?.state;
-      if (state !== undefined && isTerminal(state)) this.#health.delete(taskId);
+      if (state !== undefined && isTerminal(state)) {
+        this.#health.delete(taskId);
+        this.#readiness.delete(taskId);
+      }
       if (this.#allIdle()) {
         for (const resolve of this.#idleWaiters) resolve();
         this.#idleWaiters.clear();

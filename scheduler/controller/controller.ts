@@ -22,6 +22,9 @@ import type { RecordKind, RecordTypes, Task } from '../../control-plane/model/sc
 import { assertRecord } from '../../control-plane/model/validate.ts';
 import type { Leadership } from '../../control-plane/store/election.ts';
 import type { TxnCondition, TxnWrite } from '../../control-plane/store/port.ts';
+import { planRollback } from '../deployments/rollback.ts';
+import type { Deployment } from '../../control-plane/model/schemas.ts';
+import { appVersionId } from '../../control-plane/model/keys.ts';
 import { isEmpty, reconcile, type BackoffState, type ReconcileActions } from './reconcile.ts';
 
 /** Conditions plus writes per transaction (the store allows 64; the fence takes one). */
@@ -42,6 +45,8 @@ export interface DeploymentControllerOptions {
 }
 
 interface Metrics {
+  readonly failed: Counter;
+  readonly rollbacks: Counter;
   readonly launched: Counter;
   readonly killed: Counter;
   readonly rounds: Counter;
@@ -55,6 +60,8 @@ function metricsOf(registry: Registry): Metrics {
   if (!m) {
     const r = [registry];
     m = {
+      failed: new Counter({ name: 'strata_scheduler_deployments_failed_total', help: 'Deployments marked failed because their deadline passed', registers: r }),
+      rollbacks: new Counter({ name: 'strata_scheduler_deployment_rollbacks_total', help: 'Automatic rollbacks of failed deployments, by outcome', labelNames: ['outcome'], registers: r }),
       launched: new Counter({ name: 'strata_scheduler_tasks_launched_total', help: 'Task records created by the deployment controller', registers: r }),
       killed: new Counter({ name: 'strata_scheduler_tasks_killed_total', help: 'Tasks the deployment controller asked to kill', labelNames: ['reason'], registers: r }),
       rounds: new Counter({ name: 'strata_scheduler_reconcile_rounds_total', help: 'Reconcile rounds that wrote something', registers: r }),
@@ -116,6 +123,51 @@ export function operationsOf(actions: ReconcileActions, views: Views, nowIso: st
     ops.push({ kind: 'deployment', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'delete', key: current.key } });
   }
   return ops;
+}
+
+/**
+ * The one transaction that rolls a failed deployment back (`rollbackOnFailure`):
+ * the restored apps (each with its appVersion), the removed ones, the failed
+ * deployment deleted and the rollback deployment created, every app and the
+ * failed deployment guarded by check-and-set. When the rollback cannot be
+ * planned (a version no longer stored, a dependency cycle), the failed
+ * deployment is kept, no longer asking for a rollback, its message saying why.
+ */
+export function rollbackOperations(failedId: string, views: Views, now: number, newId: string): { ok: boolean; ops: Op[]; message?: string } {
+  const failed = views.deployment.records.get(failedId);
+  if (!failed) return { ok: true, ops: [] };
+  const apps = new Map([...views.app.records.values()].map((r) => [r.id, r.value]));
+  const versions = new Map([...views.appVersion.records.values()].map((r) => [r.id, r.value]));
+  let plan: ReturnType<typeof planRollback>;
+  try {
+    plan = planRollback(failed.value, apps, versions, { now, id: newId });
+  } catch (err) {
+    plan = { error: err instanceof Error ? err.message : String(err) };
+  }
+  const condition = { key: failed.key, modifyIndex: failed.modifyIndex };
+  if ('error' in plan) {
+    const kept: Deployment = { ...failed.value, rollbackOnFailure: false, failureMessage: `${failed.value.failureMessage ?? 'failed'}; automatic rollback impossible: ${plan.error}`.slice(0, 8192) };
+    assertRecord('deployment', kept);
+    return { ok: false, message: plan.error, ops: [{ kind: 'deployment', condition, write: { op: 'put', key: failed.key, value: JSON.stringify(kept) } }] };
+  }
+  const ops: Op[] = [{ kind: 'deployment', condition, write: { op: 'delete', key: failed.key } }];
+  for (const app of plan.put) {
+    assertRecord('app', app);
+    const key = keyOf('app', app.id);
+    ops.push({ kind: 'app', condition: { key, modifyIndex: views.app.records.get(app.id)?.modifyIndex ?? 0 }, write: { op: 'put', key, value: JSON.stringify(app) } });
+    const versionKey = keyOf('appVersion', appVersionId(app.id, app.version));
+    ops.push({ kind: 'appVersion', condition: { key: versionKey, modifyIndex: 0 }, write: { op: 'put', key: versionKey, value: JSON.stringify(app) } });
+  }
+  for (const id of plan.remove) {
+    const current = views.app.records.get(id);
+    if (current) ops.push({ kind: 'app', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'delete', key: current.key } });
+  }
+  if (plan.deployment) {
+    assertRecord('deployment', plan.deployment);
+    const key = keyOf('deployment', plan.deployment.id);
+    ops.push({ kind: 'deployment', condition: { key, modifyIndex: 0 }, write: { op: 'put', key, value: JSON.stringify(plan.deployment) } });
+  }
+  return { ok: true, ops };
 }
 
 /** Split operations into transactions of at most `maxOps` conditions plus writes. */
@@ -227,6 +279,8 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
         if (actions.unplaced.length > 0) log.debug({ unplaced: actions.unplaced }, 'instances wait for room');
         if (isEmpty(actions)) continue;
         metrics.rounds.inc();
+        let conflicted = false;
+        const newlyFailed = actions.updateDeployments.filter((d) => d.state === 'failed' && views.deployment.records.get(d.id)?.value.state !== 'failed');
         const ops = operationsOf(actions, views, new Date(t).toISOString());
         for (const batch of batches(ops)) {
           const result = await leadership.fencedTxn({ conditions: batch.map((o) => o.condition), writes: batch.map((o) => o.write) });
@@ -234,12 +288,37 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
             metrics.conflicts.inc();
             log.debug({ failed: result.failed.length }, 'a controller write lost its check-and-set; reconciling again');
             pending = true;
+            conflicted = true;
             break;
           }
           const kinds = new Set(batch.map((o) => o.kind));
           metrics.launched.inc(batch.filter((o) => o.launch).length);
           for (const o of batch) if (o.killReason !== undefined) metrics.killed.inc({ reason: o.killReason });
           await Promise.all([...kinds].map((k) => views[k as 'task' | 'deployment'].waitFor(result.index)));
+        }
+        if (!conflicted) {
+          for (const d of newlyFailed) {
+            metrics.failed.inc();
+            log.warn({ deployment: d.id, message: d.failureMessage }, 'deployment failed: its deadline passed');
+          }
+        }
+        for (const id of conflicted ? [] : actions.rollbacks) {
+          const { ok, ops: rb, message } = rollbackOperations(id, views, t, newUuid());
+          if (rb.length === 0) continue;
+          if (rb.length > MAX_TXN_OPS) {
+            log.error({ deployment: id, ops: rb.length }, 'the automatic rollback touches too many apps for one transaction; roll back with DELETE /v2/deployments/<id>');
+            continue;
+          }
+          const result = await leadership.fencedTxn({ conditions: rb.map((o) => o.condition), writes: rb.map((o) => o.write) });
+          if (!result.ok) {
+            metrics.conflicts.inc();
+            pending = true;
+            break;
+          }
+          metrics.rollbacks.inc({ outcome: ok ? 'rolled-back' : 'impossible' });
+          if (ok) log.warn({ deployment: id }, 'failed deployment rolled back automatically');
+          else log.error({ deployment: id, message }, 'failed deployment cannot be rolled back automatically');
+          await Promise.all(['app', 'deployment', 'appVersion'].map((k) => views[k as 'app' | 'deployment' | 'appVersion'].waitFor(result.index)));
         }
         if (actions.launch.length > 0 || actions.kill.length > 0) {
           log.info({ launched: actions.launch.length, killed: actions.kill.length, expunged: actions.expunge.length, completed: actions.completeDeployments }, 'reconciled');

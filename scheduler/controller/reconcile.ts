@@ -19,7 +19,7 @@
  *   `launch` count per app; an app in backoff or held by an earlier
  *   deployment step launches nothing.
  */
-import type { Agent, App, AppVersion, Deployment, Role, Task, TaskState } from '../../control-plane/model/schemas.ts';
+import type { Agent, App, AppVersion, Deployment, ReadinessCheckResult, Role, Task, TaskState, WaitReason } from '../../control-plane/model/schemas.ts';
 import { isConfigChange } from '../deployments/plan.ts';
 import { TERMINAL_TASK_STATES } from '../../control-plane/model/schemas.ts';
 import { plan } from '../placement/plan.ts';
@@ -85,6 +85,8 @@ export interface ReconcileActions {
   readonly updateDeployments: readonly Deployment[];
   /** Finished deployments to delete (which unlocks their apps). */
   readonly completeDeployments: readonly string[];
+  /** Failed deployments to roll back now (`rollbackOnFailure`); the controller plans and writes each rollback. */
+  readonly rollbacks: readonly string[];
   /** The backoff memory to keep for the next round. */
   readonly backoff: ReadonlyMap<string, BackoffState>;
   /** Instances wanted but not placed, and why (for logs and, later, the deployment status). */
@@ -125,15 +127,30 @@ export function backoffDelayMs(app: Pick<App, 'backoffSeconds' | 'backoffFactor'
 const time = (iso: string | undefined): number => (iso === undefined ? 0 : Date.parse(iso));
 
 /**
- * Ready = RUNNING, and, when the app has health checks, a result reported
+ * Healthy = RUNNING, and, when the app has health checks, a result reported
  * alive for every one of them (Marathon's "healthy"). A task with no result
- * yet for some check is not ready.
+ * yet for some check is not healthy.
  */
-export function ready(task: Task, app: Pick<App, 'healthChecks'>): boolean {
+export function healthy(task: Task, app: Pick<App, 'healthChecks'>): boolean {
   if (task.state !== 'RUNNING') return false;
   const n = app.healthChecks.length;
   if (n === 0) return true;
   return task.healthCheckResults.length >= n && task.healthCheckResults.slice(0, n).every((h) => h.alive);
+}
+
+/** Every readiness check of the app has reported the task ready (true when the app has none). */
+export function readinessPassed(task: Task, app: Pick<App, 'readinessChecks'>): boolean {
+  return app.readinessChecks.every((c) => (task.readinessCheckResults ?? []).some((r) => r.name === c.name && r.ready));
+}
+
+/**
+ * Ready = healthy and, when the app has readiness checks, reported ready by
+ * each (Marathon counts a new task of a deployment only when it is both).
+ * Old tasks of an upgrade are judged on health alone: readiness gates new
+ * tasks only, as in Marathon.
+ */
+export function ready(task: Task, app: Pick<App, 'healthChecks' | 'readinessChecks'>): boolean {
+  return healthy(task, app) && readinessPassed(task, app);
 }
 
 /**
@@ -218,6 +235,16 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
     if (!a.kill.some((k) => k.state === 'KILLED') && a.expunge.length === 0) break;
     v = applyInMemory(v, a, new Date(options.now).toISOString());
   }
+  // Deployment status (wait reasons, current actions) describes the state the round leaves behind:
+  // when the round launches or kills, decide once more over the state with its actions applied and
+  // keep that status, so the next round (which sees those writes) finds nothing to change.
+  let rollbacks = last!.rollbacks;
+  if ((launch.size > 0 || kill.size > 0) && view.deployments.some((d) => !complete.has(d.id))) {
+    const merged: ReconcileActions = { ...last!, launch: [...launch.values()], kill: [...kill.values()], expunge: [...expunge], updateDeployments: [...updates.values()], completeDeployments: [...complete] };
+    const settled = reconcileOnce(applyInMemory(view, merged, new Date(options.now).toISOString()), { ...options, ...(backoff ? { backoff } : {}) });
+    for (const d of settled.updateDeployments) if (!complete.has(d.id)) updates.set(d.id, d);
+    rollbacks = settled.rollbacks;
+  }
   for (const id of complete) updates.delete(id);
   return {
     launch: [...launch.values()],
@@ -225,6 +252,7 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
     expunge: [...expunge],
     updateDeployments: [...updates.values()],
     completeDeployments: [...complete],
+    rollbacks,
     backoff: last!.backoff,
     unplaced: last!.unplaced,
     wakeAt,
@@ -295,12 +323,19 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   // A restart (Marathon's RestartApplication) bumps only the version: tasks
   // older than the newest restart deployment of their app are replaced even
   // though their definition is the same.
+  // A RestartApplication that comes with a configuration change (a new definition, or a rollback to an
+  // older one) replaces only the tasks whose configuration differs, which `sameConfig` below decides.
   const restartedAt = new Map<string, string>();
   for (const d of view.deployments) {
     for (const step of d.steps) {
       for (const action of step.actions) {
         const prev = restartedAt.get(action.app);
-        if (action.action === 'RestartApplication' && (prev === undefined || d.version > prev)) restartedAt.set(action.app, d.version);
+        if (action.action !== 'RestartApplication' || (prev !== undefined && d.version <= prev)) continue;
+        const before = d.previous.find((p) => p.app === action.app)?.version;
+        const beforeApp = before === undefined ? undefined : versions.get(`${action.app}@${before}`);
+        const app = apps.get(action.app);
+        if (beforeApp !== undefined && app !== undefined && isConfigChange(beforeApp, app)) continue;
+        restartedAt.set(action.app, d.version);
       }
     }
   }
@@ -373,6 +408,8 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   const progress: DeploymentProgress[] = [...view.deployments]
     .sort((a, b) => time(a.createdAt) - time(b.createdAt) || (a.id < b.id ? -1 : 1))
     .map((deployment) => {
+      // A failed deployment goes no further: its later steps stay held until it is rolled back or overridden.
+      if (deployment.state === 'failed') return { deployment, step: Math.max(0, deployment.currentStep - 1) };
       let step = 0;
       while (step < deployment.steps.length && deployment.steps[step]!.actions.every(actionDone)) step++;
       return { deployment, step };
@@ -439,13 +476,13 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     let killedOld = 0;
     if (old.length > 0) {
       const readyNew = current.filter((t) => ready(t, app)).length;
-      const readyOld = old.filter((t) => ready(t, app)).length;
+      const readyOld = old.filter((t) => healthy(t, app)).length;
       old.sort(order);
       // Not-ready old tasks never help health: kill them first, without limit.
       const allowed = Math.max(0, readyNew + readyOld - minHealthy(app));
       let readyKills = 0;
       for (const t of [...old]) {
-        const r = ready(t, app);
+        const r = healthy(t, app);
         if (r && readyKills >= allowed) continue;
         if (r) readyKills++;
         killTask(t, 'upgrade');
@@ -478,34 +515,140 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   for (const p of placed.placements) launch.push(newTask(apps.get(p.appId)!, p, options.newUuid(), nowIso));
   // An upgrade whose new instances fit nowhere (UNIQUE on a small cluster, a full cluster) while
   // nothing is in flight: kill one old instance to free its place (below minimumHealthCapacity
-  // for a moment rather than a deployment that never ends).
+  // for a moment rather than a deployment that never ends). Only where freeing a place can help:
+  // not for a quota, no agent at all, or a constraint no agent meets whatever runs (LIKE, IS, ...).
   for (const u of placed.unplaced) {
     const old = stallable.get(u.appId);
-    if (old && u.reason.kind !== 'quota' && !launch.some((t) => t.appId === u.appId)) killTask(old[0]!, 'upgrade');
+    if (old && freeingHelps(u.reason) && !launch.some((t) => t.appId === u.appId)) killTask(old[0]!, 'upgrade');
   }
 
-  // --- Deployment records: delete the finished, record the step of the others.
+  /** Marathon's `currentActions[].readinessCheckResults`: the verdicts of the app's new tasks. */
+  const readinessOf = (appId: string): ReadinessCheckResult[] => {
+    const app = apps.get(appId);
+    if (!app || app.readinessChecks.length === 0) return [];
+    return tasksOf(appId).current.flatMap((t) => t.readinessCheckResults ?? []);
+  };
+
+  // --- Why each deployment waits (Strata): per app of its current step, and for the apps it holds.
+  const appReasons = (appId: string): Omit<WaitReason, 'since'>[] => {
+    const out: Omit<WaitReason, 'since'>[] = [];
+    const app = apps.get(appId);
+    const g = tasksOf(appId);
+    const killing = g.killing.length + kill.filter((k) => k.appId === appId && k.state === 'KILLING').length;
+    if (!app) {
+      if (g.counted.length > 0) out.push({ app: appId, reason: 'waiting-for-kill', message: `${g.counted.length} task(s) of the removed app still being killed`, instances: g.counted.length });
+      return out;
+    }
+    for (const u of placed.unplaced.filter((x) => x.appId === appId)) out.push({ app: appId, ...describeUnplaced(u) });
+    const b = backoff.get(appId);
+    if (b !== undefined && b.delayUntil > now) {
+      out.push({ app: appId, reason: 'backoff', message: `launches delayed until ${new Date(b.delayUntil).toISOString()} after ${b.failures} failed task(s) (backoffSeconds ${app.backoffSeconds}, backoffFactor ${app.backoffFactor})` });
+    }
+    if (killing > 0) out.push({ app: appId, reason: 'waiting-for-kill', message: `${killing} task(s) being killed before the deployment can go on`, instances: killing });
+    const current = g.current.filter((t) => !killed.has(t.id));
+    const starting = current.filter((t) => t.state !== 'RUNNING').length + launch.filter((t) => t.appId === appId).length;
+    if (starting > 0) out.push({ app: appId, reason: 'tasks-starting', message: `${starting} new task(s) launched, not yet RUNNING`, instances: starting });
+    const running = current.filter((t) => t.state === 'RUNNING');
+    const unhealthy = running.filter((t) => !healthy(t, app));
+    if (unhealthy.length > 0) {
+      const cause = unhealthy.flatMap((t) => t.healthCheckResults.map((h) => h.lastFailureCause)).find((c) => c !== undefined);
+      out.push({ app: appId, reason: 'health-failing', message: `${unhealthy.length} of ${running.length} running new task(s) not healthy yet${cause ? ` (last failure: ${cause})` : ' (no passing health check yet)'}`, instances: unhealthy.length });
+    }
+    const unready = running.filter((t) => healthy(t, app) && !readinessPassed(t, app));
+    if (unready.length > 0) {
+      const last = unready.flatMap((t) => t.readinessCheckResults ?? []).find((r) => !r.ready)?.lastResponse;
+      out.push({ app: appId, reason: 'readiness-failing', message: `${unready.length} healthy new task(s) not ready yet (readiness check ${app.readinessChecks.map((c) => c.name).join(', ')})${last ? `; last response HTTP ${last.status}` : ''}`, instances: unready.length });
+    }
+    return out;
+  };
+  const reasonsOf = (deployment: Deployment, step: number): Omit<WaitReason, 'since'>[] => {
+    if (step >= deployment.steps.length) return [];
+    const blocking = deployment.steps[step]!.actions.filter((a) => !actionDone(a)).map((a) => a.app);
+    const out = blocking.flatMap(appReasons);
+    const acting = new Set(deployment.steps[step]!.actions.map((a) => a.app));
+    const laterApps = new Set(deployment.steps.slice(step + 1).flatMap((s) => s.actions.map((a) => a.app)).filter((a) => !acting.has(a)));
+    for (const appId of [...laterApps].sort()) {
+      out.push({ app: appId, reason: 'dependency-not-ready', message: `waits for step ${step + 1} of ${deployment.steps.length}: ${blocking.join(', ')} not yet ready` });
+    }
+    return out;
+  };
+
+  // --- Deployment records: delete the finished, fail those past their deadline, record the step and wait reasons of the others.
   const completeDeployments: string[] = [];
   const updateDeployments: Deployment[] = [];
+  const rollbacks: string[] = [];
   for (const { deployment, step } of progress) {
+    // Failed (in an earlier round, so the failure is stored and seen) and asked to roll back: the controller does it.
+    if (deployment.state === 'failed' && deployment.rollbackOnFailure === true) {
+      rollbacks.push(deployment.id);
+      continue;
+    }
     // A deployment is finished only when nothing is about to change its apps' tasks.
     const touched = deployment.affectedApps.some((a) => launch.some((t) => t.appId === a) || kill.some((k) => k.appId === a));
-    if (step >= deployment.steps.length && !touched) {
+    if (step >= deployment.steps.length && !touched && deployment.state !== 'failed') {
       completeDeployments.push(deployment.id);
       continue;
     }
     const at = Math.min(step, deployment.steps.length - 1);
     const currentStep = at + 1;
     const actions = deployment.steps[at]?.actions ?? [];
-    const currentActions = actions.map((a) => ({ action: a.action, app: a.app, readinessCheckResults: [] }));
-    const same =
-      deployment.state === 'running' &&
-      deployment.currentStep === currentStep &&
-      JSON.stringify(deployment.currentActions.map((a) => [a.action, a.app])) === JSON.stringify(currentActions.map((a) => [a.action, a.app]));
-    if (!same) updateDeployments.push({ ...deployment, state: 'running', currentStep, currentActions });
+    const currentActions = actions.map((a) => ({ action: a.action, app: a.app, readinessCheckResults: readinessOf(a.app) }));
+    const previous = new Map((deployment.waitReasons ?? []).map((r) => [`${r.app} ${r.reason}`, r.since]));
+    const waitReasons: WaitReason[] = reasonsOf(deployment, step).map((r) => ({ ...r, since: previous.get(`${r.app} ${r.reason}`) ?? nowIso }));
+    let state = deployment.state === 'failed' ? 'failed' as const : 'running' as const;
+    let failure: Pick<Deployment, 'failedAt' | 'failureMessage'> = {};
+    const deadline = deployment.deadline === undefined ? undefined : Date.parse(deployment.deadline);
+    if (state === 'running' && deadline !== undefined) {
+      if (deadline <= now) {
+        state = 'failed';
+        const why = waitReasons.map((r) => `${r.app}: ${r.message}`).join('; ');
+        failure = { failedAt: nowIso, failureMessage: `deadline ${deployment.deadline} passed at step ${currentStep} of ${deployment.steps.length}${why ? `: ${why}` : ''}`.slice(0, 8192) };
+      } else wake(deadline);
+    }
+    const next: Deployment = { ...deployment, state, currentStep, currentActions, waitReasons, ...failure };
+    if (JSON.stringify(next) !== JSON.stringify(deployment)) updateDeployments.push(next);
   }
 
-  return { launch, kill, expunge, updateDeployments, completeDeployments, backoff, unplaced: placed.unplaced, wakeAt };
+  return { launch, kill, expunge, updateDeployments, completeDeployments, rollbacks, backoff, unplaced: placed.unplaced, wakeAt };
+}
+
+/** Constraint operators whose verdict depends on where the app's tasks run (so a killed old task can make room). */
+const PLACEMENT_DEPENDENT: ReadonlySet<string> = new Set(['UNIQUE', 'MAX_PER', 'GROUP_BY', 'CLUSTER']);
+
+/** Whether killing an old instance can let an unplaced new one fit: no room, or a constraint counting the app's tasks. */
+export function freeingHelps(reason: Unplaced['reason']): boolean {
+  if (reason.kind === 'insufficient') return true;
+  if (reason.kind !== 'constraint') return false;
+  const [, operator, value] = reason.constraint;
+  return operator !== undefined && PLACEMENT_DEPENDENT.has(operator) && !(operator === 'CLUSTER' && value !== undefined);
+}
+
+/** A placement failure as a wait reason. */
+export function describeUnplaced(u: Unplaced): Pick<WaitReason, 'reason' | 'message' | 'instances'> {
+  const n = `${u.instances} instance(s)`;
+  const r = u.reason;
+  switch (r.kind) {
+    case 'no-agents':
+      return { reason: 'no-capacity', message: `${n} cannot be placed: no agent is available (none registered, or all unreachable, unhealthy or draining)`, instances: u.instances };
+    case 'no-resources-for-roles':
+      return { reason: 'no-capacity', message: `${n} cannot be placed: acceptedResourceRoles ${r.acceptedResourceRoles.join(', ')} names neither the app's role nor *`, instances: u.instances };
+    case 'quota':
+      return { reason: 'quota', message: `${n} wait for quota: role ${r.role} would exceed its limit by ${Object.entries(r.exceeded).map(([k, v]) => `${k} ${v}`).join(', ')}`, instances: u.instances };
+    case 'constraint':
+      return { reason: 'constraint-unmet', message: `${n} fit on no agent: constraint ${r.constraint.join(':')} turned away ${r.agents} agent(s)`, instances: u.instances };
+    case 'insufficient': {
+      const m = r.missing;
+      const lacks = [
+        m.cpus === undefined ? undefined : `cpus ${m.cpus}`,
+        m.memMb === undefined ? undefined : `mem ${m.memMb} MB`,
+        m.diskMb === undefined ? undefined : `disk ${m.diskMb} MB`,
+        m.gpus === undefined ? undefined : `gpus ${m.gpus}`,
+        m.ports === undefined ? undefined : `${m.ports} port(s)`,
+        m.hostPorts === undefined ? undefined : `host port(s) ${m.hostPorts.join(',')}`,
+      ].filter((x) => x !== undefined);
+      return { reason: 'no-capacity', message: `${n} fit on no agent: the closest (${r.agentId}) lacks ${lacks.join(', ') || 'room'}`, instances: u.instances };
+    }
+  }
 }
 
 function servicePortsOf(app: App): number[] {
@@ -535,5 +678,5 @@ function newTask(app: App, p: Placement, uuid: string, nowIso: string): Task {
 
 /** True if the actions write nothing to the store (the backoff memory and wake time aside). */
 export function isEmpty(actions: ReconcileActions): boolean {
-  return actions.launch.length + actions.kill.length + actions.expunge.length + actions.updateDeployments.length + actions.completeDeployments.length === 0;
+  return actions.launch.length + actions.kill.length + actions.expunge.length + actions.updateDeployments.length + actions.completeDeployments.length + actions.rollbacks.length === 0;
 }

@@ -19,6 +19,7 @@
  * naming the apps in it.
  */
 import { StrataError } from '../../common/errors.ts';
+import { expandDependencies } from '../../control-plane/model/app-groups.ts';
 import type { App, DeploymentAction, DeploymentStep } from '../../control-plane/model/schemas.ts';
 
 export interface DeploymentPlan {
@@ -67,6 +68,16 @@ const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
  */
 export function dependencyDepths(apps: ReadonlyMap<string, Pick<App, 'id' | 'dependencies'>>): Map<string, number> {
   const depth = new Map<string, number>();
+  const ids = new Set(apps.keys());
+  const depsOf = new Map<string, string[]>();
+  const dependenciesOf = (id: string): string[] => {
+    let deps = depsOf.get(id);
+    if (deps === undefined) {
+      deps = expandDependencies(apps.get(id)!, ids);
+      depsOf.set(id, deps);
+    }
+    return deps;
+  };
   const onPath: string[] = [];
   const visiting = new Set<string>();
   // Iterative DFS, so a long dependency chain cannot overflow the stack.
@@ -77,7 +88,7 @@ export function dependencyDepths(apps: ReadonlyMap<string, Pick<App, 'id' | 'dep
     onPath.push(root);
     while (stack.length > 0) {
       const frame = stack[stack.length - 1]!;
-      const deps = apps.get(frame.id)!.dependencies.filter((d) => apps.has(d));
+      const deps = dependenciesOf(frame.id);
       if (frame.next < deps.length) {
         const dep = deps[frame.next++]!;
         if (depth.has(dep)) continue;

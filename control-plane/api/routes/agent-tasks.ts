@@ -16,6 +16,7 @@
  *   STAGING/STARTING/RUNNING report: the kill the master asked for stands.
  *   An optional `healthCheckResults` (the agent's health checks, one per app
  *   check) replaces the task's; the agent sends it only when it changes.
+ *   So does `readinessCheckResults` (one per readiness check).
  * - A kill is the master setting `state` to KILLING; the agent kills the
  *   process and reports KILLED.
  */
@@ -23,7 +24,7 @@ import { Type, type Static } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { appVersionId, idFromKey, prefix } from '../../model/keys.ts';
 import { decodeEntry } from '../../model/records.ts';
-import { AgentId, AppVersion, HealthCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
+import { AgentId, AppVersion, HealthCheckResult, ReadinessCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { AGENT_RID } from './agents.ts';
@@ -50,6 +51,8 @@ export const TaskStatusReport = Type.Object(
     timestamp: Type.Optional(Timestamp),
     /** The task's health, one entry per app health check in the app's order (run by the agent); absent = unchanged. */
     healthCheckResults: Type.Optional(Type.Array(HealthCheckResult, { maxItems: 64 })),
+    /** The task's readiness verdicts, one per app readiness check (run by the agent until ready); absent = unchanged. */
+    readinessCheckResults: Type.Optional(Type.Array(ReadinessCheckResult, { maxItems: 8 })),
   },
   { additionalProperties: false },
 );
@@ -76,6 +79,7 @@ export function applyStatus(task: Task, report: TaskStatusReport, receivedAt: st
     ...(message === undefined ? {} : { message: message.slice(0, 4096) }),
     ...(report.reason === undefined ? {} : { reason: report.reason }),
     ...(report.healthCheckResults === undefined ? {} : { healthCheckResults: report.healthCheckResults }),
+    ...(report.readinessCheckResults === undefined ? {} : { readinessCheckResults: report.readinessCheckResults.map((r) => ({ ...r, taskId: task.id })) }),
   };
   return next;
 }

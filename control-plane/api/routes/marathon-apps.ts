@@ -29,7 +29,7 @@ import type { Issue } from '../../model/validate.ts';
 import { validationDetails } from '../errors.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
-import { MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, killTasks, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
+import { DeadlineQuery, MARATHON_GATE_RID, appRid, assertCallerMay, callerMay, changeApps, deadlineOf, killTasks, readState, type AppChange, type ChangeResult } from './marathon-store.ts';
 
 /** Last path elements that name a sub-resource of an app, never an app. */
 export const RESERVED_ELEMENTS: readonly string[] = ['versions', 'tasks', 'restart'];
@@ -98,6 +98,7 @@ export function marathonTask(task: Task): Record<string, unknown> {
     servicePorts: task.servicePorts,
     ipAddresses: task.ipAddresses,
     healthCheckResults: task.healthCheckResults,
+    ...(task.readinessCheckResults === undefined ? {} : { readinessCheckResults: task.readinessCheckResults }),
   };
 }
 
@@ -125,13 +126,16 @@ const ListQuery = Type.Object({
 });
 const WriteQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
+  ...DeadlineQuery,
 });
 const PutQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false })),
+  ...DeadlineQuery,
   partialUpdate: Type.Optional(Type.Boolean({ default: true, description: 'merge the body into the current definition (true, like PATCH) or replace it (false)' })),
 });
 const DeleteQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
+  ...DeadlineQuery,
   scale: Type.Optional(Type.Boolean({ default: false, description: 'killing a task (/v2/apps/<id>/tasks/<task id>): also lower the app\'s instances, so it is not replaced' })),
 });
 const GetQuery = Type.Object({ embed: Type.Optional(EMBED) });
@@ -169,7 +173,7 @@ type AppUpdate = Static<typeof AppUpdate>;
 
 const DeploymentRef = Type.Object({ deploymentId: Type.String(), version: Type.String() });
 
-function refuseReserved(appId: string): void {
+export function refuseReserved(appId: string): void {
   const last = appId.slice(appId.lastIndexOf('/') + 1);
   if (RESERVED_ELEMENTS.includes(last)) {
     throw new StrataError('RECORD_ID_INVALID', `app id ${appId} is invalid: its last element must not be ${RESERVED_ELEMENTS.map((r) => `"${r}"`).join(', ')} (they name parts of an app in /v2/apps paths)`);
@@ -177,7 +181,7 @@ function refuseReserved(appId: string): void {
 }
 
 /** The stored form of a definition: Marathon's defaults applied (the write stamps the version). */
-function definitionOf(def: AppDefinition): Omit<App, 'version'> {
+export function definitionOf(def: AppDefinition): Omit<App, 'version'> {
   const { version: _v, ...app } = withAppDefaults(def, { version: '1970-01-01T00:00:00.000Z' });
   return app;
 }
@@ -188,7 +192,7 @@ function definitionOf(def: AppDefinition): Omit<App, 'version'> {
  * with field details) as Marathon's 422 `{message: 'Object is not valid',
  * details: [{path, errors}]}`.
  */
-async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> {
+export async function marathonErrors<T>(reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> {
   try {
     return await run();
   } catch (err) {
@@ -241,14 +245,14 @@ function crossFieldIssues(body: unknown): Issue[] {
  * whole definition) the model's cross-field rules'. Other errors go to the
  * API's handler.
  */
-const v2Invalid = (wholeDefinition: boolean) =>
+export const v2Invalid = (wholeDefinition: boolean) =>
   (error: FastifyError & { validationContext?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (!error.validation || (error.validationContext !== undefined && error.validationContext !== 'body')) throw error;
     const details = validationDetails(error.validation as Parameters<typeof validationDetails>[0], error.validationContext);
     return invalidApp(reply, 'API_BAD_REQUEST', wholeDefinition ? mergeDetails(details, crossFieldIssues(request.body)) : details);
   };
 
-function deploymentReply(reply: FastifyReply, result: ChangeResult, created: boolean, location?: string): FastifyReply {
+export function deploymentReply(reply: FastifyReply, result: ChangeResult, created: boolean, location?: string): FastifyReply {
   reply.header('marathon-deployment-id', result.deploymentId);
   if (created && location) reply.header('location', location);
   return reply.code(created ? 201 : 200).send({ deploymentId: result.deploymentId, version: result.version });
@@ -318,7 +322,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       const result = await changeApps(ctx, (state) => {
         if (state.apps.has(id)) throw new StrataError('APP_EXISTS', `An app with id [${id}] already exists.`);
         return [{ id, next }];
-      }, { force: request.query.force ?? false });
+      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
       const stored = result.apps.get(id)!;
       reply.header('location', `/v2/apps${id}`).header('marathon-deployment-id', result.deploymentId);
       return reply.code(201).send({ ...marathonApp(stored, result.deployment ? [result.deployment] : [], [], true) });
@@ -349,7 +353,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
   });
 
   const update = (partialDefault: boolean) =>
-    async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { force?: boolean; partialUpdate?: boolean }; Body: AppUpdate }>, reply: FastifyReply) =>
+    async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { force?: boolean; partialUpdate?: boolean; deadlineSeconds?: number; rollbackOnFailure?: boolean }; Body: AppUpdate }>, reply: FastifyReply) =>
       marathonErrors(reply, async () => {
         const path = appIdOf(request);
         if (path.sub !== undefined) throw new StrataError('API_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`);
@@ -380,7 +384,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
           const { version: _pv, ...base } = prev ?? ({} as Partial<App>);
           const def = { ...(partial ? base : {}), ...fields, id } as AppDefinition;
           return [{ id, next: definitionOf(def) }];
-        }, { force: request.query.force ?? false });
+        }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
         return deploymentReply(reply, result, !result.existed.get(id), `/v2/apps${id}`);
       });
 
@@ -428,7 +432,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
         if (!app) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
         const { version: _v, ...definition } = app;
         return [{ id, next: definition }];
-      }, { force: request.query.force ?? false, restart: [id] });
+      }, { force: request.query.force ?? false, restart: [id], deadline: deadlineOf(request.query) });
       return deploymentReply(reply, result, false);
     }),
   );
@@ -461,7 +465,7 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
       const result = await changeApps(ctx, (state) => {
         if (!state.apps.has(id)) throw new StrataError('RECORD_NOT_FOUND', `App '${id}' does not exist`);
         return [{ id, next: undefined }];
-      }, { force: request.query.force ?? false });
+      }, { force: request.query.force ?? false, deadline: deadlineOf(request.query) });
       return deploymentReply(reply, result, false);
     }),
   );

@@ -14,6 +14,7 @@ import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { STRATA_VERSION } from './system.ts';
 import { marathonAppRoutes } from './marathon-apps.ts';
+import { marathonGroupRoutes } from './marathon-groups.ts';
 import { MARATHON_GATE_RID, appRid, assertCallerMay, changeApps, lockedError, type AppChange } from './marathon-store.ts';
 
 /** The Marathon API level Strata serves (clients check `/v2/info`'s `version`). */
@@ -110,8 +111,9 @@ export function marathonDeploymentRoutes(app: ApiInstance, ctx: ApiContext): voi
   }, async (_request, reply) => reply.type('text/plain').send('pong'));
 }
 
-/** Every Marathon route (`/v2/apps`, `/v2/deployments`, `/v2/info`, `/ping`). */
+/** Every Marathon route (`/v2/apps`, `/v2/groups`, `/v2/deployments`, `/v2/info`, `/ping`). */
 export function marathonRoutes(app: ApiInstance, ctx: ApiContext): void {
   marathonAppRoutes(app, ctx);
   marathonDeploymentRoutes(app, ctx);
+  marathonGroupRoutes(app, ctx);
 }

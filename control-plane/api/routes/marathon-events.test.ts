@@ -41,6 +41,19 @@ test('deployments: creation and step changes are deployment_info, an advance als
   t.like(translate('deployment', d2, undefined, NOW)[0], { eventType: 'deployment_success', id: d0.id });
 });
 
+test('deployments: a failure is deployment_step_failure and deployment_failed; removing a failed deployment is no deployment_success', (t) => {
+  const d: Deployment = { ...mkDeployment('d-failed', [{ actions: [{ action: 'RestartApplication', app: '/web' }] }], ['/web']), state: 'running', currentStep: 1 };
+  const failed: Deployment = { ...d, state: 'failed', failedAt: NOW, failureMessage: 'deadline passed', waitReasons: [{ app: '/web', reason: 'no-capacity', message: 'm', since: NOW }] };
+  const events = translate('deployment', d, failed, NOW);
+  t.deepEqual(events.map((e) => e.eventType), ['deployment_step_failure', 'deployment_failed']);
+  t.like(events[1], { id: 'd-failed', reason: 'deadline passed', waitReasons: [{ app: '/web', reason: 'no-capacity' }] });
+  t.deepEqual(translate('deployment', failed, { ...failed, waitReasons: [] }, NOW), [], 'already failed: no second event');
+  t.deepEqual(translate('deployment', failed, undefined, NOW), []);
+  const group: Deployment = { ...d, groupId: '/shop' };
+  t.deepEqual(translate('deployment', group, undefined, NOW).map((e) => [e.eventType, e['groupId']]), [['deployment_success', undefined], ['group_change_success', '/shop']]);
+  t.deepEqual(translate('deployment', group, { ...group, state: 'failed' }, NOW).map((e) => e.eventType), ['deployment_step_failure', 'deployment_failed', 'group_change_failed']);
+});
+
 test('an SSE frame names the event and carries its JSON', (t) => {
   t.is(sseFrame({ eventType: 'x', timestamp: NOW }), `event: x\ndata: {"eventType":"x","timestamp":"${NOW}"}\n\n`);
 });

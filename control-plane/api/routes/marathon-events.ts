@@ -14,7 +14,11 @@
  * - deployments: `deployment_info` (created, or its step changed),
  *   `deployment_step_success` (the step advanced), `deployment_success`
  *   (the record was deleted: finished, or cancelled — the store does not tell
- *   the two apart).
+ *   the two apart — unless it had failed), `deployment_step_failure` and
+ *   `deployment_failed` (the deployment was marked failed: its deadline
+ *   passed; with its `reason` and `waitReasons`); for a deployment of a
+ *   `/v2/groups` write also `group_change_success` / `group_change_failed`
+ *   (`groupId`, `version`).
  *
  * `event_stream_attached` is sent first. `?event_type=` (repeatable) keeps
  * only those types. A comment line (`:`) every 15 s keeps proxies from
@@ -42,6 +46,10 @@ export const EVENT_TYPES = [
   'deployment_info',
   'deployment_step_success',
   'deployment_success',
+  'deployment_failed',
+  'deployment_step_failure',
+  'group_change_success',
+  'group_change_failed',
 ] as const;
 
 export interface MarathonEvent {
@@ -115,7 +123,16 @@ export function translate<K extends Watched>(kind: K, before: Value<K> | undefin
       if (b && a.currentStep > b.currentStep && b.currentStep > 0) out.push({ eventType: 'deployment_step_success', timestamp, plan: plan(a), currentStep: currentStep(b) });
       out.push({ eventType: 'deployment_info', timestamp, plan: plan(a), currentStep: currentStep(a) });
     }
-    if (b && !a) out.push({ eventType: 'deployment_success', timestamp, id: b.id, plan: plan(b) });
+    if (a && a.state === 'failed' && b?.state !== 'failed') {
+      out.push({ eventType: 'deployment_step_failure', timestamp, plan: plan(a), currentStep: currentStep(a) });
+      out.push({ eventType: 'deployment_failed', timestamp, id: a.id, plan: plan(a), reason: a.failureMessage ?? 'failed', waitReasons: a.waitReasons ?? [] });
+      if (a.groupId !== undefined) out.push({ eventType: 'group_change_failed', timestamp, groupId: a.groupId, version: a.version, reason: a.failureMessage ?? 'failed' });
+    }
+    // A failed deployment that goes (rolled back, or removed by hand) did not succeed.
+    if (b && !a && b.state !== 'failed') {
+      out.push({ eventType: 'deployment_success', timestamp, id: b.id, plan: plan(b) });
+      if (b.groupId !== undefined) out.push({ eventType: 'group_change_success', timestamp, groupId: b.groupId, version: b.version });
+    }
   }
   return out;
 }

@@ -21,6 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { keyOf, appVersionId } from '../../model/keys.ts';
 import type { Versioned } from '../../model/records.ts';
@@ -78,8 +79,32 @@ export interface ChangeOptions {
   readonly force: boolean;
   /** A deployment this change replaces (a rollback): removed, and never a lock. */
   readonly replaces?: string;
+  /** Strata: mark the deployment failed if it is not done this many seconds after it is written (and roll it back when `rollback`). */
+  readonly deadline?: DeadlineOption | undefined;
+  /** The group a `/v2/groups` write changes (recorded on the deployment, for group events). */
+  readonly groupId?: string;
   /** Apps to restart (Marathon POST /v2/apps/<id>/restart): a RestartApplication step for each, even when the definition is unchanged (the write bumps the version). */
   readonly restart?: readonly string[];
+}
+
+export interface DeadlineOption {
+  readonly seconds: number;
+  readonly rollback: boolean;
+}
+
+/** The query parameters every deployment-starting write accepts (Strata, beyond Marathon). */
+export const DeadlineQuery = {
+  deadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400, description: 'Strata: mark the deployment failed (deployment_failed event) if it is not done after this many seconds' })),
+  rollbackOnFailure: Type.Optional(Type.Boolean({ description: 'Strata, with deadlineSeconds: roll the deployment back automatically when it fails' })),
+};
+
+/** The deadline a write asked for; `rollbackOnFailure` without `deadlineSeconds` is refused (it would never apply). */
+export function deadlineOf(query: { deadlineSeconds?: number | undefined; rollbackOnFailure?: boolean | undefined }): DeadlineOption | undefined {
+  if (query.deadlineSeconds === undefined) {
+    if (query.rollbackOnFailure) throw new StrataError('API_BAD_REQUEST', 'rollbackOnFailure needs deadlineSeconds (a deployment fails only when its deadline passes)', { details: { field: 'rollbackOnFailure' } });
+    return undefined;
+  }
+  return { seconds: query.deadlineSeconds, rollback: query.rollbackOnFailure ?? false };
 }
 
 export interface ChangeResult {
@@ -186,6 +211,10 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
               const before = state.apps.get(app)?.value.version;
               return before === undefined ? { app } : { app, version: before };
             }),
+            ...(options.groupId === undefined ? {} : { groupId: options.groupId }),
+            ...(options.deadline
+              ? { deadline: new Date(Date.parse(now) + options.deadline.seconds * 1000).toISOString(), rollbackOnFailure: options.deadline.rollback }
+              : {}),
           };
     if (deployment) assertRecord('deployment', deployment);
 
