@@ -13,6 +13,7 @@ import { listAgents, showLeader } from './cluster.ts';
 import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
+import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from './policies.ts';
 import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
 
 export interface Verb {
@@ -298,6 +299,52 @@ const VERBS: readonly Verb[] = [
     operands: ['NAME'],
     configFlags: false,
     run: networkRemove,
+  },
+  {
+    name: 'policy list',
+    summary: 'List the network policies: what each applies to, its rules, default and version',
+    usage: 'strata policy list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: policyList,
+  },
+  {
+    name: 'policy show',
+    summary: 'Show one network policy as JSON',
+    usage: 'strata policy show NAME',
+    flags: {},
+    operands: ['NAME'],
+    configFlags: false,
+    run: policyShow,
+  },
+  {
+    name: 'policy add',
+    summary: 'Add or replace a network policy from a JSON file ({name, to, rules, defaultAction})',
+    usage: 'strata policy add FILE.json',
+    flags: {},
+    operands: ['FILE.json'],
+    configFlags: false,
+    run: policyAdd,
+  },
+  {
+    name: 'policy remove',
+    summary: 'Remove a network policy',
+    usage: 'strata policy remove NAME',
+    flags: {},
+    operands: ['NAME'],
+    configFlags: false,
+    run: policyRemove,
+  },
+  {
+    name: 'policy explain',
+    summary: 'Say which policy and rule decide a flow: SRC and DST are app ids, task ids or IPs; PORT is 80, 53/udp or icmp',
+    usage: 'strata policy explain SRC DST PORT [--json]',
+    flags: {},
+    booleans: ['json'],
+    operands: ['SRC', 'DST', 'PORT'],
+    configFlags: false,
+    run: policyExplain,
   },
   {
     name: 'auth login',
