@@ -48,7 +48,7 @@ test('a decision is deny exactly when some selecting policy denies, and allow wh
     name: fc.stringMatching(/^[a-z]{1,6}$/),
     to: fc.array(peer, { minLength: 1, maxLength: 2 }),
     defaultAction: fc.constantFrom('allow' as const, 'deny' as const),
-    rules: fc.array(fc.record({ action: fc.constantFrom('allow' as const, 'deny' as const), from: fc.array(peer, { minLength: 1, maxLength: 2 }), ports: fc.constant<Policy["rules"][number]["ports"]>([]) }), { maxLength: 3 }),
+    rules: fc.array(fc.record({ action: fc.constantFrom('allow' as const, 'deny' as const), from: fc.array(peer, { minLength: 1, maxLength: 2 }), ports: fc.constant<Policy['rules'][number]['ports']>([]) }), { maxLength: 3 }),
   });
   t.notThrows(() =>
     fc.assert(
