@@ -73,6 +73,8 @@ export const ConfigSchema = Type.Object(
         heartbeatSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 5 }),
         /** Read by the leading master: an agent silent this long is marked unreachable (3 default heartbeats; Mesos: 75 s). */
         unreachableAfterSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 15 }),
+        /** A task running here that the master no longer lists (removed, or given up while the agent was away) is killed after this long (and two listings). */
+        orphanGraceSeconds: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
         /** Host port ranges the agent offers to tasks, Mesos-style: `31000-32000` or `31000-31100,32000-32100`. */
         portRanges: Type.String({ pattern: '^[0-9]{1,5}-[0-9]{1,5}(,[0-9]{1,5}-[0-9]{1,5})*$', default: '31000-32000' }),
         /** File holding the token the agent authenticates with. */

@@ -207,7 +207,7 @@ export async function startAgent(options: {
   let runner: TaskRunner | undefined;
   try {
     executor = new Executor({ workDir: join(config.dataDir, 'sandboxes'), host: registration.hostname, cgroups: options.cgroups ?? (await detectCgroups()) });
-    runner = new TaskRunner({ ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
+    runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
     await runner.start();
   } catch (err) {
     stopped = true;

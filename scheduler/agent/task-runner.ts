@@ -218,7 +218,8 @@ export class TaskRunner {
     while (!this.#closed) {
       const started = Date.now();
       try {
-        const body = await this.#request('GET', `${path}?index=${this.#index}&wait=${this.#o.waitSeconds}`, undefined, (this.#o.waitSeconds + 15) * 1000);
+        const wait = this.#listingWaitSeconds(started);
+        const body = await this.#request('GET', `${path}?index=${this.#index}&wait=${wait}`, undefined, (wait + 15) * 1000);
         const { index, tasks } = (body ?? {}) as { index?: unknown; tasks?: unknown };
         if (typeof index !== 'number' || !Array.isArray(tasks)) throw new StrataError('API_BAD_REQUEST', 'the master answered the task listing without {index, tasks}');
         if (this.#listingFailures > 0) {
@@ -238,6 +239,19 @@ export class TaskRunner {
         await this.#sleep(this.#backoff(this.#listingFailures));
       }
     }
+  }
+
+  /**
+   * How long the next listing may block: `waitSeconds`, or less while a task
+   * is missing from the listings, so that the listing that finds it still
+   * missing comes once its grace is over (a blocking listing of an agent
+   * whose tasks do not change would otherwise keep an orphan alive for
+   * `waitSeconds` more).
+   */
+  #listingWaitSeconds(now: number): number {
+    let wait = this.#o.waitSeconds;
+    for (const m of this.#missingSince.values()) wait = Math.min(wait, Math.max(0.5, (m.since + this.#o.orphanGraceMs - now) / 1000));
+    return Math.round(wait * 10) / 10;
   }
 
   #apply(tasks: readonly Task[]): void {
