@@ -254,7 +254,7 @@ test('apps in a later deployment step wait for the earlier steps (dependencies)'
   t.deepEqual(end.deployments, []);
 });
 
-test('failed tasks are replaced after a backoff that grows by backoffFactor up to maxLaunchDelaySeconds', (t) => {
+for (const end of ['FAILED', 'FINISHED', 'ERROR'] as const) test(`${end} tasks are replaced after a backoff that grows by backoffFactor up to maxLaunchDelaySeconds`, (t) => {
   const app = mkApp('/a', { instances: 1, backoffSeconds: 2, backoffFactor: 2, maxLaunchDelaySeconds: 5 });
   const agents = [mkAgent('a1')];
   let memory: ReadonlyMap<string, BackoffState> | undefined;
@@ -273,10 +273,19 @@ test('failed tasks are replaced after a backoff that grows by backoffFactor up t
       memory = a.backoff;
     }
     t.is(a.launch.length, 1, `round ${i}`);
-    // It fails at once.
-    tasks = [...tasks, { ...a.launch[0]!, state: 'FAILED', stateChangedAt: iso(now) }];
+    // It ends at once (even exit 0 counts, as in Marathon).
+    tasks = [...tasks, { ...a.launch[0]!, state: end, stateChangedAt: iso(now) }];
   }
   t.deepEqual(delays, [2000, 4000, 5000]);
+});
+
+test('a task killed by the scheduler grows no backoff: its replacement launches at once', (t) => {
+  const app = mkApp('/a', { instances: 1, backoffSeconds: 2 });
+  const agents = [mkAgent('a1')];
+  const first = reconcile(view({ apps: [app], agents }), { now: T0, newUuid: counterUuid });
+  const killed: Task = { ...first.launch[0]!, state: 'KILLED', stateChangedAt: iso(T0 + 10) };
+  const next = reconcile(view({ apps: [app], agents, tasks: [killed] }), { now: T0 + 20, newUuid: counterUuid, backoff: first.backoff });
+  t.is(next.launch.length, 1);
 });
 
 test('terminal tasks are expunged after the retention', (t) => {

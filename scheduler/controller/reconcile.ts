@@ -95,8 +95,14 @@ export interface ReconcileActions {
 
 export const DEFAULT_TERMINAL_RETENTION_MS = 5 * 60_000;
 
-/** States of a failure that counts for backoff (a kill the scheduler asked for is none). */
-const NOT_FAILURES: ReadonlySet<TaskState> = new Set(['KILLED', 'GONE_BY_OPERATOR', 'FINISHED']);
+/**
+ * Terminal states that do not count for backoff: a kill the scheduler (or an
+ * operator) asked for. Everything else does, FINISHED included: as in
+ * Marathon's rate limiter, a long-running app whose command exits 0 is
+ * relaunched with the same growing delay as one that fails (else a command
+ * that exits 0 at once is relaunched in a tight loop).
+ */
+const NOT_FAILURES: ReadonlySet<TaskState> = new Set(['KILLED', 'GONE_BY_OPERATOR']);
 
 export const isTerminal = (t: Pick<Task, 'state'>): boolean => TERMINAL_TASK_STATES.has(t.state);
 
