@@ -197,6 +197,7 @@ export async function postToRunning(options: { instances: number; runs: number }
     await events.attached;
     const fromResponse: number[] = [];
     const fromRequest: number[] = [];
+    const removal: number[] = [];
     for (let r = 0; r < options.runs; r++) {
       const id = `/bench/post-${r}`;
       const all = events.reached(id, options.instances);
@@ -204,15 +205,19 @@ export async function postToRunning(options: { instances: number; runs: number }
       const res = await c.api('POST', '/v2/apps', { id, instances: options.instances, cmd: 'sleep 1000', cpus: 0.01, mem: 1, portDefinitions: [], taskKillGracePeriodSeconds: 1 });
       const answered = performance.now();
       if (res.status !== 201) throw new Error(`POST: ${res.status} ${JSON.stringify(res.body)}`);
-      const done = await Promise.race([all, new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`run ${r}: not all RUNNING after 60 s`)), 60_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([all, new Promise<number>((_, reject) => (timer = setTimeout(() => reject(new Error(`run ${r}: not all RUNNING after 60 s`)), 60_000)))]);
+      clearTimeout(timer);
       const check = (await c.api('GET', `/v2/apps${id}`)).body as { app: { tasksRunning: number } };
       if (check.app.tasksRunning !== options.instances) throw new Error(`run ${r}: GET shows ${check.app.tasksRunning} running`);
       fromResponse.push(done - answered);
       fromRequest.push(done - sent);
+      const deleting = performance.now();
       const removed = await c.api('DELETE', `/v2/apps${id}?force=true`);
       if (removed.status !== 200) throw new Error(`DELETE: ${removed.status}`);
-      await until('every task process gone', async () => (await c.liveTaskGroups()).length === 0, 60_000);
       await until('the app gone', async () => (await c.api('GET', `/v2/apps${id}`)).status === 404 && ((await c.api('GET', '/v2/deployments')).body as unknown[]).length === 0, 60_000);
+      removal.push(performance.now() - deleting);
+      await until('every task process gone', async () => (await c.liveTaskGroups()).length === 0, 60_000);
     }
     const s = summary(fromResponse);
     return {
@@ -221,6 +226,7 @@ export async function postToRunning(options: { instances: number; runs: number }
       fromPostResponseToAllRunning: s,
       fromPostRequestToAllRunning: summary(fromRequest),
       allMs: fromResponse.map((x) => round(x)),
+      deleteToDeploymentDone: summary(removal),
       goals: { allRunningP99AtMost300Ms: s.p99Ms <= 300 },
     };
   });

@@ -112,6 +112,9 @@ interface ReportQueue {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** App versions kept for launches (the oldest fetched goes first). */
+const MAX_APP_VERSIONS = 256;
+
 export class TaskRunner {
   readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
   readonly #base: string;
@@ -128,6 +131,13 @@ export class TaskRunner {
   readonly #apps = new Map<string, App>();
   readonly #checkers = new Map<string, HealthChecker>();
   readonly #healthStarting = new Set<string>();
+  /**
+   * Apps by `<app id>@<version>`, fetched (or being fetched) for a task of
+   * that app version: the other tasks of the same version reuse it (stored
+   * versions never change), so launching 100 instances asks the master once,
+   * not 100 times. A failed fetch is forgotten (the next one asks again).
+   */
+  readonly #appVersions = new Map<string, Promise<App>>();
   /** Tasks whose app has no health checks (so it is not fetched again for them). */
   readonly #noChecks = new Set<string>();
   /** The health results to send with the task's next report (the latest significant ones). */
@@ -317,7 +327,7 @@ export class TaskRunner {
   async #launch(task: Task, attempt: number): Promise<void> {
     const { executor, logger } = this.#o;
     try {
-      const app = await this.#fetchApp(task.id, task.appId);
+      const app = await this.#fetchApp(task.id, task.appId, task.version);
       if (this.#closed) return;
       const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] });
       if (checksOf(app).length > 0) this.#apps.set(task.id, app);
@@ -349,7 +359,22 @@ export class TaskRunner {
     }
   }
 
-  async #fetchApp(taskId: string, appId: string): Promise<App> {
+  /** The app at `version` for a task of it: shared by every task of that app version (see `#appVersions`). */
+  #fetchApp(taskId: string, appId: string, version: string): Promise<App> {
+    const key = `${appId}@${version}`;
+    const known = this.#appVersions.get(key);
+    if (known) return known;
+    const fetching = this.#fetchAppOnce(taskId, appId).then((app) => {
+      if (app.version !== version) this.#appVersions.delete(key);
+      return app;
+    });
+    fetching.catch(() => this.#appVersions.delete(key));
+    this.#appVersions.set(key, fetching);
+    if (this.#appVersions.size > MAX_APP_VERSIONS) this.#appVersions.delete(this.#appVersions.keys().next().value!);
+    return fetching;
+  }
+
+  async #fetchAppOnce(taskId: string, appId: string): Promise<App> {
     const path = `/v1/agents/${encodeURIComponent(this.#o.agentId)}/tasks/${encodeURIComponent(taskId)}/app`;
     let body: App | undefined;
     try {
@@ -386,7 +411,7 @@ export class TaskRunner {
     if (app) return this.#startHealth(task.id, app, task.ports);
     if (this.#healthStarting.has(task.id)) return;
     this.#healthStarting.add(task.id);
-    this.#fetchApp(task.id, task.appId)
+    this.#fetchApp(task.id, task.appId, task.version)
       .then((fetched) => {
         if (checksOf(fetched).length === 0) return void this.#noChecks.add(task.id);
         this.#apps.set(task.id, fetched);

@@ -39,6 +39,8 @@ export interface MasterOptions {
   readonly dataDir?: string;
   /** Extra config flags. */
   readonly flags?: readonly string[];
+  /** Extra environment (e.g. `NODE_OPTIONS: '--cpu-prof'` to profile the process). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface ClusterMaster {
@@ -68,7 +70,7 @@ export interface ProcessCluster {
   startMaster(name: string, options?: MasterOptions): Promise<ClusterMaster>;
   /** Logs in with the bootstrap credentials the first master wrote; the token serves the API calls and the agents. */
   login(master: ClusterMaster): Promise<string>;
-  startAgent(name: string, master: ClusterMaster, options?: { readonly portRanges?: string; readonly flags?: readonly string[] }): Promise<ClusterAgent>;
+  startAgent(name: string, master: ClusterMaster, options?: { readonly portRanges?: string; readonly flags?: readonly string[]; readonly env?: NodeJS.ProcessEnv }): Promise<ClusterAgent>;
   /** Calls the API of `master` (or the one given to `useMaster`) as the superuser. */
   api: Api;
   useMaster(master: ClusterMaster): void;
@@ -121,8 +123,8 @@ export async function startProcessCluster(t: { teardown(fn: () => Promise<void> 
   let current: ClusterMaster | undefined;
   let credentialsFile: string | undefined;
 
-  const spawnTracked = (args: readonly string[]): StrataProcess => {
-    const p = startStrata(args);
+  const spawnTracked = (args: readonly string[], env: NodeJS.ProcessEnv | undefined): StrataProcess => {
+    const p = startStrata(args, env ? { env } : {});
     processes.push(p);
     return p;
   };
@@ -142,7 +144,7 @@ export async function startProcessCluster(t: { teardown(fn: () => Promise<void> 
         ...(options.flags ?? []),
       ];
       const start = async (): Promise<StrataProcess> => {
-        const p = spawnTracked(args);
+        const p = spawnTracked(args, options.env);
         await p.waitFor(/serving the API at (http:\/\/\S+)/, 60_000);
         return p;
       };
@@ -193,7 +195,7 @@ export async function startProcessCluster(t: { teardown(fn: () => Promise<void> 
         ...(options.flags ?? []),
       ];
       const start = async (): Promise<{ p: StrataProcess; id: string }> => {
-        const p = spawnTracked(args);
+        const p = spawnTracked(args, options.env);
         const [, id] = await p.waitFor(/strata agent (\S+) registered/, 60_000);
         return { p, id: id! };
       };
