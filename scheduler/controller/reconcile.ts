@@ -412,8 +412,12 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
       const lastFailureAt = fresh[fresh.length - 1]!;
       state = { version: app.version, failures, lastFailureAt, delayUntil: lastFailureAt + backoffDelayMs(app, failures) };
     }
-    // Every wanted instance up and ready: the app is healthy again, the delay starts over.
-    if (state && converged(app.id) && app.instances > 0) state = { ...state, failures: 0, delayUntil: 0 };
+    // As Marathon's rate limiter (cleanUpOverdueDelays): the delay starts over once
+    // maxLaunchDelaySeconds have passed since it ended with no new failure. Not when the
+    // instances run again: a task is RUNNING as soon as its process starts, so a command that
+    // crashes a moment later would never back off past backoffSeconds. (`lastFailureAt` is
+    // kept, so the failures already counted are not counted again.)
+    if (state && state.failures > 0 && now - state.delayUntil >= app.maxLaunchDelaySeconds * 1000) state = { ...state, failures: 0, delayUntil: 0 };
     if (state) {
       backoff.set(app.id, state);
       wake(state.delayUntil);
