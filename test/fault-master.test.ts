@@ -9,7 +9,8 @@
  * Each task appends `<pid> <version> <task id>` to a file when it starts;
  * its COMMAND health check passes a few seconds later (a file it touches),
  * and the upgrade replaces one instance at a time (minimumHealthCapacity 1,
- * maximumOverCapacity 0.25), so the SIGKILL lands between waves.
+ * maximumOverCapacity 0.25), so the SIGKILL lands between waves. With
+ * STRATA_SLOW=1 the embedded-store case kills the master at every wave.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,7 +73,7 @@ async function appOf(c: ProcessCluster, id: string): Promise<V2App> {
  * master once the upgrade has replaced one instance and not all, runs
  * `recover` (which brings a leader back), then checks the outcome.
  */
-async function upgradeAcrossMasterKill(t: ExecutionContext, c: ProcessCluster, leader: ClusterMaster, recover: () => Promise<void>): Promise<void> {
+async function upgradeAcrossMasterKill(t: ExecutionContext, c: ProcessCluster, leader: ClusterMaster, recover: () => Promise<void>, options: { kills: number } = { kills: 1 }): Promise<void> {
   const id = '/faults/roll';
   const startsFile = join(c.dir, 'starts');
   const created = await c.api('POST', '/v2/apps', rollingApp(id, startsFile, { WAVE: '1' }));
@@ -100,6 +101,15 @@ async function upgradeAcrossMasterKill(t: ExecutionContext, c: ProcessCluster, l
   t.true(atKill.filter((x) => x.version === v1 && alive(x.pid)).length >= 2, 'the deployment was not finished when the master died');
 
   await recover();
+  // More kills (the slow variant): again each time one more new instance has started.
+  for (let k = 1; k < options.kills; k++) {
+    const before = (await starts(startsFile)).filter((x) => x.version === v2).length;
+    if (before >= 4) break;
+    await until('one more new instance', async () => (await starts(startsFile)).filter((x) => x.version === v2).length > before, 60_000);
+    await leader.kill();
+    t.log(`master SIGKILLed again with ${before + 1} new instance(s) started`);
+    await recover();
+  }
 
   await until('the deployment to complete after the failover', async () => {
     const deployments = await c.api('GET', '/v2/deployments');
@@ -126,14 +136,17 @@ async function upgradeAcrossMasterKill(t: ExecutionContext, c: ProcessCluster, l
   t.is(groups.length, 4, `no other task process runs: ${JSON.stringify(groups)}`);
 }
 
-test('master SIGKILLed mid rolling upgrade, restarted on the same embedded store: the deployment resumes and completes, nothing lost or duplicated', async (t) => {
+// STRATA_SLOW=1: the master is SIGKILLed at every wave of the upgrade, not once.
+const kills = process.env['STRATA_SLOW'] === '1' ? 4 : 1;
+
+test(`master SIGKILLed mid rolling upgrade (${kills}×), restarted on the same embedded store: the deployment resumes and completes, nothing lost or duplicated`, async (t) => {
   const c = await startProcessCluster(t, 'fault-master');
   const master = await c.startMaster('m1');
   await c.login(master);
   await c.startAgent('a1', master);
   await upgradeAcrossMasterKill(t, c, master, async () => {
     await master.restart();
-  });
+  }, { kills });
 });
 
 test('two masters on etcd: the leader is SIGKILLed mid rolling upgrade; the standby takes over and completes it', async (t) => {
