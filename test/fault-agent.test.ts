@@ -9,6 +9,8 @@
  *   deployment completes there. When the agent comes back, its recovery
  *   re-attaches the old processes; the master no longer lists them (they
  *   were expunged), so the agent kills them as orphans.
+ * - Back before its tasks were expunged, they count again: the surplus is
+ *   killed (Marathon's killSelection) and the app runs its 4 instances.
  * - With `"disabled"`, nothing is replaced: the deployment waits for the
  *   agent; when it comes back, recovery reports the same tasks RUNNING, their
  *   health checks resume, and the deployment completes with no new launch.
@@ -116,6 +118,26 @@ test('an agent SIGKILLed mid-deployment: its tasks are replaced on the other age
   t.true(app.tasks.every((x) => x.slaveId === survivor.id));
   t.is((await starts(startsFile)).length, 4 + victimTasks.length, 'nothing more was launched');
   t.is((await c.liveTaskGroups()).length, 4, 'only the 4 instances run');
+});
+
+test('an agent back after its tasks were replaced but before they were expunged: the surplus instances are killed, 4 remain', async (t) => {
+  const { c, id, startsFile, victim, victimTasks } = await setUp(t, 'fault-agent-back', { inactiveAfterSeconds: 1, expungeAfterSeconds: 600 });
+  t.true(victimTasks.length > 0);
+  await victim.kill();
+  await until('the replacements to be healthy', async () => (await deploymentsOf(c)).length === 0 && (await appOf(c, id)).tasksHealthy === 4, 60_000);
+  t.is((await starts(startsFile)).length, 4 + victimTasks.length, 'each lost instance was replaced once');
+
+  // Back within expungeAfterSeconds: its tasks count again, so the app has more instances than it wants.
+  await victim.restart();
+  await until('4 instances again', async () => {
+    const app = await appOf(c, id);
+    const live = app.tasks.filter((x) => ['TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING'].includes(x.state));
+    return live.length === 4 && live.every((x) => x.state === 'TASK_RUNNING') && (await c.liveTaskGroups()).length === 4;
+  }, 60_000);
+  t.is((await starts(startsFile)).length, 4 + victimTasks.length, 'nothing more was launched');
+  const app = await appOf(c, id);
+  t.is(app.tasksRunning, 4);
+  t.deepEqual(await deploymentsOf(c), []);
 });
 
 test('an agent SIGKILLed mid-deployment with unreachableStrategy "disabled": nothing is replaced; back, it recovers its tasks and the deployment completes', async (t) => {
