@@ -67,7 +67,7 @@ test('a task that ignores SIGTERM is SIGKILLed after taskKillGracePeriodSeconds 
   const c = await oneMasterOneAgent(t, 'fault-sigterm');
   const pids = join(c.dir, 'pids');
   const id = '/faults/stubborn';
-  const grace = 2;
+  const grace = 4;
   const created = await c.api('POST', '/v2/apps', {
     id, instances: 1, cpus: 0.05, mem: 16, portDefinitions: [], taskKillGracePeriodSeconds: grace,
     // The shell ignores SIGTERM and so does the sleep it waits on (ignored signals stay ignored across exec).
