@@ -149,7 +149,7 @@ test(`master SIGKILLed mid rolling upgrade (${kills}×), restarted on the same e
   }, { kills });
 });
 
-test('two masters on etcd: the leader is SIGKILLed mid rolling upgrade; the standby takes over and completes it', async (t) => {
+test('two masters on etcd: the leader is SIGKILLed mid rolling upgrade; the standby takes over and completes it, the agent following it', async (t) => {
   const etcd = await startEtcdCluster({ members: 1, fastElection: true });
   t.teardown(() => etcd.stop());
   const c = await startProcessCluster(t, 'fault-takeover');
@@ -158,9 +158,10 @@ test('two masters on etcd: the leader is SIGKILLed mid rolling upgrade; the stan
   await until('m1 to lead', async () => ((await (await fetch(`${m1.apiUrl}/health`)).json()) as { role?: string }).role === 'leader', 20_000);
   const m2 = await c.startMaster('m2', { etcd: { endpoints: etcd.endpoints, prefix } });
   await c.login(m1);
-  // The agent and the API calls go through the standby, which serves them from the shared store.
+  // The agent knows both masters and talks to the leader first; when it dies, the agent moves to
+  // the standby (which serves the agent endpoints from the shared store), and so do the API calls.
+  await c.startAgent('a1', [m1, m2]);
   c.useMaster(m2);
-  await c.startAgent('a1', m2);
   await upgradeAcrossMasterKill(t, c, m1, async () => {
     await until('m2 to lead', async () => ((await (await fetch(`${m2.apiUrl}/health`)).json()) as { role?: string }).role === 'leader', 20_000);
   });

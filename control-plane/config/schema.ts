@@ -64,7 +64,7 @@ export const ConfigSchema = Type.Object(
     ),
     agent: Type.Object(
       {
-        /** Master API the agent registers with (defaults to this process's API in `strata up`). */
+        /** Master API the agent registers with (defaults to this process's API in `strata up`); several, comma-separated, are used in turn when one fails. */
         masterUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
         id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-zA-Z0-9._-]+$' })),
         /** Where the agent's own HTTP endpoint listens (Mesos agents use 5051); 0 picks a free port. */

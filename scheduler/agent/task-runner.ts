@@ -51,10 +51,14 @@ import { taskEnvironment } from '../executor/env.ts';
 import type { Executor, TaskStatus } from '../executor/executor.ts';
 import { HealthChecker } from '../executor/health.ts';
 import { launchSpecFromApp } from '../executor/spec.ts';
+import { MasterUrls } from './masters.ts';
 
 export interface TaskRunnerOptions {
   readonly agentId: string;
+  /** The master's API, or several, comma-separated. */
   readonly masterUrl: string;
+  /** The masters to follow, shared with the registration loop (default: made from `masterUrl`). */
+  readonly masters?: MasterUrls;
   /** Asked before every request (tokens may be renewed). */
   readonly token: () => Promise<string>;
   readonly executor: Executor;
@@ -116,8 +120,8 @@ interface ReportQueue {
 const MAX_APP_VERSIONS = 256;
 
 export class TaskRunner {
-  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
-  readonly #base: string;
+  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
+  readonly #masters: MasterUrls;
   readonly #abort = new AbortController();
   readonly #queues = new Map<string, ReportQueue>();
   readonly #idleWaiters = new Set<() => void>();
@@ -179,7 +183,7 @@ export class TaskRunner {
       minPollIntervalMs: 250,
       ...options,
     };
-    this.#base = options.masterUrl.replace(/\/+$/, '');
+    this.#masters = options.masters ?? new MasterUrls(options.masterUrl);
   }
 
   /** The index of the last listing applied. */
@@ -552,16 +556,19 @@ export class TaskRunner {
 
   async #request(method: 'GET' | 'PUT', path: string, body: unknown, timeoutMs: number): Promise<unknown> {
     let response: Response;
+    const base = this.#masters.current;
     try {
-      response = await fetch(`${this.#base}${path}`, {
+      response = await fetch(`${base}${path}`, {
         method,
         headers: { authorization: `token=${await this.#o.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(timeoutMs)]),
       });
     } catch (err) {
+      if (!this.#closed) this.#masters.failed(base);
       throw new TransientError(`${method} ${path}: ${(err as Error).message}`, { cause: err });
     }
+    if (response.status >= 500) this.#masters.failed(base);
     const text = await response.text().catch(() => '');
     if (response.ok) {
       try {

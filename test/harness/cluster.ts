@@ -70,7 +70,8 @@ export interface ProcessCluster {
   startMaster(name: string, options?: MasterOptions): Promise<ClusterMaster>;
   /** Logs in with the bootstrap credentials the first master wrote; the token serves the API calls and the agents. */
   login(master: ClusterMaster): Promise<string>;
-  startAgent(name: string, master: ClusterMaster, options?: { readonly portRanges?: string; readonly flags?: readonly string[]; readonly env?: NodeJS.ProcessEnv }): Promise<ClusterAgent>;
+  /** An agent of `master`, or of several masters (in that order: it moves to the next when one fails). */
+  startAgent(name: string, master: ClusterMaster | readonly ClusterMaster[], options?: { readonly portRanges?: string; readonly flags?: readonly string[]; readonly env?: NodeJS.ProcessEnv }): Promise<ClusterAgent>;
   /** Calls the API of `master` (or the one given to `useMaster`) as the superuser. */
   api: Api;
   useMaster(master: ClusterMaster): void;
@@ -186,7 +187,7 @@ export async function startProcessCluster(t: { teardown(fn: () => Promise<void> 
       const args = [
         'agent',
         '--data-dir', dataDir,
-        '--agent-master-url', master.apiUrl,
+        '--agent-master-url', [master].flat().map((m) => m.apiUrl).join(','),
         '--agent-token-file', join(dir, 'token'),
         '--agent-port', '0',
         '--agent-heartbeat-seconds', '1',
