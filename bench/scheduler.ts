@@ -5,9 +5,17 @@
  * on one core (the planner is synchronous). No peer runs here: the issue's
  * anchors are Nomad C1M (3,750/s) and Kubernetes scheduler_perf (680-810/s).
  *
- * Options: --runs N (default 5, median reported), --tasks N, --agents N.
+ * Then the end-to-end parts (`scheduler-api.ts`): GET /v2/apps latency with
+ * 10,000 tasks in state, and POST /v2/apps of 100 instances to all RUNNING
+ * with a master and an agent as processes.
+ *
+ * Options: --runs N (default 5, median reported), --tasks N, --agents N;
+ * --parts placement,get,post (default all); --get-apps N --get-tasks-per-app N
+ * --get-requests N (default 1000, 10, 50); --post-instances N --post-runs N
+ * (default 100, 10).
  */
 import { plan } from '../scheduler/placement/plan.ts';
+import { getAppsLatency, postToRunning } from './scheduler-api.ts';
 import { agent, app, view } from '../scheduler/placement/testing.ts';
 import type { ClusterStateView } from '../scheduler/placement/types.ts';
 
@@ -41,6 +49,18 @@ function scenario(tasks: number, agents: number): ClusterStateView {
 }
 
 export async function run(args: string[]): Promise<unknown> {
+  const i = args.indexOf('--parts');
+  const parts = new Set((i >= 0 && args[i + 1] ? args[i + 1]! : 'placement,get,post').split(','));
+  return {
+    area: 'scheduler',
+    node: process.version,
+    ...(parts.has('placement') ? { placement: placement(args) } : {}),
+    ...(parts.has('get') ? { getApps: await getAppsLatency({ apps: option(args, 'get-apps', 1000), tasksPerApp: option(args, 'get-tasks-per-app', 10), requests: option(args, 'get-requests', 50) }) } : {}),
+    ...(parts.has('post') ? { postToRunning: await postToRunning({ instances: option(args, 'post-instances', 100), runs: option(args, 'post-runs', 10) }) } : {}),
+  };
+}
+
+function placement(args: string[]): Record<string, unknown> {
   const runs = option(args, 'runs', 5);
   const tasks = option(args, 'tasks', 10_000);
   const agents = option(args, 'agents', 1_000);
@@ -59,8 +79,6 @@ export async function run(args: string[]): Promise<unknown> {
   const sorted = [...rates].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
   return {
-    area: 'scheduler',
-    node: process.version,
     scenario: { tasks, agents, roles: 3, constraints: ['hostname UNIQUE', '@zone MAX_PER'], runs },
     placed,
     unplaced,

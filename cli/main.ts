@@ -58,7 +58,7 @@ const VERBS: readonly Verb[] = [
   {
     name: 'agent',
     summary: 'Run an agent that registers this host with a master and heartbeats',
-    usage: 'strata agent --agent-master-url URL --agent-token-file FILE [config flags]',
+    usage: 'strata agent --agent-master-url URL[,URL...] --agent-token-file FILE [config flags]',
     flags: {},
     configFlags: true,
     run: runAgent,

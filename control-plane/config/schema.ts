@@ -64,7 +64,7 @@ export const ConfigSchema = Type.Object(
     ),
     agent: Type.Object(
       {
-        /** Master API the agent registers with (defaults to this process's API in `strata up`). */
+        /** Master API the agent registers with (defaults to this process's API in `strata up`); several, comma-separated, are used in turn when one fails. */
         masterUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
         id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-zA-Z0-9._-]+$' })),
         /** Where the agent's own HTTP endpoint listens (Mesos agents use 5051); 0 picks a free port. */
@@ -73,6 +73,8 @@ export const ConfigSchema = Type.Object(
         heartbeatSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 5 }),
         /** Read by the leading master: an agent silent this long is marked unreachable (3 default heartbeats; Mesos: 75 s). */
         unreachableAfterSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 15 }),
+        /** A task running here that the master no longer lists (removed, or given up while the agent was away) is killed after this long (and two listings). */
+        orphanGraceSeconds: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
         /** Host port ranges the agent offers to tasks, Mesos-style: `31000-32000` or `31000-31100,32000-32100`. */
         portRanges: Type.String({ pattern: '^[0-9]{1,5}-[0-9]{1,5}(,[0-9]{1,5}-[0-9]{1,5})*$', default: '31000-32000' }),
         /** File holding the token the agent authenticates with. */

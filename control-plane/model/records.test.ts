@@ -101,6 +101,31 @@ test('list sets unusable entries apart; get of one throws RECORD_UNDECODABLE', a
   t.regex((err as Error).message, /names id "\/elsewhere"/);
 });
 
+test('list reuses the records it decoded before for entries that did not change, and decodes changed ones anew', async (t) => {
+  const { store, records } = await open(t);
+  await records.put('app', app('/a'));
+  await records.put('app', app('/b'));
+  await records.put('app', app('/c'));
+  const first = await records.list('app');
+  const byId = (l: typeof first, id: string) => l.records.find((r) => r.id === id);
+  await records.put('app', app('/b', { instances: 5 }));
+  await records.delete('app', '/c');
+  // The same value written again is a new write: decoded again, at its new index.
+  await records.put('app', app('/a'));
+  await store.put(keys.app('/d'), '{"not": "an app"}');
+  const second = await records.list('app');
+  t.deepEqual(second.records.map((r) => r.id), ['/a', '/b']);
+  t.not(byId(second, '/a'), byId(first, '/a'));
+  t.true(byId(second, '/a')!.modifyIndex > byId(first, '/a')!.modifyIndex);
+  t.is(byId(second, '/b')!.value.instances, 5);
+  t.is(second.invalid.length, 1, 'an unusable entry is still reported');
+  const third = await records.list('app');
+  t.is(byId(third, '/a'), byId(second, '/a'), 'unchanged: the same decoded (frozen) record');
+  t.is(byId(third, '/b'), byId(second, '/b'));
+  t.is(third.invalid.length, 1, 'unusable entries are decoded (and reported) every time');
+  t.true(Object.isFrozen(byId(third, '/b')!.value));
+});
+
 test('watch yields typed batches, reporting unusable entries instead of throwing', async (t) => {
   const { records, store } = await open(t);
   const { index } = await records.list('app');

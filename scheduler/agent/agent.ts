@@ -21,6 +21,7 @@ import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
 import type { Iam } from '../../security/iam.ts';
 import { detectCgroups, type CgroupManager } from '../executor/cgroups.ts';
 import { Executor } from '../executor/executor.ts';
+import { MasterUrls } from './masters.ts';
 import { TaskRunner, type TaskRunnerOptions } from './task-runner.ts';
 
 /** The service account agents authenticate as in `strata up`. */
@@ -133,6 +134,7 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 export async function startAgent(options: {
   config: Readonly<StrataConfig>;
   logger: Logger;
+  /** The master's API, or several, comma-separated (the agent moves to the next when one fails; see `masters.ts`). */
   masterUrl: string;
   /** Asked before every registration, so tokens can be renewed (re-read a file, re-issue). */
   token: () => Promise<string>;
@@ -159,16 +161,24 @@ export async function startAgent(options: {
     server.close();
     throw err;
   }
-  const url = `${options.masterUrl.replace(/\/+$/, '')}/v1/agents/${encodeURIComponent(id)}`;
+  const masters = new MasterUrls(options.masterUrl);
 
   const register = async (): Promise<void> => {
-    const response = await fetch(url, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', authorization: `token=${await options.token()}` },
-      body: JSON.stringify(registration),
-      signal: AbortSignal.timeout(10_000),
-    });
+    const base = masters.current;
+    let response: Response;
+    try {
+      response = await fetch(`${base}/v1/agents/${encodeURIComponent(id)}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `token=${await options.token()}` },
+        body: JSON.stringify(registration),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (err) {
+      masters.failed(base);
+      throw err;
+    }
     if (!response.ok) {
+      if (response.status >= 500) masters.failed(base);
       const body = (await response.json().catch(() => ({}))) as { code?: string; message?: string };
       throw new StrataError('API_BAD_REQUEST', `master refused registration (${response.status} ${body.code ?? ''}): ${body.message ?? ''}`);
     }
@@ -201,14 +211,14 @@ export async function startAgent(options: {
   };
   beat(0);
   await firstRegistration;
-  logger.info({ id, masterUrl: options.masterUrl }, 'agent registered');
+  logger.info({ id, master: masters.current }, 'agent registered');
 
   // Tasks: recover what an earlier run left in the sandboxes, then run what the master assigns.
   let executor: Executor | undefined;
   let runner: TaskRunner | undefined;
   try {
     executor = new Executor({ workDir: join(config.dataDir, 'sandboxes'), host: registration.hostname, cgroups: options.cgroups ?? (await detectCgroups()) });
-    runner = new TaskRunner({ ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
+    runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, masters, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
     await runner.start();
   } catch (err) {
     stopped = true;

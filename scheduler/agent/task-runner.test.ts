@@ -200,6 +200,21 @@ test('a task the master no longer lists is killed after the grace; listed tasks 
   await waitFor('KILLED', () => master.tasks.get(`ghost.instance-2-${process.pid}._app.1`)!.state === 'KILLED');
 });
 
+test('an orphan is killed once its grace is over even when the listings block for long (nothing else changes)', async (t) => {
+  const dir = await tempDir(t);
+  const master = await fakeMaster(t);
+  const executor = executorFor(t, join(dir, 'sandboxes'));
+  // Listings block up to 60 s; only the orphan's own removal changes anything.
+  await runner(t, master, executor, { orphanGraceMs: 500, waitSeconds: 60 });
+  const id = appTask(master, join(dir, 'out'), 'exec sleep 300');
+  const { pid } = await pidIn(join(dir, 'out'));
+  await waitFor('RUNNING reported', () => master.tasks.get(id)!.state === 'RUNNING');
+  master.removeTask(id);
+  // Without a shorter listing wait the second listing, and so the kill, would come 60 s later.
+  await waitFor('the orphan killed', () => gone(pid), 15_000);
+  t.is((await executor.get(id)!.terminated).state, 'KILLED');
+});
+
 test('startAgent: registers, runs assigned tasks in <dataDir>/sandboxes, and leaves them running on close', async (t) => {
   const dir = await tempDir(t);
   const master = await fakeMaster(t);

@@ -54,10 +54,14 @@ import type { Executor, TaskStatus } from '../executor/executor.ts';
 import { HealthChecker } from '../executor/health.ts';
 import { ReadinessChecker } from '../executor/readiness.ts';
 import { launchSpecFromApp } from '../executor/spec.ts';
+import { MasterUrls } from './masters.ts';
 
 export interface TaskRunnerOptions {
   readonly agentId: string;
+  /** The master's API, or several, comma-separated. */
   readonly masterUrl: string;
+  /** The masters to follow, shared with the registration loop (default: made from `masterUrl`). */
+  readonly masters?: MasterUrls;
   /** Asked before every request (tokens may be renewed). */
   readonly token: () => Promise<string>;
   readonly executor: Executor;
@@ -121,9 +125,12 @@ interface ReportQueue {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** App versions kept for launches (the oldest fetched goes first). */
+const MAX_APP_VERSIONS = 256;
+
 export class TaskRunner {
-  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
-  readonly #base: string;
+  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
+  readonly #masters: MasterUrls;
   readonly #abort = new AbortController();
   readonly #queues = new Map<string, ReportQueue>();
   readonly #idleWaiters = new Set<() => void>();
@@ -141,6 +148,13 @@ export class TaskRunner {
   /** The readiness results to send with the task's next report. */
   readonly #readiness = new Map<string, readonly ReadinessCheckResult[]>();
   readonly #healthStarting = new Set<string>();
+  /**
+   * Apps by `<app id>@<version>`, fetched (or being fetched) for a task of
+   * that app version: the other tasks of the same version reuse it (stored
+   * versions never change), so launching 100 instances asks the master once,
+   * not 100 times. A failed fetch is forgotten (the next one asks again).
+   */
+  readonly #appVersions = new Map<string, Promise<App>>();
   /** Tasks whose app has no health checks (so it is not fetched again for them). */
   readonly #noChecks = new Set<string>();
   /** The health results to send with the task's next report (the latest significant ones). */
@@ -182,7 +196,7 @@ export class TaskRunner {
       minPollIntervalMs: 250,
       ...options,
     };
-    this.#base = options.masterUrl.replace(/\/+$/, '');
+    this.#masters = options.masters ?? new MasterUrls(options.masterUrl);
   }
 
   /** The index of the last listing applied. */
@@ -233,7 +247,8 @@ export class TaskRunner {
     while (!this.#closed) {
       const started = Date.now();
       try {
-        const body = await this.#request('GET', `${path}?index=${this.#index}&wait=${this.#o.waitSeconds}`, undefined, (this.#o.waitSeconds + 15) * 1000);
+        const wait = this.#listingWaitSeconds(started);
+        const body = await this.#request('GET', `${path}?index=${this.#index}&wait=${wait}`, undefined, (wait + 15) * 1000);
         const { index, tasks } = (body ?? {}) as { index?: unknown; tasks?: unknown };
         if (typeof index !== 'number' || !Array.isArray(tasks)) throw new StrataError('API_BAD_REQUEST', 'the master answered the task listing without {index, tasks}');
         if (this.#listingFailures > 0) {
@@ -253,6 +268,19 @@ export class TaskRunner {
         await this.#sleep(this.#backoff(this.#listingFailures));
       }
     }
+  }
+
+  /**
+   * How long the next listing may block: `waitSeconds`, or less while a task
+   * is missing from the listings, so that the listing that finds it still
+   * missing comes once its grace is over (a blocking listing of an agent
+   * whose tasks do not change would otherwise keep an orphan alive for
+   * `waitSeconds` more).
+   */
+  #listingWaitSeconds(now: number): number {
+    let wait = this.#o.waitSeconds;
+    for (const m of this.#missingSince.values()) wait = Math.min(wait, Math.max(0.5, (m.since + this.#o.orphanGraceMs - now) / 1000));
+    return Math.round(wait * 10) / 10;
   }
 
   #apply(tasks: readonly Task[]): void {
@@ -318,7 +346,7 @@ export class TaskRunner {
   async #launch(task: Task, attempt: number): Promise<void> {
     const { executor, logger } = this.#o;
     try {
-      const app = await this.#fetchApp(task.id, task.appId);
+      const app = await this.#fetchApp(task.id, task.appId, task.version);
       if (this.#closed) return;
       const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] });
       if (hasChecks(app)) this.#apps.set(task.id, app);
@@ -350,7 +378,22 @@ export class TaskRunner {
     }
   }
 
-  async #fetchApp(taskId: string, appId: string): Promise<App> {
+  /** The app at `version` for a task of it: shared by every task of that app version (see `#appVersions`). */
+  #fetchApp(taskId: string, appId: string, version: string): Promise<App> {
+    const key = `${appId}@${version}`;
+    const known = this.#appVersions.get(key);
+    if (known) return known;
+    const fetching = this.#fetchAppOnce(taskId, appId).then((app) => {
+      if (app.version !== version) this.#appVersions.delete(key);
+      return app;
+    });
+    fetching.catch(() => this.#appVersions.delete(key));
+    this.#appVersions.set(key, fetching);
+    if (this.#appVersions.size > MAX_APP_VERSIONS) this.#appVersions.delete(this.#appVersions.keys().next().value!);
+    return fetching;
+  }
+
+  async #fetchAppOnce(taskId: string, appId: string): Promise<App> {
     const path = `/v1/agents/${encodeURIComponent(this.#o.agentId)}/tasks/${encodeURIComponent(taskId)}/app`;
     let body: App | undefined;
     try {
@@ -387,7 +430,7 @@ export class TaskRunner {
     if (app) return this.#startHealth(task.id, app, task.ports);
     if (this.#healthStarting.has(task.id)) return;
     this.#healthStarting.add(task.id);
-    this.#fetchApp(task.id, task.appId)
+    this.#fetchApp(task.id, task.appId, task.version)
       .then((fetched) => {
         if (!hasChecks(fetched)) return void this.#noChecks.add(task.id);
         this.#apps.set(task.id, fetched);
@@ -548,16 +591,19 @@ export class TaskRunner {
 
   async #request(method: 'GET' | 'PUT', path: string, body: unknown, timeoutMs: number): Promise<unknown> {
     let response: Response;
+    const base = this.#masters.current;
     try {
-      response = await fetch(`${this.#base}${path}`, {
+      response = await fetch(`${base}${path}`, {
         method,
         headers: { authorization: `token=${await this.#o.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(timeoutMs)]),
       });
     } catch (err) {
+      if (!this.#closed) this.#masters.failed(base);
       throw new TransientError(`${method} ${path}: ${(err as Error).message}`, { cause: err });
     }
+    if (response.status >= 500) this.#masters.failed(base);
     const text = await response.text().catch(() => '');
     if (response.ok) {
       try {

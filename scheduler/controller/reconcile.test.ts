@@ -254,7 +254,7 @@ test('apps in a later deployment step wait for the earlier steps (dependencies)'
   t.deepEqual(end.deployments, []);
 });
 
-test('failed tasks are replaced after a backoff that grows by backoffFactor up to maxLaunchDelaySeconds', (t) => {
+for (const end of ['FAILED', 'FINISHED', 'ERROR'] as const) test(`${end} tasks are replaced after a backoff that grows by backoffFactor up to maxLaunchDelaySeconds`, (t) => {
   const app = mkApp('/a', { instances: 1, backoffSeconds: 2, backoffFactor: 2, maxLaunchDelaySeconds: 5 });
   const agents = [mkAgent('a1')];
   let memory: ReadonlyMap<string, BackoffState> | undefined;
@@ -273,10 +273,61 @@ test('failed tasks are replaced after a backoff that grows by backoffFactor up t
       memory = a.backoff;
     }
     t.is(a.launch.length, 1, `round ${i}`);
-    // It fails at once.
-    tasks = [...tasks, { ...a.launch[0]!, state: 'FAILED', stateChangedAt: iso(now) }];
+    // It ends at once (even exit 0 counts, as in Marathon).
+    tasks = [...tasks, { ...a.launch[0]!, state: end, stateChangedAt: iso(now) }];
   }
   t.deepEqual(delays, [2000, 4000, 5000]);
+});
+
+test('a crash loop backs off even when each task is seen RUNNING before it fails; the delay starts over maxLaunchDelaySeconds after it ended without a failure', (t) => {
+  const app = mkApp('/a', { instances: 1, backoffSeconds: 2, backoffFactor: 2, maxLaunchDelaySeconds: 5 });
+  const agents = [mkAgent('a1')];
+  let memory: ReadonlyMap<string, BackoffState> | undefined;
+  let tasks: Task[] = [];
+  let now = T0;
+  const step = (): ReturnType<typeof reconcile> => {
+    const a = reconcile(view({ apps: [app], agents, tasks }), { now, newUuid: counterUuid, ...(memory ? { backoff: memory } : {}) });
+    memory = a.backoff;
+    return a;
+  };
+  const delays: number[] = [];
+  const crash = (): void => {
+    let a = step();
+    if (a.launch.length === 0) {
+      delays.push(a.wakeAt! - now);
+      now = a.wakeAt!;
+      a = step();
+    }
+    t.is(a.launch.length, 1);
+    const launched = a.launch[0]!;
+    // The controller sees it RUNNING (all instances up), then it fails.
+    tasks = [...tasks, { ...launched, state: 'RUNNING', stateChangedAt: iso(now) }];
+    now += 10;
+    step();
+    tasks = tasks.map((x) => (x.id === launched.id ? { ...x, state: 'FAILED', stateChangedAt: iso(now) } : x));
+  };
+  for (let i = 0; i < 4; i++) crash();
+  t.deepEqual(delays, [2000, 4000, 5000]);
+  // Up for maxLaunchDelaySeconds after the delay ended: the next failure waits backoffSeconds again.
+  let a = step();
+  now = a.wakeAt!;
+  a = step();
+  tasks = [...tasks, { ...a.launch[0]!, state: 'RUNNING', stateChangedAt: iso(now) }];
+  now += 6000;
+  step();
+  tasks = tasks.map((x) => (x.state === 'RUNNING' ? { ...x, state: 'FAILED', stateChangedAt: iso(now) } : x));
+  a = step();
+  t.is(a.launch.length, 0);
+  t.is(a.wakeAt! - now, 2000);
+});
+
+test('a task killed by the scheduler grows no backoff: its replacement launches at once', (t) => {
+  const app = mkApp('/a', { instances: 1, backoffSeconds: 2 });
+  const agents = [mkAgent('a1')];
+  const first = reconcile(view({ apps: [app], agents }), { now: T0, newUuid: counterUuid });
+  const killed: Task = { ...first.launch[0]!, state: 'KILLED', stateChangedAt: iso(T0 + 10) };
+  const next = reconcile(view({ apps: [app], agents, tasks: [killed] }), { now: T0 + 20, newUuid: counterUuid, backoff: first.backoff });
+  t.is(next.launch.length, 1);
 });
 
 test('terminal tasks are expunged after the retention', (t) => {

@@ -97,8 +97,14 @@ export interface ReconcileActions {
 
 export const DEFAULT_TERMINAL_RETENTION_MS = 5 * 60_000;
 
-/** States of a failure that counts for backoff (a kill the scheduler asked for is none). */
-const NOT_FAILURES: ReadonlySet<TaskState> = new Set(['KILLED', 'GONE_BY_OPERATOR', 'FINISHED']);
+/**
+ * Terminal states that do not count for backoff: a kill the scheduler (or an
+ * operator) asked for. Everything else does, FINISHED included: as in
+ * Marathon's rate limiter, a long-running app whose command exits 0 is
+ * relaunched with the same growing delay as one that fails (else a command
+ * that exits 0 at once is relaunched in a tight loop).
+ */
+const NOT_FAILURES: ReadonlySet<TaskState> = new Set(['KILLED', 'GONE_BY_OPERATOR']);
 
 export const isTerminal = (t: Pick<Task, 'state'>): boolean => TERMINAL_TASK_STATES.has(t.state);
 
@@ -443,8 +449,12 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
       const lastFailureAt = fresh[fresh.length - 1]!;
       state = { version: app.version, failures, lastFailureAt, delayUntil: lastFailureAt + backoffDelayMs(app, failures) };
     }
-    // Every wanted instance up and ready: the app is healthy again, the delay starts over.
-    if (state && converged(app.id) && app.instances > 0) state = { ...state, failures: 0, delayUntil: 0 };
+    // As Marathon's rate limiter (cleanUpOverdueDelays): the delay starts over once
+    // maxLaunchDelaySeconds have passed since it ended with no new failure. Not when the
+    // instances run again: a task is RUNNING as soon as its process starts, so a command that
+    // crashes a moment later would never back off past backoffSeconds. (`lastFailureAt` is
+    // kept, so the failures already counted are not counted again.)
+    if (state && state.failures > 0 && now - state.delayUntil >= app.maxLaunchDelaySeconds * 1000) state = { ...state, failures: 0, delayUntil: 0 };
     if (state) {
       backoff.set(app.id, state);
       wake(state.delayUntil);

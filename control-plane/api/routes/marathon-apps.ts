@@ -288,13 +288,28 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
     const { id, cmd, label, embed = [] } = request.query;
     const withTasks = embed.includes('apps.tasks');
     const [labelKey, labelValue] = label === undefined ? [] : label.split('==');
+    // Tasks and deployments grouped by app once: each app then reads only its own (not every task per app).
+    const tasksByApp = new Map<string, Task[]>();
+    for (const { value: t } of tasks.records) {
+      const list = tasksByApp.get(t.appId);
+      if (list) list.push(t);
+      else tasksByApp.set(t.appId, [t]);
+    }
+    const deploymentsByApp = new Map<string, Deployment[]>();
+    for (const { value: d } of deployments) {
+      for (const appId of new Set(d.affectedApps)) {
+        const list = deploymentsByApp.get(appId);
+        if (list) list.push(d);
+        else deploymentsByApp.set(appId, [d]);
+      }
+    }
     const visible: MarathonApp[] = [];
     for (const { value: a } of apps.values()) {
       if (id !== undefined && !a.id.includes(id)) continue;
       if (cmd !== undefined && !(a.cmd ?? '').includes(cmd)) continue;
       if (labelKey !== undefined && (!(labelKey in a.labels) || (labelValue !== undefined && a.labels[labelKey] !== labelValue))) continue;
       if (!principal || !allows(principal, appRid(a.id), 'read')) continue;
-      visible.push(marathonApp(a, deployments.map((d) => d.value), tasks.records.map((t) => t.value), withTasks));
+      visible.push(marathonApp(a, deploymentsByApp.get(a.id) ?? [], tasksByApp.get(a.id) ?? [], withTasks));
     }
     return { apps: visible };
   });
