@@ -114,6 +114,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     algorithm: config.auth.algorithm,
   });
   const iam = new Iam(records);
+  await iam.start({ onError: (err) => logger.error({ err }, 'IAM view failed') });
 
   const credentialsFile = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
   const uid = config.auth.bootstrapUid;
@@ -211,6 +212,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         // The loop may have won once more while stopping; give that back too.
         await leadership?.resign();
         await app.close();
+        iam.close();
         if (ownsStore) await store.close();
       })();
       return closing;

@@ -11,6 +11,7 @@ const EXPECTED_PUBLIC = new Set([
   'GET /openapi.json',
   'GET /dcos-metadata/dcos-version.json',
   'POST /acs/api/v1/auth/login',
+  'POST /acs/api/v1/auth/logout',
   'GET /acs/api/v1/auth/jwks',
 ]);
 
