@@ -4,7 +4,7 @@ import { startTestMaster, type TestMaster } from '../../../test/harness/master.t
 
 const SVC = 'dcos:service:marathon:marathon:services:';
 
-async function setup(t: { teardown(fn: () => Promise<void>): void }): Promise<{ h: TestMaster; su: string; call: (method: string, url: string, token: string | undefined, payload?: unknown) => Promise<{ statusCode: number; json: () => any; body: string }> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function setup(t: { teardown(fn: () => Promise<void>): void }): Promise<{ h: TestMaster; su: string; call: (method: string, url: string, token: string | undefined, payload?: unknown) => Promise<{ statusCode: number; json: () => any; body: string; headers: Record<string, unknown> }> }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const h = await startTestMaster();
   t.teardown(() => h.close());
   const su = await h.superuserToken();
