@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Registry } from 'prom-client';
 import { StrataError, isStrataError } from '../common/errors.ts';
+import { ClusterCa } from '../security/ca/authority.ts';
 import { Iam } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
@@ -51,6 +52,7 @@ export interface MasterHandle {
   readonly records: Records;
   readonly tokens: TokenService;
   readonly iam: Iam;
+  readonly ca: ClusterCa;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -60,6 +62,8 @@ export interface MasterHandle {
 }
 
 export const BOOTSTRAP_CREDENTIALS_FILE = 'bootstrap-credentials.json';
+/** Written by the master that creates the cluster CA: the passphrase of the root key (stored encrypted). Move it offline. */
+export const CA_ROOT_PASSPHRASE_FILE = 'ca-root-passphrase';
 
 /** Resolves when the signal aborts (at once if it already has). */
 function untilAborted(signal: AbortSignal): Promise<void> {
@@ -123,6 +127,14 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     discard: () => rm(credentialsFile, { force: true }),
   });
 
+  const passphraseFile = join(config.dataDir, CA_ROOT_PASSPHRASE_FILE);
+  const ca = await ClusterCa.open(records, { trustDomain: config.ca.trustDomain, maxLeafTtlSeconds: config.ca.maxLeafTtlSeconds }, {
+    persistPassphrase: (passphrase) => writePrivateFile(passphraseFile, `${passphrase}\n`),
+    discardPassphrase: () => rm(passphraseFile, { force: true }),
+  });
+  const caSweeper = setInterval(() => void ca.sweep().catch((err: unknown) => logger.warn({ err }, 'CA sweep failed')), 3600_000);
+  caSweeper.unref();
+
   let leadership: Leadership | undefined;
   const leaderWaiters: ((l: Leadership) => void)[] = [];
   const metrics = createMetrics({ store, isLeader: () => leadership !== undefined && !leadership.signal.aborted });
@@ -133,6 +145,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     records,
     tokens,
     iam,
+    ca,
     metrics,
     role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
     async leader(): Promise<LeaderInfo> {
@@ -200,6 +213,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     records,
     tokens,
     iam,
+    ca,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
@@ -213,6 +227,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         await leadership?.resign();
         await app.close();
         iam.close();
+        clearInterval(caSweeper);
         if (ownsStore) await store.close();
       })();
       return closing;

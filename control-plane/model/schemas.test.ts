@@ -407,6 +407,7 @@ const VALID = {
     rootKeyEncryptedPem: `-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBszCCAVmgAwIBAgIQ\n-----END ENCRYPTED PRIVATE KEY-----\n`,
     intermediateCertificatePem: `-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIQ\n-----END CERTIFICATE-----\n`,
     intermediateKeyPem: `-----BEGIN PRIVATE KEY-----\nMIIBszCCAVmgAwIBAgIQ\n-----END PRIVATE KEY-----\n`,
+    rootCrlPem: `-----BEGIN X509 CRL-----\nMIIBszCCAVmgAwIBAgIQ\n-----END X509 CRL-----\n`,
   },
   certificate: { serial: '0123456789abcdef0123456789abcdef', authorityId: 'ca-1', uid: 'alice', spiffeId: 'spiffe://strata.local/user/alice', notBefore: NOW, notAfter: LATER, revokedAt: NOW, revocationReason: 'keyCompromise' },
   signingKey: {

@@ -840,6 +840,12 @@ export const CertificateAuthority = Type.Object(
     intermediateCertificatePem: CertificatePem,
     /** Signs leaf certificates and CRLs. */
     intermediateKeyPem: PrivateKeyPem,
+    /**
+     * The root's CRL (signed once at creation, valid as long as the
+     * intermediate): verifiers that check every level (Node's `crl` option
+     * does) need it, and the root key is not at hand to sign it later.
+     */
+    rootCrlPem: Type.String({ pattern: '^-----BEGIN X509 CRL-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END X509 CRL-----\\r?\\n?$', maxLength: 65536 }),
   },
   { ...STRICT, description: 'The cluster CA: a root (key offline-able) and the intermediate that signs.' },
 );
