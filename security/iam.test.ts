@@ -108,7 +108,7 @@ test('withGrant/withoutGrant keep one entry per rid, add and remove single actio
 });
 
 test('tokenRejection: deleted, disabled, issued before tokensValidFromSeconds, or revoked jti', (t) => {
-  const token = { uid: 'u', expiresAtSeconds: 2000, issuedAtSeconds: 1000, tokenId: 'j1' };
+  const token = { uid: 'u', expiresAtSeconds: 2000, issuedAtSeconds: 1000, tokenId: 'j1', principalIndex: undefined };
   t.is(tokenRejection(user([]), token, false), undefined);
   t.regex(tokenRejection(undefined, token, false)!, /does not exist/);
   t.regex(tokenRejection(user([], undefined, true), token, false)!, /disabled/);
@@ -116,4 +116,6 @@ test('tokenRejection: deleted, disabled, issued before tokensValidFromSeconds, o
   t.is(tokenRejection({ ...user([]), tokensValidFromSeconds: 1000 }, token, false), undefined, 'a token of the same second as the (re)creation is good');
   t.regex(tokenRejection({ ...user([]), tokensValidFromSeconds: 1 }, { ...token, issuedAtSeconds: undefined }, false)!, /issued before/, 'no iat: cannot prove it is newer');
   t.regex(tokenRejection(user([]), token, true)!, /revoked/);
+  t.regex(tokenRejection(user([]), { ...token, principalIndex: 5 }, false, 9)!, /issued to an earlier "u", deleted since/);
+  t.is(tokenRejection(user([]), { ...token, principalIndex: 9 }, false, 9), undefined);
 });

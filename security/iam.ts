@@ -60,12 +60,16 @@ export function resolvePrincipal(principal: Principal, groupOf: (gid: string) =>
 
 /**
  * Pure: why a verified token must be refused now, or `undefined` if it is
- * good. A token dies with its principal (deleted or disabled), when it was
- * issued before the principal's `tokensValidFromSeconds`, and when its jti
- * was revoked (logout).
+ * good. A token dies with its principal (deleted or disabled, and stays dead
+ * when the uid is created again: its `pidx` names the old record), when it
+ * was issued before the principal's `tokensValidFromSeconds`, and when its
+ * jti was revoked (logout).
  */
-export function tokenRejection(principal: Principal | undefined, token: VerifiedToken, jtiRevoked: boolean): string | undefined {
+export function tokenRejection(principal: Principal | undefined, token: VerifiedToken, jtiRevoked: boolean, principalCreateIndex?: number): string | undefined {
   if (!principal) return `principal ${JSON.stringify(token.uid)} does not exist`;
+  if (token.principalIndex !== undefined && principalCreateIndex !== undefined && token.principalIndex !== principalCreateIndex) {
+    return `the token was issued to an earlier ${JSON.stringify(token.uid)}, deleted since`;
+  }
   if (principal.disabled) return `principal ${JSON.stringify(token.uid)} is disabled`;
   const from = principal.tokensValidFromSeconds;
   if (from !== undefined && (token.issuedAtSeconds === undefined || token.issuedAtSeconds < from)) {
@@ -225,8 +229,9 @@ export class Iam {
   /** Pure-from-memory check of a verified token (see {@link tokenRejection}); needs {@link start}. */
   async tokenProblem(token: VerifiedToken): Promise<string | undefined> {
     const principal = await this.getPrincipal(token.uid);
+    const createIndex = this.#views ? this.#views.principal.records.get(token.uid)?.createIndex : (await this.#records.get('principal', token.uid))?.createIndex;
     const revoked = token.tokenId !== undefined && (this.#views ? this.#views.revokedToken.get(token.tokenId) !== undefined : (await this.#records.get('revokedToken', token.tokenId)) !== undefined);
-    return tokenRejection(principal, token, revoked);
+    return tokenRejection(principal, token, revoked, createIndex);
   }
 
   /** The stored principal (its own permissions only). */
@@ -427,16 +432,17 @@ export class Iam {
 
   // Logins and tokens ---------------------------------------------------------
 
-  /** Check a password; `AUTH_LOGIN_FAILED` for a wrong uid, password, or a disabled account alike. */
-  async login(uid: string, password: string): Promise<Principal> {
-    const principal = (await this.#records.get('principal', uid))?.value;
-    const stored = principal?.kind === 'user' ? principal.passwordHash : undefined;
-    const hash = stored ?? (await dummyHash!);
+  /** Check a password; `AUTH_LOGIN_FAILED` for a wrong uid, password, or a disabled account alike. Returns the record (its createIndex goes into the token). */
+  async login(uid: string, password: string): Promise<Versioned<Principal>> {
+    const stored = await this.#records.get('principal', uid);
+    const principal = stored?.value;
+    const storedHash = principal?.kind === 'user' ? principal.passwordHash : undefined;
+    const hash = storedHash ?? (await dummyHash!);
     const ok = await this.#limiter.run(() => verifyPassword(password, hash));
-    if (!principal || stored === undefined || !ok || principal.disabled) {
+    if (!stored || !principal || storedHash === undefined || !ok || principal.disabled) {
       throw new StrataError('AUTH_LOGIN_FAILED', 'login failed: unknown uid or wrong password');
     }
-    return principal;
+    return stored;
   }
 
   /**
@@ -445,8 +451,9 @@ export class Iam {
    * most 10 minutes, used once (its digest is written create-only, so two
    * masters cannot both accept it).
    */
-  async serviceLogin(uid: string, token: string): Promise<Principal> {
-    const principal = (await this.#records.get('principal', uid))?.value;
+  async serviceLogin(uid: string, token: string): Promise<Versioned<Principal>> {
+    const stored = await this.#records.get('principal', uid);
+    const principal = stored?.value;
     if (!principal || principal.kind !== 'service' || principal.disabled) {
       throw new StrataError('AUTH_LOGIN_FAILED', 'login failed: unknown service account or bad login token');
     }
@@ -461,7 +468,7 @@ export class Iam {
       { casIndex: 0 },
     );
     if (!used.ok) throw new StrataError('AUTH_LOGIN_TOKEN_REJECTED', 'login token rejected: it was already used (login tokens are single use)');
-    return principal;
+    return stored!;
   }
 
   /** Revoke one auth token until it expires (logout). */

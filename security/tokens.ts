@@ -29,6 +29,8 @@ export interface VerifiedToken {
   readonly expiresAtSeconds: number;
   readonly issuedAtSeconds: number | undefined;
   readonly tokenId: string | undefined;
+  /** The `pidx` claim: the createIndex of the principal record the token was issued to (absent on internal tokens). */
+  readonly principalIndex: number | undefined;
 }
 
 interface LoadedKey {
@@ -78,11 +80,16 @@ export class TokenService {
     return kid;
   }
 
-  async issue(uid: string, options: { ttlSeconds?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
+  /**
+   * `principalIndex` (the principal record's createIndex) ties the token to
+   * this incarnation of the uid: if the uid is deleted and created again,
+   * the old tokens do not fit the new one.
+   */
+  async issue(uid: string, options: { ttlSeconds?: number; principalIndex?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
     const signer = await this.#signingKey();
     const nowSeconds = Math.floor(this.#now() / 1000);
     const exp = nowSeconds + (options.ttlSeconds ?? this.#options.tokenTtlSeconds);
-    const token = await new SignJWT({ uid })
+    const token = await new SignJWT(options.principalIndex === undefined ? { uid } : { uid, pidx: options.principalIndex })
       .setProtectedHeader({ alg: signer.record.alg, kid: signer.record.kid, typ: 'JWT' })
       .setIssuer(this.#options.issuer)
       .setAudience(this.#options.audience)
@@ -178,7 +185,9 @@ export class TokenService {
 function toVerified(payload: JWTPayload): VerifiedToken {
   const uid = payload['uid'];
   if (typeof uid !== 'string' || uid.length === 0) throw new StrataError('AUTH_TOKEN_INVALID', 'token rejected: "uid" must be a non-empty string');
-  return { uid, expiresAtSeconds: payload.exp!, issuedAtSeconds: payload.iat, tokenId: payload.jti };
+  const pidx = payload['pidx'];
+  if (pidx !== undefined && !(typeof pidx === 'number' && Number.isSafeInteger(pidx) && pidx > 0)) throw new StrataError('AUTH_TOKEN_INVALID', 'token rejected: "pidx" must be a positive integer');
+  return { uid, expiresAtSeconds: payload.exp!, issuedAtSeconds: payload.iat, tokenId: payload.jti, principalIndex: pidx as number | undefined };
 }
 
 function describeJoseError(err: unknown): string {

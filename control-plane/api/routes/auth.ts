@@ -51,7 +51,7 @@ export function authRoutes(app: ApiInstance, ctx: ApiContext): void {
     const method = password !== undefined ? 'password' : 'service';
     try {
       const principal = password !== undefined ? await ctx.iam.login(uid, password) : await ctx.iam.serviceLogin(uid, token!);
-      const issued = await ctx.tokens.issue(principal.uid);
+      const issued = await ctx.tokens.issue(principal.value.uid, { principalIndex: principal.createIndex });
       logins.inc({ method, result: 'ok' });
       return { token: issued.token };
     } catch (err) {
