@@ -8,6 +8,7 @@ import { configFlags } from '../control-plane/config/load.ts';
 import { appAdd, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
+import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
 import { ApiError } from './client.ts';
 import { aclGrant, aclList, aclRevoke, groupAdd, groupList, groupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { listAgents, showLeader } from './cluster.ts';
@@ -352,6 +353,58 @@ const VERBS: readonly Verb[] = [
     operands: ['RID', 'ACTION'],
     configFlags: false,
     run: aclRevoke,
+  },
+  {
+    name: 'ca info',
+    summary: 'Show the cluster CA: trust domain, leaf usages, longest leaf lifetime and the root certificate',
+    usage: 'strata ca info [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: caInfo,
+  },
+  {
+    name: 'ca cert',
+    summary: 'Get a key and certificate for yourself (spiffe://<trust domain>/<user|sa>/<uid>) into a directory',
+    usage: 'strata ca cert --out-dir DIR [--key ecdsa|rsa] [--ttl SECONDS]',
+    flags: { 'out-dir': 'directory for key.pem (0600), cert.pem, chain.pem and ca.pem', key: 'ecdsa (P-256, default) or rsa (2048)', ttl: 'lifetime in seconds (at most the CA\'s maximum, 72 h by default)' },
+    configFlags: false,
+    run: caCert,
+  },
+  {
+    name: 'ca sign',
+    summary: 'Sign a CSR (PEM) for yourself: the certificate names only your SPIFFE id',
+    usage: 'strata ca sign CSR_FILE [--out FILE] [--ttl SECONDS]',
+    flags: { out: 'write the certificate chain here instead of printing it', ttl: 'lifetime in seconds' },
+    operands: ['CSR_FILE'],
+    configFlags: false,
+    run: caSign,
+  },
+  {
+    name: 'ca revoke',
+    summary: 'Revoke a certificate by serial; it is on the CRL (/ca/api/v2/crl) until it expires',
+    usage: 'strata ca revoke SERIAL [--reason keyCompromise|superseded|affiliationChanged|cessationOfOperation|unspecified]',
+    flags: { reason: 'why (default unspecified)' },
+    operands: ['SERIAL'],
+    configFlags: false,
+    run: caRevoke,
+  },
+  {
+    name: 'ca list',
+    summary: 'List the certificates the CA issued that have not expired (--expired: those too)',
+    usage: 'strata ca list [--expired] [--json]',
+    flags: {},
+    booleans: ['json', 'expired'],
+    configFlags: false,
+    run: caList,
+  },
+  {
+    name: 'ca root-key export',
+    summary: 'Take the CA root key offline: write it (encrypted) to a file and remove it from the cluster; once only',
+    usage: 'strata ca root-key export --out FILE',
+    flags: { out: 'file for the encrypted root key (0600; must not exist)' },
+    configFlags: false,
+    run: caRootKeyExport,
   },
   {
     name: 'auth token',

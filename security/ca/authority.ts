@@ -139,7 +139,7 @@ function makeKey(algo: 'ecdsa' | 'rsa', size: number): { publicKey: KeyObject; p
 export class ClusterCa {
   readonly #records: Records;
   readonly #options: ClusterCaOptions;
-  readonly #record: CertificateAuthority;
+  #record: CertificateAuthority;
   readonly #intermediateKey: KeyObject;
   readonly #intermediatePublicKey: KeyObject;
   readonly #intermediateSubject: Buffer;
@@ -237,6 +237,27 @@ export class ClusterCa {
 
   #now(): number {
     return this.#options.now ? this.#options.now() : Date.now();
+  }
+
+  /**
+   * Take the root key offline: return it (encrypted; the passphrase is in the
+   * creating master's `ca-root-passphrase` file) and remove it from the store.
+   * `RECORD_CONFLICT` once it is gone. Signing never needed it.
+   */
+  async takeRootKeyOffline(): Promise<string> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const current = await this.#records.get('certificateAuthority', this.#record.id);
+      if (!current) throw new StrataError('CA_NOT_READY', 'the cluster CA record is missing');
+      const key = current.value.rootKeyEncryptedPem;
+      if (key === undefined) throw new StrataError('RECORD_CONFLICT', 'the root key is already offline (exported before)');
+      const { rootKeyEncryptedPem: _dropped, ...rest } = current.value;
+      const result = await this.#records.put('certificateAuthority', rest, { casIndex: current.modifyIndex });
+      if (result.ok) {
+        this.#record = rest;
+        return key;
+      }
+    }
+    throw new StrataError('RECORD_CONFLICT', 'the CA record kept changing; try again');
   }
 
   /** CFSSL's `/info`: the root, the usages leaves get, and their longest lifetime. */

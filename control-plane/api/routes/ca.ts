@@ -164,6 +164,11 @@ export function caRoutes(app: ApiInstance, ctx: ApiContext): void {
     return envelope({ serial_number: record.serial, revoked_at: record.revokedAt, reason: record.revocationReason });
   });
 
+  app.post('/ca/api/v2/root/offline', {
+    config: { permission: requires('dcos:superuser', 'full') },
+    schema: { summary: 'Take the root key offline: returns it (PKCS#8, encrypted under the passphrase the first master wrote to ca-root-passphrase) and removes it from the store; once only' },
+  }, async () => envelope({ encrypted_private_key: await ca().takeRootKeyOffline() }));
+
   app.post('/ca/api/v2/certificates', {
     config: { permission: requires(CA_RO_RID, 'read') },
     schema: {
