@@ -31,6 +31,8 @@ export interface VerifiedToken {
   readonly tokenId: string | undefined;
   /** The `pidx` claim: the createIndex of the principal record the token was issued to (absent on internal tokens). */
   readonly principalIndex: number | undefined;
+  /** The `nbf` claim, when present. */
+  readonly notBeforeSeconds?: number;
 }
 
 interface LoadedKey {
@@ -40,11 +42,21 @@ interface LoadedKey {
   readonly publicKey: CryptoKey;
 }
 
+/** How many verified tokens {@link TokenService.verify} remembers. */
+const VERIFIED_CACHE_MAX = 10_000;
+
 export class TokenService {
   readonly #records: Records;
   readonly #options: TokenServiceOptions;
   #keys = new Map<string, LoadedKey>();
   #lastReloadMs = 0;
+  /**
+   * Tokens whose signature and claims already verified, until their `exp`:
+   * the hot path skips the signature check for a token it has seen. Bounded
+   * (oldest dropped first) and cleared when a signing key disappears.
+   * Revocation is not cached here: the auth hook checks it on every request.
+   */
+  readonly #verified = new Map<string, VerifiedToken>();
 
   private constructor(records: Records, options: TokenServiceOptions) {
     this.#records = records;
@@ -102,6 +114,18 @@ export class TokenService {
 
   /** Throws `AUTH_TOKEN_INVALID` saying why; never returns an unverified claim. */
   async verify(token: string): Promise<VerifiedToken> {
+    const cached = this.#verified.get(token);
+    if (cached) {
+      if (cached.expiresAtSeconds * 1000 > this.#now() && (cached.notBeforeSeconds ?? 0) * 1000 <= this.#now()) return cached;
+      this.#verified.delete(token);
+    }
+    const verified = await this.#verifyUncached(token);
+    if (this.#verified.size >= VERIFIED_CACHE_MAX) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, verified);
+    return verified;
+  }
+
+  async #verifyUncached(token: string): Promise<VerifiedToken> {
     try {
       const { payload } = await jwtVerify(token, (header) => this.#verificationKey(header.kid), {
         algorithms: [...ALLOWED_ALGORITHMS],
@@ -178,6 +202,7 @@ export class TokenService {
         },
       );
     }
+    if ([...this.#keys.keys()].some((kid) => !next.has(kid))) this.#verified.clear();
     this.#keys = next;
   }
 }
@@ -187,7 +212,7 @@ function toVerified(payload: JWTPayload): VerifiedToken {
   if (typeof uid !== 'string' || uid.length === 0) throw new StrataError('AUTH_TOKEN_INVALID', 'token rejected: "uid" must be a non-empty string');
   const pidx = payload['pidx'];
   if (pidx !== undefined && !(typeof pidx === 'number' && Number.isSafeInteger(pidx) && pidx > 0)) throw new StrataError('AUTH_TOKEN_INVALID', 'token rejected: "pidx" must be a positive integer');
-  return { uid, expiresAtSeconds: payload.exp!, issuedAtSeconds: payload.iat, tokenId: payload.jti, principalIndex: pidx as number | undefined };
+  return { uid, expiresAtSeconds: payload.exp!, issuedAtSeconds: payload.iat, tokenId: payload.jti, principalIndex: pidx as number | undefined, ...(payload.nbf === undefined ? {} : { notBeforeSeconds: payload.nbf }) };
 }
 
 function describeJoseError(err: unknown): string {
