@@ -1,6 +1,13 @@
 /** The IAM API (/acs/api/v1): users, groups, ACLs, the permission query, token revocation. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
+import { pino } from 'pino';
+import { Iam } from '../../../security/iam.ts';
 import { startTestMaster, type TestMaster } from '../../../test/harness/master.ts';
+import { loadConfig } from '../../config/load.ts';
+import { startMaster } from '../../master.ts';
 
 const SVC = 'dcos:service:marathon:marathon:services:';
 
@@ -168,8 +175,40 @@ test('revocations expire with their token: the sweep deletes them after exp', as
   await call('POST', '/acs/api/v1/auth/logout', su);
   t.is((await h.master.records.list('revokedToken')).records.length, 1);
   t.is(await h.master.iam.sweep(), 0, 'not yet expired');
-  const { Iam } = await import('../../../security/iam.ts');
   const later = new Iam(h.master.records, { now: () => Date.now() + 6 * 86400_000 });
   t.is(await later.sweep(), 1);
   t.is((await h.master.records.list('revokedToken')).records.length, 0);
+});
+
+test('two masters on one store: a logout, a disable and a group grant on one are enforced by the other (watched views)', async (t) => {
+  const { h, su, call } = await setup(t);
+  const dataDir = await mkdtemp(join(tmpdir(), 'strata-test-b-'));
+  const other = await startMaster({ config: loadConfig({ env: {}, overrides: { dataDir, 'api.port': 0, 'master.leaderTtlSeconds': 2 } }), logger: pino({ level: 'silent' }), store: h.store });
+  t.teardown(async () => {
+    await other.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  t.is(other.ca.rootPem, h.master.ca.rootPem, 'one cluster CA: the second master loaded the first one\'s');
+  const onB = (token: string) => other.app.inject({ method: 'GET', url: '/acs/api/v1/users', headers: { authorization: `token=${token}` } });
+  const eventually = async (check: () => Promise<boolean>): Promise<boolean> => {
+    for (let i = 0; i < 100; i++) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  };
+  await call('PUT', '/acs/api/v1/users/alice', su, { password: 'correct horse' });
+  await call('PUT', '/acs/api/v1/groups/auditors', su, {});
+  await call('PUT', '/acs/api/v1/acls/dcos:adminrouter:acs', su, { description: 'IAM API' });
+  await call('PUT', '/acs/api/v1/acls/dcos:adminrouter:acs/groups/auditors/read', su);
+  const token = await login(h, 'alice', 'correct horse');
+  t.is((await onB(token)).statusCode, 403);
+  await call('PUT', '/acs/api/v1/groups/auditors/users/alice', su);
+  t.true(await eventually(async () => (await onB(token)).statusCode === 200), 'B applies the membership');
+  await call('POST', '/acs/api/v1/auth/logout', token);
+  t.true(await eventually(async () => (await onB(token)).json().code === 'AUTH_TOKEN_REVOKED'), 'B applies the logout');
+  const second = await login(h, 'alice', 'correct horse');
+  t.is((await onB(second)).statusCode, 200);
+  await call('PATCH', '/acs/api/v1/users/alice', su, { disabled: true });
+  t.true(await eventually(async () => (await onB(second)).statusCode === 401), 'B applies the disable');
 });
