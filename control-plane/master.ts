@@ -131,6 +131,9 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   const ca = await ClusterCa.open(records, { trustDomain: config.ca.trustDomain, maxLeafTtlSeconds: config.ca.maxLeafTtlSeconds }, {
     persistPassphrase: (passphrase) => writePrivateFile(passphraseFile, `${passphrase}\n`),
     discardPassphrase: () => rm(passphraseFile, { force: true }),
+  }).catch((err: unknown) => {
+    iam.close();
+    throw err;
   });
   const caSweeper = setInterval(() => void ca.sweep().catch((err: unknown) => logger.warn({ err }, 'CA sweep failed')), 3600_000);
   caSweeper.unref();
@@ -156,7 +159,15 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     },
   };
   const app = await buildApi(ctx, { logger, ...(options.routes ? { routes: options.routes } : {}) });
-  await app.listen({ host: config.api.host, port: config.api.port });
+  try {
+    await app.listen({ host: config.api.host, port: config.api.port });
+  } catch (err) {
+    // Nothing of this start may outlive it (the port may be taken).
+    iam.close();
+    clearInterval(caSweeper);
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.api.port;
   const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
