@@ -61,6 +61,9 @@ test('groups: members hold the group\'s permissions, lose them on leaving; delet
   const token = await login(h, 'alice', 'correct horse');
   t.is((await call('PUT', '/acs/api/v1/groups/auditors', su, { description: 'read the IAM' })).statusCode, 201);
   t.is((await call('PUT', '/acs/api/v1/groups/auditors', su, {})).statusCode, 409);
+  t.is((await call('PATCH', '/acs/api/v1/groups/auditors', su, { description: 'read the IAM API' })).statusCode, 204);
+  t.deepEqual((await call('GET', '/acs/api/v1/groups/auditors', su)).json(), { gid: 'auditors', url: '/acs/api/v1/groups/auditors', description: 'read the IAM API', provider_type: 'internal' });
+  t.deepEqual((await call('GET', '/acs/api/v1/groups', su)).json().array.map((g: { gid: string }) => g.gid), ['auditors']);
   const noAcl = await call('PUT', '/acs/api/v1/acls/dcos:adminrouter:acs/groups/auditors/read', su);
   t.is(noAcl.statusCode, 404);
   t.is(noAcl.json().code, 'IAM_ACL_NOT_FOUND', 'DC/OS: create the ACL first');
@@ -92,8 +95,10 @@ test('ACLs: create (409 again), encoded rids, grant, the {allowed} query with su
   await call('PUT', '/acs/api/v1/groups/prod-ops', su, {});
   await call('PUT', '/acs/api/v1/groups/prod-ops/users/alice', su);
   const prod = encodeURIComponent(`${SVC}/prod`);
-  t.is((await call('PUT', `/acs/api/v1/acls/${prod}`, su, { description: 'apps under /prod' })).statusCode, 201);
+  t.is((await call('PUT', `/acs/api/v1/acls/${prod}`, su, { description: 'first words' })).statusCode, 201);
   t.is((await call('PUT', `/acs/api/v1/acls/${prod}`, su, { description: 'again' })).statusCode, 409);
+  t.is((await call('PATCH', `/acs/api/v1/acls/${prod}`, su, { description: 'apps under /prod' })).statusCode, 204);
+  t.is((await call('PATCH', `/acs/api/v1/acls/${encodeURIComponent(`${SVC}/nope`)}`, su, { description: 'x' })).json().code, 'IAM_ACL_NOT_FOUND');
   const doubly = `/acs/api/v1/acls/${prod.replace(/%2F/g, '%252F')}`;
   t.is((await call('GET', doubly, su)).json().description, 'apps under /prod', 'the %252F spelling of the DC/OS docs works too');
   t.deepEqual((await call('GET', '/acs/api/v1/acls', su)).json().array, [{ rid: `${SVC}/prod`, url: `/acs/api/v1/acls/${prod}`, description: 'apps under /prod' }]);
