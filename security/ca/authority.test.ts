@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import test from 'ava';
 import fc from 'fast-check';
 import { issuanceProblems, keyProblem, renewAt, renewalWindow, spiffeIdFor } from './authority.ts';
-import { children, int, oid, parse, readOid, time } from './der.ts';
+import { DerError, children, int, oid, parse, readOid, time } from './der.ts';
 import { KEY_USAGE, buildCsr, name, parseCsr, requestExtension, toPem, type ParsedCsr } from './x509.ts';
 
 const ID = 'spiffe://strata.local/user/alice';
@@ -101,4 +101,31 @@ test('renewal: the window is 60-90 % of the lifetime; a jittered time falls insi
     return at >= w.start.getTime() && at <= w.end.getTime();
   })));
   t.is(spiffeIdFor('strata.local', { uid: 'ci-bot', kind: 'service' }), 'spiffe://strata.local/sa/ci-bot');
+});
+
+test('property: a mutated or random CSR never throws anything but DerError (the API answers CA_CSR_INVALID, never a 500)', (t) => {
+  const ecPair = ec();
+  const rsaPair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const seeds = [
+    buildCsr({ subject: name([['2.5.4.3', 'x']]), publicKey: ecPair.publicKey, privateKey: ecPair.privateKey, extensions: [requestExtension.uris([ID]), requestExtension.basicConstraints(false), requestExtension.keyUsage([0])] }),
+    buildCsr({ subject: name([]), publicKey: rsaPair.publicKey, privateKey: rsaPair.privateKey }),
+  ];
+  const mutated = fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat())
+    .map(([seed, edits, cut]) => {
+      const b = Buffer.from(seed);
+      for (const [at, value] of edits) b[at % b.length] = value;
+      return cut % 5 === 0 ? b.subarray(0, cut % b.length) : b;
+    });
+  const inputs = fc.oneof(mutated, fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)));
+  t.notThrows(() => fc.assert(
+    fc.property(inputs, (der) => {
+      try {
+        parseCsr(der);
+        return true;
+      } catch (err) {
+        return err instanceof DerError;
+      }
+    }),
+    { numRuns: process.env.STRATA_SLOW ? 20_000 : 1_000 },
+  ));
 });
