@@ -5,7 +5,7 @@
  * client certificates (mTLS) with the CRL.
  */
 import { execFile } from 'node:child_process';
-import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { ClusterCa } from '../../../security/ca/authority.ts';
 import { startTestMaster, type TestMaster } from '../../../test/harness/master.ts';
 import { KEY_USAGE, buildCertificate, certificateSubject, fromPem, name, pemBlocks, toPem } from '../../../security/ca/x509.ts';
 
@@ -215,4 +216,56 @@ test('revocation: the CRL (signed by the intermediate) lists a revoked leaf; ope
   t.is(await handshake({ key: await readFile(join(dir, 'good.key')), cert: good.chain }), 'ok URI:spiffe://strata.local/user/alice');
   t.is(await handshake({ key: await readFile(join(dir, 'bad.key')), cert: bad.chain }), 'refused', 'a revoked client certificate');
   t.is(await handshake({}), 'refused', 'no client certificate');
+});
+
+test('mTLS with cluster certificates refuses: a self-signed or foreign-CA client, an expired one, a serverAuth-only one, and TLS below 1.2', async (t) => {
+  const { h, alice, post } = await setup(t);
+  const newcert = async (token: string) => (await post('/ca/api/v2/newcert', token, { request: {} })).json().result as { private_key: string; certificate_chain: string; certificate: string };
+  const server = await newcert(alice);
+  const good = await newcert(alice);
+  const tlsServer = createServer({ key: server.private_key, cert: server.certificate_chain, ca: h.master.ca.rootPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (_q, r) => r.end('in'));
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => tlsServer.close(() => resolve())));
+  const port = (tlsServer.address() as AddressInfo).port;
+  const attempt = (opts: Record<string, unknown>): Promise<string> =>
+    new Promise((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port, ca: h.master.ca.rootPem, checkServerIdentity: () => undefined, ...opts }, () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let data = '';
+      socket.on('data', (d: Buffer) => (data += d.toString()));
+      socket.on('end', () => resolve(data.endsWith('in') ? 'ok' : 'refused'));
+      socket.on('error', () => resolve('refused'));
+    });
+  t.is(await attempt({ key: good.private_key, cert: good.certificate_chain }), 'ok', 'the control case');
+
+  // Self-signed, with the same SPIFFE id.
+  const self = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const selfSubject = name([['2.5.4.3', 'alice']]);
+  const selfCert = toPem(buildCertificate({ serial: Buffer.from([7]), issuer: selfSubject, subject: selfSubject, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000), publicKey: self.publicKey, issuerPublicKey: self.publicKey, ca: false, keyUsage: [KEY_USAGE.digitalSignature], extKeyUsage: ['1.3.6.1.5.5.7.3.2'], uris: ['spiffe://strata.local/user/alice'] }, self.privateKey), 'CERTIFICATE');
+  t.is(await attempt({ key: self.privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: selfCert }), 'refused', 'self-signed');
+
+  // A foreign cluster's CA (same trust domain name, different keys).
+  const foreign = await startTestMaster();
+  t.teardown(() => foreign.close());
+  const foreignAlice = await foreign.tokenFor('alice', [{ rid: 'dcos:adminrouter:ops:ca:rw', actions: ['full'] }]);
+  const foreignLeaf = (await foreign.master.app.inject({ method: 'POST', url: '/ca/api/v2/newcert', headers: { authorization: `token=${foreignAlice}` }, payload: { request: {} } })).json().result;
+  t.is(await attempt({ key: foreignLeaf.private_key, cert: foreignLeaf.certificate_chain }), 'refused', 'foreign CA');
+
+  // Expired: issued by this CA with a clock 100 hours back.
+  const past = await ClusterCa.open(h.master.records, { trustDomain: 'strata.local', maxLeafTtlSeconds: 72 * 3600, now: () => Date.now() - 100 * 3600_000 }, { persistPassphrase: async () => undefined, discardPassphrase: async () => undefined });
+  const old = await past.newcert({ uid: 'alice', kind: 'user' }, { algo: 'ecdsa', size: 256 });
+  t.true(old.notAfter.getTime() < Date.now());
+  t.is(await attempt({ key: old.privateKey, cert: old.certificateChain }), 'refused', 'expired');
+
+  // serverAuth only, signed by the real intermediate (the CA never issues this; built by hand).
+  const record = (await h.master.records.get('certificateAuthority', 'cluster-ca'))!.value;
+  const intermediateKey = createPrivateKey(record.intermediateKeyPem);
+  const serverOnly = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const serverOnlyCert = toPem(buildCertificate({
+    serial: Buffer.from([9]), issuer: certificateSubject(fromPem(record.intermediateCertificatePem, 'CERTIFICATE')!), subject: name([]), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000),
+    publicKey: serverOnly.publicKey, issuerPublicKey: createPublicKey(intermediateKey), ca: false, keyUsage: [KEY_USAGE.digitalSignature], extKeyUsage: ['1.3.6.1.5.5.7.3.1'], uris: ['spiffe://strata.local/user/alice'],
+  }, intermediateKey), 'CERTIFICATE');
+  t.is(await attempt({ key: serverOnly.privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: `${serverOnlyCert}${record.intermediateCertificatePem}` }), 'refused', 'serverAuth-only certificate used as a client certificate');
+
+  t.is(await attempt({ key: good.private_key, cert: good.certificate_chain, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }), 'refused', 'TLS 1.1');
+  t.is(await attempt({}), 'refused', 'no client certificate');
 });
