@@ -442,7 +442,8 @@ function helpFor(verb: Verb): string {
 
 function topHelp(): string {
   const lines = ['strata: an open datacenter operating system centred on the service mesh', '', 'Usage: strata <verb> [flags]', '', 'Verbs:'];
-  for (const v of VERBS) lines.push(`  ${v.name.padEnd(20)} ${v.summary}`);
+  const width = Math.max(...VERBS.map((v) => v.name.length));
+  for (const v of VERBS) lines.push(`  ${v.name.padEnd(width)}  ${v.summary}`);
   lines.push('', 'Run `strata <verb> --help` for a verb\'s flags.');
   return lines.join('\n');
 }
