@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   AUTH_LOGIN_TOKEN_REJECTED: { httpStatus: 401, summary: 'A service login token verified but breaks a rule: it lives longer than 10 minutes, has expired, names another uid, or was already used.' },
   // iam
   IAM_PRINCIPAL_KIND: { httpStatus: 400, summary: 'The operation does not fit the principal\'s kind (a password for a service account, a public key for a user).' },
+  IAM_LAST_SUPERUSER: { httpStatus: 409, summary: 'The change would leave no enabled principal holding dcos:superuser (nobody could administer the cluster); grant it to another principal first.' },
   IAM_ACL_NOT_FOUND: { httpStatus: 404, summary: 'No ACL exists for that resource id: create it with PUT /acs/api/v1/acls/{rid} before granting on it.' },
   // ca
   CA_CSR_INVALID: { httpStatus: 400, summary: 'The certificate request is not a readable PKCS#10 CSR, or its self-signature does not verify.' },

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type { Group, Permission, Principal } from '../control-plane/model/schemas.ts';
-import { LoginLimiter, allows, resolvePrincipal, ridCovers, tokenRejection, withGrant, withoutGrant } from './iam.ts';
+import { LoginLimiter, allows, countSuperusers, resolvePrincipal, ridCovers, tokenRejection, withGrant, withoutGrant } from './iam.ts';
 
 test('allows: exact rid and action, full covers every action, superuser covers everything, disabled gets nothing', (t) => {
   const p = { uid: 'u', kind: 'user' as const, permissions: [{ rid: 'dcos:service:marathon:marathon:services:/dev', actions: ['read' as const] }, { rid: 'dcos:adminrouter:ops:mesos', actions: ['full' as const] }] };
@@ -118,4 +118,13 @@ test('tokenRejection: deleted, disabled, issued before tokensValidFromSeconds, o
   t.regex(tokenRejection(user([]), token, true)!, /revoked/);
   t.regex(tokenRejection(user([]), { ...token, principalIndex: 5 }, false, 9)!, /issued to an earlier "u", deleted since/);
   t.is(tokenRejection(user([]), { ...token, principalIndex: 9 }, false, 9), undefined);
+});
+
+test('countSuperusers: direct or through a group, enabled only', (t) => {
+  const su: Permission = { rid: 'dcos:superuser', actions: ['full'] };
+  const groups = new Map<string, Group>([['admins', { gid: 'admins', permissions: [su] }]]);
+  const count = (ps: Principal[]): number => countSuperusers(ps, (gid) => groups.get(gid));
+  t.is(count([user([su]), user([], ['admins']), user([])]), 2);
+  t.is(count([user([su], undefined, true), user([], ['admins'], true)]), 0, 'disabled ones do not count');
+  t.is(count([user([], ['missing'])]), 0);
 });

@@ -79,6 +79,15 @@ export function tokenRejection(principal: Principal | undefined, token: Verified
   return undefined;
 }
 
+/** Pure: how many enabled principals hold `dcos:superuser`, directly or through a group. */
+export function countSuperusers(principals: Iterable<Principal>, groupOf: (gid: string) => Group | undefined): number {
+  let n = 0;
+  for (const p of principals) {
+    if (!p.disabled && resolvePrincipal(p, groupOf).permissions.some((x) => x.rid === SUPERUSER_RID)) n++;
+  }
+  return n;
+}
+
 /** Add `action` to the permission on `rid` (pure; the list keeps one entry per rid). */
 export function withGrant(permissions: readonly Permission[], rid: string, action: Action): Permission[] {
   const found = permissions.find((p) => p.rid === rid);
@@ -262,6 +271,22 @@ export class Iam {
   // -------------------------------------------------------------------------
   // Writes
 
+  /**
+   * Refuse a change that would leave no enabled superuser (simulated on the
+   * current principals and groups). Not atomic with the write: two
+   * administrators removing each other at the same instant can still both
+   * succeed; this guards against the everyday lock-out.
+   */
+  async #keepASuperuser(what: string, change: (principals: Map<string, Principal>, groups: Map<string, Group>) => void): Promise<void> {
+    const principals = new Map((await this.listPrincipals()).map((p) => [p.uid, structuredClone(p) as Principal]));
+    const groups = new Map((await this.listGroups()).map((g) => [g.gid, structuredClone(g) as Group]));
+    if (countSuperusers(principals.values(), (gid) => groups.get(gid)) === 0) return;
+    change(principals, groups);
+    if (countSuperusers(principals.values(), (gid) => groups.get(gid)) === 0) {
+      throw new StrataError('IAM_LAST_SUPERUSER', `${what} would leave no enabled principal holding ${SUPERUSER_RID}; grant it to another principal first`);
+    }
+  }
+
   /** After a write, wait until this master's view holds it, so the next request here sees it. */
   async #seen(kind: 'principal' | 'group' | 'revokedToken', index: number): Promise<void> {
     await this.#views?.[kind].waitFor(index);
@@ -320,6 +345,12 @@ export class Iam {
     fields: { readonly description?: string; readonly password?: string; readonly publicKey?: string; readonly disabled?: boolean },
   ): Promise<Principal> {
     if (fields.publicKey !== undefined) checkServicePublicKey(fields.publicKey);
+    if (fields.disabled === true) {
+      await this.#keepASuperuser(`disabling ${uid}`, (principals) => {
+        const p = principals.get(uid);
+        if (p) principals.set(uid, { ...p, disabled: true });
+      });
+    }
     const passwordHash = fields.password === undefined ? undefined : await this.#limiter.run(() => hashPassword(fields.password!));
     return this.#update('principal', uid, 'principal', (p) => {
       if (passwordHash !== undefined && p.kind !== 'user') throw new StrataError('IAM_PRINCIPAL_KIND', `${uid} is a service account: it logs in with its key, not a password`);
@@ -350,6 +381,7 @@ export class Iam {
   async deletePrincipal(uid: string): Promise<void> {
     const current = await this.#records.get('principal', uid);
     if (!current) throw new StrataError('RECORD_NOT_FOUND', `no principal ${JSON.stringify(uid)}`);
+    await this.#keepASuperuser(`deleting ${uid}`, (principals) => principals.delete(uid));
     const result = await this.#records.delete('principal', uid);
     if (result.ok) await this.#seen('principal', result.index);
   }
@@ -367,6 +399,7 @@ export class Iam {
   /** Delete a group: its members leave it first, so no principal names a missing group. */
   async deleteGroup(gid: string): Promise<void> {
     if (!(await this.#records.get('group', gid))) throw new StrataError('RECORD_NOT_FOUND', `no group ${JSON.stringify(gid)}`);
+    await this.#keepASuperuser(`deleting group ${gid}`, (_principals, groups) => groups.delete(gid));
     for (const p of await this.listPrincipals()) {
       if (p.groups?.includes(gid)) await this.removeMember(gid, p.uid).catch((err: unknown) => {
         if (!(err instanceof StrataError && err.code === 'RECORD_NOT_FOUND')) throw err;
@@ -386,6 +419,10 @@ export class Iam {
   }
 
   async removeMember(gid: string, uid: string): Promise<void> {
+    await this.#keepASuperuser(`removing ${uid} from ${gid}`, (principals) => {
+      const p = principals.get(uid);
+      if (p) principals.set(uid, { ...p, groups: (p.groups ?? []).filter((g) => g !== gid) });
+    });
     await this.#update('principal', uid, 'principal', (p) => {
       const groups = (p.groups ?? []).filter((g) => g !== gid);
       const next: Record<string, unknown> = { ...p, groups };
@@ -408,6 +445,12 @@ export class Iam {
   /** Delete an ACL and every grant on its rid (from every principal and group). */
   async deleteAcl(rid: string): Promise<void> {
     if (!(await this.#records.get('acl', rid))) throw new StrataError('IAM_ACL_NOT_FOUND', `no ACL for ${rid}`);
+    if (rid === SUPERUSER_RID) {
+      await this.#keepASuperuser(`deleting the ACL ${rid}`, (principals, groups) => {
+        for (const [uid, p] of principals) principals.set(uid, { ...p, permissions: withoutGrant(p.permissions, rid, undefined) });
+        for (const [gid, g] of groups) groups.set(gid, { ...g, permissions: withoutGrant(g.permissions, rid, undefined) });
+      });
+    }
     for (const p of await this.listPrincipals()) {
       if (p.permissions.some((x) => x.rid === rid)) await this.revoke({ uid: p.uid }, rid, undefined);
     }
@@ -426,6 +469,17 @@ export class Iam {
 
   /** Take back `action` (every action when `undefined`) on `rid`; taking back what was not granted is a no-op. */
   async revoke(grantee: Grantee, rid: string, action: Action | undefined): Promise<void> {
+    if (rid === SUPERUSER_RID) {
+      await this.#keepASuperuser(`taking ${SUPERUSER_RID} from ${'uid' in grantee ? grantee.uid : `group ${grantee.gid}`}`, (principals, groups) => {
+        if ('uid' in grantee) {
+          const p = principals.get(grantee.uid);
+          if (p) principals.set(p.uid, { ...p, permissions: withoutGrant(p.permissions, rid, action) });
+        } else {
+          const g = groups.get(grantee.gid);
+          if (g) groups.set(g.gid, { ...g, permissions: withoutGrant(g.permissions, rid, action) });
+        }
+      });
+    }
     if ('uid' in grantee) await this.#update('principal', grantee.uid, 'principal', (p) => ({ ...p, permissions: withoutGrant(p.permissions, rid, action) }));
     else await this.#update('group', grantee.gid, 'group', (g) => ({ ...g, permissions: withoutGrant(g.permissions, rid, action) }));
   }

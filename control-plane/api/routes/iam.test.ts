@@ -217,3 +217,32 @@ test('two masters on one store: a logout, a disable and a group grant on one are
   await call('PATCH', '/acs/api/v1/users/alice', su, { disabled: true });
   t.true(await eventually(async () => (await onB(second)).statusCode === 401), 'B applies the disable');
 });
+
+test('the last superuser cannot be deleted, disabled, stripped of dcos:superuser or lose it with its group', async (t) => {
+  const { h, su, call } = await setup(t);
+  const refused = async (method: string, url: string, payload?: unknown): Promise<void> => {
+    const res = await call(method, url, su, payload);
+    t.is(res.statusCode, 409, `${method} ${url}: ${res.body}`);
+    t.is(res.json().code, 'IAM_LAST_SUPERUSER');
+  };
+  await call('PUT', '/acs/api/v1/acls/dcos:superuser', su, { description: 'everything' });
+  await refused('DELETE', '/acs/api/v1/users/admin');
+  await refused('PATCH', '/acs/api/v1/users/admin', { disabled: true });
+  await refused('DELETE', '/acs/api/v1/acls/dcos:superuser/users/admin/full');
+  await refused('DELETE', '/acs/api/v1/acls/dcos:superuser');
+  // Superuser through a group only: the group and the membership are guarded too.
+  await call('PUT', '/acs/api/v1/groups/admins', su, {});
+  await call('PUT', '/acs/api/v1/acls/dcos:superuser/groups/admins/full', su);
+  await call('PUT', '/acs/api/v1/groups/admins/users/admin', su);
+  t.is((await call('DELETE', '/acs/api/v1/acls/dcos:superuser/users/admin/full', su)).statusCode, 204, 'admin stays superuser through admins');
+  await refused('DELETE', '/acs/api/v1/groups/admins/users/admin');
+  await refused('DELETE', '/acs/api/v1/groups/admins');
+  // With a second superuser, the first may go.
+  await call('PUT', '/acs/api/v1/users/root2', su, { password: 'correct horse' });
+  await call('PUT', '/acs/api/v1/acls/dcos:superuser/users/root2/full', su);
+  t.is((await call('DELETE', '/acs/api/v1/groups/admins', su)).statusCode, 204);
+  const root2 = await login(h, 'root2', 'correct horse');
+  t.is((await call('GET', '/acs/api/v1/acls/dcos:superuser/users/admin/read', root2)).json().allowed, false, 'admin is no longer superuser');
+  t.is((await call('GET', '/acs/api/v1/users', su)).statusCode, 403, 'and its token carries no more than it holds');
+  t.is((await call('DELETE', '/acs/api/v1/users/admin', root2)).statusCode, 204, 'a non-superuser may go');
+});
