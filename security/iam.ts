@@ -201,6 +201,14 @@ export class Iam {
     this.#sweeper.unref();
   }
 
+  /** Sizes of the watched views (for metrics); `undefined` before {@link start}. */
+  stats(): { users: number; serviceAccounts: number; groups: number; revokedTokens: number } | undefined {
+    if (!this.#views) return undefined;
+    let users = 0;
+    for (const r of this.#views.principal.records.values()) if (r.value.kind === 'user') users++;
+    return { users, serviceAccounts: this.#views.principal.records.size - users, groups: this.#views.group.records.size, revokedTokens: this.#views.revokedToken.records.size };
+  }
+
   close(): void {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;

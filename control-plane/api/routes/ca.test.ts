@@ -110,6 +110,9 @@ test('sign: an openssl CSR becomes a leaf with exactly the caller\'s SPIFFE id, 
   t.is(rsaLeaf.subjectAltName, 'URI:spiffe://strata.local/sa/web');
   t.true(createPublicKey(made.json().result.private_key).equals(rsaLeaf.publicKey));
   t.regex(made.json().result.certificate_request, /BEGIN CERTIFICATE REQUEST/);
+  const metrics = (await h.master.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `token=${await h.superuserToken()}` } })).body;
+  t.regex(metrics, /^strata_ca_certificates_issued_total\{route="sign"\} 2$/m);
+  t.regex(metrics, /^strata_ca_certificates_issued_total\{route="newcert"\} 1$/m);
 });
 
 test('sign refuses CA:true, certificate signing, foreign SANs, hosts overrides, overlong TTLs, weak keys and bad CSRs', async (t) => {

@@ -151,6 +151,11 @@ test('revocation: logout kills one token; disabling, deleting and revoke-tokens 
   t.is(afterLogout.headers['www-authenticate'], 'oauthjwt');
   t.is((await call('GET', '/acs/api/v1/users', second)).statusCode, 200, 'logout revokes the presented token only');
   t.is((await call('POST', '/acs/api/v1/auth/logout', undefined)).statusCode, 204, 'logout without a token just clears the cookie');
+  const metrics = (await call('GET', '/metrics', su)).body;
+  t.regex(metrics, /^strata_iam_revoked_tokens 1$/m);
+  t.regex(metrics, /^strata_iam_principals\{kind="user"\} 2$/m);
+  t.regex(metrics, /^strata_iam_logouts_total 1$/m);
+  t.regex(metrics, /^strata_iam_logins_total\{method="password",result="ok"\} 2$/m);
 
   t.is((await call('PATCH', '/acs/api/v1/users/alice', su, { disabled: true })).statusCode, 204);
   t.is((await call('GET', '/acs/api/v1/users', second)).json().code, 'AUTH_TOKEN_REVOKED');

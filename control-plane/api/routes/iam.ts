@@ -12,6 +12,7 @@
  * A rid in a path is URL-encoded (`dcos:service:marathon:marathon:services:%2Fdev`);
  * the double encoding the DC/OS docs show for curl (`%252F`) is accepted too.
  */
+import { Gauge } from 'prom-client';
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { ACTIONS, PRINCIPAL_ID_PATTERN, PublicKeyPem, RID_PATTERN, type Action, type Group, type Principal } from '../../model/schemas.ts';
@@ -74,6 +75,28 @@ const actionsView = (rid: string, who: string, actions: readonly Action[]): { na
 
 export function iamRoutes(app: ApiInstance, ctx: ApiContext): void {
   const { iam } = ctx;
+  new Gauge({
+    name: 'strata_iam_principals',
+    help: 'IAM principals, by kind (user, service)',
+    labelNames: ['kind'],
+    registers: [ctx.metrics.registry],
+    collect() {
+      const s = iam.stats();
+      if (!s) return;
+      this.set({ kind: 'user' }, s.users);
+      this.set({ kind: 'service' }, s.serviceAccounts);
+    },
+  });
+  new Gauge({ name: 'strata_iam_groups', help: 'IAM groups', registers: [ctx.metrics.registry], collect() { const s = iam.stats(); if (s) this.set(s.groups); } });
+  new Gauge({
+    name: 'strata_iam_revoked_tokens',
+    help: 'Auth tokens revoked before their expiry and not yet expired (swept after exp)',
+    registers: [ctx.metrics.registry],
+    collect() {
+      const s = iam.stats();
+      if (s) this.set(s.revokedTokens);
+    },
+  });
   const descriptions = async (): Promise<Map<string, string>> => new Map((await iam.listAcls()).map((a) => [a.rid, a.description]));
   const mustPrincipal = async (uid: string): Promise<Principal> => {
     const p = (await iam.readPrincipal(uid))?.value;
