@@ -8,7 +8,9 @@ import { configFlags } from '../control-plane/config/load.ts';
 import { appAdd, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
+import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
 import { ApiError } from './client.ts';
+import { aclGrant, aclList, aclRevoke, groupAdd as iamGroupAdd, groupList as iamGroupList, groupRemove as iamGroupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
@@ -349,14 +351,198 @@ const VERBS: readonly Verb[] = [
   {
     name: 'auth login',
     summary: 'Log in to a Strata API and keep the token for later commands',
-    usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)',
+    usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)\n       strata auth login [--url URL] --service-account UID --private-key FILE',
     flags: {
       url: 'API address (default http://127.0.0.1:8080, or the last one logged in to)',
       uid: 'user id (default: the uid in --password-file when it is a bootstrap credentials file)',
       'password-file': 'file holding the password, or a bootstrap-credentials.json written by `strata up`',
+      'service-account': 'log in as this service account (with --private-key): signs a 5-minute login token',
+      'private-key': 'PEM private key of the service account (RSA or EC P-256)',
     },
     configFlags: false,
     run: authLogin,
+  },
+  {
+    name: 'iam user list',
+    summary: 'List users and service accounts',
+    usage: 'strata iam user list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: userList,
+  },
+  {
+    name: 'iam user add',
+    summary: 'Create a user (password from --password-file or STRATA_USER_PASSWORD; at least 8 characters)',
+    usage: 'strata iam user add UID [--password-file FILE] [--description TEXT]',
+    flags: { 'password-file': 'file holding the new password', description: 'what the user is for' },
+    operands: ['UID'],
+    configFlags: false,
+    run: userAdd,
+  },
+  {
+    name: 'iam user remove',
+    summary: 'Delete a user or service account; its tokens stop working at once',
+    usage: 'strata iam user remove UID',
+    flags: {},
+    operands: ['UID'],
+    configFlags: false,
+    run: userRemove,
+  },
+  {
+    name: 'iam user disable',
+    summary: 'Disable a user or service account: it cannot log in and every token it holds stops working',
+    usage: 'strata iam user disable UID',
+    flags: {},
+    operands: ['UID'],
+    configFlags: false,
+    run: userDisable,
+  },
+  {
+    name: 'iam user enable',
+    summary: 'Enable a disabled user or service account again (its old tokens stay revoked)',
+    usage: 'strata iam user enable UID',
+    flags: {},
+    operands: ['UID'],
+    configFlags: false,
+    run: userEnable,
+  },
+  {
+    name: 'iam serviceaccount add',
+    summary: 'Create a service account from a public key, or make a key pair here (--private-key-out)',
+    usage: 'strata iam serviceaccount add UID (--public-key FILE | --private-key-out FILE) [--description TEXT]',
+    flags: {
+      'public-key': 'PEM public key (RSA 2048+ bits or EC P-256)',
+      'private-key-out': 'make a 2048-bit RSA key pair: write the private key here (0600), register the public key',
+      description: 'what the account is for',
+    },
+    operands: ['UID'],
+    configFlags: false,
+    run: serviceAccountAdd,
+  },
+  {
+    name: 'iam group list',
+    summary: 'List IAM groups and their members',
+    usage: 'strata iam group list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: iamGroupList,
+  },
+  {
+    name: 'iam group add',
+    summary: 'Create an IAM group (its permissions apply to every member)',
+    usage: 'strata iam group add GID [--description TEXT]',
+    flags: { description: 'what the group is for' },
+    operands: ['GID'],
+    configFlags: false,
+    run: iamGroupAdd,
+  },
+  {
+    name: 'iam group remove',
+    summary: 'Delete an IAM group (its members leave it)',
+    usage: 'strata iam group remove GID',
+    flags: {},
+    operands: ['GID'],
+    configFlags: false,
+    run: iamGroupRemove,
+  },
+  {
+    name: 'iam group member add',
+    summary: 'Add a user or service account to an IAM group',
+    usage: 'strata iam group member add GID UID',
+    flags: {},
+    operands: ['GID', 'UID'],
+    configFlags: false,
+    run: memberAdd,
+  },
+  {
+    name: 'iam group member remove',
+    summary: 'Remove a member from an IAM group',
+    usage: 'strata iam group member remove GID UID',
+    flags: {},
+    operands: ['GID', 'UID'],
+    configFlags: false,
+    run: memberRemove,
+  },
+  {
+    name: 'iam acl list',
+    summary: 'List ACLs (resource ids) with who holds which actions on each',
+    usage: 'strata iam acl list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: aclList,
+  },
+  {
+    name: 'iam acl grant',
+    summary: 'Grant an action (create|read|update|delete|full) on a resource id to a user or group; creates the ACL if needed',
+    usage: 'strata iam acl grant RID ACTION (--user UID | --group GID) [--description TEXT]',
+    flags: { user: 'grant to this user or service account', group: 'grant to this group', description: 'the ACL\'s description, when it is created' },
+    operands: ['RID', 'ACTION'],
+    configFlags: false,
+    run: aclGrant,
+  },
+  {
+    name: 'iam acl revoke',
+    summary: 'Take an action on a resource id back from a user or group',
+    usage: 'strata iam acl revoke RID ACTION (--user UID | --group GID)',
+    flags: { user: 'revoke from this user or service account', group: 'revoke from this group' },
+    operands: ['RID', 'ACTION'],
+    configFlags: false,
+    run: aclRevoke,
+  },
+  {
+    name: 'ca info',
+    summary: 'Show the cluster CA: trust domain, leaf usages, longest leaf lifetime and the root certificate',
+    usage: 'strata ca info [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: caInfo,
+  },
+  {
+    name: 'ca cert',
+    summary: 'Get a key and certificate for yourself (spiffe://<trust domain>/<user|sa>/<uid>) into a directory',
+    usage: 'strata ca cert --out-dir DIR [--key ecdsa|rsa] [--ttl SECONDS]',
+    flags: { 'out-dir': 'directory for key.pem (0600), cert.pem, chain.pem and ca.pem', key: 'ecdsa (P-256, default) or rsa (2048)', ttl: 'lifetime in seconds (at most the CA\'s maximum, 72 h by default)' },
+    configFlags: false,
+    run: caCert,
+  },
+  {
+    name: 'ca sign',
+    summary: 'Sign a CSR (PEM) for yourself: the certificate names only your SPIFFE id',
+    usage: 'strata ca sign CSR_FILE [--out FILE] [--ttl SECONDS]',
+    flags: { out: 'write the certificate chain here instead of printing it', ttl: 'lifetime in seconds' },
+    operands: ['CSR_FILE'],
+    configFlags: false,
+    run: caSign,
+  },
+  {
+    name: 'ca revoke',
+    summary: 'Revoke a certificate by serial; it is on the CRL (/ca/api/v2/crl) until it expires',
+    usage: 'strata ca revoke SERIAL [--reason keyCompromise|superseded|affiliationChanged|cessationOfOperation|unspecified]',
+    flags: { reason: 'why (default unspecified)' },
+    operands: ['SERIAL'],
+    configFlags: false,
+    run: caRevoke,
+  },
+  {
+    name: 'ca list',
+    summary: 'List the certificates the CA issued that have not expired (--expired: those too)',
+    usage: 'strata ca list [--expired] [--json]',
+    flags: {},
+    booleans: ['json', 'expired'],
+    configFlags: false,
+    run: caList,
+  },
+  {
+    name: 'ca root-key export',
+    summary: 'Take the CA root key offline: write it (encrypted) to a file and remove it from the cluster; once only',
+    usage: 'strata ca root-key export --out FILE',
+    flags: { out: 'file for the encrypted root key (0600; must not exist)' },
+    configFlags: false,
+    run: caRootKeyExport,
   },
   {
     name: 'auth token',
@@ -368,7 +554,7 @@ const VERBS: readonly Verb[] = [
   },
   {
     name: 'auth logout',
-    summary: 'Forget the kept token',
+    summary: 'Revoke the kept token on the server and forget it',
     usage: 'strata auth logout',
     flags: {},
     configFlags: false,
@@ -394,7 +580,8 @@ function helpFor(verb: Verb): string {
 
 function topHelp(): string {
   const lines = ['strata: an open datacenter operating system centred on the service mesh', '', 'Usage: strata <verb> [flags]', '', 'Verbs:'];
-  for (const v of VERBS) lines.push(`  ${v.name.padEnd(20)} ${v.summary}`);
+  const width = Math.max(...VERBS.map((v) => v.name.length));
+  for (const v of VERBS) lines.push(`  ${v.name.padEnd(width)}  ${v.summary}`);
   lines.push('', 'Run `strata <verb> --help` for a verb\'s flags.');
   return lines.join('\n');
 }

@@ -50,6 +50,16 @@ export const ERROR_CODES = {
   // auth
   AUTH_LOGIN_FAILED: { httpStatus: 401, summary: 'The uid or password is wrong (the two are not told apart).' },
   AUTH_TOKEN_INVALID: { httpStatus: 401, summary: 'The token is malformed, expired, or signed by a key or algorithm not allowed.' },
+  AUTH_TOKEN_REVOKED: { httpStatus: 401, summary: 'The token was revoked before it expired (logout, or its principal was disabled, deleted or had its tokens revoked); log in again.' },
+  AUTH_LOGIN_TOKEN_REJECTED: { httpStatus: 401, summary: 'A service login token verified but breaks a rule: it lives longer than 10 minutes, has expired, names another uid, or was already used.' },
+  // iam
+  IAM_PRINCIPAL_KIND: { httpStatus: 400, summary: 'The operation does not fit the principal\'s kind (a password for a service account, a public key for a user).' },
+  IAM_LAST_SUPERUSER: { httpStatus: 409, summary: 'The change would leave no enabled principal holding dcos:superuser (nobody could administer the cluster); grant it to another principal first.' },
+  IAM_ACL_NOT_FOUND: { httpStatus: 404, summary: 'No ACL exists for that resource id: create it with PUT /acs/api/v1/acls/{rid} before granting on it.' },
+  // ca
+  CA_CSR_INVALID: { httpStatus: 400, summary: 'The certificate request is not a readable PKCS#10 CSR, or its self-signature does not verify.' },
+  CA_CSR_REJECTED: { httpStatus: 422, summary: 'The CA refuses what the request asks for: CA:true or certificate signing, names the caller does not own, a key type or size not allowed, or a lifetime over the maximum.' },
+  CA_NOT_READY: { httpStatus: 503, summary: 'The cluster CA has not been created yet (the first master creates it at start).' },
   // Marathon API and deployments
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Registry } from 'prom-client';
 import { StrataError, isStrataError } from '../common/errors.ts';
+import { ClusterCa } from '../security/ca/authority.ts';
 import { Iam } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
@@ -54,6 +55,7 @@ export interface MasterHandle {
   /** The registry `/metrics` serves (components in the same process add theirs). */
   readonly metrics: Registry;
   readonly iam: Iam;
+  readonly ca: ClusterCa;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -63,6 +65,8 @@ export interface MasterHandle {
 }
 
 export const BOOTSTRAP_CREDENTIALS_FILE = 'bootstrap-credentials.json';
+/** Written by the master that creates the cluster CA: the passphrase of the root key (stored encrypted). Move it offline. */
+export const CA_ROOT_PASSPHRASE_FILE = 'ca-root-passphrase';
 
 /** Resolves when the signal aborts (at once if it already has). */
 function untilAborted(signal: AbortSignal): Promise<void> {
@@ -117,6 +121,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     algorithm: config.auth.algorithm,
   });
   const iam = new Iam(records);
+  await iam.start({ onError: (err) => logger.error({ err }, 'IAM view failed') });
 
   const credentialsFile = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
   const uid = config.auth.bootstrapUid;
@@ -126,6 +131,17 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   });
   // A new cluster (this start created its superuser) starts with DC/OS's overlay networks.
   if (bootstrap.created) await ensureDefaultNetworks(records);
+
+  const passphraseFile = join(config.dataDir, CA_ROOT_PASSPHRASE_FILE);
+  const ca = await ClusterCa.open(records, { trustDomain: config.ca.trustDomain, maxLeafTtlSeconds: config.ca.maxLeafTtlSeconds }, {
+    persistPassphrase: (passphrase) => writePrivateFile(passphraseFile, `${passphrase}\n`),
+    discardPassphrase: () => rm(passphraseFile, { force: true }),
+  }).catch((err: unknown) => {
+    iam.close();
+    throw err;
+  });
+  const caSweeper = setInterval(() => void ca.sweep().catch((err: unknown) => logger.warn({ err }, 'CA sweep failed')), 3600_000);
+  caSweeper.unref();
 
   let leadership: Leadership | undefined;
   const leaderWaiters: ((l: Leadership) => void)[] = [];
@@ -137,6 +153,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     records,
     tokens,
     iam,
+    ca,
     metrics,
     role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
     async leader(): Promise<LeaderInfo> {
@@ -147,7 +164,15 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     },
   };
   const app = await buildApi(ctx, { logger, ...(options.routes ? { routes: options.routes } : {}) });
-  await app.listen({ host: config.api.host, port: config.api.port });
+  try {
+    await app.listen({ host: config.api.host, port: config.api.port });
+  } catch (err) {
+    // Nothing of this start may outlive it (the port may be taken).
+    iam.close();
+    clearInterval(caSweeper);
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.api.port;
   const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
@@ -205,6 +230,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     tokens,
     metrics: metrics.registry,
     iam,
+    ca,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
@@ -217,6 +243,8 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         // The loop may have won once more while stopping; give that back too.
         await leadership?.resign();
         await app.close();
+        iam.close();
+        clearInterval(caSweeper);
         if (ownsStore) await store.close();
       })();
       return closing;

@@ -37,3 +37,16 @@ test('another master\'s key is found by reloading, not by minting a key per mast
   now += 1500; // unknown kids re-read the store at most once a second
   t.is((await b.verify(rotated.token)).uid, 'admin', 'b reloads on an unknown kid');
 });
+
+test('a verified token is remembered until its exp, never past it', async (t) => {
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  t.teardown(() => store.close());
+  let now = Date.now();
+  const tokens = await TokenService.open(new Records(store), { issuer: 'strata', audience: 'strata', tokenTtlSeconds: 60, algorithm: 'ES256', now: () => now });
+  const { token } = await tokens.issue('admin');
+  const first = await tokens.verify(token);
+  t.is(await tokens.verify(token), first, 'the second verification is the remembered result');
+  now += 61_000;
+  const err = await t.throwsAsync(tokens.verify(token));
+  t.regex(err.message, /expired/, 'a remembered token still expires');
+});

@@ -29,6 +29,10 @@ export interface VerifiedToken {
   readonly expiresAtSeconds: number;
   readonly issuedAtSeconds: number | undefined;
   readonly tokenId: string | undefined;
+  /** The `pidx` claim: the createIndex of the principal record the token was issued to (absent on internal tokens). */
+  readonly principalIndex: number | undefined;
+  /** The `nbf` claim, when present. */
+  readonly notBeforeSeconds?: number;
 }
 
 interface LoadedKey {
@@ -38,11 +42,21 @@ interface LoadedKey {
   readonly publicKey: CryptoKey;
 }
 
+/** How many verified tokens {@link TokenService.verify} remembers. */
+const VERIFIED_CACHE_MAX = 10_000;
+
 export class TokenService {
   readonly #records: Records;
   readonly #options: TokenServiceOptions;
   #keys = new Map<string, LoadedKey>();
   #lastReloadMs = 0;
+  /**
+   * Tokens whose signature and claims already verified, until their `exp`:
+   * the hot path skips the signature check for a token it has seen. Bounded
+   * (oldest dropped first) and cleared when a signing key disappears.
+   * Revocation is not cached here: the auth hook checks it on every request.
+   */
+  readonly #verified = new Map<string, VerifiedToken>();
 
   private constructor(records: Records, options: TokenServiceOptions) {
     this.#records = records;
@@ -78,11 +92,16 @@ export class TokenService {
     return kid;
   }
 
-  async issue(uid: string, options: { ttlSeconds?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
+  /**
+   * `principalIndex` (the principal record's createIndex) ties the token to
+   * this incarnation of the uid: if the uid is deleted and created again,
+   * the old tokens do not fit the new one.
+   */
+  async issue(uid: string, options: { ttlSeconds?: number; principalIndex?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
     const signer = await this.#signingKey();
     const nowSeconds = Math.floor(this.#now() / 1000);
     const exp = nowSeconds + (options.ttlSeconds ?? this.#options.tokenTtlSeconds);
-    const token = await new SignJWT({ uid })
+    const token = await new SignJWT(options.principalIndex === undefined ? { uid } : { uid, pidx: options.principalIndex })
       .setProtectedHeader({ alg: signer.record.alg, kid: signer.record.kid, typ: 'JWT' })
       .setIssuer(this.#options.issuer)
       .setAudience(this.#options.audience)
@@ -95,6 +114,18 @@ export class TokenService {
 
   /** Throws `AUTH_TOKEN_INVALID` saying why; never returns an unverified claim. */
   async verify(token: string): Promise<VerifiedToken> {
+    const cached = this.#verified.get(token);
+    if (cached) {
+      if (cached.expiresAtSeconds * 1000 > this.#now() && (cached.notBeforeSeconds ?? 0) * 1000 <= this.#now()) return cached;
+      this.#verified.delete(token);
+    }
+    const verified = await this.#verifyUncached(token);
+    if (this.#verified.size >= VERIFIED_CACHE_MAX) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, verified);
+    return verified;
+  }
+
+  async #verifyUncached(token: string): Promise<VerifiedToken> {
     try {
       const { payload } = await jwtVerify(token, (header) => this.#verificationKey(header.kid), {
         algorithms: [...ALLOWED_ALGORITHMS],
@@ -171,6 +202,7 @@ export class TokenService {
         },
       );
     }
+    if ([...this.#keys.keys()].some((kid) => !next.has(kid))) this.#verified.clear();
     this.#keys = next;
   }
 }
@@ -178,7 +210,9 @@ export class TokenService {
 function toVerified(payload: JWTPayload): VerifiedToken {
   const uid = payload['uid'];
   if (typeof uid !== 'string' || uid.length === 0) throw new StrataError('AUTH_TOKEN_INVALID', 'token rejected: "uid" must be a non-empty string');
-  return { uid, expiresAtSeconds: payload.exp!, issuedAtSeconds: payload.iat, tokenId: payload.jti };
+  const pidx = payload['pidx'];
+  if (pidx !== undefined && !(typeof pidx === 'number' && Number.isSafeInteger(pidx) && pidx > 0)) throw new StrataError('AUTH_TOKEN_INVALID', 'token rejected: "pidx" must be a positive integer');
+  return { uid, expiresAtSeconds: payload.exp!, issuedAtSeconds: payload.iat, tokenId: payload.jti, principalIndex: pidx as number | undefined, ...(payload.nbf === undefined ? {} : { notBeforeSeconds: payload.nbf }) };
 }
 
 function describeJoseError(err: unknown): string {

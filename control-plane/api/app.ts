@@ -18,6 +18,8 @@ import { instrumentHttp } from './metrics.ts';
 import { agentTaskRoutes } from './routes/agent-tasks.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
+import { caRoutes } from './routes/ca.ts';
+import { iamRoutes } from './routes/iam.ts';
 import { marathonRoutes } from './routes/marathon-deployments.ts';
 import { marathonTaskRoutes } from './routes/marathon-tasks.ts';
 import { marathonQueueRoutes } from './routes/marathon-queue.ts';
@@ -30,7 +32,7 @@ import { policyRoutes } from './routes/policies.ts';
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, vipRoutes, networkRoutes, policyRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, iamRoutes, caRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, vipRoutes, networkRoutes, policyRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

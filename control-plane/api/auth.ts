@@ -6,12 +6,15 @@
  *   others need a valid token as `Authorization: token=<jwt>`,
  *   `Authorization: Bearer <jwt>` or the `dcos-acs-auth-cookie` cookie
  *   (401 `API_UNAUTHENTICATED` with `WWW-Authenticate: oauthjwt`, as Admin
- *   Router), then the route's (rid, action) (403 `API_FORBIDDEN`).
+ *   Router), a token not revoked (401 `AUTH_TOKEN_REVOKED`: logout, or its
+ *   principal deleted, disabled or revoked; decided from the IAM's watched
+ *   views), then the route's (rid, action) with the principal's groups'
+ *   permissions folded in (403 `API_FORBIDDEN`).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { StrataError } from '../../common/errors.ts';
 import { allows, type Iam } from '../../security/iam.ts';
-import type { TokenService } from '../../security/tokens.ts';
+import type { TokenService, VerifiedToken } from '../../security/tokens.ts';
 import { send } from './errors.ts';
 import type { RegisteredRoute } from './permissions.ts';
 
@@ -55,16 +58,22 @@ export function installAuth(app: FastifyInstance, deps: { tokens: TokenService; 
     if (permission.public) return;
     const token = extractToken(request);
     if (token === undefined) return unauthenticated(reply, 'this route needs a token: send "Authorization: token=<jwt>"');
-    let uid: string;
+    let verified: VerifiedToken;
     try {
-      uid = (await deps.tokens.verify(token)).uid;
+      verified = await deps.tokens.verify(token);
     } catch (err) {
       // A bad token is the caller's problem (401); a store outage is not (503 via the error handler).
       if (err instanceof StrataError && err.code !== 'AUTH_TOKEN_INVALID') throw err;
       return unauthenticated(reply, err instanceof StrataError ? err.message : 'token rejected');
     }
-    const principal = await deps.iam.getPrincipal(uid);
-    if (!principal || principal.disabled) return unauthenticated(reply, `token rejected: principal ${JSON.stringify(uid)} does not exist or is disabled`);
+    const uid = verified.uid;
+    // From the IAM's watched views: no store read per request.
+    const problem = await deps.iam.tokenProblem(verified);
+    if (problem !== undefined) {
+      reply.header('www-authenticate', 'oauthjwt');
+      return send(reply, new StrataError('AUTH_TOKEN_REVOKED', `token rejected: ${problem}`));
+    }
+    const principal = (await deps.iam.getPrincipal(uid))!;
     const rid = typeof permission.rid === 'function' ? permission.rid(request) : permission.rid;
     if (!allows(principal, rid, permission.action)) {
       return send(reply, new StrataError('API_FORBIDDEN', `${uid} lacks ${permission.action} on ${rid}`, { details: { rid, action: permission.action } }));

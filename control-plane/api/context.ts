@@ -9,6 +9,7 @@ import type { StrataConfig } from '../config/schema.ts';
 import type { Records } from '../model/records.ts';
 import type { LeaderInfo } from '../model/schemas.ts';
 import type { StateStore } from '../store/port.ts';
+import type { ClusterCa } from '../../security/ca/authority.ts';
 import type { Iam } from '../../security/iam.ts';
 import type { TokenService } from '../../security/tokens.ts';
 import type { ApiMetrics } from './metrics.ts';
@@ -22,6 +23,8 @@ export interface ApiContext {
   readonly records: Records;
   readonly tokens: TokenService;
   readonly iam: Iam;
+  /** The cluster CA; absent in contexts built without one (its routes then answer `CA_NOT_READY`). */
+  readonly ca?: ClusterCa;
   readonly metrics: ApiMetrics;
   role(): 'leader' | 'standby';
   /** The current leader; throws `RECORD_NOT_FOUND` while there is none. */

@@ -32,6 +32,8 @@ function fieldMessage(item: ValidationItem): string {
 export function validationDetails(items: readonly ValidationItem[], context?: string): { path: string; errors: string[] }[] {
   const byPath = new Map<string, string[]>();
   for (const item of items) {
+    // An `if`/`then` failure also reports the `then` keyword's own error (e.g. "required"), which names the field.
+    if (item.keyword === 'if') continue;
     const path = fieldPath(item, context);
     const list = byPath.get(path) ?? [];
     const msg = fieldMessage(item);

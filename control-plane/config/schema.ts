@@ -55,6 +55,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    ca: Type.Object(
+      {
+        /** SPIFFE trust domain of the cluster CA's certificates: `spiffe://<trustDomain>/user/<uid>`, `.../sa/<uid>`. */
+        trustDomain: Type.String({ pattern: '^[a-z0-9](?:[a-z0-9.-]{0,253}[a-z0-9])?$', default: 'strata.local' }),
+        /** Longest leaf certificate the CA issues (Consul's leaf TTL: 72 h); requests may ask for less. */
+        maxLeafTtlSeconds: Type.Integer({ minimum: 3600, maximum: 365 * 86400, default: 72 * 3600 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     master: Type.Object(
       {
         /** Leader session TTL: a dead leader is replaced within about this long. */

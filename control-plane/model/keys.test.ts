@@ -58,6 +58,11 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   signingKey: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
   deployment: nodeId(128),
   appVersion: fc.tuple(appId, version).map(([app, v]) => appVersionId(app, v)),
+  acl: fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_.-]{0,10}$/), fc.array(fc.stringMatching(/^[^\s:]{1,12}$/), { minLength: 1, maxLength: 5 })).map(([head, rest]) => [head, ...rest].join(':')),
+  revokedToken: fc.uuid(),
+  usedLoginToken: fc.stringMatching(/^[0-9a-f]{64}$/),
+  certificateAuthority: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+  certificate: fc.stringMatching(/^[0-9a-f]{32}$/),
 };
 
 const kindAndId = fc.constantFrom(...RECORD_KINDS).chain((kind) => ids[kind].map((id) => ({ kind, id })));
@@ -206,6 +211,15 @@ test('the per-kind key functions', (t) => {
   t.is(keys.network('dcos'), 'strata/networks/dcos');
   t.is(keys.policy('p'), 'strata/policies/p');
   t.is(keys.framework('f-1'), 'strata/frameworks/f-1');
+  t.is(keys.acl('dcos:service:marathon:marathon:services:/dev'), 'strata/security/acls/dcos%3Aservice%3Amarathon%3Amarathon%3Aservices%3A%2Fdev');
+  t.is(keys.revokedToken('6f0d2b7e'), 'strata/security/revoked-tokens/6f0d2b7e');
+  t.is(keys.certificate('0123456789abcdef0123456789abcdef'), 'strata/security/certificates/0123456789abcdef0123456789abcdef');
+});
+
+test('an ACL rid too long to fit a key once encoded is refused with a clear reason', (t) => {
+  const rid = `dcos:service:marathon:marathon:services:${'/a'.repeat(120)}`;
+  const err = t.throws(() => keyOf('acl', rid));
+  t.regex(err.message, /too long: encoded/);
 });
 
 test('the keys the master already uses are the model\'s', (t) => {

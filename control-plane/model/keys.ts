@@ -31,7 +31,9 @@ import {
   NODE_ID_PATTERN,
   PRINCIPAL_ID_PATTERN,
   RECORD_KINDS,
+  RID_PATTERN,
   ROLE_PATTERN,
+  SERIAL_PATTERN,
   VERSION_PATTERN,
   VIP_NAME_PATTERN,
   type RecordKind,
@@ -85,7 +87,7 @@ const rule = (pattern: string, maxLength: number, describe: string): IdRule => (
 
 const NODE_ID = (maxLength: number, what: string): IdRule => rule(NODE_ID_PATTERN, maxLength, `${what}: letters, digits, . _ -, starting with a letter or digit, at most ${maxLength} characters`);
 
-const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion'>]: IdRule } = {
+const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion' | 'acl'>]: IdRule } = {
   agent: NODE_ID(128, 'agent id'),
   framework: NODE_ID(128, 'framework id'),
   task: NODE_ID(400, 'task id'),
@@ -97,7 +99,14 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVers
   group: rule(PRINCIPAL_ID_PATTERN, 96, 'gid: letters, digits, @ . _ -, at most 96 characters'),
   signingKey: rule(KID_PATTERN, 64, 'kid: letters, digits, _ -, at most 64 characters'),
   deployment: NODE_ID(128, 'deployment id'),
+  revokedToken: rule(KID_PATTERN, 64, 'jti: letters, digits, _ -, at most 64 characters'),
+  usedLoginToken: rule('^[0-9a-f]{64}$', 64, 'login token digest: 64 lowercase hex digits (SHA-256)'),
+  certificateAuthority: rule(KID_PATTERN, 64, 'CA id: letters, digits, _ -, at most 64 characters'),
+  certificate: rule(SERIAL_PATTERN, 32, 'certificate serial: 32 lowercase hex digits'),
 };
+/** ACL rids are spelled as one encoded segment; the encoded form must fit a store key. */
+const ACL_RID = rule(RID_PATTERN, 512, 'resource id such as dcos:service:marathon:marathon:services:/dev');
+const ACL_KEY_SEGMENT_MAX = 440;
 const APP_VERSION = rule(VERSION_PATTERN, 40, 'version: a UTC timestamp such as 2015-09-25T15:13:48.343Z');
 const FRAMEWORK_NAME = rule(FRAMEWORK_NAME_PATTERN, 63, 'framework name: lowercase letters, digits, . -');
 const VIP_NAME = rule(VIP_NAME_PATTERN, 128, 'VIP name: letters, digits, / . _ : -, at most 128 characters');
@@ -142,6 +151,10 @@ export function idProblem(kind: RecordKind, id: string): string | undefined {
   if (kind === 'appVersion') {
     return parseAppVersionId(id) ? undefined : `app version id must be "<app id>@<version>" (${ID_RULES.app.describe}; ${APP_VERSION.describe})`;
   }
+  if (kind === 'acl') {
+    if (!fits(ACL_RID, id)) return `must be a valid ${ACL_RID.describe}`;
+    return encodeSegment(id).length <= ACL_KEY_SEGMENT_MAX ? undefined : `is too long: encoded (":" and "/" take 3 characters each) it must fit in ${ACL_KEY_SEGMENT_MAX} characters`;
+  }
   const r = ID_RULES[kind];
   return fits(r, id) ? undefined : `must be a valid ${r.describe}`;
 }
@@ -179,6 +192,16 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
       return LEADER_ID;
     case 'signingKey':
       return (r as RecordTypes['signingKey']).kid;
+    case 'acl':
+      return (r as RecordTypes['acl']).rid;
+    case 'revokedToken':
+      return (r as RecordTypes['revokedToken']).jti;
+    case 'usedLoginToken':
+      return (r as RecordTypes['usedLoginToken']).digest;
+    case 'certificateAuthority':
+      return (r as RecordTypes['certificateAuthority']).id;
+    case 'certificate':
+      return (r as RecordTypes['certificate']).serial;
     default:
       throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
   }
@@ -203,6 +226,11 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   signingKey: `${ROOT}security/signing-keys/`,
   deployment: `${ROOT}deployments/`,
   appVersion: `${ROOT}app-versions/`,
+  acl: `${ROOT}security/acls/`,
+  revokedToken: `${ROOT}security/revoked-tokens/`,
+  usedLoginToken: `${ROOT}security/used-login-tokens/`,
+  certificateAuthority: `${ROOT}security/ca/`,
+  certificate: `${ROOT}security/certificates/`,
 };
 
 /** The prefix to list or watch for every record of `kind` (the leader's is its key). */
@@ -300,6 +328,11 @@ export const keys = {
   deployment: (id: string): string => keyOf('deployment', id),
   appVersion: (appId: string, version: string): string => keyOf('appVersion', appVersionId(appId, version)),
   appVersionPrefix,
+  acl: (rid: string): string => keyOf('acl', rid),
+  revokedToken: (jti: string): string => keyOf('revokedToken', jti),
+  usedLoginToken: (digest: string): string => keyOf('usedLoginToken', digest),
+  certificateAuthority: (id: string): string => keyOf('certificateAuthority', id),
+  certificate: (serial: string): string => keyOf('certificate', serial),
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -332,6 +365,11 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'signingKey', key: 'strata/security/signing-keys/<kid>', example: keys.signingKey('3f1c9a'), id: 'JWT kid', writers: 'token service (rotation)', readers: 'token service, /auth/jwks' },
   { kind: 'deployment', key: 'strata/deployments/<deployment id>', example: keys.deployment('5d2c7a1e-0b3f-4c1a-9e7d-2f6b8a9c0d1e'), id: 'deployment id (UUID)', writers: 'API (Marathon /v2/apps, /v2/deployments), deployment controller', readers: 'API (locks, /v2/deployments), deployment controller' },
   { kind: 'appVersion', key: 'strata/app-versions<app id>/<version, encoded>', example: keys.appVersion('/group/web', '2015-09-25T15:13:48.343Z'), id: '`<app id>@<version>`', writers: 'API (every app write)', readers: 'API (/v2/apps/{id}/versions, rollback)' },
+  { kind: 'acl', key: 'strata/security/acls/<rid, encoded>', example: keys.acl('dcos:service:marathon:marathon:services:/dev'), id: 'resource id (`:` → `%3A`, `/` → `%2F`)', writers: 'IAM API (/acs/api/v1/acls)', readers: 'IAM API' },
+  { kind: 'revokedToken', key: 'strata/security/revoked-tokens/<jti>', example: keys.revokedToken('6f0d2b7e-5c1a-4f3e-9d8b-1a2b3c4d5e6f'), id: 'auth token `jti`', writers: 'logout, sweeper (after `exp`)', readers: 'every master (watched; API auth)' },
+  { kind: 'usedLoginToken', key: 'strata/security/used-login-tokens/<sha256>', example: keys.usedLoginToken('0'.repeat(64)), id: 'SHA-256 of a service login token', writers: 'service login (create-only), sweeper', readers: 'service login (replay check)' },
+  { kind: 'certificateAuthority', key: 'strata/security/ca/<id>', example: keys.certificateAuthority('ca-1'), id: 'CA id', writers: 'bootstrap (first master)', readers: 'CA API (/ca/api/v2)' },
+  { kind: 'certificate', key: 'strata/security/certificates/<serial>', example: keys.certificate('0123456789abcdef0123456789abcdef'), id: 'serial (32 hex digits)', writers: 'CA API (issue, revoke), sweeper', readers: 'CA API (CRL)' },
 ];
 
 /** The layout as a Markdown table. */

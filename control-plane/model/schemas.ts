@@ -759,6 +759,12 @@ const principalCommon = {
   permissions: Type.Array(Permission, { description: 'usually [] at creation' }),
   /** A disabled principal cannot log in and is granted nothing. Absent = false (security/iam.ts writes it only when set). */
   disabled: Type.Optional(Type.Boolean()),
+  /**
+   * Tokens issued (`iat`) before this time (epoch seconds) are refused: set
+   * when the principal is disabled, re-created, or has its tokens revoked.
+   * Absent = every unexpired token is good.
+   */
+  tokensValidFromSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
 };
 
 export const UserPrincipal = Type.Object(
@@ -794,6 +800,96 @@ export const Group = Type.Object(
   { ...STRICT, description: 'An IAM group: its permissions apply to every member.' },
 );
 export type Group = Static<typeof Group>;
+
+/** A resource id (`dcos:service:marathon:marathon:services:/dev`). */
+export const Rid = Type.String({ pattern: RID_PATTERN, maxLength: 512 });
+
+export const Acl = Type.Object(
+  {
+    rid: Rid,
+    description: Type.String({ maxLength: 1024 }),
+  },
+  { ...STRICT, description: 'A DC/OS ACL: a resource that permissions may be granted on (the grants live on principals and groups).' },
+);
+export type Acl = Static<typeof Acl>;
+
+export const RevokedToken = Type.Object(
+  {
+    /** The revoked auth token's `jti`. */
+    jti: Type.String({ pattern: KID_PATTERN }),
+    uid: PrincipalId,
+    /** The token's `exp`: after it the record may be swept. */
+    expiresAt: Timestamp,
+  },
+  { ...STRICT, description: 'An auth token revoked before it expired (logout).' },
+);
+export type RevokedToken = Static<typeof RevokedToken>;
+
+export const UsedLoginToken = Type.Object(
+  {
+    /** SHA-256 (hex) of the login token's decoded header and payload. */
+    digest: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    uid: PrincipalId,
+    /** The login token's `exp`: after it the record may be swept. */
+    expiresAt: Timestamp,
+  },
+  { ...STRICT, description: 'A service login token already exchanged for an auth token (login tokens are single use).' },
+);
+export type UsedLoginToken = Static<typeof UsedLoginToken>;
+
+// ---------------------------------------------------------------------------
+// Cluster CA
+
+const CertificatePem = Type.String({ pattern: '^-----BEGIN CERTIFICATE-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END CERTIFICATE-----\\r?\\n?$', maxLength: 16384 });
+const PrivateKeyPem = Type.String({ pattern: '^-----BEGIN PRIVATE KEY-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END PRIVATE KEY-----\\r?\\n?$', maxLength: 16384 });
+const EncryptedPrivateKeyPem = Type.String({ pattern: '^-----BEGIN ENCRYPTED PRIVATE KEY-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END ENCRYPTED PRIVATE KEY-----\\r?\\n?$', maxLength: 16384 });
+/** A certificate serial number, lowercase hex without leading zero bytes' ambiguity (always 32 digits). */
+export const SERIAL_PATTERN = '^[0-9a-f]{32}$';
+
+export const CertificateAuthority = Type.Object(
+  {
+    id: Type.String({ pattern: KID_PATTERN }),
+    /** SPIFFE trust domain of every certificate this CA issues. */
+    trustDomain: Type.String({ pattern: '^[a-z0-9](?:[a-z0-9.-]{0,253}[a-z0-9])?$' }),
+    createdAt: Timestamp,
+    rootCertificatePem: CertificatePem,
+    /**
+     * The root key, encrypted (PKCS#8, AES-256 under a passphrase kept outside
+     * the store). Never needed to sign leaves; absent once moved offline.
+     */
+    rootKeyEncryptedPem: Type.Optional(EncryptedPrivateKeyPem),
+    intermediateCertificatePem: CertificatePem,
+    /** Signs leaf certificates and CRLs. */
+    intermediateKeyPem: PrivateKeyPem,
+    /**
+     * The root's CRL (signed once at creation, valid as long as the
+     * intermediate): verifiers that check every level (Node's `crl` option
+     * does) need it, and the root key is not at hand to sign it later.
+     */
+    rootCrlPem: Type.String({ pattern: '^-----BEGIN X509 CRL-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END X509 CRL-----\\r?\\n?$', maxLength: 65536 }),
+  },
+  { ...STRICT, description: 'The cluster CA: a root (key offline-able) and the intermediate that signs.' },
+);
+export type CertificateAuthority = Static<typeof CertificateAuthority>;
+
+export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation'] as const;
+
+export const IssuedCertificate = Type.Object(
+  {
+    serial: Type.String({ pattern: SERIAL_PATTERN }),
+    /** The CA record that issued it. */
+    authorityId: Type.String({ pattern: KID_PATTERN }),
+    uid: PrincipalId,
+    /** The one URI SAN. */
+    spiffeId: Type.String({ pattern: '^spiffe://[^\\s]+$', maxLength: 2048 }),
+    notBefore: Timestamp,
+    notAfter: Timestamp,
+    revokedAt: Type.Optional(Timestamp),
+    revocationReason: Type.Optional(Type.Enum(REVOCATION_REASONS)),
+  },
+  { ...STRICT, description: 'A leaf certificate the cluster CA issued (kept until it expires, for revocation and the CRL).' },
+);
+export type IssuedCertificate = Static<typeof IssuedCertificate>;
 
 // ---------------------------------------------------------------------------
 // Cluster-level records
@@ -992,6 +1088,11 @@ export const RECORD_SCHEMAS = {
   signingKey: SigningKey,
   deployment: Deployment,
   appVersion: AppVersion,
+  acl: Acl,
+  revokedToken: RevokedToken,
+  usedLoginToken: UsedLoginToken,
+  certificateAuthority: CertificateAuthority,
+  certificate: IssuedCertificate,
 } as const satisfies Record<string, TSchema>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;
@@ -1013,4 +1114,9 @@ export interface RecordTypes {
   signingKey: SigningKey;
   deployment: Deployment;
   appVersion: AppVersion;
+  acl: Acl;
+  revokedToken: RevokedToken;
+  usedLoginToken: UsedLoginToken;
+  certificateAuthority: CertificateAuthority;
+  certificate: IssuedCertificate;
 }

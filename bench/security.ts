@@ -1,0 +1,161 @@
+/**
+ * Security benchmark (issue 7): auth token verifications per second (ES256
+ * and RS256), the authorisation decision (`allows` over a principal with
+ * groups folded in), the auth hook's cost per request (a protected route
+ * against the same handler on a public route, through `app.inject`,
+ * interleaved in the same run), and certificate issuance per second (CSR parse + verify, sign,
+ * store write).
+ *
+ * Options: --runs N (default 3, medians), --seconds S per phase (default 1).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { pino } from 'pino';
+import { loadConfig } from '../control-plane/config/load.ts';
+import { startMaster } from '../control-plane/master.ts';
+import { Records } from '../control-plane/model/records.ts';
+import type { Group, Principal } from '../control-plane/model/schemas.ts';
+import { openEmbeddedStore } from '../control-plane/store/embedded/embedded-store.ts';
+import { ClusterCa } from '../security/ca/authority.ts';
+import { buildCsr, name, toPem } from '../security/ca/x509.ts';
+import { allows, resolvePrincipal } from '../security/iam.ts';
+import { TokenService } from '../security/tokens.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function option(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const round = (n: number, digits = 0): number => Number(n.toFixed(digits));
+
+/** Calls per second of `fn` over `seconds` (awaited one at a time). */
+async function rate(seconds: number, fn: () => Promise<unknown> | unknown): Promise<number> {
+  const end = performance.now() + seconds * 1000;
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() < end) {
+    await fn();
+    n++;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+/** Verifications/s of tokens seen for the first time (signature checked) and of tokens seen before (remembered until exp). */
+async function tokenRates(seconds: number, runs: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const algorithm of ['ES256', 'RS256'] as const) {
+    const store = await openEmbeddedStore({ path: ':memory:' });
+    const tokens = await TokenService.open(new Records(store), { issuer: 'strata', audience: 'strata', tokenTtlSeconds: 3600, algorithm });
+    const fresh: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const batch = await Promise.all(Array.from({ length: 1000 }, () => tokens.issue('admin')));
+      const start = performance.now();
+      for (const { token } of batch) await tokens.verify(token);
+      fresh.push(batch.length / ((performance.now() - start) / 1000));
+    }
+    const { token } = await tokens.issue('admin');
+    const seen: number[] = [];
+    for (let r = 0; r < runs; r++) seen.push(await rate(seconds, () => tokens.verify(token)));
+    out[`${algorithm}_first_sight_per_second`] = round(median(fresh));
+    out[`${algorithm}_seen_per_second`] = round(median(seen));
+    await store.close();
+  }
+  return out;
+}
+
+function decisionLatency(): { p50_us: number; p99_us: number } {
+  const groups = new Map<string, Group>(
+    Array.from({ length: 5 }, (_, i) => [`g${i}`, { gid: `g${i}`, permissions: Array.from({ length: 10 }, (_, j) => ({ rid: `dcos:service:marathon:marathon:services:/team${i}/app${j}`, actions: ['read' as const] })) }]),
+  );
+  const principal: Principal = {
+    uid: 'alice', kind: 'user', groups: [...groups.keys()],
+    permissions: Array.from({ length: 20 }, (_, j) => ({ rid: `dcos:service:marathon:marathon:services:/own/app${j}`, actions: ['update' as const] })),
+  };
+  const samples: number[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    const start = performance.now();
+    allows(resolvePrincipal(principal, (gid) => groups.get(gid)), `dcos:service:marathon:marathon:services:/team4/app9/web`, i % 2 === 0 ? 'read' : 'delete');
+    samples.push((performance.now() - start) * 1000);
+  }
+  return { p50_us: round(percentile(samples, 50), 2), p99_us: round(percentile(samples, 99), 2) };
+}
+
+async function hookOverhead(requests: number): Promise<Record<string, number>> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'strata-bench-sec-'));
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  const config = loadConfig({ env: {}, overrides: { dataDir, 'api.port': 0, 'log.level': 'silent' } });
+  const master = await startMaster({
+    config, logger: pino({ level: 'silent' }), store,
+    routes: [
+      (app) => app.get('/bench/public', { config: { permission: { public: true } } }, async () => ({ ok: true })),
+      (app) => app.get('/bench/protected', { config: { permission: { rid: 'dcos:service:marathon:marathon:services:/team4/app9', action: 'read' } } }, async () => ({ ok: true })),
+    ],
+  });
+  await master.iam.createGroup('readers', undefined);
+  await master.iam.createAcl('dcos:service:marathon:marathon:services:/team4', 'bench');
+  await master.iam.grant({ gid: 'readers' }, 'dcos:service:marathon:marathon:services:/team4', 'read');
+  await master.iam.createPrincipal({ uid: 'alice', kind: 'user', permissions: [], groups: ['readers'] });
+  const { token } = await master.tokens.issue('alice');
+  const once = async (url: string, headers: Record<string, string>): Promise<number> => {
+    const start = performance.now();
+    const res = await master.app.inject({ method: 'GET', url, headers });
+    const us = (performance.now() - start) * 1000;
+    if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`);
+    return us;
+  };
+  const auth = { authorization: `token=${token}` };
+  for (let i = 0; i < 500; i++) await once(i % 2 ? '/bench/public' : '/bench/protected', i % 2 ? {} : auth); // warm up
+  // Interleaved, so GC and machine noise fall on both alike.
+  const pub: number[] = [];
+  const prot: number[] = [];
+  for (let i = 0; i < requests; i++) {
+    pub.push(await once('/bench/public', {}));
+    prot.push(await once('/bench/protected', auth));
+  }
+  await master.close();
+  await store.close();
+  await rm(dataDir, { recursive: true, force: true });
+  return {
+    public_p50_us: round(percentile(pub, 50)),
+    public_p99_us: round(percentile(pub, 99)),
+    protected_p50_us: round(percentile(prot, 50)),
+    protected_p99_us: round(percentile(prot, 99)),
+    added_p50_us: round(percentile(prot, 50) - percentile(pub, 50)),
+    added_p99_us: round(percentile(prot, 99) - percentile(pub, 99)),
+  };
+}
+
+async function issuanceRate(seconds: number, runs: number): Promise<Record<string, number>> {
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  const records = new Records(store);
+  const ca = await ClusterCa.open(records, { trustDomain: 'strata.local', maxLeafTtlSeconds: 72 * 3600 }, { persistPassphrase: async () => undefined, discardPassphrase: async () => undefined });
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const csr = toPem(buildCsr({ subject: name([]), publicKey: pair.publicKey, privateKey: pair.privateKey }), 'CERTIFICATE REQUEST');
+  const rates: number[] = [];
+  for (let r = 0; r < runs; r++) rates.push(await rate(seconds, () => ca.sign({ uid: 'alice', kind: 'user' }, csr)));
+  const crlStart = performance.now();
+  await ca.crl(0);
+  const crlMs = performance.now() - crlStart;
+  const issued = (await records.list('certificate')).records.length;
+  await store.close();
+  return { certificates_per_second: round(median(rates)), issued, crl_build_ms_over_all_issued: round(crlMs, 1) };
+}
+
+export async function run(args: string[]): Promise<unknown> {
+  const runs = option(args, 'runs', 3);
+  const seconds = option(args, 'seconds', 1);
+  return {
+    node: process.version,
+    tokens: await tokenRates(seconds, runs),
+    decision: decisionLatency(),
+    auth_hook: await hookOverhead(option(args, 'requests', 3000)),
+    ca: await issuanceRate(seconds, runs),
+  };
+}
