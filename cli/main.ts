@@ -5,7 +5,7 @@
  */
 import { isStrataError } from '../common/errors.ts';
 import { configFlags } from '../control-plane/config/load.ts';
-import { appAdd, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
+import { appAdd, appKill, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
@@ -162,12 +162,22 @@ const VERBS: readonly Verb[] = [
   {
     name: 'task kill',
     summary: 'Kill a task (its app replaces it); --scale also lowers the app\'s instances so it is not replaced',
-    usage: 'strata task kill TASK_ID [--scale]',
+    usage: 'strata task kill TASK_ID [--scale] [--wipe]',
     flags: {},
-    booleans: ['scale'],
+    booleans: ['scale', 'wipe'],
     operands: ['TASK_ID'],
     configFlags: false,
     run: taskKill,
+  },
+  {
+    name: 'app kill',
+    summary: `Kill an app's tasks (all, or those on --host; DELETE /v2/apps/ID/tasks): the app replaces them, unless --scale lowers its instances; --wipe also expunges their records.${WAIT_HELP}`,
+    usage: 'strata app kill ID [--host HOST] [--scale [--wait [--timeout SECONDS]]] [--wipe]',
+    flags: { host: 'only the tasks on this agent host name', ...WAIT_FLAGS },
+    booleans: ['scale', 'wipe', 'wait'],
+    operands: ['ID'],
+    configFlags: false,
+    run: appKill,
   },
   {
     name: 'deployment list',

@@ -66,8 +66,9 @@ export function installAuth(app: FastifyInstance, deps: { tokens: TokenService; 
     const principal = await deps.iam.getPrincipal(uid);
     if (!principal || principal.disabled) return unauthenticated(reply, `token rejected: principal ${JSON.stringify(uid)} does not exist or is disabled`);
     const rid = typeof permission.rid === 'function' ? permission.rid(request) : permission.rid;
-    if (!allows(principal, rid, permission.action)) {
-      return send(reply, new StrataError('API_FORBIDDEN', `${uid} lacks ${permission.action} on ${rid}`, { details: { rid, action: permission.action } }));
+    const action = typeof permission.action === 'function' ? permission.action(request) : permission.action;
+    if (!allows(principal, rid, action)) {
+      return send(reply, new StrataError('API_FORBIDDEN', `${uid} lacks ${action} on ${rid}`, { details: { rid, action } }));
     }
     request.principalUid = uid;
     return undefined;

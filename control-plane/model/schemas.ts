@@ -566,6 +566,8 @@ export const Task = Type.Object(
     /** Last status message and Mesos reason, if any. */
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     reason: Type.Optional(Type.String({ maxLength: 128 })),
+    /** Killed with Marathon's `wipe=true`: the record is expunged as soon as the task is terminal (not kept for the retention). */
+    wipe: Type.Optional(Type.Boolean()),
   },
   { ...STRICT, description: 'One running (or finished) instance of an app.' },
 );

@@ -280,7 +280,7 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   const byApp = new Map<string, Task[]>();
   for (const t of [...view.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     if (isTerminal(t)) {
-      const due = time(t.stateChangedAt) + retention;
+      const due = t.wipe ? now : time(t.stateChangedAt) + retention;
       if (due <= now) expunge.push(t.id);
       else wake(due);
       continue;

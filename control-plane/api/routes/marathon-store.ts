@@ -226,13 +226,17 @@ export interface KillResult {
  * controller replaces them; with `scale` each app's `instances` is lowered
  * by its killed tasks, in one deployment (refused while a deployment locks
  * the app, unless forced; the lock is checked before any task is touched).
- * `authorize` runs once per app before anything is written.
+ * With `wipe` (Marathon's `wipe=true`, not with `scale`) each task is also
+ * marked `wipe`: the controller expunges its record as soon as it is
+ * terminal, and it is replaced like any killed task (Strata has no resident
+ * volumes to destroy). `authorize` runs once per app before anything is written.
  */
 export async function killTasks(
   ctx: ApiContext,
   ids: readonly string[],
-  options: { readonly scale: boolean; readonly force: boolean; readonly authorize: (appId: string) => Promise<void> },
+  options: { readonly scale: boolean; readonly force: boolean; readonly wipe?: boolean; readonly authorize: (appId: string) => Promise<void> },
 ): Promise<KillResult> {
+  if (options.scale && options.wipe) throw new StrataError('API_BAD_REQUEST', 'You cannot use scale and wipe at the same time.', { details: { scale: true, wipe: true } });
   const found: Versioned<Task>[] = [];
   for (const id of new Set(ids)) {
     const task = await ctx.records.get('task', id).catch((err: unknown) => {
@@ -252,15 +256,18 @@ export async function killTasks(
   const killedPerApp = new Map<string, number>();
   for (let task of found) {
     for (let attempt = 0; ; attempt++) {
-      if (TERMINAL_TASK_STATES.has(task.value.state) || task.value.state === 'KILLING') {
+      const done = TERMINAL_TASK_STATES.has(task.value.state) || task.value.state === 'KILLING';
+      if (done && (!options.wipe || task.value.wipe)) {
         tasks.push(task.value);
         break;
       }
-      const next: Task = { ...task.value, state: 'KILLING', stateChangedAt: new Date().toISOString() };
+      const next: Task = done
+        ? { ...task.value, wipe: true }
+        : { ...task.value, state: 'KILLING', stateChangedAt: new Date().toISOString(), ...(options.wipe ? { wipe: true } : {}) };
       const written = await ctx.records.put('task', next, { casIndex: task.modifyIndex });
       if (written.ok) {
         tasks.push(next);
-        killedPerApp.set(next.appId, (killedPerApp.get(next.appId) ?? 0) + 1);
+        if (!done) killedPerApp.set(next.appId, (killedPerApp.get(next.appId) ?? 0) + 1);
         break;
       }
       const again = attempt < ATTEMPTS ? await ctx.records.get('task', task.id) : undefined;
