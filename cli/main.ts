@@ -11,6 +11,7 @@ import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
+import { taskLog } from './task-log.ts';
 
 export interface Verb {
   readonly name: string;
@@ -158,6 +159,16 @@ const VERBS: readonly Verb[] = [
     booleans: ['json'],
     configFlags: false,
     run: taskList,
+  },
+  {
+    name: 'task log',
+    summary: 'Print the last lines of a task\'s stdout (or --stderr), read from its agent through the master, as `dcos task log`; --follow keeps printing until the task ends; TASK may be part of an id',
+    usage: 'strata task log TASK [--stderr] [--lines N] [--follow]',
+    flags: { lines: 'how many of the last lines to print first (default 10)' },
+    booleans: ['stderr', 'follow'],
+    operands: ['TASK'],
+    configFlags: false,
+    run: taskLog,
   },
   {
     name: 'task kill',

@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   // Marathon API and deployments
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },
+  TASK_LOG_AGENT_UNAVAILABLE: { httpStatus: 502, summary: 'A task\'s log could not be read: its agent is unknown, cannot be reached, or refused the master\'s request; the message says which.' },
+  TASK_LOG_GONE: { httpStatus: 410, summary: 'The task is known but its sandbox (and so its log) is no longer on its agent.' },
   DEPLOYMENT_DEPENDENCY_CYCLE: { httpStatus: 422, summary: 'The apps\' dependencies would form a cycle; the message names the apps in it.' },
   // processes
   PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },

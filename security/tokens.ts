@@ -78,11 +78,17 @@ export class TokenService {
     return kid;
   }
 
-  async issue(uid: string, options: { ttlSeconds?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
+  /**
+   * A login token for `uid`; with `scope` (and `claims`), a *grant*: a
+   * short-lived token another component checks against the JWKS for that
+   * scope (e.g. an agent serving a task's logs). Grants never authenticate
+   * API calls: {@link verify} refuses them.
+   */
+  async issue(uid: string, options: { ttlSeconds?: number; scope?: string; claims?: Readonly<Record<string, string>> } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
     const signer = await this.#signingKey();
     const nowSeconds = Math.floor(this.#now() / 1000);
     const exp = nowSeconds + (options.ttlSeconds ?? this.#options.tokenTtlSeconds);
-    const token = await new SignJWT({ uid })
+    const token = await new SignJWT({ ...options.claims, ...(options.scope === undefined ? {} : { scope: options.scope }), uid })
       .setProtectedHeader({ alg: signer.record.alg, kid: signer.record.kid, typ: 'JWT' })
       .setIssuer(this.#options.issuer)
       .setAudience(this.#options.audience)
@@ -103,6 +109,7 @@ export class TokenService {
         requiredClaims: ['exp', 'iss', 'aud', 'uid'],
         currentDate: new Date(this.#now()),
       });
+      if (payload['scope'] !== undefined) throw new StrataError('AUTH_TOKEN_INVALID', `token rejected: a grant (scope ${JSON.stringify(payload['scope'])}) cannot authenticate API calls`);
       return toVerified(payload);
     } catch (err) {
       if (err instanceof StrataError) throw err;

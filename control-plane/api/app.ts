@@ -23,11 +23,12 @@ import { marathonTaskRoutes } from './routes/marathon-tasks.ts';
 import { marathonQueueRoutes } from './routes/marathon-queue.ts';
 import { marathonEventRoutes } from './routes/marathon-events.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
+import { taskLogRoutes } from './routes/task-logs.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, taskLogRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;
