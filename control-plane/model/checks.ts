@@ -461,4 +461,6 @@ export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K
   signingKey: checkSigningKey,
   deployment: checkDeployment,
   appVersion: checkApp,
+  servicePort: none as (record: RecordTypes['servicePort']) => Issue[],
+  launchDelay: none as (record: RecordTypes['launchDelay']) => Issue[],
 };

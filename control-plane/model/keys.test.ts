@@ -58,6 +58,8 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   signingKey: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
   deployment: nodeId(128),
   appVersion: fc.tuple(appId, version).map(([app, v]) => appVersionId(app, v)),
+  servicePort: fc.integer({ min: 1, max: 65535 }).map(String),
+  launchDelay: appId,
 };
 
 const kindAndId = fc.constantFrom(...RECORD_KINDS).chain((kind) => ids[kind].map((id) => ({ kind, id })));

@@ -85,7 +85,7 @@ const rule = (pattern: string, maxLength: number, describe: string): IdRule => (
 
 const NODE_ID = (maxLength: number, what: string): IdRule => rule(NODE_ID_PATTERN, maxLength, `${what}: letters, digits, . _ -, starting with a letter or digit, at most ${maxLength} characters`);
 
-const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion'>]: IdRule } = {
+const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion' | 'launchDelay'>]: IdRule } = {
   agent: NODE_ID(128, 'agent id'),
   framework: NODE_ID(128, 'framework id'),
   task: NODE_ID(400, 'task id'),
@@ -97,6 +97,7 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVers
   group: rule(PRINCIPAL_ID_PATTERN, 96, 'gid: letters, digits, @ . _ -, at most 96 characters'),
   signingKey: rule(KID_PATTERN, 64, 'kid: letters, digits, _ -, at most 64 characters'),
   deployment: NODE_ID(128, 'deployment id'),
+  servicePort: rule('^(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$', 5, 'service port: a port number from 1 to 65535, no leading zeros'),
 };
 const APP_VERSION = rule(VERSION_PATTERN, 40, 'version: a UTC timestamp such as 2015-09-25T15:13:48.343Z');
 const FRAMEWORK_NAME = rule(FRAMEWORK_NAME_PATTERN, 63, 'framework name: lowercase letters, digits, . -');
@@ -142,7 +143,7 @@ export function idProblem(kind: RecordKind, id: string): string | undefined {
   if (kind === 'appVersion') {
     return parseAppVersionId(id) ? undefined : `app version id must be "<app id>@<version>" (${ID_RULES.app.describe}; ${APP_VERSION.describe})`;
   }
-  const r = ID_RULES[kind];
+  const r = ID_RULES[kind === 'launchDelay' ? 'app' : kind];
   return fits(r, id) ? undefined : `must be a valid ${r.describe}`;
 }
 
@@ -163,6 +164,10 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
     case 'task':
     case 'deployment':
       return (r as { id: string }).id;
+    case 'servicePort':
+      return String((r as RecordTypes['servicePort']).port);
+    case 'launchDelay':
+      return (r as RecordTypes['launchDelay']).appId;
     case 'appVersion':
       return appVersionId((r as RecordTypes['appVersion']).id, (r as RecordTypes['appVersion']).version);
     case 'role':
@@ -203,6 +208,8 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   signingKey: `${ROOT}security/signing-keys/`,
   deployment: `${ROOT}deployments/`,
   appVersion: `${ROOT}app-versions/`,
+  servicePort: `${ROOT}service-ports/`,
+  launchDelay: `${ROOT}launch-delays/`,
 };
 
 /** The prefix to list or watch for every record of `kind` (the leader's is its key). */
@@ -218,6 +225,8 @@ export function keyOf(kind: RecordKind, id: string): string {
   switch (kind) {
     case 'app':
       return `${ROOT}apps${id}`;
+    case 'launchDelay':
+      return `${ROOT}launch-delays${id}`;
     case 'appVersion': {
       const { appId, version } = parseAppVersionId(id)!;
       return `${PREFIXES.appVersion}${appId.slice(1)}/${encodeSegment(version)}`;
@@ -240,7 +249,7 @@ export function idFromKey(kind: RecordKind, key: string): string | undefined {
   if (!key.startsWith(p)) return undefined;
   const rest = key.slice(p.length);
   let id: string | undefined;
-  if (kind === 'app') id = `/${rest}`;
+  if (kind === 'app' || kind === 'launchDelay') id = `/${rest}`;
   else if (kind === 'appVersion') {
     // The version is the last segment (it always holds `%3A`, which no path element does).
     const slash = rest.lastIndexOf('/');
@@ -300,6 +309,8 @@ export const keys = {
   deployment: (id: string): string => keyOf('deployment', id),
   appVersion: (appId: string, version: string): string => keyOf('appVersion', appVersionId(appId, version)),
   appVersionPrefix,
+  servicePort: (port: number): string => keyOf('servicePort', String(port)),
+  launchDelay: (appId: string): string => keyOf('launchDelay', appId),
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -331,6 +342,8 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'leader', key: 'strata/leader/master', example: keys.leader(), id: `always \`${LEADER_ID}\` (one record)`, writers: 'leader election (bound to the leader\'s session)', readers: 'every master, CLI, DNS (leader.mesos)' },
   { kind: 'signingKey', key: 'strata/security/signing-keys/<kid>', example: keys.signingKey('3f1c9a'), id: 'JWT kid', writers: 'token service (rotation)', readers: 'token service, /auth/jwks' },
   { kind: 'deployment', key: 'strata/deployments/<deployment id>', example: keys.deployment('5d2c7a1e-0b3f-4c1a-9e7d-2f6b8a9c0d1e'), id: 'deployment id (UUID)', writers: 'API (Marathon /v2/apps, /v2/deployments), deployment controller', readers: 'API (locks, /v2/deployments), deployment controller' },
+  { kind: 'servicePort', key: 'strata/service-ports/<port>', example: keys.servicePort(10000), id: 'port number', writers: 'API (every app write claims and releases its service ports in the same transaction)', readers: 'API (service port allocation)' },
+  { kind: 'launchDelay', key: 'strata/launch-delays<app id>', example: keys.launchDelay('/group/web'), id: 'Marathon path id', writers: 'deployment controller (fenced), API (DELETE /v2/queue/{id}/delay)', readers: 'deployment controller (after a failover), API (/v2/queue)' },
   { kind: 'appVersion', key: 'strata/app-versions<app id>/<version, encoded>', example: keys.appVersion('/group/web', '2015-09-25T15:13:48.343Z'), id: '`<app id>@<version>`', writers: 'API (every app write)', readers: 'API (/v2/apps/{id}/versions, rollback)' },
 ];
 
