@@ -24,7 +24,8 @@ import type { FastifyRequest } from 'fastify';
 import { StrataError } from '../../../common/errors.ts';
 import { keyOf, appVersionId } from '../../model/keys.ts';
 import type { Versioned } from '../../model/records.ts';
-import { TERMINAL_TASK_STATES, type App, type AppVersion, type Deployment, type Task } from '../../model/schemas.ts';
+import { TERMINAL_TASK_STATES, type App, type AppVersion, type Deployment, type ServicePort, type Task } from '../../model/schemas.ts';
+import { assignServicePorts, servicePortsOf } from '../../model/service-ports.ts';
 import { assertRecord } from '../../model/validate.ts';
 import { allows, type Action } from '../../../security/iam.ts';
 import { planDeployment } from '../../../scheduler/deployments/plan.ts';
@@ -141,9 +142,25 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     if (options.replaces !== undefined && !replaced) throw new StrataError('RECORD_NOT_FOUND', `no deployment ${JSON.stringify(options.replaces)}`);
     const version = nextVersion(changes.map((c) => state.apps.get(c.id)?.value.version).filter((v): v is string => v !== undefined));
 
+    // Service ports: filled in for each written app against the ports held now; claims and
+    // releases go into this transaction (create-only claims: a concurrent writer's loses).
+    const held = await heldServicePorts(ctx, state);
+    const claims: number[] = [];
+    const releases = new Map<number, Versioned<ServicePort> | undefined>();
     const written = new Map<string, App | undefined>();
     for (const c of changes) {
-      const app = c.next === undefined ? undefined : ({ ...c.next, id: c.id, version } as App);
+      let app = c.next === undefined ? undefined : ({ ...c.next, id: c.id, version } as App);
+      const ports = app ? assignServicePorts(app, state.apps.get(c.id)?.value, held.owners) : { claim: [], release: [...held.owners].filter(([, owner]) => owner === c.id).map(([p]) => p) };
+      if (app) app = (ports as { app: App }).app;
+      for (const p of ports.claim) {
+        held.owners.set(p, c.id);
+        releases.delete(p); // released by an app changed earlier in this write: its record is rewritten
+        claims.push(p);
+      }
+      for (const p of ports.release) {
+        held.owners.delete(p);
+        releases.set(p, held.records.get(p));
+      }
       if (app) assertRecord('app', app);
       written.set(c.id, app);
     }
@@ -202,6 +219,18 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
       conditions.push({ key: d.key, modifyIndex: d.modifyIndex });
       writes.push({ op: 'delete', key: d.key });
     }
+    for (const port of claims) {
+      const key = keyOf('servicePort', String(port));
+      const record: ServicePort = { port, appId: held.owners.get(port)! };
+      assertRecord('servicePort', record);
+      conditions.push({ key, modifyIndex: held.records.get(port)?.modifyIndex ?? 0 });
+      writes.push({ op: 'put', key, value: JSON.stringify(record) });
+    }
+    for (const [, record] of releases) {
+      if (!record) continue; // held by an app written before service port records existed: nothing stored
+      conditions.push({ key: record.key, modifyIndex: record.modifyIndex });
+      writes.push({ op: 'delete', key: record.key });
+    }
     if (deployment) writes.push({ op: 'put', key: keyOf('deployment', deployment.id), value: JSON.stringify(deployment) });
     const result = await ctx.store.txn({ conditions, writes });
     if (result.ok) {
@@ -210,6 +239,21 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     }
   }
   throw new StrataError('RECORD_CONFLICT', `the apps changed concurrently ${ATTEMPTS} times while this change was being stored; retry`);
+}
+
+/** Every held service port and its app: the `servicePort` records, plus non-zero ports of stored apps that have none (written before the records existed). */
+async function heldServicePorts(ctx: ApiContext, state: MarathonState): Promise<{ owners: Map<number, string>; records: Map<number, Versioned<ServicePort>> }> {
+  const { records } = await ctx.records.list('servicePort');
+  const owners = new Map<number, string>();
+  const byPort = new Map<number, Versioned<ServicePort>>();
+  for (const r of records) {
+    owners.set(r.value.port, r.value.appId);
+    byPort.set(r.value.port, r);
+  }
+  for (const { value: app } of state.apps.values()) {
+    for (const p of servicePortsOf(app)) if (p !== 0 && !owners.has(p)) owners.set(p, app.id);
+  }
+  return { owners, records: byPort };
 }
 
 export interface KillResult {
