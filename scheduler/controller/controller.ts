@@ -95,6 +95,12 @@ export function operationsOf(actions: ReconcileActions, views: Views, nowIso: st
     };
     ops.push({ kind: 'task', killReason: k.reason, condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
   }
+  for (const id of actions.unreachable ?? []) {
+    const current = views.task.records.get(id);
+    if (!current) continue;
+    const next: Task = { ...current.value, state: 'UNREACHABLE', stateChangedAt: nowIso, message: `agent ${current.value.agentId} is unreachable` };
+    ops.push({ kind: 'task', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
+  }
   for (const t of actions.launch) {
     const key = keyOf('task', t.id);
     ops.push({ kind: 'task', launch: true, condition: { key, modifyIndex: 0 }, write: { op: 'put', key, value: task(t) } });

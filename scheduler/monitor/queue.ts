@@ -31,7 +31,7 @@ export function isInactive(task: Task, app: App, agents: ReadonlyMap<string, Age
   let since: number | undefined;
   if (task.state === 'UNREACHABLE') since = Date.parse(task.stateChangedAt) || 0;
   else if (!agent) since = 0;
-  else if (agent.health.status === 'unreachable') since = Date.parse(agent.health.lastSeenAt) || 0;
+  else if (agent.health.status === 'unreachable') since = now; // written UNREACHABLE by the controller now; its clock starts then
   if (since === undefined) return false;
   return now - since >= app.unreachableStrategy.inactiveAfterSeconds * 1000;
 }

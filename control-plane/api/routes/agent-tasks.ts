@@ -26,6 +26,7 @@ import { decodeEntry } from '../../model/records.ts';
 import { AgentId, AppVersion, HealthCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
+import { isInactive } from '../../../scheduler/monitor/queue.ts';
 import { AGENT_RID } from './agents.ts';
 
 export const DEFAULT_WAIT_SECONDS = 30;
@@ -167,7 +168,16 @@ export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await ctx.records.get('task', taskId);
       if (!current || current.value.agentId !== agentId) throw new StrataError('RECORD_NOT_FOUND', `agent ${agentId} has no task ${JSON.stringify(taskId)}`);
-      const next = applyStatus(current.value, request.body, new Date().toISOString());
+      const receivedAt = new Date().toISOString();
+      let report = request.body;
+      // An UNREACHABLE task that comes back after its app replaced it (inactive) is killed, as Marathon does.
+      if (current.value.state === 'UNREACHABLE' && HOLDS.has(report.state)) {
+        const app = await ctx.records.get('app', current.value.appId);
+        if (app && isInactive(current.value, app.value, new Map(), Date.parse(receivedAt))) {
+          report = { ...report, state: 'KILLING', message: `came back after it was replaced (unreachable since ${current.value.stateChangedAt}; inactiveAfterSeconds ${app.value.unreachableStrategy === 'disabled' ? '-' : app.value.unreachableStrategy.inactiveAfterSeconds})` };
+        }
+      }
+      const next = applyStatus(current.value, report, receivedAt);
       if (next === current.value) return next;
       const result = await ctx.records.put('task', next, { casIndex: current.modifyIndex });
       if (result.ok) return next;
