@@ -50,6 +50,7 @@ interface Metrics {
   readonly killed: Counter;
   readonly rounds: Counter;
   readonly conflicts: Counter;
+  readonly unreachable: Counter;
 }
 
 const metricsByRegistry = new WeakMap<Registry, Metrics>();
@@ -63,6 +64,7 @@ function metricsOf(registry: Registry): Metrics {
       killed: new Counter({ name: 'strata_scheduler_tasks_killed_total', help: 'Tasks the deployment controller asked to kill', labelNames: ['reason'], registers: r }),
       rounds: new Counter({ name: 'strata_scheduler_reconcile_rounds_total', help: 'Reconcile rounds that wrote something', registers: r }),
       conflicts: new Counter({ name: 'strata_scheduler_write_conflicts_total', help: 'Controller transactions refused by a check-and-set (then reconciled again)', registers: r }),
+      unreachable: new Counter({ name: 'strata_scheduler_tasks_unreachable_total', help: 'Tasks written UNREACHABLE because their agent was marked unreachable', registers: r }),
     };
     metricsByRegistry.set(registry, m);
   }
@@ -77,6 +79,8 @@ interface Op {
   readonly launch?: boolean;
   /** Kills a task, for this reason. */
   readonly killReason?: string;
+  /** Marks a task UNREACHABLE. */
+  readonly unreachable?: boolean;
   readonly condition: TxnCondition;
   readonly write: TxnWrite;
 }
@@ -103,7 +107,7 @@ export function operationsOf(actions: ReconcileActions, views: Views, nowIso: st
     const current = views.task.records.get(id);
     if (!current) continue;
     const next: Task = { ...current.value, state: 'UNREACHABLE', stateChangedAt: nowIso, message: `agent ${current.value.agentId} is unreachable` };
-    ops.push({ kind: 'task', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
+    ops.push({ kind: 'task', unreachable: true, condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
   }
   for (const t of actions.launch) {
     const key = keyOf('task', t.id);
@@ -283,6 +287,7 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
           }
           const kinds = new Set(batch.map((o) => o.kind));
           metrics.launched.inc(batch.filter((o) => o.launch).length);
+          metrics.unreachable.inc(batch.filter((o) => o.unreachable).length);
           for (const o of batch) if (o.killReason !== undefined) metrics.killed.inc({ reason: o.killReason });
           await Promise.all([...kinds].map((k) => views[k as 'task' | 'deployment' | 'launchDelay'].waitFor(result.index)));
         }

@@ -70,12 +70,13 @@ async function cluster(t: ExecutionContext, strategy: object) {
 }
 
 test('replaced after inactiveAfterSeconds; the old task is killed when its agent comes back', async (t) => {
-  const { a1, tasks, first } = await cluster(t, { inactiveAfterSeconds: 0, expungeAfterSeconds: 3600 });
+  const { h, a1, tasks, first } = await cluster(t, { inactiveAfterSeconds: 0, expungeAfterSeconds: 3600 });
   a1.paused = true;
   await eventually(async () => (await tasks()).find((x) => x.id === first.id)?.state === 'UNREACHABLE', 'the task UNREACHABLE');
   const marked = (await tasks()).find((x) => x.id === first.id)!;
   t.true(Date.parse(marked.stateChangedAt) > Date.parse(first.stateChangedAt), 'with the time it became unreachable');
   t.regex(marked.message ?? '', /agent agent-1 is unreachable/);
+  t.regex((await h.master.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `token=${await h.superuserToken()}` } })).body, /strata_scheduler_tasks_unreachable_total 1/);
   await eventually(async () => (await tasks()).some((x) => x.agentId === 'agent-2' && x.state === 'RUNNING'), 'a replacement on agent-2');
   a1.paused = false;
   await eventually(async () => (await tasks()).find((x) => x.id === first.id)?.state === 'KILLED', 'the returning old task killed');

@@ -71,6 +71,7 @@ test('the launch delay is stored, shown in /v2/queue, survives a leader failover
   t.is((await api('DELETE', '/v2/queue/nothere/delay')).statusCode, 404);
   const reset = await api('DELETE', '/v2/queue/crash/delay');
   t.is(reset.statusCode, 204, reset.body);
+  t.regex((await api('GET', '/metrics')).body, /strata_scheduler_launch_delay_resets_total 1/);
   await eventually(async () => (await tasks()).length >= 2, 'relaunched at once after the reset');
   await eventually(async () => (await h.master.records.get('launchDelay', '/crash'))?.value.failures === 1, 'the new failure counted from zero again');
   const again = (await api('GET', '/v2/queue')).json().queue[0] as { delay: { timeLeftSeconds: number } };

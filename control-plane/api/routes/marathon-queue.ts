@@ -16,6 +16,7 @@
  * exist in Strata and are left out.
  */
 import type { FastifyRequest } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { allows } from '../../../security/iam.ts';
@@ -39,7 +40,18 @@ function delayAppId(request: FastifyRequest): string | undefined {
   return `/${parts.slice(0, -1).join('/')}`;
 }
 
+const resetCounters = new WeakMap<Registry, Counter>();
+function resetCounter(registry: Registry): Counter {
+  let c = resetCounters.get(registry);
+  if (!c) {
+    c = new Counter({ name: 'strata_scheduler_launch_delay_resets_total', help: 'Launch delays reset through DELETE /v2/queue/{id}/delay', registers: [registry] });
+    resetCounters.set(registry, c);
+  }
+  return c;
+}
+
 export function marathonQueueRoutes(app: ApiInstance, ctx: ApiContext): void {
+  const resets = resetCounter(ctx.metrics.registry);
   app.get('/v2/queue', {
     config: { permission: requires(MARATHON_GATE_RID, 'full') },
     schema: {
@@ -92,7 +104,10 @@ export function marathonQueueRoutes(app: ApiInstance, ctx: ApiContext): void {
       const last = before && before.lastFailureAt > now ? before.lastFailureAt : now;
       const reset: LaunchDelay = { appId, version: stored.value.version, failures: 0, lastFailureAt: last, delayUntil: new Date(0).toISOString() };
       const written = await ctx.records.put('launchDelay', reset, { casIndex: current?.modifyIndex ?? 0 });
-      if (written.ok) return reply.code(204).send();
+      if (written.ok) {
+        resets.inc();
+        return reply.code(204).send();
+      }
     }
     throw new StrataError('RECORD_CONFLICT', `the launch delay of ${appId} changed concurrently five times; retry`);
   });

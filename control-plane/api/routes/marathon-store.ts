@@ -21,6 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
 import { StrataError } from '../../../common/errors.ts';
 import { keyOf, appVersionId } from '../../model/keys.ts';
 import type { Versioned } from '../../model/records.ts';
@@ -234,11 +235,22 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     if (deployment) writes.push({ op: 'put', key: keyOf('deployment', deployment.id), value: JSON.stringify(deployment) });
     const result = await ctx.store.txn({ conditions, writes });
     if (result.ok) {
+      if (claims.length > 0) servicePortCounter(ctx.metrics.registry).inc(claims.length);
       const existed = new Map([...written.keys()].map((id) => [id, state.apps.has(id)]));
       return { deploymentId, version, deployment, apps: written, existed };
     }
   }
   throw new StrataError('RECORD_CONFLICT', `the apps changed concurrently ${ATTEMPTS} times while this change was being stored; retry`);
+}
+
+const portCounters = new WeakMap<Registry, Counter>();
+function servicePortCounter(registry: Registry): Counter {
+  let c = portCounters.get(registry);
+  if (!c) {
+    c = new Counter({ name: 'strata_marathon_service_ports_claimed_total', help: 'Service ports claimed by app writes (assigned from 10000-20000 or given by the app)', registers: [registry] });
+    portCounters.set(registry, c);
+  }
+  return c;
 }
 
 /** Every held service port and its app: the `servicePort` records, plus non-zero ports of stored apps that have none (written before the records existed). */

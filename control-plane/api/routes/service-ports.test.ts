@@ -89,6 +89,7 @@ test('concurrent POSTs through two API instances on one store never share a port
   t.is(new Set(all).size, 32, 'every port once');
   t.true(all.every((p) => p >= 10000 && p <= 20000));
   t.is((await h.master.records.list('servicePort')).records.length, 32, 'one record per held port');
+  t.regex((await api('GET', '/metrics')).body, /strata_marathon_service_ports_claimed_total 16/, 'this instance claimed its 8 apps\' ports');
 });
 
 test('tasks carry their app\'s service ports', async (t) => {
