@@ -85,6 +85,7 @@ export function parseLogQuery(params: URLSearchParams): LogQuery {
 }
 
 const ROUTE = /^\/v1\/sandboxes\/([^/?]+)\/logs(?:\?(.*))?$/;
+const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,399}$/;
 
 function sendError(res: ServerResponse, err: StrataError): void {
   if (res.headersSent) {
@@ -108,13 +109,19 @@ export function sandboxLogHandler(options: {
   return (req, res) => {
     const m = req.method === 'GET' ? ROUTE.exec(req.url ?? '') : null;
     if (!m) return false;
-    void serve(req, res, decodeURIComponent(m[1]!), new URLSearchParams(m[2] ?? '')).catch((err: unknown) => {
+    void serve(req, res, m[1]!, new URLSearchParams(m[2] ?? '')).catch((err: unknown) => {
       sendError(res, isStrataError(err) ? err : new StrataError('API_INTERNAL', `reading the log failed: ${(err as Error).message}`));
     });
     return true;
   };
 
-  async function serve(req: IncomingMessage, res: ServerResponse, taskId: string, params: URLSearchParams): Promise<void> {
+  async function serve(req: IncomingMessage, res: ServerResponse, rawTaskId: string, params: URLSearchParams): Promise<void> {
+    let taskId: string;
+    try {
+      taskId = decodeURIComponent(rawTaskId);
+    } catch {
+      taskId = '';
+    }
     const header = req.headers.authorization ?? '';
     const token = /^(?:token=|Bearer\s+)(\S+)\s*$/i.exec(header)?.[1];
     if (token === undefined) throw new StrataError('AUTH_TOKEN_INVALID', 'this endpoint needs a grant from the master: "Authorization: token=<jwt>"');
@@ -122,6 +129,8 @@ export function sandboxLogHandler(options: {
     if (grant.agentId !== options.agentId || grant.taskId !== taskId) {
       throw new StrataError('AUTH_TOKEN_INVALID', `grant rejected: it is for task ${grant.taskId} on agent ${grant.agentId}`);
     }
+    // Task ids are Mesos-style; anything else never names a sandbox (and never a path outside them).
+    if (!TASK_ID.test(taskId)) throw new StrataError('EXECUTOR_TASK_NOT_FOUND', `${JSON.stringify(rawTaskId.slice(0, 80))} is not a task id`);
     const query = parseLogQuery(params);
     const handle = options.executor.get(taskId);
     const sandbox = handle?.sandbox ?? options.executor.sandboxPath(taskId);
