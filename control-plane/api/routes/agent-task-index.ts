@@ -25,6 +25,12 @@ export class AgentTaskIndex {
 
   private constructor(view: RecordView<Task>) {
     this.#view = view;
+    // A watch that fails (store outage, compaction beyond recovery) ends the index: waiters answer
+    // with what it holds, and the route opens a new one for the next query.
+    view.ended.then(
+      () => this.#end(),
+      () => this.#end(),
+    );
     for (const r of view.records.values()) this.#put(r.value, view.index);
     view.subscribe((update) => {
       const touched = new Set<string>();
@@ -37,14 +43,14 @@ export class AgentTaskIndex {
         for (const id of update.removed) {
           const agent = this.#agentOf.get(id);
           if (agent === undefined) continue;
-          this.#byAgent.get(agent)?.delete(id);
+          this.#forget(agent, id);
           this.#agentOf.delete(id);
           touched.add(agent);
         }
         for (const r of update.upserted) {
           const before = this.#agentOf.get(r.id);
           if (before !== undefined && before !== r.value.agentId) {
-            this.#byAgent.get(before)?.delete(r.id);
+            this.#forget(before, r.id);
             touched.add(before);
           }
           touched.add(this.#put(r.value, update.index));
@@ -60,6 +66,22 @@ export class AgentTaskIndex {
 
   static async open(records: Records): Promise<AgentTaskIndex> {
     return new AgentTaskIndex(await openView(records, 'task'));
+  }
+
+  #forget(agentId: string, taskId: string): void {
+    const tasks = this.#byAgent.get(agentId);
+    tasks?.delete(taskId);
+    if (tasks?.size === 0) this.#byAgent.delete(agentId);
+  }
+
+  #end(): void {
+    this.#closed = true;
+    for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
+  }
+
+  /** False once the watch behind it stopped (closed or failed): open a new one. */
+  get live(): boolean {
+    return !this.#closed;
   }
 
   #put(task: Task, index: number): string {
@@ -111,8 +133,7 @@ export class AgentTaskIndex {
   }
 
   close(): void {
-    this.#closed = true;
     this.#view.close();
-    for (const waiters of this.#waiters.values()) for (const wake of [...waiters]) wake();
+    this.#end();
   }
 }

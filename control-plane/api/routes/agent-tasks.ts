@@ -86,12 +86,20 @@ export function applyStatus(task: Task, report: TaskStatusReport, receivedAt: st
 export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
   // One in-memory index of tasks by agent per API instance, opened on first use (see agent-task-index.ts).
   let opening: Promise<AgentTaskIndex> | undefined;
-  const taskIndex = (): Promise<AgentTaskIndex> => {
-    opening ??= AgentTaskIndex.open(ctx.records).catch((err: unknown) => {
-      opening = undefined;
-      throw err;
-    });
-    return opening;
+  const taskIndex = async (): Promise<AgentTaskIndex> => {
+    for (let attempt = 0; ; attempt++) {
+      const pending = (opening ??= AgentTaskIndex.open(ctx.records));
+      let index: AgentTaskIndex;
+      try {
+        index = await pending;
+      } catch (err) {
+        if (opening === pending) opening = undefined;
+        throw err;
+      }
+      // An index whose watch ended (a store outage) is replaced by a new one.
+      if (index.live || attempt >= 1) return index;
+      if (opening === pending) opening = undefined;
+    }
   };
   app.addHook('onClose', async () => {
     const open = opening;
