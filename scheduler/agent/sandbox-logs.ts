@@ -4,7 +4,8 @@
  * master): `GET /v1/sandboxes/{taskId}/logs?stream=stdout|stderr&lines=N&follow=true`.
  *
  * - The answer is the log itself as `text/plain`: the last `lines` lines
- *   (default 10, as `dcos task log`), across rotated files; with `follow`
+ *   (default 10, as `dcos task log`), across rotated files, from at most the
+ *   last 1 MiB (longer tails are cut there); with `follow`
  *   it then streams what the task writes (chunked) until the task has ended
  *   and everything is sent, or the caller goes away. Rotation while
  *   following is handled by `followLog` (`../executor/logs.ts`). Memory is
