@@ -11,6 +11,7 @@ import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
+import { queueList, queueReset } from './queue.ts';
 import { taskLog } from './task-log.ts';
 
 export interface Verb {
@@ -189,6 +190,24 @@ const VERBS: readonly Verb[] = [
     operands: ['ID'],
     configFlags: false,
     run: appKill,
+  },
+  {
+    name: 'queue list',
+    summary: 'List the apps waiting for instances to launch, with their restart backoff (GET /v2/queue)',
+    usage: 'strata queue list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: queueList,
+  },
+  {
+    name: 'queue reset',
+    summary: 'Reset an app\'s restart backoff so it launches again now (DELETE /v2/queue/ID/delay)',
+    usage: 'strata queue reset ID',
+    flags: {},
+    operands: ['ID'],
+    configFlags: false,
+    run: queueReset,
   },
   {
     name: 'deployment list',

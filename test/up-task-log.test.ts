@@ -3,7 +3,8 @@
  * process registered with it (a remote agent: its own port, data dir and
  * token): `strata task log` reads tasks' stdout and stderr on both agents
  * through the master, `--lines`, `--stderr`, `--follow` (until Ctrl-C), part
- * of an id, and a clear error for an unknown task.
+ * of an id, and a clear error for an unknown task; then `strata queue list`
+ * shows a crash loop's backoff and `strata queue reset` ends it.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -83,4 +84,16 @@ test('strata task log reads tasks on the local and on a remote agent: tail, --st
 
   const removed = await runStrata(['app', 'remove', 'e2e/talker', '--force'], { env });
   t.is(removed.code, 0, removed.output);
+
+  // A crash loop waits in the launch queue with its backoff; `strata queue reset` lets it launch again.
+  await writeFile(join(dir, 'crash.json'), JSON.stringify({ id: '/e2e/crash', cmd: 'echo bye; exit 3', cpus: 0.05, mem: 16, portDefinitions: [], backoffSeconds: 60 }));
+  t.is((await runStrata(['app', 'add', join(dir, 'crash.json')], { env })).code, 0);
+  let listed = '';
+  await waitFor('the crash loop to wait in the queue', async () => /\/e2e\/crash\s+1\s+\d+s/.test((listed = (await runStrata(['queue', 'list'], { env })).output)), 30_000);
+  const failedCount = async (): Promise<number> => (JSON.parse((await runStrata(['task', 'list', '--app', 'e2e/crash', '--json'], { env })).output) as ListedTask[]).filter((x) => x.state === 'TASK_FAILED').length;
+  t.is(await failedCount(), 1, listed);
+  const reset = await runStrata(['queue', 'reset', 'e2e/crash'], { env });
+  t.is(reset.code, 0, reset.output);
+  await waitFor('a new launch after the reset', async () => (await failedCount()) >= 2, 30_000);
+  t.is((await runStrata(['app', 'remove', 'e2e/crash', '--force'], { env })).code, 0);
 });
