@@ -279,6 +279,17 @@ test('failed tasks are replaced after a backoff that grows by backoffFactor up t
   t.deepEqual(delays, [2000, 4000, 5000]);
 });
 
+test('the backoff starts over after maxLaunchDelaySeconds without a failure past the delay', (t) => {
+  const app = mkApp('/a', { instances: 1, backoffSeconds: 2, backoffFactor: 2, maxLaunchDelaySeconds: 5, constraints: [['hostname', 'LIKE', 'nowhere']] });
+  const agents = [mkAgent('a1')];
+  const failed: Task = { ...run(view({ apps: [mkApp('/a')], agents })).launch[0]!, state: 'FAILED', stateChangedAt: iso(T0) };
+  const v = view({ apps: [app], agents, tasks: [failed] });
+  const first = reconcile(v, { now: T0, newUuid: counterUuid });
+  t.like(first.backoff.get('/a'), { failures: 1, delayUntil: T0 + 2000 });
+  t.like(reconcile(v, { now: T0 + 6_999, newUuid: counterUuid, backoff: first.backoff }).backoff.get('/a'), { failures: 1 }, 'still counted within maxLaunchDelaySeconds after the delay');
+  t.like(reconcile(v, { now: T0 + 7_000, newUuid: counterUuid, backoff: first.backoff }).backoff.get('/a'), { failures: 0, delayUntil: 0 });
+});
+
 test('terminal tasks are expunged after the retention', (t) => {
   const app = mkApp('/a', { instances: 0 });
   const task: Task = { ...run(view({ apps: [mkApp('/a')], agents: [mkAgent('a1')] })).launch[0]!, state: 'KILLED', stateChangedAt: iso(T0) };

@@ -426,6 +426,9 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     }
     // Every wanted instance up and ready: the app is healthy again, the delay starts over.
     if (state && converged(app.id) && app.instances > 0) state = { ...state, failures: 0, delayUntil: 0 };
+    // No failure for maxLaunchDelaySeconds after the delay ended: it starts over too (Marathon's
+    // RateLimiter drops a delay that long overdue).
+    if (state && state.failures > 0 && fresh.length === 0 && now >= state.delayUntil + app.maxLaunchDelaySeconds * 1000) state = { ...state, failures: 0, delayUntil: 0 };
     if (state) {
       backoff.set(app.id, state);
       wake(state.delayUntil);
