@@ -5,6 +5,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   scheduler: () => import('./scheduler.ts'),
   vip: () => import('./vip.ts'),
   security: () => import('./security.ts'),
+  'agent-tasks': () => import('./agent-tasks.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

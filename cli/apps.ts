@@ -225,12 +225,35 @@ export async function taskList(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/** `?scale=true&wipe=true` from the verb's booleans (and `--host`). */
+function killQuery(args: ParsedArgs): string {
+  const q = new URLSearchParams();
+  if (args.booleans.has('scale')) q.set('scale', 'true');
+  if (args.booleans.has('wipe')) q.set('wipe', 'true');
+  const host = args.values['host'];
+  if (host !== undefined) q.set('host', host);
+  const text = q.toString();
+  return text ? `?${text}` : '';
+}
+
 export async function taskKill(args: ParsedArgs): Promise<number> {
   const [taskId] = operands(args);
-  const scale = args.booleans.has('scale');
-  const result = await apiRequest<{ tasks?: ListedTask[]; deploymentId?: string }>(await loggedIn(), 'POST', `/v2/tasks/delete${scale ? '?scale=true' : ''}`, { ids: [taskId] });
+  const result = await apiRequest<{ tasks?: ListedTask[]; deploymentId?: string }>(await loggedIn(), 'POST', `/v2/tasks/delete${killQuery(args)}`, { ids: [taskId] });
   if (result.deploymentId !== undefined) console.log(`Killing task ${taskId} and scaling its app down; deployment ${result.deploymentId}`);
   else console.log(`Killing task ${taskId} (${result.tasks?.[0]?.state ?? 'TASK_KILLING'}); its app replaces it`);
+  return 0;
+}
+
+/** `strata app kill ID [--host HOST] [--scale] [--wipe]`: Marathon's DELETE /v2/apps/ID/tasks. */
+export async function appKill(args: ParsedArgs): Promise<number> {
+  const [id] = operands(args);
+  const result = await apiRequest<{ tasks?: ListedTask[]; deploymentId?: string }>(await loggedIn(), 'DELETE', `${appPath(id!)}/tasks${killQuery(args)}`);
+  if (result.deploymentId !== undefined) {
+    console.log(`Killing the tasks of ${id} and scaling it down; deployment ${result.deploymentId}`);
+    return waitFor(args, result.deploymentId);
+  }
+  const killed = result.tasks ?? [];
+  console.log(killed.length === 0 ? `No live task of ${id} to kill` : `Killing ${killed.length} task(s) of ${id}; the app replaces them:\n${killed.map((x) => `  ${x.id}`).join('\n')}`);
   return 0;
 }
 

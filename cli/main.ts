@@ -5,7 +5,7 @@
  */
 import { isStrataError } from '../common/errors.ts';
 import { configFlags } from '../control-plane/config/load.ts';
-import { appAdd, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
+import { appAdd, appKill, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
@@ -17,6 +17,8 @@ import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
 import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from './policies.ts';
 import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
+import { queueList, queueReset } from './queue.ts';
+import { taskLog } from './task-log.ts';
 
 export interface Verb {
   readonly name: string;
@@ -219,14 +221,52 @@ const VERBS: readonly Verb[] = [
     run: taskList,
   },
   {
+    name: 'task log',
+    summary: 'Print the last lines of a task\'s stdout (or --stderr), read from its agent through the master, as `dcos task log`; --follow keeps printing until the task ends; TASK may be part of an id',
+    usage: 'strata task log TASK [--stderr] [--lines N] [--follow]',
+    flags: { lines: 'how many of the last lines to print first (default 10)' },
+    booleans: ['stderr', 'follow'],
+    operands: ['TASK'],
+    configFlags: false,
+    run: taskLog,
+  },
+  {
     name: 'task kill',
     summary: 'Kill a task (its app replaces it); --scale also lowers the app\'s instances so it is not replaced',
-    usage: 'strata task kill TASK_ID [--scale]',
+    usage: 'strata task kill TASK_ID [--scale] [--wipe]',
     flags: {},
-    booleans: ['scale'],
+    booleans: ['scale', 'wipe'],
     operands: ['TASK_ID'],
     configFlags: false,
     run: taskKill,
+  },
+  {
+    name: 'app kill',
+    summary: `Kill an app's tasks (all, or those on --host; DELETE /v2/apps/ID/tasks): the app replaces them, unless --scale lowers its instances; --wipe also expunges their records.${WAIT_HELP}`,
+    usage: 'strata app kill ID [--host HOST] [--scale [--wait [--timeout SECONDS]]] [--wipe]',
+    flags: { host: 'only the tasks on this agent host name', ...WAIT_FLAGS },
+    booleans: ['scale', 'wipe', 'wait'],
+    operands: ['ID'],
+    configFlags: false,
+    run: appKill,
+  },
+  {
+    name: 'queue list',
+    summary: 'List the apps waiting for instances to launch, with their restart backoff (GET /v2/queue)',
+    usage: 'strata queue list [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: queueList,
+  },
+  {
+    name: 'queue reset',
+    summary: 'Reset an app\'s restart backoff so it launches again now (DELETE /v2/queue/ID/delay)',
+    usage: 'strata queue reset ID',
+    flags: {},
+    operands: ['ID'],
+    configFlags: false,
+    run: queueReset,
   },
   {
     name: 'deployment list',

@@ -113,3 +113,32 @@ test('app update|scale|restart with --wait, task list|kill, deployment rollback,
   }
   t.regex(helps[0]!.output, /--timeout\s+with --wait/);
 });
+
+test('app kill: all tasks, --host, --wipe; --scale with --wipe refused', async (t) => {
+  const h = await startTestMaster();
+  t.teardown(() => h.close());
+  const dir = await mkdtemp(join(tmpdir(), 'strata-cli-kill-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
+  const token = await h.superuserToken();
+  await writeFile(env.STRATA_CLI_CONFIG, JSON.stringify({ url: h.master.apiUrl, uid: 'admin', token }), { mode: 0o600 });
+  const created = await h.master.app.inject({ method: 'POST', url: '/v2/apps', headers: { authorization: `token=${token}` }, payload: { id: '/web', cmd: 'sleep 100', instances: 2 } });
+  const version = created.json().version as string;
+  await h.master.records.put('task', mkTask('web.instance-1._app.1', '/web', version));
+  await h.master.records.put('task', mkTask('web.instance-2._app.1', '/web', version));
+
+  const none = await runStrata(['app', 'kill', 'web', '--host', 'other.example'], { env });
+  t.is(none.code, 0, none.output);
+  t.regex(none.output, /^No live task of web to kill$/m);
+  const killed = await runStrata(['app', 'kill', 'web', '--host', 'a1.example', '--wipe'], { env });
+  t.is(killed.code, 0, killed.output);
+  t.regex(killed.output, /^Killing 2 task\(s\) of web; the app replaces them:\n {2}web\.instance-\d\._app\.1\n {2}web\.instance-\d\._app\.1$/m);
+  const tasks = (await h.master.records.list('task')).records.map((r) => r.value);
+  t.true(tasks.every((x) => x.state === 'KILLING' && x.wipe === true));
+  const refused = await runStrata(['app', 'kill', 'web', '--scale', '--wipe'], { env });
+  t.is(refused.code, 1);
+  t.regex(refused.output, /400 API_BAD_REQUEST You cannot use scale and wipe at the same time/);
+  const unknown = await runStrata(['app', 'kill', 'nope'], { env });
+  t.is(unknown.code, 1);
+  t.regex(unknown.output, /404 RECORD_NOT_FOUND App '\/nope' does not exist/);
+});

@@ -64,6 +64,10 @@ export const ERROR_CODES = {
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },
   GROUP_EXISTS: { httpStatus: 409, summary: 'POST /v2/groups named a group that already holds apps (change it with PUT /v2/groups/<id>).' },
+  APP_SERVICE_PORT_TAKEN: { httpStatus: 409, summary: 'An app names a service port another app holds; the details give the field, the port and its holder (0 gets a free one).' },
+  APP_SERVICE_PORTS_EXHAUSTED: { httpStatus: 409, summary: 'No service port is free in 10000-20000 for a port 0 of the app.' },
+  TASK_LOG_AGENT_UNAVAILABLE: { httpStatus: 502, summary: 'A task\'s log could not be read: its agent is unknown, cannot be reached, or refused the master\'s request; the message says which.' },
+  TASK_LOG_GONE: { httpStatus: 410, summary: 'The task is known but its sandbox (and so its log) is no longer on its agent.' },
   DEPLOYMENT_DEPENDENCY_CYCLE: { httpStatus: 422, summary: 'The apps\' dependencies would form a cycle; the message names the apps in it.' },
   // processes
   PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },

@@ -95,13 +95,24 @@ export class TokenService {
   /**
    * `principalIndex` (the principal record's createIndex) ties the token to
    * this incarnation of the uid: if the uid is deleted and created again,
-   * the old tokens do not fit the new one.
+   * the old tokens do not fit the new one. With `scope` (and `claims`), a
+   * *grant*: a short-lived token another component checks against the JWKS
+   * for that scope (e.g. an agent serving a task's logs). Grants never
+   * authenticate API calls: {@link verify} refuses them.
    */
-  async issue(uid: string, options: { ttlSeconds?: number; principalIndex?: number } = {}): Promise<{ token: string; expiresAtSeconds: number }> {
+  async issue(
+    uid: string,
+    options: { ttlSeconds?: number; principalIndex?: number; scope?: string; claims?: Readonly<Record<string, string>> } = {},
+  ): Promise<{ token: string; expiresAtSeconds: number }> {
     const signer = await this.#signingKey();
     const nowSeconds = Math.floor(this.#now() / 1000);
     const exp = nowSeconds + (options.ttlSeconds ?? this.#options.tokenTtlSeconds);
-    const token = await new SignJWT(options.principalIndex === undefined ? { uid } : { uid, pidx: options.principalIndex })
+    const token = await new SignJWT({
+      ...options.claims,
+      ...(options.scope === undefined ? {} : { scope: options.scope }),
+      uid,
+      ...(options.principalIndex === undefined ? {} : { pidx: options.principalIndex }),
+    })
       .setProtectedHeader({ alg: signer.record.alg, kid: signer.record.kid, typ: 'JWT' })
       .setIssuer(this.#options.issuer)
       .setAudience(this.#options.audience)
@@ -134,6 +145,7 @@ export class TokenService {
         requiredClaims: ['exp', 'iss', 'aud', 'uid'],
         currentDate: new Date(this.#now()),
       });
+      if (payload['scope'] !== undefined) throw new StrataError('AUTH_TOKEN_INVALID', `token rejected: a grant (scope ${JSON.stringify(payload['scope'])}) cannot authenticate API calls`);
       return toVerified(payload);
     } catch (err) {
       if (err instanceof StrataError) throw err;

@@ -28,11 +28,12 @@ import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 import { vipRoutes } from './routes/vips.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { policyRoutes } from './routes/policies.ts';
+import { taskLogRoutes } from './routes/task-logs.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, iamRoutes, caRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, vipRoutes, networkRoutes, policyRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, iamRoutes, caRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, taskLogRoutes, vipRoutes, networkRoutes, policyRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

@@ -75,8 +75,9 @@ export function installAuth(app: FastifyInstance, deps: { tokens: TokenService; 
     }
     const principal = (await deps.iam.getPrincipal(uid))!;
     const rid = typeof permission.rid === 'function' ? permission.rid(request) : permission.rid;
-    if (!allows(principal, rid, permission.action)) {
-      return send(reply, new StrataError('API_FORBIDDEN', `${uid} lacks ${permission.action} on ${rid}`, { details: { rid, action: permission.action } }));
+    const action = typeof permission.action === 'function' ? permission.action(request) : permission.action;
+    if (!allows(principal, rid, action)) {
+      return send(reply, new StrataError('API_FORBIDDEN', `${uid} lacks ${action} on ${rid}`, { details: { rid, action } }));
     }
     request.principalUid = uid;
     return undefined;

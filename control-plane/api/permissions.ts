@@ -12,12 +12,13 @@ export type RoutePermission =
       readonly public?: false;
       /** DC/OS resource id, or a function of the request (e.g. an app id path). */
       readonly rid: string | ((request: FastifyRequest) => string);
-      readonly action: Action;
+      /** The action, or a function of the request (one wildcard route serving several operations). */
+      readonly action: Action | ((request: FastifyRequest) => Action);
     };
 
 export const PUBLIC: RoutePermission = { public: true };
 
-export function requires(rid: string | ((request: FastifyRequest) => string), action: Action): RoutePermission {
+export function requires(rid: string | ((request: FastifyRequest) => string), action: Action | ((request: FastifyRequest) => Action)): RoutePermission {
   return { rid, action };
 }
 

@@ -471,4 +471,6 @@ export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K
   usedLoginToken: none as (record: UsedLoginToken) => Issue[],
   certificateAuthority: none as (record: CertificateAuthority) => Issue[],
   certificate: none as (record: IssuedCertificate) => Issue[],
+  servicePort: none as (record: RecordTypes['servicePort']) => Issue[],
+  launchDelay: none as (record: RecordTypes['launchDelay']) => Issue[],
 };

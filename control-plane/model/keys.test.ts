@@ -63,6 +63,8 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   usedLoginToken: fc.stringMatching(/^[0-9a-f]{64}$/),
   certificateAuthority: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
   certificate: fc.stringMatching(/^[0-9a-f]{32}$/),
+  servicePort: fc.integer({ min: 1, max: 65535 }).map(String),
+  launchDelay: appId,
 };
 
 const kindAndId = fc.constantFrom(...RECORD_KINDS).chain((kind) => ids[kind].map((id) => ({ kind, id })));

@@ -87,7 +87,7 @@ const rule = (pattern: string, maxLength: number, describe: string): IdRule => (
 
 const NODE_ID = (maxLength: number, what: string): IdRule => rule(NODE_ID_PATTERN, maxLength, `${what}: letters, digits, . _ -, starting with a letter or digit, at most ${maxLength} characters`);
 
-const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion' | 'acl'>]: IdRule } = {
+const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion' | 'acl' | 'launchDelay'>]: IdRule } = {
   agent: NODE_ID(128, 'agent id'),
   framework: NODE_ID(128, 'framework id'),
   task: NODE_ID(400, 'task id'),
@@ -103,6 +103,7 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVers
   usedLoginToken: rule('^[0-9a-f]{64}$', 64, 'login token digest: 64 lowercase hex digits (SHA-256)'),
   certificateAuthority: rule(KID_PATTERN, 64, 'CA id: letters, digits, _ -, at most 64 characters'),
   certificate: rule(SERIAL_PATTERN, 32, 'certificate serial: 32 lowercase hex digits'),
+  servicePort: rule('^(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$', 5, 'service port: a port number from 1 to 65535, no leading zeros'),
 };
 /** ACL rids are spelled as one encoded segment; the encoded form must fit a store key. */
 const ACL_RID = rule(RID_PATTERN, 512, 'resource id such as dcos:service:marathon:marathon:services:/dev');
@@ -155,7 +156,7 @@ export function idProblem(kind: RecordKind, id: string): string | undefined {
     if (!fits(ACL_RID, id)) return `must be a valid ${ACL_RID.describe}`;
     return encodeSegment(id).length <= ACL_KEY_SEGMENT_MAX ? undefined : `is too long: encoded (":" and "/" take 3 characters each) it must fit in ${ACL_KEY_SEGMENT_MAX} characters`;
   }
-  const r = ID_RULES[kind];
+  const r = ID_RULES[kind === 'launchDelay' ? 'app' : kind];
   return fits(r, id) ? undefined : `must be a valid ${r.describe}`;
 }
 
@@ -176,6 +177,10 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
     case 'task':
     case 'deployment':
       return (r as { id: string }).id;
+    case 'servicePort':
+      return String((r as RecordTypes['servicePort']).port);
+    case 'launchDelay':
+      return (r as RecordTypes['launchDelay']).appId;
     case 'appVersion':
       return appVersionId((r as RecordTypes['appVersion']).id, (r as RecordTypes['appVersion']).version);
     case 'role':
@@ -231,6 +236,8 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   usedLoginToken: `${ROOT}security/used-login-tokens/`,
   certificateAuthority: `${ROOT}security/ca/`,
   certificate: `${ROOT}security/certificates/`,
+  servicePort: `${ROOT}service-ports/`,
+  launchDelay: `${ROOT}launch-delays/`,
 };
 
 /** The prefix to list or watch for every record of `kind` (the leader's is its key). */
@@ -246,6 +253,8 @@ export function keyOf(kind: RecordKind, id: string): string {
   switch (kind) {
     case 'app':
       return `${ROOT}apps${id}`;
+    case 'launchDelay':
+      return `${ROOT}launch-delays${id}`;
     case 'appVersion': {
       const { appId, version } = parseAppVersionId(id)!;
       return `${PREFIXES.appVersion}${appId.slice(1)}/${encodeSegment(version)}`;
@@ -268,7 +277,7 @@ export function idFromKey(kind: RecordKind, key: string): string | undefined {
   if (!key.startsWith(p)) return undefined;
   const rest = key.slice(p.length);
   let id: string | undefined;
-  if (kind === 'app') id = `/${rest}`;
+  if (kind === 'app' || kind === 'launchDelay') id = `/${rest}`;
   else if (kind === 'appVersion') {
     // The version is the last segment (it always holds `%3A`, which no path element does).
     const slash = rest.lastIndexOf('/');
@@ -333,6 +342,8 @@ export const keys = {
   usedLoginToken: (digest: string): string => keyOf('usedLoginToken', digest),
   certificateAuthority: (id: string): string => keyOf('certificateAuthority', id),
   certificate: (serial: string): string => keyOf('certificate', serial),
+  servicePort: (port: number): string => keyOf('servicePort', String(port)),
+  launchDelay: (appId: string): string => keyOf('launchDelay', appId),
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -364,6 +375,8 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'leader', key: 'strata/leader/master', example: keys.leader(), id: `always \`${LEADER_ID}\` (one record)`, writers: 'leader election (bound to the leader\'s session)', readers: 'every master, CLI, DNS (leader.mesos)' },
   { kind: 'signingKey', key: 'strata/security/signing-keys/<kid>', example: keys.signingKey('3f1c9a'), id: 'JWT kid', writers: 'token service (rotation)', readers: 'token service, /auth/jwks' },
   { kind: 'deployment', key: 'strata/deployments/<deployment id>', example: keys.deployment('5d2c7a1e-0b3f-4c1a-9e7d-2f6b8a9c0d1e'), id: 'deployment id (UUID)', writers: 'API (Marathon /v2/apps, /v2/deployments), deployment controller', readers: 'API (locks, /v2/deployments), deployment controller' },
+  { kind: 'servicePort', key: 'strata/service-ports/<port>', example: keys.servicePort(10000), id: 'port number', writers: 'API (every app write claims and releases its service ports in the same transaction)', readers: 'API (service port allocation)' },
+  { kind: 'launchDelay', key: 'strata/launch-delays<app id>', example: keys.launchDelay('/group/web'), id: 'Marathon path id', writers: 'deployment controller (fenced), API (DELETE /v2/queue/{id}/delay)', readers: 'deployment controller (after a failover), API (/v2/queue)' },
   { kind: 'appVersion', key: 'strata/app-versions<app id>/<version, encoded>', example: keys.appVersion('/group/web', '2015-09-25T15:13:48.343Z'), id: '`<app id>@<version>`', writers: 'API (every app write)', readers: 'API (/v2/apps/{id}/versions, rollback)' },
   { kind: 'acl', key: 'strata/security/acls/<rid, encoded>', example: keys.acl('dcos:service:marathon:marathon:services:/dev'), id: 'resource id (`:` → `%3A`, `/` → `%2F`)', writers: 'IAM API (/acs/api/v1/acls)', readers: 'IAM API' },
   { kind: 'revokedToken', key: 'strata/security/revoked-tokens/<jti>', example: keys.revokedToken('6f0d2b7e-5c1a-4f3e-9d8b-1a2b3c4d5e6f'), id: 'auth token `jti`', writers: 'logout, sweeper (after `exp`)', readers: 'every master (watched; API auth)' },

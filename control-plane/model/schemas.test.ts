@@ -436,6 +436,8 @@ const VALID = {
     createdAt: NOW,
     previous: [{ app: '/db', version: '2025-12-01T00:00:00.000Z' }, { app: '/web' }],
   },
+  servicePort: { port: 10000, appId: '/web' },
+  launchDelay: { appId: '/web', version: NOW, failures: 2, lastFailureAt: NOW, delayUntil: LATER },
 } satisfies { [K in Exclude<RecordKind, 'app' | 'appVersion'>]: unknown };
 
 test('every kind has a valid example', (t) => {

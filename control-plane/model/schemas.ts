@@ -587,6 +587,8 @@ export const Task = Type.Object(
     /** Last status message and Mesos reason, if any. */
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     reason: Type.Optional(Type.String({ maxLength: 128 })),
+    /** Killed with Marathon's `wipe=true`: the record is expunged as soon as the task is terminal (not kept for the retention). */
+    wipe: Type.Optional(Type.Boolean()),
   },
   { ...STRICT, description: 'One running (or finished) instance of an app.' },
 );
@@ -1069,6 +1071,36 @@ export const AppVersion = Type.Object(
 );
 export type AppVersion = Static<typeof AppVersion>;
 
+/** Marathon's service port range (`--local_port_min` / `--local_port_max`): ports given to `port: 0` / `servicePort: 0`. */
+export const SERVICE_PORT_MIN = 10000;
+export const SERVICE_PORT_MAX = 20000;
+
+/** A service port held by an app (one record per port, so two apps can never claim the same one: creating the key is the claim). */
+export const ServicePort = Type.Object(
+  {
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    appId: AppId,
+  },
+  { ...STRICT, description: 'A service port and the app that holds it (assigned from 10000-20000 or given by the app).' },
+);
+export type ServicePort = Static<typeof ServicePort>;
+
+/** An app's restart backoff (Marathon's launch delay), kept by the leading controller so that a new leader keeps it. */
+export const LaunchDelay = Type.Object(
+  {
+    appId: AppId,
+    /** The app version the failures were counted for; another version resets it. */
+    version: Timestamp,
+    failures: Type.Integer({ minimum: 0 }),
+    /** The newest failure counted (the task's `stateChangedAt`). */
+    lastFailureAt: Timestamp,
+    /** No launch before this time. */
+    delayUntil: Timestamp,
+  },
+  { ...STRICT, description: 'The launch delay (backoff) of an app after failed tasks.' },
+);
+export type LaunchDelay = Static<typeof LaunchDelay>;
+
 // ---------------------------------------------------------------------------
 // The registry of stored record kinds
 
@@ -1093,6 +1125,8 @@ export const RECORD_SCHEMAS = {
   usedLoginToken: UsedLoginToken,
   certificateAuthority: CertificateAuthority,
   certificate: IssuedCertificate,
+  servicePort: ServicePort,
+  launchDelay: LaunchDelay,
 } as const satisfies Record<string, TSchema>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;
@@ -1119,4 +1153,6 @@ export interface RecordTypes {
   usedLoginToken: UsedLoginToken;
   certificateAuthority: CertificateAuthority;
   certificate: IssuedCertificate;
+  servicePort: ServicePort;
+  launchDelay: LaunchDelay;
 }

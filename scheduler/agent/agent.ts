@@ -1,6 +1,6 @@
 /**
  * The agent process (foundation part): it identifies this host, serves its
- * own `/health`, registers with a master over the authenticated API
+ * own `/health` and its sandboxes' logs to the master (`sandbox-logs.ts`), registers with a master over the authenticated API
  * (`PUT /v1/agents/{id}`) and heartbeats with the same call. After the first
  * registration it starts the task runner (`task-runner.ts`): it recovers the
  * sandboxes in `<dataDir>/sandboxes`, then runs the tasks the master assigns
@@ -11,7 +11,7 @@
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdir, readFile, statfs, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { availableParallelism, hostname, networkInterfaces, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -22,6 +22,7 @@ import type { Iam } from '../../security/iam.ts';
 import { detectCgroups, type CgroupManager } from '../executor/cgroups.ts';
 import { Executor } from '../executor/executor.ts';
 import { MasterUrls } from './masters.ts';
+import { jwksGrantVerifier, sandboxLogHandler } from './sandbox-logs.ts';
 import { TaskRunner, type TaskRunnerOptions } from './task-runner.ts';
 
 /** The service account agents authenticate as in `strata up`. */
@@ -146,7 +147,9 @@ export async function startAgent(options: {
   const { config, logger } = options;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const id = await agentId(config);
+  let serveLogs: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const server = createServer((req, res) => {
+    if (serveLogs?.(req, res)) return;
     if (req.method === 'GET' && req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', id }));
     } else {
@@ -220,6 +223,7 @@ export async function startAgent(options: {
     executor = new Executor({ workDir: join(config.dataDir, 'sandboxes'), host: registration.hostname, cgroups: options.cgroups ?? (await detectCgroups()) });
     runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, masters, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
     await runner.start();
+    serveLogs = sandboxLogHandler({ agentId: id, executor, verify: jwksGrantVerifier({ masterUrl: options.masterUrl, issuer: config.auth.issuer, audience: config.auth.audience }) });
   } catch (err) {
     stopped = true;
     clearTimeout(timer);
@@ -238,7 +242,10 @@ export async function startAgent(options: {
       await runner.close();
       if (closeOptions.killTasks) await executor.killAll();
       await executor.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Followed logs stream until their task ends: end them with the agent.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
     },
   };
 }

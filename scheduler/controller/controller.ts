@@ -10,7 +10,11 @@
  * decides twice from the same stale state. It stops when leadership is lost
  * (`signal` aborts) or a write is fenced.
  *
- * Backoff memory lives here, in the leader (see README.md).
+ * The backoff (Marathon's launch delay) is kept in the store, one
+ * `launchDelay` record per app, written with the same fenced transactions:
+ * each round starts from the stored records, so a new leader continues the
+ * delays and `DELETE /v2/queue/{id}/delay` (which resets a record) takes
+ * effect at once.
  */
 import { randomUUID } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
@@ -18,7 +22,7 @@ import { isStrataError } from '../../common/errors.ts';
 import type { LeaderLoop, LeaderLoopContext } from '../../control-plane/master.ts';
 import { keyOf } from '../../control-plane/model/keys.ts';
 import { openView, type RecordView } from '../../control-plane/model/records.ts';
-import type { RecordKind, RecordTypes, Task } from '../../control-plane/model/schemas.ts';
+import type { LaunchDelay, RecordKind, RecordTypes, Task } from '../../control-plane/model/schemas.ts';
 import { assertRecord } from '../../control-plane/model/validate.ts';
 import type { Leadership } from '../../control-plane/store/election.ts';
 import type { TxnCondition, TxnWrite } from '../../control-plane/store/port.ts';
@@ -51,6 +55,7 @@ interface Metrics {
   readonly killed: Counter;
   readonly rounds: Counter;
   readonly conflicts: Counter;
+  readonly unreachable: Counter;
 }
 
 const metricsByRegistry = new WeakMap<Registry, Metrics>();
@@ -66,13 +71,14 @@ function metricsOf(registry: Registry): Metrics {
       killed: new Counter({ name: 'strata_scheduler_tasks_killed_total', help: 'Tasks the deployment controller asked to kill', labelNames: ['reason'], registers: r }),
       rounds: new Counter({ name: 'strata_scheduler_reconcile_rounds_total', help: 'Reconcile rounds that wrote something', registers: r }),
       conflicts: new Counter({ name: 'strata_scheduler_write_conflicts_total', help: 'Controller transactions refused by a check-and-set (then reconciled again)', registers: r }),
+      unreachable: new Counter({ name: 'strata_scheduler_tasks_unreachable_total', help: 'Tasks written UNREACHABLE because their agent was marked unreachable', registers: r }),
     };
     metricsByRegistry.set(registry, m);
   }
   return m;
 }
 
-type Views = { readonly [K in 'app' | 'task' | 'agent' | 'role' | 'deployment' | 'appVersion']: RecordView<RecordTypes[K]> };
+type Views = { readonly [K in 'app' | 'task' | 'agent' | 'role' | 'deployment' | 'appVersion' | 'launchDelay']: RecordView<RecordTypes[K]> };
 
 interface Op {
   readonly kind: RecordKind;
@@ -80,6 +86,8 @@ interface Op {
   readonly launch?: boolean;
   /** Kills a task, for this reason. */
   readonly killReason?: string;
+  /** Marks a task UNREACHABLE. */
+  readonly unreachable?: boolean;
   readonly condition: TxnCondition;
   readonly write: TxnWrite;
 }
@@ -101,6 +109,12 @@ export function operationsOf(actions: ReconcileActions, views: Views, nowIso: st
       ...(k.state === 'KILLED' ? { message: `killed by the scheduler (${k.reason}) while its agent was unreachable or gone` } : {}),
     };
     ops.push({ kind: 'task', killReason: k.reason, condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
+  }
+  for (const id of actions.unreachable ?? []) {
+    const current = views.task.records.get(id);
+    if (!current) continue;
+    const next: Task = { ...current.value, state: 'UNREACHABLE', stateChangedAt: nowIso, message: `agent ${current.value.agentId} is unreachable` };
+    ops.push({ kind: 'task', unreachable: true, condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'put', key: current.key, value: task(next) } });
   }
   for (const t of actions.launch) {
     const key = keyOf('task', t.id);
@@ -170,6 +184,41 @@ export function rollbackOperations(failedId: string, views: Views, now: number, 
   return { ok: true, ops };
 }
 
+const EPOCH = new Date(0).toISOString();
+
+/** A stored launch delay as the backoff state reconcile works with. */
+export function backoffOf(record: LaunchDelay): BackoffState {
+  return { version: record.version, failures: record.failures, lastFailureAt: Date.parse(record.lastFailureAt), delayUntil: Date.parse(record.delayUntil) };
+}
+
+/** The record of an app's backoff state. */
+export function launchDelayOf(appId: string, state: BackoffState): LaunchDelay {
+  const iso = (ms: number): string => (Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : EPOCH);
+  return { appId, version: state.version, failures: state.failures, lastFailureAt: iso(state.lastFailureAt), delayUntil: iso(state.delayUntil) };
+}
+
+/**
+ * The writes that make the stored launch delays equal reconcile's backoff:
+ * changed ones put (check-and-set on what the view holds), those of apps
+ * with no backoff any more (removed, or a new version) deleted.
+ */
+export function launchDelayOperations(backoff: ReadonlyMap<string, BackoffState>, view: RecordView<LaunchDelay>): Op[] {
+  const ops: Op[] = [];
+  for (const [appId, state] of backoff) {
+    const next = launchDelayOf(appId, state);
+    const current = view.records.get(appId);
+    if (current && JSON.stringify(current.value) === JSON.stringify(next)) continue;
+    assertRecord('launchDelay', next);
+    const key = current?.key ?? keyOf('launchDelay', appId);
+    ops.push({ kind: 'launchDelay', condition: { key, modifyIndex: current?.modifyIndex ?? 0 }, write: { op: 'put', key, value: JSON.stringify(next) } });
+  }
+  for (const [appId, current] of view.records) {
+    if (backoff.has(appId)) continue;
+    ops.push({ kind: 'launchDelay', condition: { key: current.key, modifyIndex: current.modifyIndex }, write: { op: 'delete', key: current.key } });
+  }
+  return ops;
+}
+
 /** Split operations into transactions of at most `maxOps` conditions plus writes. */
 export function batches<T>(ops: readonly T[], maxOps = MAX_TXN_OPS): T[][] {
   const per = Math.max(1, Math.floor(maxOps / 2));
@@ -229,6 +278,7 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
       role: await open('role'),
       deployment: await open('deployment'),
       appVersion: await open('appVersion'),
+      launchDelay: await open('launchDelay'),
     };
     let viewEnded = false;
     for (const v of opened) {
@@ -240,7 +290,6 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
         });
     }
     log.info('deployment controller started');
-    let backoff: ReadonlyMap<string, BackoffState> = new Map();
     while (!signal.aborted) {
       if (!pending) {
         await new Promise<void>((resolve) => {
@@ -270,18 +319,18 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
             deployments: [...views.deployment.records.values()].map((r) => r.value),
             appVersions: [...views.appVersion.records.values()].map((r) => r.value),
           },
-          { now: t, newUuid, backoff, ...(options.terminalRetentionMs === undefined ? {} : { terminalRetentionMs: options.terminalRetentionMs }), ...(options.strategy ? { strategy: options.strategy } : {}) },
+          // The backoff is the stored launch delays (a new leader keeps them; DELETE /v2/queue/{id}/delay resets one).
+          { now: t, newUuid, backoff: new Map([...views.launchDelay.records].map(([id, r]) => [id, backoffOf(r.value)])), ...(options.terminalRetentionMs === undefined ? {} : { terminalRetentionMs: options.terminalRetentionMs }), ...(options.strategy ? { strategy: options.strategy } : {}) },
         );
-        backoff = actions.backoff;
         if (timer) clearTimeout(timer);
         timer = actions.wakeAt === undefined ? undefined : setTimeout(wake, Math.max(0, actions.wakeAt - t) + 5);
         options.onRound?.(actions);
         if (actions.unplaced.length > 0) log.debug({ unplaced: actions.unplaced }, 'instances wait for room');
-        if (isEmpty(actions)) continue;
-        metrics.rounds.inc();
+        const ops = [...operationsOf(actions, views, new Date(t).toISOString()), ...launchDelayOperations(actions.backoff, views.launchDelay)];
+        if (ops.length === 0 && isEmpty(actions)) continue;
+        if (!isEmpty(actions)) metrics.rounds.inc();
         let conflicted = false;
         const newlyFailed = actions.updateDeployments.filter((d) => d.state === 'failed' && views.deployment.records.get(d.id)?.value.state !== 'failed');
-        const ops = operationsOf(actions, views, new Date(t).toISOString());
         for (const batch of batches(ops)) {
           const result = await leadership.fencedTxn({ conditions: batch.map((o) => o.condition), writes: batch.map((o) => o.write) });
           if (!result.ok) {
@@ -293,8 +342,9 @@ async function runController(leadership: Leadership, context: LeaderLoopContext,
           }
           const kinds = new Set(batch.map((o) => o.kind));
           metrics.launched.inc(batch.filter((o) => o.launch).length);
+          metrics.unreachable.inc(batch.filter((o) => o.unreachable).length);
           for (const o of batch) if (o.killReason !== undefined) metrics.killed.inc({ reason: o.killReason });
-          await Promise.all([...kinds].map((k) => views[k as 'task' | 'deployment'].waitFor(result.index)));
+          await Promise.all([...kinds].map((k) => views[k as 'task' | 'deployment' | 'launchDelay'].waitFor(result.index)));
         }
         if (!conflicted) {
           for (const d of newlyFailed) {

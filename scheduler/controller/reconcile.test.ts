@@ -330,6 +330,17 @@ test('a task killed by the scheduler grows no backoff: its replacement launches 
   t.is(next.launch.length, 1);
 });
 
+test('the backoff starts over after maxLaunchDelaySeconds without a failure past the delay', (t) => {
+  const app = mkApp('/a', { instances: 1, backoffSeconds: 2, backoffFactor: 2, maxLaunchDelaySeconds: 5, constraints: [['hostname', 'LIKE', 'nowhere']] });
+  const agents = [mkAgent('a1')];
+  const failed: Task = { ...run(view({ apps: [mkApp('/a')], agents })).launch[0]!, state: 'FAILED', stateChangedAt: iso(T0) };
+  const v = view({ apps: [app], agents, tasks: [failed] });
+  const first = reconcile(v, { now: T0, newUuid: counterUuid });
+  t.like(first.backoff.get('/a'), { failures: 1, delayUntil: T0 + 2000 });
+  t.like(reconcile(v, { now: T0 + 6_999, newUuid: counterUuid, backoff: first.backoff }).backoff.get('/a'), { failures: 1 }, 'still counted within maxLaunchDelaySeconds after the delay');
+  t.like(reconcile(v, { now: T0 + 7_000, newUuid: counterUuid, backoff: first.backoff }).backoff.get('/a'), { failures: 0, delayUntil: 0 });
+});
+
 test('terminal tasks are expunged after the retention', (t) => {
   const app = mkApp('/a', { instances: 0 });
   const task: Task = { ...run(view({ apps: [mkApp('/a')], agents: [mkAgent('a1')] })).launch[0]!, state: 'KILLED', stateChangedAt: iso(T0) };
@@ -351,6 +362,32 @@ test('unreachable instances are replaced after inactiveAfterSeconds', (t) => {
   const after = run(v, T0 + 60_000);
   t.deepEqual(after.launch.map((x) => x.agentId), ['a2']);
   t.deepEqual(run(v, T0 + 120_000).expunge, [task.id]);
+});
+
+test('live tasks of an unreachable agent are written UNREACHABLE; the strategy counts from then; disabled never replaces', (t) => {
+  const strategy = { inactiveAfterSeconds: 60, expungeAfterSeconds: 120 };
+  const app = mkApp('/a', { instances: 1, unreachableStrategy: strategy });
+  const placed = run(view({ apps: [app], agents: [mkAgent('a1')] })).launch[0]!;
+  const running: Task = { ...placed, state: 'RUNNING', stateChangedAt: iso(T0) };
+  const killing: Task = { ...placed, id: `${placed.id}-k`, state: 'KILLING', stateChangedAt: iso(T0) };
+  const v = view({ apps: [app], agents: [mkAgent('a1', { status: 'unreachable' }), mkAgent('a2')], tasks: [running, killing] });
+  const marked = run(v, T0 + 5_000);
+  t.deepEqual(marked.unreachable, [running.id], 'the live task is marked; the one being killed is written KILLED instead');
+  t.deepEqual(marked.kill.map((k) => [k.taskId, k.state]), [[killing.id, 'KILLED']]);
+  t.deepEqual(marked.launch, [], 'not replaced before inactiveAfterSeconds');
+  t.is(marked.wakeAt, T0 + 65_000, 'inactive 60 s after it was marked');
+  const after = applyActions(v, marked, iso(T0 + 5_000));
+  t.is(after.tasks.find((x) => x.id === running.id)?.state, 'UNREACHABLE');
+  t.true(isEmpty(run(after, T0 + 5_000)), 'marking is done once');
+  t.deepEqual(run(after, T0 + 65_000).launch.map((x) => x.agentId), ['a2'], 'replaced once inactive');
+  t.deepEqual(run(after, T0 + 125_000).expunge, [running.id]);
+
+  const disabled = mkApp('/a', { instances: 1, unreachableStrategy: 'disabled' });
+  const d = applyActions({ ...v, apps: [disabled] }, run({ ...v, apps: [disabled] }, T0), iso(T0));
+  t.is(d.tasks.find((x) => x.id === running.id)?.state, 'UNREACHABLE');
+  const later = run(d, T0 + 3_600_000);
+  t.deepEqual(later.launch, [], 'never replaced');
+  t.false(later.expunge.includes(running.id), 'never expunged');
 });
 
 // ---------------------------------------------------------------------------

@@ -79,6 +79,12 @@ export interface ReconcileActions {
   /** New task records (STAGING) to create. */
   readonly launch: readonly Task[];
   readonly kill: readonly KillAction[];
+  /**
+   * Tasks to write UNREACHABLE (their agent is marked unreachable): live
+   * tasks that are not being killed. The app's `unreachableStrategy` then
+   * counts from this moment (the task's `stateChangedAt`).
+   */
+  readonly unreachable?: readonly string[];
   /** Terminal (or expunged unreachable) tasks to delete. */
   readonly expunge: readonly string[];
   /** Deployments whose progress fields changed (written back). */
@@ -215,6 +221,7 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
   let backoff = options.backoff;
   const launch = new Map<string, Task>();
   const kill = new Map<string, KillAction>();
+  const unreachable = new Set<string>();
   const expunge = new Set<string>();
   const updates = new Map<string, Deployment>();
   const complete = new Set<string>();
@@ -226,6 +233,7 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
     backoff = a.backoff;
     if (a.wakeAt !== undefined && (wakeAt === undefined || a.wakeAt < wakeAt)) wakeAt = a.wakeAt;
     for (const t of a.launch) launch.set(t.id, t);
+    for (const id of a.unreachable ?? []) unreachable.add(id);
     for (const k of a.kill) {
       const launched = launch.get(k.taskId);
       if (launched) launch.set(k.taskId, { ...launched, state: k.state });
@@ -235,6 +243,7 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
       if (launch.delete(id)) continue;
       expunge.add(id);
       kill.delete(id);
+      unreachable.delete(id);
     }
     for (const d of a.updateDeployments) updates.set(d.id, d);
     for (const id of a.completeDeployments) complete.add(id);
@@ -252,9 +261,11 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
     rollbacks = settled.rollbacks;
   }
   for (const id of complete) updates.delete(id);
+  for (const id of kill.keys()) unreachable.delete(id);
   return {
     launch: [...launch.values()],
     kill: [...kill.values()],
+    unreachable: [...unreachable],
     expunge: [...expunge],
     updateDeployments: [...updates.values()],
     completeDeployments: [...complete],
@@ -268,6 +279,10 @@ export function reconcile(view: ReconcileView, options: ReconcileOptions): Recon
 /** What applying `actions` makes of `view` (the controller's writes, in memory). */
 export function applyInMemory(view: ReconcileView, actions: ReconcileActions, nowIso: string): ReconcileView {
   const tasks = new Map(view.tasks.map((t) => [t.id, t]));
+  for (const id of actions.unreachable ?? []) {
+    const t = tasks.get(id);
+    if (t) tasks.set(t.id, { ...t, state: 'UNREACHABLE', stateChangedAt: nowIso });
+  }
   for (const k of actions.kill) {
     const t = tasks.get(k.taskId);
     if (t) tasks.set(t.id, { ...t, state: k.state, stateChangedAt: nowIso });
@@ -297,12 +312,14 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   const expunge: string[] = [];
   const killed = new Set<string>();
 
-  // --- Inactive tasks: unreachable (by state or agent) past inactiveAfterSeconds.
+  // --- Inactive tasks: unreachable (by state or agent) past inactiveAfterSeconds. A live task
+  // of an unreachable agent is written UNREACHABLE now, so its clock starts now.
+  const unreachable: string[] = [];
   const unreachableSince = (t: Task): number | undefined => {
     const agent = agents.get(t.agentId);
     if (!agent) return time(t.stateChangedAt);
     if (t.state === 'UNREACHABLE') return time(t.stateChangedAt);
-    if (agent.health.status === 'unreachable') return time(agent.health.lastSeenAt);
+    if (agent.health.status === 'unreachable') return now;
     return undefined;
   };
   const agentGone = (t: Task): boolean => {
@@ -314,7 +331,7 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   const byApp = new Map<string, Task[]>();
   for (const t of [...view.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     if (isTerminal(t)) {
-      const due = time(t.stateChangedAt) + retention;
+      const due = t.wipe ? now : time(t.stateChangedAt) + retention;
       if (due <= now) expunge.push(t.id);
       else wake(due);
       continue;
@@ -322,6 +339,7 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     const list = byApp.get(t.appId) ?? [];
     list.push(t);
     byApp.set(t.appId, list);
+    if (t.state !== 'UNREACHABLE' && t.state !== 'KILLING' && agents.get(t.agentId)?.health.status === 'unreachable') unreachable.push(t.id);
   }
 
   const versions = new Map((view.appVersions ?? []).map((v) => [`${v.id}@${v.version}`, v]));
@@ -619,7 +637,20 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     if (JSON.stringify(next) !== JSON.stringify(deployment)) updateDeployments.push(next);
   }
 
-  return { launch, kill, expunge, updateDeployments, completeDeployments, rollbacks, backoff, unplaced: placed.unplaced, wakeAt };
+  const killedIds = new Set(kill.map((k) => k.taskId));
+  const expunged = new Set(expunge);
+  return {
+    launch,
+    kill,
+    unreachable: unreachable.filter((id) => !killedIds.has(id) && !expunged.has(id)),
+    expunge,
+    updateDeployments,
+    completeDeployments,
+    rollbacks,
+    backoff,
+    unplaced: placed.unplaced,
+    wakeAt,
+  };
 }
 
 /** Constraint operators whose verdict depends on where the app's tasks run (so a killed old task can make room). */
@@ -688,5 +719,5 @@ function newTask(app: App, p: Placement, uuid: string, nowIso: string): Task {
 
 /** True if the actions write nothing to the store (the backoff memory and wake time aside). */
 export function isEmpty(actions: ReconcileActions): boolean {
-  return actions.launch.length + actions.kill.length + actions.expunge.length + actions.updateDeployments.length + actions.completeDeployments.length + actions.rollbacks.length === 0;
+  return actions.launch.length + actions.kill.length + (actions.unreachable?.length ?? 0) + actions.expunge.length + actions.updateDeployments.length + actions.completeDeployments.length + actions.rollbacks.length === 0;
 }

@@ -1,8 +1,8 @@
 import { closeSync, existsSync, readFileSync, statSync, writeSync } from 'node:fs';
 import test from 'ava';
 import { isStrataError } from '../../common/errors.ts';
-import { openLogFiles, readLogRange, readLogTail, rotateIfNeeded } from './logs.ts';
-import { tempDir } from './test-helpers.ts';
+import { followLog, openLogFiles, readLogRange, readLogTail, rotateIfNeeded } from './logs.ts';
+import { tempDir, waitFor } from './test-helpers.ts';
 
 test('rotation: copy-truncate keeps maxFiles files, newest in .1, and the writer keeps appending from 0', async (t) => {
   const dir = await tempDir(t);
@@ -73,4 +73,46 @@ test('reading: byte ranges as Mesos /files/read, tails across rotated files, bad
     const err = await t.throwsAsync(bad);
     t.true(isStrataError(err, 'EXECUTOR_LOG_RANGE_INVALID'), String(err));
   }
+});
+
+test('followLog: from an offset, across copy-truncate rotations, ending once the task is finished', async (t) => {
+  const dir = await tempDir(t);
+  const fds = openLogFiles(dir);
+  t.teardown(() => {
+    closeSync(fds.stdout);
+    closeSync(fds.stderr);
+  });
+  writeSync(fds.stdout, 'old line\n');
+  const tail = await readLogTail(dir, { stream: 'stdout', lines: 0 });
+  t.is(tail.end, 9, 'the tail says where the live file ended');
+  const got: string[] = [];
+  let finished = false;
+  const stop = new AbortController();
+  const rotation = { maxBytes: 8, maxFiles: 2 };
+  const seen = (text: string) => async () => got.join('').includes(text);
+  const following = followLog(dir, { stream: 'stdout', from: tail.end, onData: (c) => void got.push(c.toString()), finished: () => finished, signal: stop.signal, pollMs: 5, chunkBytes: 4 });
+  writeSync(fds.stdout, 'one\n');
+  await waitFor('one', seen('one\n'));
+  // Written and rotated between two looks: the rest is read from stdout.1.
+  writeSync(fds.stdout, 'two two\n');
+  t.true(rotateIfNeeded(dir, 'stdout', rotation));
+  writeSync(fds.stdout, 'three\n');
+  await waitFor('three', seen('three\n'));
+  t.true(rotateIfNeeded(dir, 'stdout', { maxBytes: 1, maxFiles: 2 }));
+  writeSync(fds.stdout, 'four\n');
+  await waitFor('four', seen('four\n'));
+  finished = true;
+  await following;
+  t.is(got.join(''), 'one\ntwo two\nthree\nfour\n', 'every byte once, in order, none from before the offset');
+  t.true(got.every((c) => c.length <= 4), 'chunks are bounded');
+  stop.abort();
+});
+
+test('followLog: an abort ends it; an unknown stream is refused', async (t) => {
+  const dir = await tempDir(t);
+  const stop = new AbortController();
+  const following = followLog(dir, { stream: 'stdout', from: 0, onData: () => undefined, finished: () => false, signal: stop.signal, pollMs: 5 });
+  stop.abort();
+  await t.notThrowsAsync(following);
+  await t.throwsAsync(followLog(dir, { stream: 'other', from: 0, onData: () => undefined, finished: () => true, signal: stop.signal }), { message: /unknown log stream/ });
 });

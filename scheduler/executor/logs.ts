@@ -166,7 +166,7 @@ export async function readLogRange(
 export async function readLogTail(
   sandbox: string,
   options: { readonly stream: string; readonly lines?: number; readonly maxBytes?: number },
-): Promise<{ readonly data: string; readonly lines: number }> {
+): Promise<{ readonly data: string; readonly lines: number; readonly end: number }> {
   checkStream(options.stream);
   const want = options.lines ?? 100;
   let budget = options.maxBytes ?? 1024 * 1024;
@@ -175,6 +175,7 @@ export async function readLogTail(
   }
   const chunks: Buffer[] = [];
   let newlines = 0;
+  let end = 0;
   for (let file = 0; budget > 0 && newlines <= want; file++) {
     const path = logFilePath(sandbox, options.stream, file);
     let size: number;
@@ -184,6 +185,7 @@ export async function readLogTail(
       if (file === 0) continue;
       break;
     }
+    if (file === 0) end = size;
     const take = Math.min(size, budget);
     if (take === 0) continue;
     const handle = await open(path, 'r');
@@ -202,5 +204,114 @@ export async function readLogTail(
   const all = text.split('\n');
   if (all.at(-1) === '') all.pop();
   const picked = want === 0 ? [] : all.slice(-want);
-  return { data: picked.length === 0 ? '' : `${picked.join('\n')}${text.endsWith('\n') ? '\n' : ''}`, lines: picked.length };
+  return { data: picked.length === 0 ? '' : `${picked.join('\n')}${text.endsWith('\n') ? '\n' : ''}`, lines: picked.length, end };
+}
+
+/** The inode of a file, or undefined when it does not exist. */
+async function inodeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readChunk(path: string, from: number, maxBytes: number): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (from >= size) return Buffer.alloc(0);
+    const buf = Buffer.alloc(Math.min(maxBytes, size - from));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, from);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface FollowOptions {
+  readonly stream: string;
+  /** Offset in the live file to start at (e.g. `end` of {@link readLogTail}). */
+  readonly from: number;
+  /** Called with each new chunk (at most `chunkBytes`); awaited, so a slow reader slows the follow (bounded memory). */
+  readonly onData: (chunk: Buffer) => Promise<void> | void;
+  /** True once no more output will come (the task ended): the follow ends after reading what is left. */
+  readonly finished: () => boolean;
+  readonly signal: AbortSignal;
+  /** How often the file is checked when there is nothing new. Default 250 ms. */
+  readonly pollMs?: number;
+  readonly chunkBytes?: number;
+}
+
+/**
+ * Follows a log stream from offset `from` of the live file, like `tail -F`
+ * across this module's copy-truncate rotation: a rotation is seen as a new
+ * `<stream>.1` (another inode) or a live file shorter than the offset; the
+ * bytes between the offset and the rotation are then read from `<stream>.1`
+ * and following goes on at 0 of the live file. (With `maxFiles` 0 the
+ * rotated bytes are gone, as on disk.) Memory: one chunk at a time.
+ * Resolves when `signal` aborts or, once `finished()`, nothing is left.
+ */
+export async function followLog(sandbox: string, options: FollowOptions): Promise<void> {
+  checkStream(options.stream);
+  const live = logFilePath(sandbox, options.stream, 0);
+  const rotated = logFilePath(sandbox, options.stream, 1);
+  const pollMs = options.pollMs ?? 250;
+  const chunkBytes = options.chunkBytes ?? 64 * 1024;
+  let position = Math.max(0, options.from);
+  let rotatedIno = await inodeOf(rotated);
+  const emit = async (chunk: Buffer): Promise<void> => {
+    if (chunk.length > 0 && !options.signal.aborted) await options.onData(chunk);
+  };
+  while (!options.signal.aborted) {
+    const done = options.finished();
+    // The live file's size first, then `.1`: a rotation between the two shows as a new `.1`
+    // (whose copy holds everything up to it), never as a short live file with a stale `.1`.
+    let size: number;
+    try {
+      size = (await stat(live)).size;
+    } catch {
+      size = 0;
+    }
+    const ino = await inodeOf(rotated);
+    if ((ino !== undefined && ino !== rotatedIno) || size < position) {
+      // Rotated since the last look: the rest of what we had not read is in `.1` (when it was just made).
+      if (ino !== undefined && ino !== rotatedIno) {
+        for (;;) {
+          const chunk = await readChunk(rotated, position, chunkBytes);
+          if (chunk.length === 0) break;
+          await emit(chunk);
+          position += chunk.length;
+        }
+      }
+      rotatedIno = ino;
+      position = 0;
+      continue;
+    }
+    if (size > position) {
+      const chunk = await readChunk(live, position, chunkBytes);
+      // A rotation between the size check and the read would have given bytes of the new file:
+      // drop the chunk, and let the next round read the rest from `.1`.
+      if ((await inodeOf(rotated)) !== ino) continue;
+      await emit(chunk);
+      position += chunk.length;
+      continue;
+    }
+    if (done) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, pollMs);
+      function finish(): void {
+        clearTimeout(timer);
+        options.signal.removeEventListener('abort', finish);
+        resolve();
+      }
+      options.signal.addEventListener('abort', finish, { once: true });
+    });
+  }
 }

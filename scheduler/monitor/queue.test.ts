@@ -20,11 +20,12 @@ test('apps with fewer active instances than wanted are queued with the count mis
   t.is(q[1]!.since, new Date(T0 + 5000).toISOString(), 'since the last task end');
 });
 
-test('tasks on an unreachable agent stop counting once inactiveAfterSeconds passed, never with "disabled"', (t) => {
+test('UNREACHABLE tasks stop counting once inactiveAfterSeconds passed since they were marked, never with "disabled"', (t) => {
   const agents = [{ ...mkAgent('a1', { status: 'unreachable' }) }];
-  const tasks = [task('x1', '/x', 'RUNNING'), task('y1', '/y', 'RUNNING')];
+  const tasks = [task('x1', '/x', 'UNREACHABLE'), task('y1', '/y', 'UNREACHABLE')];
   const apps = [mkApp('/x', { instances: 1, unreachableStrategy: { inactiveAfterSeconds: 60, expungeAfterSeconds: 120 } }), mkApp('/y', { instances: 1, unreachableStrategy: 'disabled' })];
   t.deepEqual(launchQueue(apps, tasks, agents, T0 + 30_000), []);
   t.deepEqual(launchQueue(apps, tasks, agents, T0 + 60_000).map((e) => e.app.id), ['/x']);
+  t.deepEqual(launchQueue(apps.slice(0, 1), [task('x1', '/x', 'RUNNING')], agents, T0 + 600_000), [], 'a live task of an unreachable agent not yet marked still counts (its clock starts when it is marked)');
   t.deepEqual(launchQueue(apps.slice(0, 1), [task('x2', '/x', 'RUNNING', 'gone')], agents, T0).map((e) => e.app.id), ['/x'], 'an agent with no record counts as gone');
 });

@@ -7,12 +7,12 @@
  * every version count (during a rolling upgrade the count is what is still
  * missing, not the new instances the upgrade will start).
  *
- * The restart backoff lives in the deployment controller's memory (see
- * `scheduler/controller/README.md`) and the controller exports no reader of
- * it, so the delay is not known here: it is reported as 0 (`overdue: true`,
- * Marathon's "the delay has passed, waiting for resources").
+ * The delay is the app's stored launch delay (the restart backoff the
+ * leading controller keeps in `launchDelay` records): `timeLeftSeconds`
+ * until `delayUntil`, and `overdue` once it has passed (Marathon's "the
+ * delay is over, waiting for resources"); an app with no record has none.
  */
-import type { Agent, App, Task } from '../../control-plane/model/schemas.ts';
+import type { Agent, App, LaunchDelay, Task } from '../../control-plane/model/schemas.ts';
 import { TERMINAL_TASK_STATES } from '../../control-plane/model/schemas.ts';
 
 export interface QueueEntry {
@@ -31,13 +31,20 @@ export function isInactive(task: Task, app: App, agents: ReadonlyMap<string, Age
   let since: number | undefined;
   if (task.state === 'UNREACHABLE') since = Date.parse(task.stateChangedAt) || 0;
   else if (!agent) since = 0;
-  else if (agent.health.status === 'unreachable') since = Date.parse(agent.health.lastSeenAt) || 0;
+  else if (agent.health.status === 'unreachable') since = now; // written UNREACHABLE by the controller now; its clock starts then
   if (since === undefined) return false;
   return now - since >= app.unreachableStrategy.inactiveAfterSeconds * 1000;
 }
 
 /** Pure: the queue, by app id. */
-export function launchQueue(apps: readonly App[], tasks: readonly Task[], agents: readonly Agent[], now: number): QueueEntry[] {
+/** Marathon's `delay` of an app: seconds left (rounded up) and whether it is over. */
+export function delayOf(record: LaunchDelay | undefined, app: Pick<App, 'version'>, now: number): QueueEntry['delay'] {
+  if (!record || record.version !== app.version) return { timeLeftSeconds: 0, overdue: true };
+  const leftMs = Date.parse(record.delayUntil) - now;
+  return leftMs > 0 ? { timeLeftSeconds: Math.ceil(leftMs / 1000), overdue: false } : { timeLeftSeconds: 0, overdue: true };
+}
+
+export function launchQueue(apps: readonly App[], tasks: readonly Task[], agents: readonly Agent[], now: number, delays: ReadonlyMap<string, LaunchDelay> = new Map()): QueueEntry[] {
   const byAgent = new Map(agents.map((a) => [a.id, a]));
   const byApp = new Map<string, Task[]>();
   for (const t of tasks) {
@@ -53,7 +60,7 @@ export function launchQueue(apps: readonly App[], tasks: readonly Task[], agents
     if (count <= 0) continue;
     let since = Date.parse(app.version) || 0;
     for (const t of own) if (TERMINAL_TASK_STATES.has(t.state)) since = Math.max(since, Date.parse(t.stateChangedAt) || 0);
-    out.push({ app, count, delay: { timeLeftSeconds: 0, overdue: true }, since: new Date(since).toISOString() });
+    out.push({ app, count, delay: delayOf(delays.get(app.id), app, now), since: new Date(since).toISOString() });
   }
   return out;
 }

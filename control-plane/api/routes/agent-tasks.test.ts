@@ -161,3 +161,26 @@ test('an agent reads the app its task runs under its own permission, and only fo
   t.is((await call('/v1/agents/a1/tasks/gone-version/app')).statusCode, 404, 'a version no longer stored');
   t.is((await call('/v2/apps/web')).statusCode, 403, 'the agent still cannot read the Marathon app tree');
 });
+
+test('the blocking query follows tasks by agent: a reassigned or deleted task wakes its old agent; many waiting agents', async (t) => {
+  const { h, call } = await setup(t);
+  await h.master.records.put('task', mkTask('moving', 'a1'));
+  const first = (await call('GET', '/v1/agents/a1/tasks')).json() as { index: number; tasks: Task[] };
+  t.deepEqual(first.tasks.map((x) => x.id), ['moving']);
+  // Fifty agents wait; one change wakes only the two it concerns.
+  const waiting = Array.from({ length: 50 }, (_, i) => call('GET', `/v1/agents/w${i}/tasks?index=${first.index}&wait=2`));
+  const a1 = call('GET', `/v1/agents/a1/tasks?index=${first.index}&wait=10`);
+  const a2 = call('GET', `/v1/agents/a2/tasks?index=${first.index}&wait=10`);
+  const started = Date.now();
+  const current = await h.master.records.get('task', 'moving');
+  await h.master.records.put('task', { ...current!.value, agentId: 'a2' }, { casIndex: current!.modifyIndex });
+  const [r1, r2] = await Promise.all([a1, a2]);
+  t.true(Date.now() - started < 5000, 'woken by the change, not the wait');
+  t.deepEqual((r1.json() as { tasks: Task[] }).tasks, [], 'gone from its old agent');
+  t.deepEqual((r2.json() as { tasks: Task[] }).tasks.map((x) => x.id), ['moving']);
+  for (const r of await Promise.all(waiting)) t.deepEqual((r.json() as { tasks: Task[] }).tasks, []);
+  const index = (r2.json() as { index: number }).index;
+  const again = call('GET', `/v1/agents/a2/tasks?index=${index}&wait=10`);
+  await h.master.records.delete('task', 'moving');
+  t.deepEqual(((await again).json() as { tasks: Task[] }).tasks, [], 'a deletion wakes the agent too');
+});

@@ -7,8 +7,10 @@
  *   the request blocks (like a Consul blocking query) until a task of this
  *   agent changes after `index` (created, changed, deleted), or `wait`
  *   seconds pass (default 30, at most 60). Without `index` (or with one the
- *   store has not reached) it answers at once. It waits on a store watch of
- *   the task prefix, never by polling.
+ *   store has not reached) it answers at once. It answers from an in-memory
+ *   index of tasks by agent (`agent-task-index.ts`, one watch of the task
+ *   prefix per API instance) and waits on its agent's own wake-up, never by
+ *   polling or re-listing the task prefix.
  * - `PUT /v1/agents/{agentId}/tasks/{taskId}/status`: the agent reports a
  *   state change. 404 if the task is not assigned to that agent; 409 if it
  *   would leave a terminal state (reporting the same terminal state again
@@ -22,12 +24,13 @@
  */
 import { Type, type Static } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
-import { appVersionId, idFromKey, prefix } from '../../model/keys.ts';
-import { decodeEntry } from '../../model/records.ts';
+import { appVersionId } from '../../model/keys.ts';
 import { AgentId, AppVersion, HealthCheckResult, ReadinessCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
+import { isInactive } from '../../../scheduler/monitor/queue.ts';
 import { AGENT_RID } from './agents.ts';
+import { AgentTaskIndex } from './agent-task-index.ts';
 
 export const DEFAULT_WAIT_SECONDS = 30;
 export const MAX_WAIT_SECONDS = 60;
@@ -84,17 +87,30 @@ export function applyStatus(task: Task, report: TaskStatusReport, receivedAt: st
   return next;
 }
 
-/** This agent's non-terminal tasks among the entries of the task prefix. */
-function listAgentTasks(entries: readonly { key: string; value: string; createIndex: number; modifyIndex: number }[], agentId: string): Task[] {
-  const tasks: Task[] = [];
-  for (const entry of entries) {
-    const d = decodeEntry('task', entry);
-    if (d.ok && d.record.value.agentId === agentId && !TERMINAL_TASK_STATES.has(d.record.value.state)) tasks.push(d.record.value);
-  }
-  return tasks;
-}
-
 export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
+  // One in-memory index of tasks by agent per API instance, opened on first use (see agent-task-index.ts).
+  let opening: Promise<AgentTaskIndex> | undefined;
+  const taskIndex = async (): Promise<AgentTaskIndex> => {
+    for (let attempt = 0; ; attempt++) {
+      const pending = (opening ??= AgentTaskIndex.open(ctx.records));
+      let index: AgentTaskIndex;
+      try {
+        index = await pending;
+      } catch (err) {
+        if (opening === pending) opening = undefined;
+        throw err;
+      }
+      // An index whose watch ended (a store outage) is replaced by a new one.
+      if (index.live || attempt >= 1) return index;
+      if (opening === pending) opening = undefined;
+    }
+  };
+  app.addHook('onClose', async () => {
+    const open = opening;
+    opening = undefined;
+    if (open) (await open.catch(() => undefined))?.close();
+  });
+
   app.get('/v1/agents/:agentId/tasks', {
     config: { permission: requires(AGENT_RID, 'read') },
     schema: {
@@ -105,38 +121,23 @@ export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
     },
   }, async (request, reply) => {
     const { agentId } = request.params;
-    const first = await ctx.store.list(prefix('task'));
+    const index = await taskIndex();
     const from = request.query.index;
-    if (from === undefined || from === 0 || from > first.index) return { index: first.index, tasks: listAgentTasks(first.entries, agentId) };
+    if (from === undefined || from === 0 || from > index.index) return { index: index.index, tasks: index.tasksOf(agentId) };
 
     const waitMs = Math.min(request.query.wait ?? DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS) * 1000;
     const stop = new AbortController();
     const timer = setTimeout(() => stop.abort(), waitMs);
     const onClose = (): void => stop.abort();
     reply.raw.once('close', onClose);
-    // Ids of this agent's tasks at `from` are unknown for deletions; those of the current listing stand in.
-    const known = new Set(listAgentTasks(first.entries, agentId).map((t) => t.id));
     try {
-      const watch = ctx.store.watch(prefix('task'), { fromIndex: from, signal: stop.signal });
-      for await (const batch of watch) {
-        const relevant =
-          batch.kind === 'resync' ||
-          batch.events.some((e) => {
-            const id = idFromKey('task', e.type === 'delete' ? e.key : e.entry.key);
-            if (id !== undefined && known.has(id)) return true;
-            if (e.type === 'delete') return false;
-            const d = decodeEntry('task', e.entry);
-            return d.ok && d.record.value.agentId === agentId;
-          });
-        if (relevant) break;
-      }
+      await index.waitForChange(agentId, from, stop.signal);
     } finally {
       clearTimeout(timer);
       stop.abort();
       reply.raw.off('close', onClose);
     }
-    const now = await ctx.store.list(prefix('task'));
-    return { index: Math.max(now.index, from), tasks: listAgentTasks(now.entries, agentId) };
+    return { index: Math.max(index.index, from), tasks: index.tasksOf(agentId) };
   });
 
   // What an agent needs to launch a task: the app exactly at the task's
@@ -171,7 +172,16 @@ export function agentTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await ctx.records.get('task', taskId);
       if (!current || current.value.agentId !== agentId) throw new StrataError('RECORD_NOT_FOUND', `agent ${agentId} has no task ${JSON.stringify(taskId)}`);
-      const next = applyStatus(current.value, request.body, new Date().toISOString());
+      const receivedAt = new Date().toISOString();
+      let report = request.body;
+      // An UNREACHABLE task that comes back after its app replaced it (inactive) is killed, as Marathon does.
+      if (current.value.state === 'UNREACHABLE' && HOLDS.has(report.state)) {
+        const app = await ctx.records.get('app', current.value.appId);
+        if (app && isInactive(current.value, app.value, new Map(), Date.parse(receivedAt))) {
+          report = { ...report, state: 'KILLING', message: `came back after it was replaced (unreachable since ${current.value.stateChangedAt}; inactiveAfterSeconds ${app.value.unreachableStrategy === 'disabled' ? '-' : app.value.unreachableStrategy.inactiveAfterSeconds})` };
+        }
+      }
+      const next = applyStatus(current.value, report, receivedAt);
       if (next === current.value) return next;
       const result = await ctx.records.put('task', next, { casIndex: current.modifyIndex });
       if (result.ok) return next;

@@ -84,7 +84,8 @@ test('Marathon example apps are accepted unchanged: 201, Location, deployment id
     t.regex(body.version, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   }
   const basic = (await a.call('GET', '/v2/apps/basic-0')).json().app;
-  t.like(basic, { id: '/basic-0', instances: 1, cpus: 0.1, mem: 10, disk: 0, backoffFactor: 1.15, portDefinitions: [{ port: 0, protocol: 'tcp', name: 'default', labels: {} }], tasks: [] });
+  // port 0 asked for a service port: the first app gets 10000 (Marathon's local_port_min).
+  t.like(basic, { id: '/basic-0', instances: 1, cpus: 0.1, mem: 10, disk: 0, backoffFactor: 1.15, portDefinitions: [{ port: 10000, protocol: 'tcp', name: 'default', labels: {} }], tasks: [] });
   const list = (await a.call('GET', '/v2/apps?embed=apps.tasks&embed=apps.counts')).json().apps as Json[];
   t.deepEqual(list.map((x) => x.id).sort(), ['/acme/web', '/basic-0', '/bridged-webapp', '/my-app', '/sleep-unique', '/tuned', '/with-secret']);
   t.true(list.every((x) => Array.isArray(x.tasks) && x.deployments.length === 1));

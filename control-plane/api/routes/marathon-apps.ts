@@ -23,7 +23,7 @@ import { allows } from '../../../security/iam.ts';
 import { absoluteAppId, withAppDefaults } from '../../model/app-defaults.ts';
 import { appVersionPrefix, idProblem, parseAppVersionId } from '../../model/keys.ts';
 import { decodeEntry } from '../../model/records.ts';
-import { APP_ID_INPUT_PATTERN, AppDefinition, AppVersionTimestamp, VERSION_PATTERN, type App, type Deployment, type Task } from '../../model/schemas.ts';
+import { APP_ID_INPUT_PATTERN, AppDefinition, AppVersionTimestamp, TERMINAL_TASK_STATES, VERSION_PATTERN, type App, type Deployment, type Task } from '../../model/schemas.ts';
 import { checkApp } from '../../model/checks.ts';
 import type { Issue } from '../../model/validate.ts';
 import { validationDetails } from '../errors.ts';
@@ -136,7 +136,9 @@ const PutQuery = Type.Object({
 const DeleteQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false, description: 'override the lock of a running deployment (it is cancelled)' })),
   ...DeadlineQuery,
-  scale: Type.Optional(Type.Boolean({ default: false, description: 'killing a task (/v2/apps/<id>/tasks/<task id>): also lower the app\'s instances, so it is not replaced' })),
+  scale: Type.Optional(Type.Boolean({ default: false, description: 'killing tasks (/v2/apps/<id>/tasks[/<task id>]): also lower the app\'s instances, so they are not replaced' })),
+  wipe: Type.Optional(Type.Boolean({ default: false, description: 'killing tasks: also expunge their records as soon as they are terminal (not with scale)' })),
+  host: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'killing an app\'s tasks (/v2/apps/<id>/tasks): only those on this agent host name (`*` = all)' })),
 });
 const GetQuery = Type.Object({ embed: Type.Optional(EMBED) });
 const Wildcard = Type.Object({ '*': Type.String({ maxLength: 512 }) });
@@ -453,27 +455,50 @@ export function marathonAppRoutes(app: ApiInstance, ctx: ApiContext): void {
   );
 
   app.delete('/v2/apps/*', {
-    config: { permission: requires(ridOf, 'delete') },
+    // Marathon: removing an app needs delete on it; killing its tasks needs update.
+    config: { permission: requires(ridOf, (request) => (pathOf(request).sub === 'tasks' ? 'update' : 'delete')) },
     schema: {
-      summary: 'Remove an app (Marathon DELETE /v2/apps/<id>): a deployment stops it; or kill one task (DELETE /v2/apps/<id>/tasks/<task id>[?scale=true])',
-      description: '409 while a deployment locks the app unless ?force=true. The deployment controller then kills its tasks. Killing a task sets it KILLING and answers {task}; the controller replaces it, unless ?scale=true lowers instances (then {deploymentId, version}).',
+      summary: 'Remove an app (Marathon DELETE /v2/apps/<id>): a deployment stops it; or kill its tasks (DELETE /v2/apps/<id>/tasks[?host=&scale=&wipe=]) or one task (DELETE /v2/apps/<id>/tasks/<task id>[?scale=&wipe=])',
+      description:
+        'Removing needs delete on the app, killing tasks needs update (as Marathon). 409 while a deployment locks the app unless ?force=true. ' +
+        'The deployment controller then kills its tasks. Killing sets tasks KILLING and answers {task} (one) or {tasks} (all, or those on ?host=); ' +
+        'the controller replaces them, unless ?scale=true lowers instances (then {deploymentId, version}); ?wipe=true also expunges their records once terminal (400 with scale).',
       params: Wildcard,
       querystring: DeleteQuery,
     },
   }, async (request, reply) =>
     marathonErrors(reply, async () => {
       const path = appIdOf(request);
+      const killOptions = { scale: request.query.scale ?? false, force: request.query.force ?? false, wipe: request.query.wipe ?? false };
       if (path.sub === 'tasks' && path.taskId !== undefined) {
         const taskId = path.taskId;
         const { tasks, change } = await killTasks(ctx, [taskId], {
-          scale: request.query.scale ?? false,
-          force: request.query.force ?? false,
+          ...killOptions,
           authorize: async (appId) => {
             if (appId !== path.appId) throw new StrataError('RECORD_NOT_FOUND', `Task '${taskId}' does not exist in app '${path.appId}'`);
           },
         });
         if (change) return deploymentReply(reply, change, false);
         return reply.code(200).send({ task: marathonTask(tasks[0]!) });
+      }
+      if (path.sub === 'tasks') {
+        if (!(await ctx.records.get('app', path.appId))) throw new StrataError('RECORD_NOT_FOUND', `App '${path.appId}' does not exist`);
+        const host = request.query.host;
+        const own = (await ctx.records.list('task')).records
+          .map((r) => r.value)
+          .filter((t) => t.appId === path.appId && !TERMINAL_TASK_STATES.has(t.state) && t.state !== 'KILLING' && (host === undefined || host === '*' || t.host === host));
+        if (own.length === 0) {
+          if (killOptions.scale && killOptions.wipe) throw new StrataError('API_BAD_REQUEST', 'You cannot use scale and wipe at the same time.');
+          return reply.code(200).send({ tasks: [] });
+        }
+        const { tasks, change } = await killTasks(ctx, own.map((t) => t.id), {
+          ...killOptions,
+          authorize: async (appId) => {
+            if (appId !== path.appId) throw new StrataError('RECORD_NOT_FOUND', `a task of another app than '${path.appId}' was selected`);
+          },
+        });
+        if (change) return deploymentReply(reply, change, false);
+        return reply.code(200).send({ tasks: tasks.map(marathonTask) });
       }
       if (path.sub !== undefined) throw new StrataError('API_NOT_FOUND', `no route for DELETE ${request.url.split('?')[0] ?? ''}`);
       const id = path.appId;

@@ -22,10 +22,12 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { Counter, type Registry } from 'prom-client';
 import { StrataError } from '../../../common/errors.ts';
 import { keyOf, appVersionId } from '../../model/keys.ts';
 import type { Versioned } from '../../model/records.ts';
-import { TERMINAL_TASK_STATES, type App, type AppVersion, type Deployment, type Task } from '../../model/schemas.ts';
+import { TERMINAL_TASK_STATES, type App, type AppVersion, type Deployment, type ServicePort, type Task } from '../../model/schemas.ts';
+import { assignServicePorts, servicePortsOf } from '../../model/service-ports.ts';
 import { assertRecord } from '../../model/validate.ts';
 import { allows, type Action } from '../../../security/iam.ts';
 import { planDeployment } from '../../../scheduler/deployments/plan.ts';
@@ -167,9 +169,25 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     if (options.replaces !== undefined && !replaced) throw new StrataError('RECORD_NOT_FOUND', `no deployment ${JSON.stringify(options.replaces)}`);
     const version = nextVersion(changes.map((c) => state.apps.get(c.id)?.value.version).filter((v): v is string => v !== undefined));
 
+    // Service ports: filled in for each written app against the ports held now; claims and
+    // releases go into this transaction (create-only claims: a concurrent writer's loses).
+    const held = await heldServicePorts(ctx, state);
+    const claims: number[] = [];
+    const releases = new Map<number, Versioned<ServicePort> | undefined>();
     const written = new Map<string, App | undefined>();
     for (const c of changes) {
-      const app = c.next === undefined ? undefined : ({ ...c.next, id: c.id, version } as App);
+      let app = c.next === undefined ? undefined : ({ ...c.next, id: c.id, version } as App);
+      const ports = app ? assignServicePorts(app, state.apps.get(c.id)?.value, held.owners) : { claim: [], release: [...held.owners].filter(([, owner]) => owner === c.id).map(([p]) => p) };
+      if (app) app = (ports as { app: App }).app;
+      for (const p of ports.claim) {
+        held.owners.set(p, c.id);
+        releases.delete(p); // released by an app changed earlier in this write: its record is rewritten
+        claims.push(p);
+      }
+      for (const p of ports.release) {
+        held.owners.delete(p);
+        releases.set(p, held.records.get(p));
+      }
       if (app) assertRecord('app', app);
       written.set(c.id, app);
     }
@@ -236,14 +254,52 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
       conditions.push({ key: d.key, modifyIndex: d.modifyIndex });
       writes.push({ op: 'delete', key: d.key });
     }
+    for (const port of claims) {
+      const key = keyOf('servicePort', String(port));
+      const record: ServicePort = { port, appId: held.owners.get(port)! };
+      assertRecord('servicePort', record);
+      conditions.push({ key, modifyIndex: held.records.get(port)?.modifyIndex ?? 0 });
+      writes.push({ op: 'put', key, value: JSON.stringify(record) });
+    }
+    for (const [, record] of releases) {
+      if (!record) continue; // held by an app written before service port records existed: nothing stored
+      conditions.push({ key: record.key, modifyIndex: record.modifyIndex });
+      writes.push({ op: 'delete', key: record.key });
+    }
     if (deployment) writes.push({ op: 'put', key: keyOf('deployment', deployment.id), value: JSON.stringify(deployment) });
     const result = await ctx.store.txn({ conditions, writes });
     if (result.ok) {
+      if (claims.length > 0) servicePortCounter(ctx.metrics.registry).inc(claims.length);
       const existed = new Map([...written.keys()].map((id) => [id, state.apps.has(id)]));
       return { deploymentId, version, deployment, apps: written, existed };
     }
   }
   throw new StrataError('RECORD_CONFLICT', `the apps changed concurrently ${ATTEMPTS} times while this change was being stored; retry`);
+}
+
+const portCounters = new WeakMap<Registry, Counter>();
+function servicePortCounter(registry: Registry): Counter {
+  let c = portCounters.get(registry);
+  if (!c) {
+    c = new Counter({ name: 'strata_marathon_service_ports_claimed_total', help: 'Service ports claimed by app writes (assigned from 10000-20000 or given by the app)', registers: [registry] });
+    portCounters.set(registry, c);
+  }
+  return c;
+}
+
+/** Every held service port and its app: the `servicePort` records, plus non-zero ports of stored apps that have none (written before the records existed). */
+async function heldServicePorts(ctx: ApiContext, state: MarathonState): Promise<{ owners: Map<number, string>; records: Map<number, Versioned<ServicePort>> }> {
+  const { records } = await ctx.records.list('servicePort');
+  const owners = new Map<number, string>();
+  const byPort = new Map<number, Versioned<ServicePort>>();
+  for (const r of records) {
+    owners.set(r.value.port, r.value.appId);
+    byPort.set(r.value.port, r);
+  }
+  for (const { value: app } of state.apps.values()) {
+    for (const p of servicePortsOf(app)) if (p !== 0 && !owners.has(p)) owners.set(p, app.id);
+  }
+  return { owners, records: byPort };
 }
 
 export interface KillResult {
@@ -260,13 +316,17 @@ export interface KillResult {
  * controller replaces them; with `scale` each app's `instances` is lowered
  * by its killed tasks, in one deployment (refused while a deployment locks
  * the app, unless forced; the lock is checked before any task is touched).
- * `authorize` runs once per app before anything is written.
+ * With `wipe` (Marathon's `wipe=true`, not with `scale`) each task is also
+ * marked `wipe`: the controller expunges its record as soon as it is
+ * terminal, and it is replaced like any killed task (Strata has no resident
+ * volumes to destroy). `authorize` runs once per app before anything is written.
  */
 export async function killTasks(
   ctx: ApiContext,
   ids: readonly string[],
-  options: { readonly scale: boolean; readonly force: boolean; readonly authorize: (appId: string) => Promise<void> },
+  options: { readonly scale: boolean; readonly force: boolean; readonly wipe?: boolean; readonly authorize: (appId: string) => Promise<void> },
 ): Promise<KillResult> {
+  if (options.scale && options.wipe) throw new StrataError('API_BAD_REQUEST', 'You cannot use scale and wipe at the same time.', { details: { scale: true, wipe: true } });
   const found: Versioned<Task>[] = [];
   for (const id of new Set(ids)) {
     const task = await ctx.records.get('task', id).catch((err: unknown) => {
@@ -286,15 +346,18 @@ export async function killTasks(
   const killedPerApp = new Map<string, number>();
   for (let task of found) {
     for (let attempt = 0; ; attempt++) {
-      if (TERMINAL_TASK_STATES.has(task.value.state) || task.value.state === 'KILLING') {
+      const done = TERMINAL_TASK_STATES.has(task.value.state) || task.value.state === 'KILLING';
+      if (done && (!options.wipe || task.value.wipe)) {
         tasks.push(task.value);
         break;
       }
-      const next: Task = { ...task.value, state: 'KILLING', stateChangedAt: new Date().toISOString() };
+      const next: Task = done
+        ? { ...task.value, wipe: true }
+        : { ...task.value, state: 'KILLING', stateChangedAt: new Date().toISOString(), ...(options.wipe ? { wipe: true } : {}) };
       const written = await ctx.records.put('task', next, { casIndex: task.modifyIndex });
       if (written.ok) {
         tasks.push(next);
-        killedPerApp.set(next.appId, (killedPerApp.get(next.appId) ?? 0) + 1);
+        if (!done) killedPerApp.set(next.appId, (killedPerApp.get(next.appId) ?? 0) + 1);
         break;
       }
       const again = attempt < ATTEMPTS ? await ctx.records.get('task', task.id) : undefined;

@@ -26,6 +26,7 @@ const DeleteBody = Type.Object({ ids: Type.Array(Type.String({ minLength: 1, max
 const DeleteQuery = Type.Object({
   scale: Type.Optional(Type.Boolean({ default: false, description: 'also lower the apps\' instances, so the tasks are not replaced' })),
   force: Type.Optional(Type.Boolean({ default: false, description: 'with scale: override the lock of a running deployment' })),
+  wipe: Type.Optional(Type.Boolean({ default: false, description: 'also expunge the tasks\' records as soon as they are terminal (not with scale)' })),
 });
 
 export function marathonTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
@@ -41,6 +42,7 @@ export function marathonTaskRoutes(app: ApiInstance, ctx: ApiContext): void {
       const { tasks, change } = await killTasks(ctx, request.body.ids, {
         scale: request.query.scale ?? false,
         force: request.query.force ?? false,
+        wipe: request.query.wipe ?? false,
         authorize: (appId) => assertCallerMay(ctx, request, appRid(appId), 'update'),
       });
       if (change) {
