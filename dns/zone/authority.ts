@@ -1,0 +1,389 @@
+/**
+ * The authority: the zones of {@link ZoneOptions} answered from a
+ * {@link ClusterFeed}, kept current by push. A snapshot rebuilds the zone;
+ * each change rebuilds only what it touches (a task: its own records; an
+ * app: its tasks; an agent: its tasks and the cluster records; a
+ * framework, VIP or leader: the cluster records), synchronously inside the
+ * feed's callback, so a lookup right after the store's watch delivered a
+ * change already sees it. `lookup` is a few map reads.
+ *
+ * Answer rules (Mesos-DNS `resolver/resolver.go`, fixed where its users
+ * complained): authoritative; NXDOMAIN with the zone's SOA in authority for
+ * a name that does not exist; NOERROR/NODATA with the SOA when the name
+ * exists with other types only, including SRV-only names (MD #365) and
+ * empty non-terminals (RFC 8020; Mesos-DNS said NXDOMAIN); SRV answers
+ * carry their targets' A/AAAA as additionals; ANY gives every record of the
+ * name; answers rotate round-robin across calls; SERVFAIL (not NXDOMAIN,
+ * MD #344) for every name in the zones until the first snapshot.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
+import { MARATHON_FRAMEWORK, clusterRecords, forwardApexes, soaRecord, taskRecords, type EnumerableTask } from './build.ts';
+import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
+import { resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
+import type { Authority, Question, ResourceRecord, ZoneAnswer } from './types.ts';
+import { ZoneIndex, rdataKey } from './zone-index.ts';
+
+const NONE: readonly ResourceRecord[] = Object.freeze([]);
+const REVERSE_APEXES = ['in-addr.arpa', 'ip6.arpa'] as const;
+const CLUSTER_SOURCE = 'cluster';
+const taskSource = (id: string): string => `task:${id}`;
+
+/** `/v1/enumerate` (Mesos-DNS `EnumerationData`). */
+export interface EnumerationData {
+  readonly frameworks: readonly { readonly tasks: readonly EnumerableTask[]; readonly name: string }[];
+}
+
+/** What the HTTP API reads: the same zone the DNS answers come from. */
+export interface ZoneReader {
+  readonly options: ZoneOptions;
+  /** False until the first snapshot. */
+  readonly synced: boolean;
+  /** The SOA serial (the state's index). */
+  readonly serial: number;
+  /** The name's records, de-duplicated (all types, or one). */
+  recordsAt(name: string, type?: ResourceRecord['type']): readonly ResourceRecord[];
+  enumerate(): EnumerationData;
+  /** Every record of the `mesos` zone (not its mirror), de-duplicated, sorted by name. */
+  mesosRecords(): readonly ResourceRecord[];
+}
+
+export interface ZoneAuthorityOptions {
+  /** Zone options (or resolved ones), validated here: `DNS_OPTIONS_INVALID` names the wrong field. */
+  readonly zone?: ZoneOptionsInput;
+  /** Where to register `strata_dns_zone_*` metrics. */
+  readonly metrics?: Registry;
+}
+
+interface Metrics {
+  readonly applied: Counter;
+  readonly applySeconds: Histogram;
+  readonly names: Gauge;
+  readonly synced: Gauge;
+}
+
+const metricsByRegistry = new WeakMap<Registry, Metrics>();
+
+function metricsOf(registry: Registry): Metrics {
+  let m = metricsByRegistry.get(registry);
+  if (!m) {
+    const registers = [registry];
+    m = {
+      applied: new Counter({ name: 'strata_dns_zone_updates_total', help: 'State events applied to the DNS zones', labelNames: ['type'], registers }),
+      applySeconds: new Histogram({
+        name: 'strata_dns_zone_apply_seconds',
+        help: 'Time to apply one state event to the DNS zones',
+        buckets: [0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.25, 1],
+        registers,
+      }),
+      names: new Gauge({ name: 'strata_dns_zone_names', help: 'Names holding records in the DNS zones', registers }),
+      synced: new Gauge({ name: 'strata_dns_zone_synced', help: '1 once the DNS zones hold the cluster state, 0 before', registers }),
+    };
+    metricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(id);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const set = index.get(key);
+  if (set?.delete(id) && set.size === 0) index.delete(key);
+}
+
+export class ZoneAuthority implements Authority, ZoneReader {
+  readonly options: ZoneOptions;
+  readonly #feed: ClusterFeed;
+  readonly #index = new ZoneIndex();
+  readonly #metrics: Metrics | undefined;
+  readonly #apexes: readonly string[];
+  readonly #zones: readonly string[];
+  readonly #tasks = new Map<string, Task>();
+  readonly #apps = new Map<string, App>();
+  readonly #agents = new Map<string, Agent>();
+  readonly #frameworks = new Map<string, Framework>();
+  readonly #vips = new Map<string, Vip>();
+  #leader: LeaderInfo | undefined;
+  readonly #tasksByApp = new Map<string, Set<string>>();
+  readonly #tasksByAgent = new Map<string, Set<string>>();
+  readonly #enumerable = new Map<string, EnumerableTask>();
+  readonly #soas = new Map<string, ResourceRecord>();
+  readonly #listeners = new Set<(index: number) => void>();
+  #serial = 0;
+  #synced = false;
+  #turn = 0;
+  #subscription: FeedSubscription | undefined;
+  #closed = false;
+
+  constructor(feed: ClusterFeed, options: ZoneAuthorityOptions = {}) {
+    this.#feed = feed;
+    this.options = resolveZoneOptions(options.zone ?? {});
+    this.#metrics = options.metrics ? metricsOf(options.metrics) : undefined;
+    // Longest first, so `mesos.thisdcos.directory`-style nesting picks the inner apex.
+    this.#apexes = [...forwardApexes(this.options), ...this.options.reverseZones].sort((a, b) => b.length - a.length);
+    this.#zones = Object.freeze([...forwardApexes(this.options), ...this.options.reverseZones, ...(this.options.ptrRecords ? REVERSE_APEXES : [])]);
+  }
+
+  /** Subscribe to the feed; resolves once the first snapshot is in the zones. */
+  async start(): Promise<void> {
+    if (this.#subscription || this.#closed) return;
+    const subscription = await this.#feed.subscribe((event) => this.#apply(event));
+    if (this.#closed) subscription.close();
+    else this.#subscription = subscription;
+  }
+
+  /** Stop following the feed; the zones keep answering from the last state. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#subscription?.close();
+  }
+
+  /** Settles when the feed stops (after `close()`, or rejects if it failed); `undefined` before `start()` resolved. */
+  get ended(): Promise<void> | undefined {
+    return this.#subscription?.ended;
+  }
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get serial(): number {
+    return this.#serial;
+  }
+
+  /** Names holding records. */
+  get names(): number {
+    return this.#index.names;
+  }
+
+  /** Called after every applied event with the state's index (tests, benchmarks). Returns the unsubscribe function. */
+  onApplied(listener: (index: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  zones(): readonly string[] {
+    return this.#zones;
+  }
+
+  lookup(question: Question): ZoneAnswer | undefined {
+    let name = question.name.toLowerCase();
+    if (name.endsWith('.')) name = name.slice(0, -1);
+    const apex = this.#apexOf(name);
+    if (apex === undefined) {
+      // A reverse name outside the configured reverse zones: answered when a record exists, else left to the forwarder.
+      if (!this.options.ptrRecords || !this.#synced || !isReverse(name) || !this.#index.exists(name)) return undefined;
+      return this.#answer(undefined, name, question.type);
+    }
+    if (!this.#synced) return SERVFAIL;
+    return this.#answer(apex, name, question.type);
+  }
+
+  recordsAt(name: string, type?: ResourceRecord['type']): readonly ResourceRecord[] {
+    let n = name.toLowerCase();
+    if (n.endsWith('.')) n = n.slice(0, -1);
+    const records = this.#index.get(n, type);
+    if (n === this.options.domain && (type === undefined || type === 'SOA')) return [...records, this.#soa(n)];
+    return records;
+  }
+
+  enumerate(): EnumerationData {
+    const tasks = [...this.#enumerable.values()];
+    const frameworks = [{ name: MARATHON_FRAMEWORK, tasks }];
+    for (const f of this.#frameworks.values()) if (f.name !== MARATHON_FRAMEWORK && !frameworks.some((x) => x.name === f.name)) frameworks.push({ name: f.name, tasks: [] });
+    return { frameworks };
+  }
+
+  mesosRecords(): readonly ResourceRecord[] {
+    const domain = this.options.domain;
+    const suffix = `.${domain}`;
+    const seen = new Set<string>();
+    const out: ResourceRecord[] = [];
+    for (const r of this.#index.allRecords()) {
+      if (r.name !== domain && !r.name.endsWith(suffix)) continue;
+      const key = `${r.name} ${rdataKey(r)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(r);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  // -------------------------------------------------------------------------
+  // Answers
+
+  #apexOf(name: string): string | undefined {
+    for (const apex of this.#apexes) {
+      if (name === apex || (name.length > apex.length && name.endsWith(apex) && name[name.length - apex.length - 1] === '.')) return apex;
+    }
+    return undefined;
+  }
+
+  #soa(apex: string): ResourceRecord {
+    let soa = this.#soas.get(apex);
+    if (!soa) {
+      soa = soaRecord(apex, this.#serial, this.options);
+      this.#soas.set(apex, soa);
+    }
+    return soa;
+  }
+
+  #answer(apex: string | undefined, name: string, type: Question['type']): ZoneAnswer {
+    const authority = apex === undefined ? NONE : [this.#soa(apex)];
+    if (!this.#index.exists(name)) return { rcode: 'NXDOMAIN', authoritative: true, answers: NONE, authority, additionals: NONE };
+    let answers: readonly ResourceRecord[];
+    if (type === 'SOA') answers = name === apex ? authority : NONE;
+    else if (type === 'ANY') answers = name === apex ? [...this.#index.get(name), this.#soa(apex)] : this.#index.get(name);
+    else if (type.startsWith('TYPE')) answers = NONE;
+    else answers = this.#index.get(name, type);
+    if (answers.length === 0) return { rcode: 'NOERROR', authoritative: true, answers: NONE, authority, additionals: NONE };
+    if (answers.length > 1) {
+      const offset = this.#turn++ % answers.length;
+      if (offset > 0) answers = [...answers.slice(offset), ...answers.slice(0, offset)];
+    }
+    return { rcode: 'NOERROR', authoritative: true, answers, authority: NONE, additionals: this.#glue(answers) };
+  }
+
+  /** A/AAAA of SRV and NS targets held here, once per target. */
+  #glue(answers: readonly ResourceRecord[]): readonly ResourceRecord[] {
+    let out: ResourceRecord[] | undefined;
+    let seen: Set<string> | undefined;
+    for (const r of answers) {
+      if (r.type !== 'SRV' && r.type !== 'NS') continue;
+      seen ??= new Set();
+      if (seen.has(r.target)) continue;
+      seen.add(r.target);
+      const a = this.#index.get(r.target, 'A');
+      const aaaa = this.#index.get(r.target, 'AAAA');
+      if (a.length + aaaa.length === 0) continue;
+      out ??= [];
+      out.push(...a, ...aaaa);
+    }
+    return out ?? NONE;
+  }
+
+  // -------------------------------------------------------------------------
+  // Applying state
+
+  #apply(event: ClusterFeedEvent): void {
+    const started = performance.now();
+    if (event.type === 'snapshot') this.#replace(event.state);
+    else this.#change(event.index, event.changes);
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#metrics?.synced.set(1);
+    }
+    if (this.#metrics) {
+      this.#metrics.applied.inc({ type: event.type });
+      this.#metrics.applySeconds.observe((performance.now() - started) / 1000);
+      this.#metrics.names.set(this.#index.names);
+    }
+    for (const listener of this.#listeners) listener(this.#serial);
+  }
+
+  #setSerial(index: number): void {
+    if (index === this.#serial) return;
+    this.#serial = index;
+    this.#soas.clear();
+  }
+
+  #replace(state: ClusterState): void {
+    this.#tasks.clear();
+    this.#apps.clear();
+    this.#agents.clear();
+    this.#frameworks.clear();
+    this.#vips.clear();
+    this.#tasksByApp.clear();
+    this.#tasksByAgent.clear();
+    this.#enumerable.clear();
+    this.#index.clear();
+    for (const [id, v] of state.apps) this.#apps.set(id, v);
+    for (const [id, v] of state.agents) this.#agents.set(id, v);
+    for (const [id, v] of state.frameworks) this.#frameworks.set(id, v);
+    for (const [id, v] of state.vips) this.#vips.set(id, v);
+    this.#leader = state.leader;
+    for (const [id, task] of state.tasks) {
+      this.#tasks.set(id, task);
+      addTo(this.#tasksByApp, task.appId, id);
+      addTo(this.#tasksByAgent, task.agentId, id);
+    }
+    this.#rebuildCluster();
+    for (const id of this.#tasks.keys()) this.#rebuildTask(id);
+    this.#setSerial(state.index);
+  }
+
+  #change(index: number, changes: readonly ClusterChange[]): void {
+    const dirty = new Set<string>();
+    let cluster = false;
+    for (const change of changes) {
+      switch (change.kind) {
+        case 'task': {
+          const old = this.#tasks.get(change.id);
+          if (old) {
+            removeFrom(this.#tasksByApp, old.appId, change.id);
+            removeFrom(this.#tasksByAgent, old.agentId, change.id);
+          }
+          if (change.value) {
+            this.#tasks.set(change.id, change.value);
+            addTo(this.#tasksByApp, change.value.appId, change.id);
+            addTo(this.#tasksByAgent, change.value.agentId, change.id);
+          } else {
+            this.#tasks.delete(change.id);
+          }
+          dirty.add(change.id);
+          break;
+        }
+        case 'app':
+          if (change.value) this.#apps.set(change.id, change.value);
+          else this.#apps.delete(change.id);
+          for (const id of this.#tasksByApp.get(change.id) ?? []) dirty.add(id);
+          break;
+        case 'agent':
+          if (change.value) this.#agents.set(change.id, change.value);
+          else this.#agents.delete(change.id);
+          for (const id of this.#tasksByAgent.get(change.id) ?? []) dirty.add(id);
+          cluster = true;
+          break;
+        case 'framework':
+          if (change.value) this.#frameworks.set(change.id, change.value);
+          else this.#frameworks.delete(change.id);
+          cluster = true;
+          break;
+        case 'vip':
+          if (change.value) this.#vips.set(change.id, change.value);
+          else this.#vips.delete(change.id);
+          cluster = true;
+          break;
+        case 'leader':
+          this.#leader = change.value;
+          cluster = true;
+          break;
+      }
+    }
+    if (cluster) this.#rebuildCluster();
+    for (const id of dirty) this.#rebuildTask(id);
+    this.#setSerial(index);
+  }
+
+  #rebuildCluster(): void {
+    this.#index.set(CLUSTER_SOURCE, clusterRecords({ agents: this.#agents, frameworks: this.#frameworks, vips: this.#vips, leader: this.#leader }, this.options));
+  }
+
+  #rebuildTask(id: string): void {
+    const task = this.#tasks.get(id);
+    const built = task ? taskRecords(task, this.#apps.get(task.appId), this.#agents.get(task.agentId), this.options) : undefined;
+    this.#index.set(taskSource(id), built?.records);
+    if (built) this.#enumerable.set(id, built.enumerable);
+    else this.#enumerable.delete(id);
+  }
+}
+
+const SERVFAIL: ZoneAnswer = Object.freeze({ rcode: 'SERVFAIL', authoritative: false, answers: NONE, authority: NONE, additionals: NONE });
+
+function isReverse(name: string): boolean {
+  return REVERSE_APEXES.some((apex) => name.endsWith(`.${apex}`));
+}

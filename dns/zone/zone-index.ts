@@ -1,0 +1,156 @@
+/**
+ * The record store behind the authority: records grouped by the source
+ * that contributed them (`task:<id>`, `cluster`), indexed by owner name.
+ * Replacing one source touches only its own names, so a task change costs
+ * the task's few dozen records, not the zone.
+ *
+ * Reads are de-duplicated per name and type (many tasks on one agent give
+ * the same `web.marathon.slave.mesos A <agent>`); the de-duplicated lists
+ * are cached per name until the name changes. Names that exist only
+ * because a name below them does (empty non-terminals) are tracked too,
+ * so they answer NODATA rather than NXDOMAIN (RFC 8020).
+ */
+import type { ResourceRecord } from './types.ts';
+
+interface NameNode {
+  readonly bySource: Map<string, readonly ResourceRecord[]>;
+  /** De-duplicated records by type, and all of them; rebuilt on the first read after a change. */
+  cache: { readonly all: readonly ResourceRecord[]; readonly byType: ReadonlyMap<string, readonly ResourceRecord[]> } | undefined;
+}
+
+const NONE: readonly ResourceRecord[] = Object.freeze([]);
+
+/** A key equal for records with the same type and data (TTL aside). */
+export function rdataKey(r: ResourceRecord): string {
+  switch (r.type) {
+    case 'A':
+    case 'AAAA':
+      return `${r.type} ${r.address}`;
+    case 'SRV':
+      return `SRV ${r.priority} ${r.weight} ${r.port} ${r.target}`;
+    case 'PTR':
+    case 'NS':
+    case 'CNAME':
+      return `${r.type} ${r.target}`;
+    case 'TXT':
+      return `TXT ${JSON.stringify(r.text)}`;
+    case 'SOA':
+      return `SOA ${r.mname} ${r.rname} ${r.serial}`;
+  }
+}
+
+export class ZoneIndex {
+  readonly #nodes = new Map<string, NameNode>();
+  readonly #sources = new Map<string, readonly ResourceRecord[]>();
+  /** For each name with a node below it: how many nodes are below. */
+  readonly #below = new Map<string, number>();
+
+  /** Number of names holding records. */
+  get names(): number {
+    return this.#nodes.size;
+  }
+
+  /** Number of records held (before de-duplication). */
+  get records(): number {
+    let n = 0;
+    for (const rs of this.#sources.values()) n += rs.length;
+    return n;
+  }
+
+  /** Replace what `source` contributes (`undefined` or empty: remove it). */
+  set(source: string, records: readonly ResourceRecord[] | undefined): void {
+    const old = this.#sources.get(source);
+    if (old) {
+      const names = new Set<string>();
+      for (const r of old) names.add(r.name);
+      for (const name of names) this.#detach(name, source);
+    }
+    if (!records || records.length === 0) {
+      this.#sources.delete(source);
+      return;
+    }
+    this.#sources.set(source, records);
+    const byName = new Map<string, ResourceRecord[]>();
+    for (const r of records) {
+      const list = byName.get(r.name);
+      if (list) list.push(r);
+      else byName.set(r.name, [r]);
+    }
+    for (const [name, list] of byName) this.#attach(name, source, list);
+  }
+
+  has(source: string): boolean {
+    return this.#sources.has(source);
+  }
+
+  /** Every source's records, in no particular order (read, never change). */
+  *allRecords(): Iterable<ResourceRecord> {
+    for (const rs of this.#sources.values()) yield* rs;
+  }
+
+  clear(): void {
+    this.#nodes.clear();
+    this.#sources.clear();
+    this.#below.clear();
+  }
+
+  /** True if the name holds records or has names below it. */
+  exists(name: string): boolean {
+    return this.#nodes.has(name) || this.#below.has(name);
+  }
+
+  /** The name's records of one type (or every type for `undefined`), de-duplicated; a shared, frozen list. */
+  get(name: string, type?: string): readonly ResourceRecord[] {
+    const node = this.#nodes.get(name);
+    if (!node) return NONE;
+    const cache = (node.cache ??= build(node));
+    return type === undefined ? cache.all : (cache.byType.get(type) ?? NONE);
+  }
+
+  #attach(name: string, source: string, records: readonly ResourceRecord[]): void {
+    let node = this.#nodes.get(name);
+    if (!node) {
+      node = { bySource: new Map(), cache: undefined };
+      this.#nodes.set(name, node);
+      for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
+        const parent = name.slice(i + 1);
+        this.#below.set(parent, (this.#below.get(parent) ?? 0) + 1);
+      }
+    }
+    node.bySource.set(source, records);
+    node.cache = undefined;
+  }
+
+  #detach(name: string, source: string): void {
+    const node = this.#nodes.get(name);
+    if (!node || !node.bySource.delete(source)) return;
+    node.cache = undefined;
+    if (node.bySource.size > 0) return;
+    this.#nodes.delete(name);
+    for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
+      const parent = name.slice(i + 1);
+      const n = (this.#below.get(parent) ?? 1) - 1;
+      if (n === 0) this.#below.delete(parent);
+      else this.#below.set(parent, n);
+    }
+  }
+}
+
+function build(node: NameNode): NonNullable<NameNode['cache']> {
+  const seen = new Set<string>();
+  const all: ResourceRecord[] = [];
+  const byType = new Map<string, ResourceRecord[]>();
+  for (const records of node.bySource.values()) {
+    for (const r of records) {
+      const key = rdataKey(r);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      all.push(r);
+      const list = byType.get(r.type);
+      if (list) list.push(r);
+      else byType.set(r.type, [r]);
+    }
+  }
+  for (const list of byType.values()) Object.freeze(list);
+  return { all: Object.freeze(all), byType };
+}
