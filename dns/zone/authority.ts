@@ -199,18 +199,23 @@ export class ZoneAuthority implements Authority, ZoneReader {
   }
 
   mesosRecords(): readonly ResourceRecord[] {
-    const domain = this.options.domain;
-    const suffix = `.${domain}`;
+    return this.allRecords(this.options.domain);
+  }
+
+  /** Every record held (under `apex` when given, SOAs aside), de-duplicated, sorted by name then data. */
+  allRecords(apex?: string): readonly ResourceRecord[] {
+    const suffix = `.${apex}`;
     const seen = new Set<string>();
     const out: ResourceRecord[] = [];
     for (const r of this.#index.allRecords()) {
-      if (r.name !== domain && !r.name.endsWith(suffix)) continue;
+      if (apex !== undefined && r.name !== apex && !r.name.endsWith(suffix)) continue;
       const key = `${r.name} ${rdataKey(r)}`;
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(r);
     }
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const key = (r: ResourceRecord): string => `${r.name} ${rdataKey(r)}`;
+    return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   }
 
   // -------------------------------------------------------------------------

@@ -96,8 +96,12 @@ const ZBASE32 = 'ybndrfg8ejkmcpqxot1uwisza345h769';
  * i.e. the hash's first 25 bits, 5 at a time, most significant first.
  */
 export function taskIdHash(taskId: string): string {
-  const digest = createHash('sha1').update(taskId).digest();
-  const top = digest.readUInt32BE(0);
+  return zbase32Head(createHash('sha1').update(taskId).digest());
+}
+
+/** The first 5 zbase32 characters of at least 4 bytes (25 bits, most significant first). */
+export function zbase32Head(bytes: Uint8Array): string {
+  const top = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
   let out = '';
   for (let i = 0; i < 5; i++) out += ZBASE32[(top >>> (27 - 5 * i)) & 31];
   return out;
