@@ -166,6 +166,18 @@ export class ZoneAuthority implements Authority, ZoneReader {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Resolves once the zones reflect the state at `index` (a store index from a write), for read-your-writes. */
+  waitFor(index: number): Promise<void> {
+    if (this.#synced && this.#serial >= index) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.onApplied((serial) => {
+        if (serial < index) return;
+        off();
+        resolve();
+      });
+    });
+  }
+
   zones(): readonly string[] {
     return this.#zones;
   }

@@ -7,6 +7,7 @@
  */
 import { openView, type InvalidRecord, type Records, type RecordView, type ViewUpdate } from '../../control-plane/model/records.ts';
 import type { RecordKind, RecordTypes } from '../../control-plane/model/schemas.ts';
+import { ZoneAuthority, type ZoneAuthorityOptions } from './authority.ts';
 import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
 
 const KINDS = ['task', 'app', 'agent', 'framework', 'vip', 'leader'] as const satisfies readonly RecordKind[];
@@ -67,7 +68,8 @@ export class StoreClusterFeed implements ClusterFeed {
         const changes: ClusterChange[] = [];
         for (const r of update.upserted) changes.push({ kind, id: r.id, value: r.value } as ClusterChange);
         for (const id of update.removed) changes.push({ kind, id, value: undefined } as ClusterChange);
-        if (changes.length > 0) listener({ type: 'changes', index: index(), changes });
+        // Also when nothing usable changed (an unusable record): the index still moves on.
+        listener({ type: 'changes', index: index(), changes });
       });
       return view;
     };
@@ -89,5 +91,14 @@ export class StoreClusterFeed implements ClusterFeed {
     const ended = Promise.all(opened.map((v) => v.ended)).then(() => undefined);
     ended.catch(() => undefined);
     return { close: () => stop.abort(), ended };
+  }
+}
+
+export interface StoreAuthorityOptions extends ZoneAuthorityOptions, StoreClusterFeedOptions {}
+
+/** The authority of a master: the zones fed by the store's watches. Call `start()`, then `lookup`. */
+export class StoreAuthority extends ZoneAuthority {
+  constructor(records: Records, options: StoreAuthorityOptions = {}) {
+    super(new StoreClusterFeed(records, options), options);
   }
 }

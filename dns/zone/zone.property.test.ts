@@ -1,0 +1,135 @@
+/**
+ * fast-check properties of the zones:
+ * - every published (RUNNING, on a known agent) task resolves by its name
+ *   and its canonical name to its address; no other task has records;
+ * - every owner name and target is a valid name with labels of at most 63
+ *   characters, and sanitised labels are valid RFC 1123 labels;
+ * - applying changes one by one gives exactly the zone a fresh build of
+ *   the final state gives (the incremental path loses nothing).
+ * STRATA_SLOW=1 runs many more cases.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import type { Task, TaskState } from '../../control-plane/model/schemas.ts';
+import { TASK_STATES } from '../../control-plane/model/schemas.ts';
+import { ZoneAuthority } from './authority.ts';
+import { FakeClusterFeed } from './fake-feed.ts';
+import { agentIdTail, isValidName, marathonHostname, rfc1123Label, rfc952Label, taskIdHash, withLabelSuffix } from './labels.ts';
+import { mkAgent, mkApp, mkTask } from './testing.ts';
+import { rdataKey } from './zone-index.ts';
+
+const RUNS = process.env.STRATA_SLOW === '1' ? 2000 : 150;
+const LABEL = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)?$/;
+
+test('sanitised labels are always valid RFC 1123 labels of at most 63 (24 for RFC 952) characters', (t) => {
+  t.notThrows(() => fc.assert(
+    fc.property(fc.string({ maxLength: 200 }), (s) => {
+      const a = rfc1123Label(s);
+      const b = rfc952Label(s);
+      return LABEL.test(a) && a.length <= 63 && LABEL.test(b) && b.length <= 24 && !/^[0-9]/.test(b);
+    }),
+    { numRuns: RUNS * 20 },
+  ));
+});
+
+const element = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,70}[a-z0-9])?$/);
+const appId = fc.array(element, { minLength: 1, maxLength: 3 }).map((parts) => `/${parts.join('/')}`).filter((id) => id.length <= 255);
+const agentIds = ['a1b2-S0', 'a1b2-S1', 'c3d4-S12'];
+const agentArb = fc.constantFrom(...agentIds);
+const stateArb = fc.constantFrom<TaskState>(...TASK_STATES);
+
+interface Scenario {
+  readonly apps: string[];
+  readonly tasks: { app: number; agent: string; state: TaskState; ports: number[]; ip: boolean }[];
+}
+
+const scenario = fc.record({
+  apps: fc.uniqueArray(appId, { minLength: 1, maxLength: 4 }),
+  tasks: fc.array(
+    fc.record({
+      app: fc.nat(3),
+      agent: agentArb,
+      state: stateArb,
+      ports: fc.array(fc.integer({ min: 1, max: 65535 }), { maxLength: 2 }),
+      ip: fc.boolean(),
+    }),
+    { maxLength: 12 },
+  ),
+});
+
+function materialise(s: Scenario): { apps: ReturnType<typeof mkApp>[]; tasks: Task[]; agents: ReturnType<typeof mkAgent>[] } {
+  const apps = s.apps.map((id) => mkApp(id, { portDefinitions: [{ port: 0, name: 'http' }, { port: 0, name: 'admin', protocol: 'udp' }] }));
+  const agents = agentIds.slice(0, 2).map((id, i) => mkAgent(id, { ip: `10.0.0.${i + 1}` })); // c3d4-S12 is never registered
+  const tasks = s.tasks.map((x, i) =>
+    mkTask(`task-${i}.instance-${i}`, s.apps[x.app % s.apps.length]!, x.agent, {
+      state: x.state,
+      ports: x.ports,
+      ipAddresses: x.ip ? [{ ipAddress: `9.0.0.${i + 1}`, protocol: 'IPv4' }] : [],
+    }),
+  );
+  return { apps, tasks, agents };
+}
+
+async function authorityOf(state: ReturnType<typeof materialise>): Promise<ZoneAuthority> {
+  const authority = new ZoneAuthority(new FakeClusterFeed(state));
+  await authority.start();
+  return authority;
+}
+
+test('every published task resolves by name and canonical name; no other task has records; every name is valid', async (t) => {
+  await t.notThrowsAsync(fc.assert(
+    fc.asyncProperty(scenario, async (s) => {
+      const state = materialise(s);
+      const authority = await authorityOf(state);
+      for (const task of state.tasks) {
+        const label = rfc1123Label(marathonHostname(task.appId));
+        const canonical = `${withLabelSuffix(label, `-${taskIdHash(task.id)}-${agentIdTail(task.agentId, rfc1123Label)}`)}.marathon.mesos`;
+        const agent = state.agents.find((a) => a.id === task.agentId);
+        const answer = authority.lookup({ name: canonical, type: 'A' });
+        if (task.state === 'RUNNING' && agent) {
+          if (answer?.rcode !== 'NOERROR' || !answer.answers.some((r) => r.type === 'A' && r.address === agent.address.ip)) return false;
+          const short = authority.lookup({ name: `${label}.marathon.mesos`, type: 'A' });
+          if (!short?.answers.some((r) => r.type === 'A' && r.address === agent.address.ip)) return false;
+        } else if (answer?.rcode !== 'NXDOMAIN') {
+          return false;
+        }
+      }
+      for (const r of authority.allRecords()) {
+        if (!isValidName(r.name)) return false;
+        if ((r.type === 'SRV' || r.type === 'PTR') && !isValidName(r.target)) return false;
+      }
+      return true;
+    }),
+    { numRuns: RUNS },
+  ));
+});
+
+const change = fc.record({
+  task: fc.nat(7),
+  app: fc.nat(3),
+  agent: agentArb,
+  state: stateArb,
+  ports: fc.array(fc.integer({ min: 1, max: 65535 }), { maxLength: 2 }),
+  remove: fc.boolean(),
+});
+
+test('incremental updates give the same zone as a fresh build', async (t) => {
+  await t.notThrowsAsync(fc.assert(
+    fc.asyncProperty(scenario, fc.array(change, { maxLength: 25 }), async (s, changes) => {
+      const initial = materialise(s);
+      const feed = new FakeClusterFeed(initial);
+      const authority = new ZoneAuthority(feed);
+      await authority.start();
+      for (const c of changes) {
+        const id = `task-${c.task}.instance-${c.task}`;
+        if (c.remove) feed.remove('task', id);
+        else feed.put({ kind: 'task', value: mkTask(id, s.apps[c.app % s.apps.length]!, c.agent, { state: c.state, ports: c.ports }) });
+      }
+      const fresh = new ZoneAuthority(new FakeClusterFeed({ tasks: [...feed.tasks.values()], apps: initial.apps, agents: initial.agents }));
+      await fresh.start();
+      const dump = (a: ZoneAuthority): string[] => a.allRecords().map((r) => `${r.name} ${rdataKey(r)}`);
+      return JSON.stringify(dump(authority)) === JSON.stringify(dump(fresh));
+    }),
+    { numRuns: RUNS },
+  ));
+});
