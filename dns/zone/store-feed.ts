@@ -10,8 +10,8 @@ import type { RecordKind, RecordTypes } from '../../control-plane/model/schemas.
 import { ZoneAuthority, type ZoneAuthorityOptions } from './authority.ts';
 import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
 
-const KINDS = ['task', 'app', 'agent', 'framework', 'vip', 'leader'] as const satisfies readonly RecordKind[];
-type FeedKind = (typeof KINDS)[number];
+/** The record kinds the zones read. */
+type FeedKind = Extract<RecordKind, 'task' | 'app' | 'agent' | 'framework' | 'vip' | 'leader'>;
 type Views = { [K in FeedKind]: RecordView<RecordTypes[K]> };
 
 export interface StoreClusterFeedOptions {
