@@ -18,7 +18,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import { MARATHON_FRAMEWORK, clusterRecords, forwardApexes, soaRecord, taskRecords, type EnumerableTask } from './build.ts';
+import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, type EnumerableTask } from './build.ts';
 import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
 import { resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
 import type { Authority, Question, ResourceRecord, ZoneAnswer } from './types.ts';
@@ -110,7 +110,6 @@ export class ZoneAuthority implements Authority, ZoneReader {
   #leader: LeaderInfo | undefined;
   readonly #tasksByApp = new Map<string, Set<string>>();
   readonly #tasksByAgent = new Map<string, Set<string>>();
-  readonly #enumerable = new Map<string, EnumerableTask>();
   readonly #soas = new Map<string, ResourceRecord>();
   readonly #listeners = new Set<(index: number) => void>();
   #serial = 0;
@@ -204,7 +203,11 @@ export class ZoneAuthority implements Authority, ZoneReader {
   }
 
   enumerate(): EnumerationData {
-    const tasks = [...this.#enumerable.values()];
+    const tasks: EnumerableTask[] = [];
+    for (const [id, task] of this.#tasks) {
+      const records = this.#index.recordsOf(taskSource(id));
+      if (records.length > 0) tasks.push(enumerableTask(task, records, this.options));
+    }
     const frameworks = [{ name: MARATHON_FRAMEWORK, tasks }];
     for (const f of this.#frameworks.values()) if (f.name !== MARATHON_FRAMEWORK && !frameworks.some((x) => x.name === f.name)) frameworks.push({ name: f.name, tasks: [] });
     return { frameworks };
@@ -316,7 +319,6 @@ export class ZoneAuthority implements Authority, ZoneReader {
     this.#vips.clear();
     this.#tasksByApp.clear();
     this.#tasksByAgent.clear();
-    this.#enumerable.clear();
     this.#index.clear();
     for (const [id, v] of state.apps) this.#apps.set(id, v);
     for (const [id, v] of state.agents) this.#agents.set(id, v);
@@ -393,9 +395,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
   #rebuildTask(id: string): void {
     const task = this.#tasks.get(id);
     const built = task ? taskRecords(task, this.#apps.get(task.appId), this.#agents.get(task.agentId), this.options) : undefined;
-    this.#index.set(taskSource(id), built?.records);
-    if (built) this.#enumerable.set(id, built.enumerable);
-    else this.#enumerable.delete(id);
+    this.#index.set(taskSource(id), built);
   }
 }
 

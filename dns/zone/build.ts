@@ -54,11 +54,6 @@ export interface EnumerableTask {
   readonly records: readonly EnumerableRecord[];
 }
 
-export interface TaskZoneRecords {
-  readonly records: readonly ResourceRecord[];
-  readonly enumerable: EnumerableTask;
-}
-
 export interface BuiltZone {
   /** Every record but the SOAs, in build order (duplicates possible: answers de-duplicate). */
   readonly records: readonly ResourceRecord[];
@@ -227,11 +222,10 @@ export function isTaskPublished(task: Task, app: App | undefined, agent: Agent |
  * as Marathon's DiscoveryInfo name (dots kept: `web.group.marathon.mesos`)
  * and sanitised (`web-group.marathon.mesos`), as Mesos-DNS does.
  */
-export function taskRecords(task: Task, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): TaskZoneRecords | undefined {
+export function taskRecords(task: Task, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
   if (!isTaskPublished(task, app, agent, options)) return undefined;
   const spec = labelSpec(options.enforceRfc952);
   const collector = new Collector(options);
-  const enumerable: EnumerableRecord[] = [];
   const ttl = options.ttlSeconds;
   const domain = options.domain;
   const framework = domainFrag(MARATHON_FRAMEWORK, spec);
@@ -243,21 +237,11 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
   const agentIps = agentAddresses(agent);
   const ports = discoveryPorts(task, app);
 
-  const enumerate = (record: ResourceRecord): void => {
-    if (record.type === 'A' || record.type === 'AAAA') enumerable.push({ name: `${record.name}.`, host: record.address, rtype: record.type });
-    else if (record.type === 'SRV') enumerable.push({ name: `${record.name}.`, host: `${record.target}.:${record.port}`, rtype: 'SRV' });
-  };
   const address = (name: string, ips: readonly string[]): void => {
-    for (const ip of ips) {
-      const family = isIP(ip);
-      if (family === 0) continue;
-      const record: ResourceRecord = { name, type: family === 4 ? 'A' : 'AAAA', ttlSeconds: ttl, address: ip.toLowerCase() };
-      if (collector.add(record)) enumerate(record);
-    }
+    for (const ip of ips) collector.address(name, ip, ttl);
   };
   const srv = (name: string, target: string, port: number): void => {
-    const record: ResourceRecord = { name, type: 'SRV', ttlSeconds: ttl, priority: 0, weight: options.srvWeight, port, target };
-    if (collector.add(record)) enumerate(record);
+    collector.srv(name, target, port, ttl);
   };
 
   // The DiscoveryInfo name as given (each dot part made a label) and sanitised into one label.
@@ -314,7 +298,20 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
     }
   }
 
-  return { records: collector.out, enumerable: { name: discoveryName, id: task.id, records: enumerable } };
+  return collector.out;
+}
+
+/** A task's `/v1/enumerate` entry: its A/AAAA/SRV records in the `mesos` zone (not the mirror), names with their dot. */
+export function enumerableTask(task: Task, records: readonly ResourceRecord[], options: ZoneOptions): EnumerableTask {
+  const domain = options.domain;
+  const suffix = `.${domain}`;
+  const out: EnumerableRecord[] = [];
+  for (const r of records) {
+    if (r.name !== domain && !r.name.endsWith(suffix)) continue;
+    if (r.type === 'A' || r.type === 'AAAA') out.push({ name: `${r.name}.`, host: r.address, rtype: r.type });
+    else if (r.type === 'SRV') out.push({ name: `${r.name}.`, host: `${r.target}.:${r.port}`, rtype: 'SRV' });
+  }
+  return { name: marathonHostname(task.appId), id: task.id, records: out };
 }
 
 // ---------------------------------------------------------------------------
@@ -430,8 +427,8 @@ export function buildZone(state: ClusterState, options: ZoneOptions): BuiltZone 
   for (const task of state.tasks.values()) {
     const built = taskRecords(task, state.apps.get(task.appId), state.agents.get(task.agentId), options);
     if (!built) continue;
-    for (const r of built.records) records.push(r);
-    tasks.set(task.id, built.enumerable);
+    for (const r of built) records.push(r);
+    tasks.set(task.id, enumerableTask(task, built, options));
   }
   return { records, tasks };
 }

@@ -124,9 +124,10 @@ export function marathonHostname(appId: string): string {
 
 /** True if every label is 1–63 characters of `[a-z0-9_-]` not starting or ending with `-`, and the name is at most 253 characters. */
 export function isValidName(name: string): boolean {
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH) return false;
-  return name.split('.').every((l) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?$/.test(l));
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME.test(name);
 }
+
+const NAME = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
 
 /** The reverse-lookup name of an address (`10.0.0.1` → `1.0.0.10.in-addr.arpa`), or undefined if it is not an IP literal. */
 export function reverseName(address: string): string | undefined {

@@ -12,8 +12,15 @@
  */
 import type { ResourceRecord } from './types.ts';
 
+/**
+ * The records at one name. Most names have one source (a task's own
+ * names), so that case needs no map: `source`/`records` hold it, and
+ * `more` appears only when a second source shares the name.
+ */
 interface NameNode {
-  readonly bySource: Map<string, readonly ResourceRecord[]>;
+  source: string | undefined;
+  records: readonly ResourceRecord[];
+  more: Map<string, readonly ResourceRecord[]> | undefined;
   /** De-duplicated records by type, and all of them; rebuilt on the first read after a change. */
   cache: { readonly all: readonly ResourceRecord[]; readonly byType: ReadonlyMap<string, readonly ResourceRecord[]> } | undefined;
 }
@@ -83,6 +90,11 @@ export class ZoneIndex {
     return this.#sources.has(source);
   }
 
+  /** What `source` contributes (read, never change). */
+  recordsOf(source: string): readonly ResourceRecord[] {
+    return this.#sources.get(source) ?? NONE;
+  }
+
   /** Every source's records, in no particular order (read, never change). */
   *allRecords(): Iterable<ResourceRecord> {
     for (const rs of this.#sources.values()) yield* rs;
@@ -108,24 +120,42 @@ export class ZoneIndex {
   }
 
   #attach(name: string, source: string, records: readonly ResourceRecord[]): void {
-    let node = this.#nodes.get(name);
+    const node = this.#nodes.get(name);
     if (!node) {
-      node = { bySource: new Map(), cache: undefined };
-      this.#nodes.set(name, node);
+      this.#nodes.set(name, { source, records, more: undefined, cache: undefined });
       for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
         const parent = name.slice(i + 1);
         this.#below.set(parent, (this.#below.get(parent) ?? 0) + 1);
       }
+      return;
     }
-    node.bySource.set(source, records);
     node.cache = undefined;
+    if (node.source === undefined || node.source === source) {
+      node.source = source;
+      node.records = records;
+    } else {
+      (node.more ??= new Map()).set(source, records);
+    }
   }
 
   #detach(name: string, source: string): void {
     const node = this.#nodes.get(name);
-    if (!node || !node.bySource.delete(source)) return;
+    if (!node) return;
+    if (node.source === source) {
+      node.source = undefined;
+      node.records = NONE;
+    } else if (!node.more?.delete(source)) {
+      return;
+    }
     node.cache = undefined;
-    if (node.bySource.size > 0) return;
+    if (node.source === undefined && node.more && node.more.size > 0) {
+      // Promote another source into the single slot.
+      const [first, records] = node.more.entries().next().value as [string, readonly ResourceRecord[]];
+      node.more.delete(first);
+      node.source = first;
+      node.records = records;
+    }
+    if (node.source !== undefined) return;
     this.#nodes.delete(name);
     for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
       const parent = name.slice(i + 1);
@@ -140,7 +170,8 @@ function build(node: NameNode): NonNullable<NameNode['cache']> {
   const seen = new Set<string>();
   const all: ResourceRecord[] = [];
   const byType = new Map<string, ResourceRecord[]>();
-  for (const records of node.bySource.values()) {
+  const lists = node.more ? [node.records, ...node.more.values()] : [node.records];
+  for (const records of lists) {
     for (const r of records) {
       const key = rdataKey(r);
       if (seen.has(key)) continue;
