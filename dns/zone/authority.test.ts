@@ -459,3 +459,18 @@ test('enumerate lists each published task with its mesos records', async (t) => 
   t.true(task.records.some((r) => r.name === '_http._web._tcp.marathon.mesos.' && r.host === `${CANONICAL}.:31000` && r.rtype === 'SRV'));
   t.false(task.records.some((r) => r.name.includes('thisdcos')));
 });
+
+test('the mesos.thisdcos.directory mirror: renamed answers and glue, its own SOA, and it can be turned off', async (t) => {
+  const { authority } = await zoneOf(basic());
+  const srv = ask(authority, '_web._tcp.marathon.mesos.thisdcos.directory', 'SRV');
+  t.is(srv.answers[0]!.name, '_web._tcp.marathon.mesos.thisdcos.directory');
+  t.deepEqual(srv.additionals.map((r) => r.name), [`web-${H}-s0.marathon.mesos.thisdcos.directory`]);
+  const missing = ask(authority, 'nope.marathon.mesos.thisdcos.directory');
+  t.is(missing.rcode, 'NXDOMAIN');
+  t.like(missing.authority[0], { type: 'SOA', name: 'thisdcos.directory', mname: 'ns.spartan' });
+  t.is(ask(authority, 'mesos.thisdcos.directory', 'A').rcode, 'NOERROR', 'the mirror apex exists');
+  t.deepEqual(data(ask(authority, 'agent.mesos.thisdcos.directory', 'ANY')), ['10.0.0.1', '10.0.0.2', 'fd00::2']);
+  const off = await zoneOf(basic(), { thisDcos: { mirrorMesos: false } });
+  t.is(ask(off.authority, 'web.marathon.mesos.thisdcos.directory').rcode, 'NXDOMAIN');
+  t.deepEqual(data(ask(off.authority, 'web.marathon.autoip.dcos.thisdcos.directory')), ['10.0.0.1']);
+});

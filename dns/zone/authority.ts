@@ -18,9 +18,9 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, type EnumerableTask } from './build.ts';
+import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, toMesos, toMirror, type EnumerableTask } from './build.ts';
 import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
-import { resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
+import { THIS_DCOS_APEX, resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
 import type { Authority, Question, ResourceRecord, ZoneAnswer } from './types.ts';
 import { ZoneIndex, rdataKey } from './zone-index.ts';
 
@@ -191,6 +191,10 @@ export class ZoneAuthority implements Authority, ZoneReader {
       return this.#answer(undefined, name, question.type);
     }
     if (!this.#synced) return SERVFAIL;
+    if (apex === THIS_DCOS_APEX && this.options.thisDcos.mirrorMesos) {
+      const inner = toMesos(name, this.options);
+      if (inner !== undefined) return this.#mirrorAnswer(name, inner, question.type);
+    }
     return this.#answer(apex, name, question.type);
   }
 
@@ -266,6 +270,20 @@ export class ZoneAuthority implements Authority, ZoneReader {
       if (offset > 0) answers = [...answers.slice(offset), ...answers.slice(0, offset)];
     }
     return { rcode: 'NOERROR', authoritative: true, answers, authority: NONE, additionals: this.#glue(answers) };
+  }
+
+  /** A question under `mesos.thisdcos.directory`: the `mesos` zone's A/AAAA/SRV at `inner`, renamed. */
+  #mirrorAnswer(name: string, inner: string, type: Question['type']): ZoneAnswer {
+    const authority = [this.#soa(THIS_DCOS_APEX)];
+    if (!this.#index.exists(inner)) return { rcode: 'NXDOMAIN', authoritative: true, answers: NONE, authority, additionals: NONE };
+    const mirrored = type === 'ANY' || type === 'A' || type === 'AAAA' || type === 'SRV';
+    const records = !mirrored ? NONE : type === 'ANY' ? this.#index.get(inner).filter((r) => r.type === 'A' || r.type === 'AAAA' || r.type === 'SRV') : this.#index.get(inner, type);
+    if (records.length === 0) return { rcode: 'NOERROR', authoritative: true, answers: NONE, authority, additionals: NONE };
+    const rename = (r: ResourceRecord, owner: string): ResourceRecord => (r.type === 'SRV' ? { ...r, name: owner, target: toMirror(r.target, this.options) } : { ...r, name: owner });
+    const offset = records.length > 1 ? this.#turn++ % records.length : 0;
+    const answers = records.map((_, i) => rename(records[(i + offset) % records.length]!, name));
+    const additionals = this.#glue(records).map((r) => rename(r, toMirror(r.name, this.options)));
+    return { rcode: 'NOERROR', authoritative: true, answers, authority: NONE, additionals };
   }
 
   /** A/AAAA of SRV and NS targets held here, once per target. */

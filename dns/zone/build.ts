@@ -91,25 +91,29 @@ export function soaRecord(apex: string, serial: number, options: ZoneOptions): R
   };
 }
 
-/** Collects records: drops invalid names, mirrors `mesos`-zone A/AAAA/SRV under `mesos.thisdcos.directory`. */
+/**
+ * The `mesos.thisdcos.directory` mirror is not stored: the authority maps
+ * a question under it to the `mesos` zone (`toMesos`) and the answer's
+ * names and SRV targets back (`toMirror`), so the mirror costs no memory.
+ */
+export function toMesos(name: string, options: ZoneOptions): string | undefined {
+  if (name === MESOS_MIRROR_ZONE) return options.domain;
+  return name.endsWith(`.${MESOS_MIRROR_ZONE}`) ? `${name.slice(0, name.length - MESOS_MIRROR_ZONE.length)}${options.domain}` : undefined;
+}
+
+export function toMirror(name: string, options: ZoneOptions): string {
+  const domain = options.domain;
+  if (name === domain) return MESOS_MIRROR_ZONE;
+  return name.endsWith(`.${domain}`) ? `${name.slice(0, name.length - domain.length)}${MESOS_MIRROR_ZONE}` : name;
+}
+
+/** Collects records, leaving out any whose name or target is not a valid name. */
 class Collector {
   readonly out: ResourceRecord[] = [];
   readonly #options: ZoneOptions;
-  readonly #suffix: string;
-  readonly #mirror: boolean;
 
   constructor(options: ZoneOptions) {
     this.#options = options;
-    this.#suffix = `.${options.domain}`;
-    this.#mirror = options.thisDcos.enabled && options.thisDcos.mirrorMesos;
-  }
-
-  inMesos(name: string): boolean {
-    return name === this.#options.domain || name.endsWith(this.#suffix);
-  }
-
-  #mirrored(name: string): string {
-    return `${name.slice(0, name.length - this.#options.domain.length)}${MESOS_MIRROR_ZONE}`;
   }
 
   /** True if added (a valid name). */
@@ -117,17 +121,6 @@ class Collector {
     if (!isValidName(record.name)) return false;
     if ((record.type === 'SRV' || record.type === 'PTR' || record.type === 'NS') && !isValidName(record.target)) return false;
     this.out.push(record);
-    if (this.#mirror && (record.type === 'A' || record.type === 'AAAA' || record.type === 'SRV') && this.inMesos(record.name)) {
-      const name = this.#mirrored(record.name);
-      if (isValidName(name)) {
-        if (record.type === 'SRV') {
-          const target = this.inMesos(record.target) ? this.#mirrored(record.target) : record.target;
-          if (isValidName(target)) this.out.push({ ...record, name, target });
-        } else {
-          this.out.push({ ...record, name });
-        }
-      }
-    }
     return true;
   }
 
