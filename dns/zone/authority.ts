@@ -329,33 +329,29 @@ export class ZoneAuthority implements Authority, ZoneReader {
     this.#soas.clear();
   }
 
+  /**
+   * A snapshot, applied as the difference from what the zones hold: a
+   * resync after compacted history usually changes little, so only the
+   * records that differ are rebuilt (the first snapshot builds everything).
+   */
   #replace(state: ClusterState): void {
-    this.#tasks.clear();
-    this.#apps.clear();
-    this.#agents.clear();
-    this.#frameworks.clear();
-    this.#vips.clear();
-    this.#tasksByApp.clear();
-    this.#tasksByAgent.clear();
-    this.#index.clear();
-    for (const [id, v] of state.apps) this.#apps.set(id, v);
-    for (const [id, v] of state.agents) this.#agents.set(id, v);
-    for (const [id, v] of state.frameworks) this.#frameworks.set(id, v);
-    for (const [id, v] of state.vips) this.#vips.set(id, v);
-    this.#leader = state.leader;
-    for (const [id, task] of state.tasks) {
-      this.#tasks.set(id, task);
-      addTo(this.#tasksByApp, task.appId, id);
-      addTo(this.#tasksByAgent, task.agentId, id);
-    }
-    this.#rebuildCluster();
-    for (const id of this.#tasks.keys()) this.#rebuildTask(id);
-    this.#setSerial(state.index);
+    const changes: ClusterChange[] = [];
+    const diff = <K extends 'task' | 'app' | 'agent' | 'framework' | 'vip', T>(kind: K, held: ReadonlyMap<string, T>, next: ReadonlyMap<string, T>): void => {
+      for (const [id, value] of next) if (!same(held.get(id), value)) changes.push({ kind, id, value } as ClusterChange);
+      for (const id of held.keys()) if (!next.has(id)) changes.push({ kind, id, value: undefined } as ClusterChange);
+    };
+    diff('agent', this.#agents, state.agents);
+    diff('app', this.#apps, state.apps);
+    diff('framework', this.#frameworks, state.frameworks);
+    diff('vip', this.#vips, state.vips);
+    diff('task', this.#tasks, state.tasks);
+    if (!same(this.#leader, state.leader)) changes.push({ kind: 'leader', id: 'leader', value: state.leader });
+    this.#change(state.index, changes, !this.#synced);
   }
 
-  #change(index: number, changes: readonly ClusterChange[]): void {
+  #change(index: number, changes: readonly ClusterChange[], first = false): void {
     const dirty = new Set<string>();
-    let cluster = false;
+    let cluster = first;
     for (const change of changes) {
       switch (change.kind) {
         case 'task': {
@@ -418,6 +414,11 @@ export class ZoneAuthority implements Authority, ZoneReader {
 }
 
 const SERVFAIL: ZoneAnswer = Object.freeze({ rcode: 'SERVFAIL', authoritative: false, answers: NONE, authority: NONE, additionals: NONE });
+
+/** Equal records: the same object, or the same JSON (records are plain data). */
+function same(a: unknown, b: unknown): boolean {
+  return a === b || (a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b));
+}
 
 function isReverse(name: string): boolean {
   return REVERSE_APEXES.some((apex) => name.endsWith(`.${apex}`));

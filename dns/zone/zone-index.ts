@@ -49,7 +49,7 @@ export function rdataKey(r: ResourceRecord): string {
 export class ZoneIndex {
   readonly #nodes = new Map<string, NameNode>();
   readonly #sources = new Map<string, readonly ResourceRecord[]>();
-  /** For each name with a node below it: how many nodes are below. */
+  /** For each name with names below it: how many of its direct children exist (hold records or have names below). */
   readonly #below = new Map<string, number>();
 
   /** Number of names holding records. */
@@ -122,11 +122,9 @@ export class ZoneIndex {
   #attach(name: string, source: string, records: readonly ResourceRecord[]): void {
     const node = this.#nodes.get(name);
     if (!node) {
+      const existed = this.#below.has(name);
       this.#nodes.set(name, { source, records, more: undefined, cache: undefined });
-      for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
-        const parent = name.slice(i + 1);
-        this.#below.set(parent, (this.#below.get(parent) ?? 0) + 1);
-      }
+      if (!existed) this.#born(name);
       return;
     }
     node.cache = undefined;
@@ -157,11 +155,32 @@ export class ZoneIndex {
     }
     if (node.source !== undefined) return;
     this.#nodes.delete(name);
-    for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
-      const parent = name.slice(i + 1);
+    if (!this.#below.has(name)) this.#died(name);
+  }
+
+  /** `name` began to exist: count it in its parent, and the parent's parent if that began to exist too. */
+  #born(name: string): void {
+    for (let child = name, dot = child.indexOf('.'); dot >= 0; dot = child.indexOf('.')) {
+      const parent = child.slice(dot + 1);
+      const n = this.#below.get(parent) ?? 0;
+      this.#below.set(parent, n + 1);
+      if (n > 0 || this.#nodes.has(parent)) return;
+      child = parent;
+    }
+  }
+
+  /** `name` ceased to exist: uncount it, and the parent if that ceased to exist too. */
+  #died(name: string): void {
+    for (let child = name, dot = child.indexOf('.'); dot >= 0; dot = child.indexOf('.')) {
+      const parent = child.slice(dot + 1);
       const n = (this.#below.get(parent) ?? 1) - 1;
-      if (n === 0) this.#below.delete(parent);
-      else this.#below.set(parent, n);
+      if (n > 0) {
+        this.#below.set(parent, n);
+        return;
+      }
+      this.#below.delete(parent);
+      if (this.#nodes.has(parent)) return;
+      child = parent;
     }
   }
 }
