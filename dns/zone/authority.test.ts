@@ -145,10 +145,12 @@ for (const c of RULES) {
   });
 }
 
-test('SOA: Mesos-DNS fields; serial is the state index; minimum is the TTL', async (t) => {
+test('SOA: Mesos-DNS fields; serial is the state index; negative TTL 1 s (not the 60 s TTL) so new names are not cached away', async (t) => {
   const { authority, feed } = await zoneOf(basic());
   const soa = ask(authority, 'mesos', 'SOA').answers[0]!;
-  t.like(soa, { type: 'SOA', mname: 'ns1.mesos', rname: 'root.ns1.mesos', refreshSeconds: 60, retrySeconds: 600, expireSeconds: 86400, minimumSeconds: 60, ttlSeconds: 60 });
+  t.like(soa, { type: 'SOA', mname: 'ns1.mesos', rname: 'root.ns1.mesos', refreshSeconds: 60, retrySeconds: 600, expireSeconds: 86400, minimumSeconds: 1, ttlSeconds: 60 });
+  const mesosDnsLike = await zoneOf(basic(), { soa: { minimumSeconds: 60 } });
+  t.like(ask(mesosDnsLike.authority, 'mesos', 'SOA').answers[0], { minimumSeconds: 60 });
   const before = soa.type === 'SOA' ? soa.serial : -1;
   feed.put({ kind: 'task', value: mkTask('web.instance-2._app.1', '/web', AGENT2.id) });
   const after = ask(authority, 'mesos', 'SOA').answers[0]!;

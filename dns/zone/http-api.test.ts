@@ -109,4 +109,7 @@ test('master: /mesos_dns/v1 reads the store; needs dcos:adminrouter:ops:mesos-dn
   t.is(denied.statusCode, 403, 'Admin Router rids take only full');
   const anonymous = await h.master.app.inject({ method: 'GET', url: '/mesos_dns/v1/version' });
   t.is(anonymous.statusCode, 401);
+  const metrics = await h.master.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `token=${await h.superuserToken()}` } });
+  t.regex(metrics.body, /^strata_dns_zone_synced 1$/m);
+  t.regex(metrics.body, /^strata_dns_zone_updates_total\{type="snapshot"\} 1$/m);
 });

@@ -28,7 +28,12 @@ export interface SoaOptions {
   readonly refreshSeconds: number;
   readonly retrySeconds: number;
   readonly expireSeconds: number;
-  /** Negative-caching TTL. Mesos-DNS writes its `ttl` here (its `SOAMinttl` is ignored); so does the default. */
+  /**
+   * Negative-caching TTL (RFC 2308). Default 1, as dcos-net's zones:
+   * Mesos-DNS wrote its `ttl` (60) here, so a resolver that asked for a
+   * name before its task ran kept the NXDOMAIN for a minute, which undoes
+   * push updates (DC/OS complaint: new tasks resolved late, NET PR #64).
+   */
   readonly minimumSeconds: number;
 }
 
@@ -173,7 +178,7 @@ export function resolveZoneOptions(input: ZoneOptionsInput = {}): ZoneOptions {
     refreshSeconds: 60,
     retrySeconds: 600,
     expireSeconds: 86400,
-    minimumSeconds: ttlSeconds,
+    minimumSeconds: 1,
   });
   const ipSources = input.ipSources ?? ['host', 'netinfo'];
   if (!Array.isArray(ipSources) || ipSources.length === 0) fail('ipSources', `must be a non-empty list of ${IP_SOURCES.join(', ')}`);
