@@ -66,6 +66,10 @@ test('standalone /v1: hosts, services, ports, enumerate, axfr, version, config i
   t.deepEqual(axfr.Records.SRVs['_web._tcp.marathon.mesos.'], [`${CANONICAL}.:31000`]);
   t.false(Object.keys(axfr.Records.As).some((n) => n.includes('thisdcos')), 'the mirror is not part of the mesos zone');
 
+  const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.marathon.mesos`;
+  t.deepEqual(await get(`/v1/hosts/${long}`), [{ host: '', ip: '' }], 'names longer than 100 characters are accepted');
+  t.is((await app.inject({ method: 'GET', url: '/v1/hosts/a/b' })).statusCode, 404);
+  t.is((await app.inject({ method: 'GET', url: `/v1/hosts/${'a'.repeat(400)}` })).statusCode, 400);
   t.like(await get('/v1/version'), { Service: 'Mesos-DNS' });
   t.like(await get('/v1/config'), { Domain: 'mesos', TTL: 60, IPSources: ['host', 'netinfo'], EnforceRFC952: false, SOAMname: 'ns1.mesos.', EnumerationOn: true });
 });

@@ -85,7 +85,8 @@ const Axfr = Type.Object({
   Domain: Type.String(),
   Records: Type.Object({ As: RecordSet, AAAAs: RecordSet, SRVs: RecordSet }),
 });
-const NameParam = Type.String({ minLength: 1, maxLength: 255 });
+/** A name (at most 253 characters, a trailing dot, Mesos-DNS's `.*` wildcards) and an optional `/ports`. */
+const WildcardParam = Type.String({ maxLength: 300 });
 
 /** Mesos-DNS `cleanWild`, lower case, and the absolute form with its trailing dot. */
 function clean(name: string): string {
@@ -157,36 +158,43 @@ export function registerMesosDnsApi(app: ApiInstance, options: MesosDnsApiOption
     };
   });
 
+  // Wildcards, not `:host`: a parametric segment is limited to 100 characters (fastify's maxParamLength), names to 253.
   app.get(
-    `${p}/v1/hosts/:host`,
-    { config, schema: { tags, summary: 'A and AAAA records of a name: [{host, ip}] ([{host:"", ip:""}] when none)', params: Type.Object({ host: NameParam }), response: { 200: Type.Array(Host) } } },
+    `${p}/v1/hosts/*`,
+    {
+      config,
+      schema: {
+        tags,
+        summary: '`/v1/hosts/{host}`: A and AAAA records of a name, [{host, ip}] ([{host:"", ip:""}] when none); `/v1/hosts/{host}/ports`: SRV records that target it, [{service, host, ip, port}]',
+        params: Type.Object({ '*': WildcardParam }),
+        // One shape for both answers ({host, ip} rows; ports rows add service and port): a union would serialise by the first branch.
+        response: { 200: Type.Array(Type.Object({ ...Host.properties, service: Type.Optional(Type.String()), port: Type.Optional(Type.String()) })) },
+      },
+    },
     async (request, reply) => coded(reply, async () => {
+      const path = request.params['*'];
+      const ports = path.endsWith('/ports');
+      const name = clean(ports ? path.slice(0, -'/ports'.length) : path);
+      if (name === '' || name.includes('/')) throw new StrataError('API_NOT_FOUND', `no route GET ${p}/v1/hosts/${path}: expected /v1/hosts/{host} or /v1/hosts/{host}/ports`);
       const reader = await synced(options);
-      const name = clean(request.params.host);
-      const rows = addressesOf(reader, name).map((ip) => ({ host: dotted(name), ip }));
-      return rows.length > 0 ? rows : [{ host: '', ip: '' }];
-    }),
-  );
-
-  app.get(
-    `${p}/v1/hosts/:host/ports`,
-    { config, schema: { tags, summary: 'SRV records that target a host: [{service, host, ip, port}]', params: Type.Object({ host: NameParam }), response: { 200: Type.Array(Service) } } },
-    async (request, reply) => coded(reply, async () => {
-      const reader = await synced(options);
-      const name = clean(request.params.host);
-      const rows = reader
-        .mesosRecords()
-        .flatMap((r) => (r.type === 'SRV' && r.target === name ? [{ service: dotted(r.name), host: dotted(name), ip: addressesOf(reader, name)[0] ?? '', port: String(r.port) }] : []));
+      if (!ports) {
+        const rows = addressesOf(reader, name).map((ip) => ({ host: dotted(name), ip }));
+        return rows.length > 0 ? rows : [{ host: '', ip: '' }];
+      }
+      const ip = addressesOf(reader, name)[0] ?? '';
+      const rows = reader.mesosRecords().flatMap((r) => (r.type === 'SRV' && r.target === name ? [{ service: dotted(r.name), host: dotted(name), ip, port: String(r.port) }] : []));
       return rows.length > 0 ? rows : [{ service: '', host: '', ip: '', port: '' }];
     }),
   );
 
   app.get(
-    `${p}/v1/services/:service`,
-    { config, schema: { tags, summary: 'SRV records of a name: [{service, host, ip, port}] (one empty row when none)', params: Type.Object({ service: NameParam }), response: { 200: Type.Array(Service) } } },
+    `${p}/v1/services/*`,
+    { config, schema: { tags, summary: '`/v1/services/{service}`: SRV records of a name, [{service, host, ip, port}] (one empty row when none)', params: Type.Object({ '*': WildcardParam }), response: { 200: Type.Array(Service) } } },
     async (request, reply) => coded(reply, async () => {
+      const service = request.params['*'];
+      if (service === '' || service.includes('/')) throw new StrataError('API_NOT_FOUND', `no route GET ${p}/v1/services/${service}: expected /v1/services/{service}`);
       const reader = await synced(options);
-      const rows = serviceRows(reader, request.params.service, reader.recordsAt(clean(request.params.service), 'SRV'));
+      const rows = serviceRows(reader, service, reader.recordsAt(clean(service), 'SRV'));
       return rows.length > 0 ? rows : [{ service: '', host: '', ip: '', port: '' }];
     }),
   );
