@@ -476,3 +476,22 @@ test('the mesos.thisdcos.directory mirror: renamed answers and glue, its own SOA
   t.is(ask(off.authority, 'web.marathon.mesos.thisdcos.directory').rcode, 'NXDOMAIN');
   t.deepEqual(data(ask(off.authority, 'web.marathon.autoip.dcos.thisdcos.directory')), ['10.0.0.1']);
 });
+
+test('the first snapshot is built in slices: the event loop turns, lookups SERVFAIL until done, changes meanwhile are kept', async (t) => {
+  const tasks = Array.from({ length: 1200 }, (_, i) => mkTask(`web.instance-${i}._app.1`, '/web', AGENT.id));
+  const feed = new FakeClusterFeed({ agents: [AGENT, AGENT2], apps: [WEB], tasks }, { synced: false });
+  const authority = new ZoneAuthority(feed);
+  const started = authority.start();
+  feed.sync();
+  let turned = false;
+  setImmediate(() => {
+    turned = true;
+    t.is(ask(authority, 'web.marathon.mesos').rcode, 'SERVFAIL', 'still building');
+    feed.put({ kind: 'task', value: mkTask('late.instance-1._app.1', '/late', AGENT2.id) });
+  });
+  await started;
+  t.true(turned, 'the build yielded to the event loop');
+  t.deepEqual(data(ask(authority, 'web.marathon.mesos')), ['10.0.0.1']);
+  t.deepEqual(data(ask(authority, 'late.marathon.mesos')), ['10.0.0.2'], 'the change made during the build was applied');
+  t.is(authority.serial, feed.index);
+});

@@ -26,6 +26,8 @@ import { ZoneIndex, rdataKey } from './zone-index.ts';
 
 const NONE: readonly ResourceRecord[] = Object.freeze([]);
 const REVERSE_APEXES = ['in-addr.arpa', 'ip6.arpa'] as const;
+/** Tasks built per turn of the event loop during the first snapshot (~50 ms of work). */
+const FIRST_BUILD_SLICE = 500;
 const CLUSTER_SOURCE = 'cluster';
 const taskSource = (id: string): string => `task:${id}`;
 
@@ -117,6 +119,9 @@ export class ZoneAuthority implements Authority, ZoneReader {
   #turn = 0;
   #subscription: FeedSubscription | undefined;
   #closed = false;
+  /** Events that arrived while the first snapshot was being built. */
+  #queued: ClusterFeedEvent[] | undefined;
+  #firstBuild: Promise<void> = Promise.resolve();
 
   constructor(feed: ClusterFeed, options: ZoneAuthorityOptions = {}) {
     this.#feed = feed;
@@ -133,6 +138,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
     const subscription = await this.#feed.subscribe((event) => this.#apply(event));
     if (this.#closed) subscription.close();
     else this.#subscription = subscription;
+    await this.#firstBuild;
   }
 
   /** Stop following the feed; the zones keep answering from the last state. Idempotent. */
@@ -308,19 +314,67 @@ export class ZoneAuthority implements Authority, ZoneReader {
   // Applying state
 
   #apply(event: ClusterFeedEvent): void {
+    if (this.#queued) {
+      this.#queued.push(event);
+      return;
+    }
+    if (event.type === 'snapshot' && !this.#synced) {
+      this.#queued = [];
+      this.#firstBuild = this.#buildFirst(event.state);
+      return;
+    }
+    this.#applyNow(event);
+  }
+
+  /**
+   * The first snapshot, built in slices of {@link FIRST_BUILD_SLICE} tasks
+   * with a turn of the event loop between them, so a large cluster does not
+   * stall the process (the DNS server forwards meanwhile; the zones answer
+   * SERVFAIL until the build is done). Events arriving meanwhile are queued
+   * and applied, in order, at the end.
+   */
+  async #buildFirst(state: ClusterState): Promise<void> {
+    const started = performance.now();
+    const others: ClusterChange[] = [];
+    for (const [id, value] of state.agents) others.push({ kind: 'agent', id, value });
+    for (const [id, value] of state.apps) others.push({ kind: 'app', id, value });
+    for (const [id, value] of state.frameworks) others.push({ kind: 'framework', id, value });
+    for (const [id, value] of state.vips) others.push({ kind: 'vip', id, value });
+    if (state.leader) others.push({ kind: 'leader', id: 'leader', value: state.leader });
+    this.#change(state.index, others, true);
+    let slice: ClusterChange[] = [];
+    for (const [id, value] of state.tasks) {
+      slice.push({ kind: 'task', id, value });
+      if (slice.length < FIRST_BUILD_SLICE) continue;
+      this.#change(state.index, slice);
+      slice = [];
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.#closed) break;
+    }
+    this.#change(state.index, slice);
+    this.#synced = true;
+    this.#metrics?.synced.set(1);
+    this.#observe('snapshot', started);
+    for (const listener of this.#listeners) listener(this.#serial);
+    const queued = this.#queued ?? [];
+    this.#queued = undefined;
+    for (const event of queued) this.#applyNow(event);
+  }
+
+  #applyNow(event: ClusterFeedEvent): void {
     const started = performance.now();
     if (event.type === 'snapshot') this.#replace(event.state);
     else this.#change(event.index, event.changes);
-    if (!this.#synced) {
-      this.#synced = true;
-      this.#metrics?.synced.set(1);
-    }
+    this.#observe(event.type, started);
+    for (const listener of this.#listeners) listener(this.#serial);
+  }
+
+  #observe(type: ClusterFeedEvent['type'], started: number): void {
     if (this.#metrics) {
-      this.#metrics.applied.inc({ type: event.type });
+      this.#metrics.applied.inc({ type });
       this.#metrics.applySeconds.observe((performance.now() - started) / 1000);
       this.#metrics.names.set(this.#index.names);
     }
-    for (const listener of this.#listeners) listener(this.#serial);
   }
 
   #setSerial(index: number): void {
