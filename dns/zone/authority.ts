@@ -48,6 +48,8 @@ export interface ZoneReader {
   enumerate(): EnumerationData;
   /** Every record of the `mesos` zone (not its mirror), de-duplicated, sorted by name. */
   mesosRecords(): readonly ResourceRecord[];
+  /** The SRV records whose target is `target` (lower case, no trailing dot). */
+  srvRecordsTo(target: string): readonly ResourceRecord[];
 }
 
 export interface ZoneAuthorityOptions {
@@ -230,17 +232,22 @@ export class ZoneAuthority implements Authority, ZoneReader {
   /** Every record held (under `apex` when given, SOAs aside), de-duplicated, sorted by name then data. */
   allRecords(apex?: string): readonly ResourceRecord[] {
     const suffix = `.${apex}`;
-    const seen = new Set<string>();
-    const out: ResourceRecord[] = [];
+    const byKey = new Map<string, ResourceRecord>();
     for (const r of this.#index.allRecords()) {
       if (apex !== undefined && r.name !== apex && !r.name.endsWith(suffix)) continue;
       const key = `${r.name} ${rdataKey(r)}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(r);
+      if (!byKey.has(key)) byKey.set(key, r);
     }
-    const key = (r: ResourceRecord): string => `${r.name} ${rdataKey(r)}`;
-    return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    return [...byKey.keys()].sort().map((key) => byKey.get(key)!);
+  }
+
+  /** The SRV records whose target is `target`, de-duplicated (for `/v1/hosts/{host}/ports`). */
+  srvRecordsTo(target: string): readonly ResourceRecord[] {
+    const byKey = new Map<string, ResourceRecord>();
+    for (const r of this.#index.allRecords()) {
+      if (r.type === 'SRV' && r.target === target) byKey.set(`${r.name} ${rdataKey(r)}`, r);
+    }
+    return [...byKey.values()];
   }
 
   // -------------------------------------------------------------------------

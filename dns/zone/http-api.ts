@@ -182,7 +182,7 @@ export function registerMesosDnsApi(app: ApiInstance, options: MesosDnsApiOption
         return rows.length > 0 ? rows : [{ host: '', ip: '' }];
       }
       const ip = addressesOf(reader, name)[0] ?? '';
-      const rows = reader.mesosRecords().flatMap((r) => (r.type === 'SRV' && r.target === name ? [{ service: dotted(r.name), host: dotted(name), ip, port: String(r.port) }] : []));
+      const rows = reader.srvRecordsTo(name).flatMap((r) => (r.type === 'SRV' ? [{ service: dotted(r.name), host: dotted(name), ip, port: String(r.port) }] : []));
       return rows.length > 0 ? rows : [{ service: '', host: '', ip: '', port: '' }];
     }),
   );
