@@ -495,3 +495,13 @@ test('the first snapshot is built in slices: the event loop turns, lookups SERVF
   t.deepEqual(data(ask(authority, 'late.marathon.mesos')), ['10.0.0.2'], 'the change made during the build was applied');
   t.is(authority.serial, feed.index);
 });
+
+test('SRV glue follows changes of its targets (the glue cache is dropped on every change)', async (t) => {
+  const { authority, feed } = await zoneOf(basic());
+  t.deepEqual(data(ask(authority, '_web._tcp.marathon.mesos', 'SRV'), 'additionals'), ['10.0.0.1']);
+  t.deepEqual(data(ask(authority, '_web._tcp.marathon.mesos', 'SRV'), 'additionals'), ['10.0.0.1'], 'cached');
+  feed.put({ kind: 'agent', value: { ...AGENT, address: { ...AGENT.address, ip: '10.0.0.77' } } });
+  t.deepEqual(data(ask(authority, '_web._tcp.marathon.mesos', 'SRV'), 'additionals'), ['10.0.0.77']);
+  feed.put({ kind: 'app', value: { ...WEB, portDefinitions: [] } });
+  t.is(ask(authority, '_web._tcp.marathon.mesos', 'SRV').rcode, 'NXDOMAIN', 'no discovery ports left');
+});

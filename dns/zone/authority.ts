@@ -115,6 +115,8 @@ export class ZoneAuthority implements Authority, ZoneReader {
   readonly #tasksByApp = new Map<string, Set<string>>();
   readonly #tasksByAgent = new Map<string, Set<string>>();
   readonly #soas = new Map<string, ResourceRecord>();
+  readonly #glueCache = new Map<string, { readonly generation: number; readonly glue: readonly ResourceRecord[] }>();
+  #glueCacheGeneration = -1;
   readonly #listeners = new Set<(index: number) => void>();
   #serial = 0;
   #synced = false;
@@ -280,9 +282,23 @@ export class ZoneAuthority implements Authority, ZoneReader {
     if (answers.length === 0) return { rcode: 'NOERROR', authoritative: true, answers: NONE, authority, additionals: NONE };
     if (answers.length > 1) {
       const offset = this.#turn++ % answers.length;
-      if (offset > 0) answers = [...answers.slice(offset), ...answers.slice(0, offset)];
+      if (offset > 0) answers = rotated(answers, offset);
     }
-    return { rcode: 'NOERROR', authoritative: true, answers, authority: NONE, additionals: this.#glue(answers) };
+    return { rcode: 'NOERROR', authoritative: true, answers, authority: NONE, additionals: type === 'SRV' ? this.#srvGlue(name, answers) : this.#glue(answers) };
+  }
+
+  /** SRV glue, cached per name until the zone next changes (SRV answers with many targets are the costly ones). */
+  #srvGlue(name: string, answers: readonly ResourceRecord[]): readonly ResourceRecord[] {
+    const generation = this.#index.generation;
+    const cached = this.#glueCache.get(name);
+    if (cached && cached.generation === generation) return cached.glue;
+    if (this.#glueCacheGeneration !== generation) {
+      this.#glueCache.clear();
+      this.#glueCacheGeneration = generation;
+    }
+    const glue = this.#glue(answers);
+    this.#glueCache.set(name, { generation, glue });
+    return glue;
   }
 
   /** A question under `mesos.thisdcos.directory`: the `mesos` zone's A/AAAA/SRV at `inner`, renamed. */
@@ -294,7 +310,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
     if (records.length === 0) return { rcode: 'NOERROR', authoritative: true, answers: NONE, authority, additionals: NONE };
     const rename = (r: ResourceRecord, owner: string): ResourceRecord => (r.type === 'SRV' ? { ...r, name: owner, target: toMirror(r.target, this.options) } : { ...r, name: owner });
     const offset = records.length > 1 ? this.#turn++ % records.length : 0;
-    const answers = records.map((_, i) => rename(records[(i + offset) % records.length]!, name));
+    const answers = rotated(records, offset).map((r) => rename(r, name));
     const additionals = this.#glue(records).map((r) => rename(r, toMirror(r.name, this.options)));
     return { rcode: 'NOERROR', authoritative: true, answers, authority: NONE, additionals };
   }
@@ -312,7 +328,8 @@ export class ZoneAuthority implements Authority, ZoneReader {
       const aaaa = this.#index.get(r.target, 'AAAA');
       if (a.length + aaaa.length === 0) continue;
       out ??= [];
-      out.push(...a, ...aaaa);
+      for (const x of a) out.push(x);
+      for (const x of aaaa) out.push(x);
     }
     return out ?? NONE;
   }
@@ -475,6 +492,13 @@ export class ZoneAuthority implements Authority, ZoneReader {
 }
 
 const SERVFAIL: ZoneAnswer = Object.freeze({ rcode: 'SERVFAIL', authoritative: false, answers: NONE, authority: NONE, additionals: NONE });
+
+/** The list started at `offset` and wrapped around (loops, not spreads: spreading the frozen cached lists is slow in V8). */
+function rotated<T>(list: readonly T[], offset: number): T[] {
+  const out = new Array<T>(list.length);
+  for (let i = 0; i < list.length; i++) out[i] = list[(i + offset) % list.length]!;
+  return out;
+}
 
 /** Equal records: the same object, or the same JSON (records are plain data). */
 function same(a: unknown, b: unknown): boolean {

@@ -52,6 +52,9 @@ export class ZoneIndex {
   /** For each name with names below it: how many of its direct children exist (hold records or have names below). */
   readonly #below = new Map<string, number>();
 
+  /** Grows with every change: a cache derived from several names is valid while this stays the same. */
+  generation = 0;
+
   /** Number of names holding records. */
   get names(): number {
     return this.#nodes.size;
@@ -66,6 +69,7 @@ export class ZoneIndex {
 
   /** Replace what `source` contributes (`undefined` or empty: remove it). */
   set(source: string, records: readonly ResourceRecord[] | undefined): void {
+    this.generation++;
     const old = this.#sources.get(source);
     if (old) {
       const names = new Set<string>();
@@ -101,6 +105,7 @@ export class ZoneIndex {
   }
 
   clear(): void {
+    this.generation++;
     this.#nodes.clear();
     this.#sources.clear();
     this.#below.clear();
