@@ -237,8 +237,9 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
     collector.srv(name, target, port, ttl);
   };
 
-  // The DiscoveryInfo name as given (each dot part made a label) and sanitised into one label.
-  const forms = [...new Set([hasDiscovery ? domainFrag(discoveryName, spec) : '', spec(discoveryName)])].filter((f) => f !== '');
+  // The name sanitised into one label, and (with DiscoveryInfo) as given, each dot part made a label.
+  // The first is the PTR target's form.
+  const forms = [...new Set([spec(discoveryName), hasDiscovery ? domainFrag(discoveryName, spec) : ''])].filter((f) => f !== '');
   let canonicalName: string | undefined;
   for (const taskName of forms) {
     const parts = taskName.split('.');
