@@ -257,7 +257,10 @@ export function mesosDnsRoutes(routeOptions: MesosDnsRoutesOptions = {}): RouteM
         await authority.start();
         return authority;
       })();
+      // A failed open (the store unreachable) is retried by the next request.
       opening.catch(() => {
+        opened?.close();
+        opened = undefined;
         opening = undefined;
       });
       return opening;
