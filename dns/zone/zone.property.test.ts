@@ -9,6 +9,7 @@
  * STRATA_SLOW=1 runs many more cases.
  */
 import test from 'ava';
+import packet from 'dns-packet';
 import fc from 'fast-check';
 import type { Task, TaskState } from '../../control-plane/model/schemas.ts';
 import { TASK_STATES } from '../../control-plane/model/schemas.ts';
@@ -16,6 +17,7 @@ import { ZoneAuthority } from './authority.ts';
 import { FakeClusterFeed } from './fake-feed.ts';
 import { agentIdTail, isValidName, marathonHostname, rfc1123Label, rfc952Label, taskIdHash, withLabelSuffix } from './labels.ts';
 import { mkAgent, mkApp, mkTask } from './testing.ts';
+import type { ResourceRecord } from './types.ts';
 import { rdataKey } from './zone-index.ts';
 
 const RUNS = process.env.STRATA_SLOW === '1' ? 2000 : 150;
@@ -157,3 +159,40 @@ test('incremental updates (and resync snapshots) give the same zone as a fresh b
     { numRuns: RUNS },
   ));
 });
+
+test('every record of a generated zone encodes as a DNS answer and decodes back (dns-packet as the oracle)', async (t) => {
+  await t.notThrowsAsync(fc.assert(
+    fc.asyncProperty(scenario, async (s) => {
+      const authority = await authorityOf(materialise(s));
+      for (const r of authority.allRecords()) {
+        const answer = toPacketAnswer(r);
+        const decoded = packet.decode(packet.encode({ type: 'response', id: 1, flags: packet.AUTHORITATIVE_ANSWER, answers: [answer] }));
+        const back = decoded.answers?.[0];
+        if (!back || back.name !== r.name || back.type !== r.type) return false;
+        if ((r.type === 'A' || r.type === 'AAAA') && (back as { data: string }).data !== r.address) return false;
+        if (r.type === 'SRV' && (back as { data: { target: string; port: number } }).data.target !== r.target) return false;
+      }
+      return true;
+    }),
+    { numRuns: Math.ceil(RUNS / 3) },
+  ));
+});
+
+function toPacketAnswer(r: ResourceRecord): packet.Answer {
+  const base = { name: r.name, ttl: r.ttlSeconds, class: 'IN' as const };
+  switch (r.type) {
+    case 'A':
+    case 'AAAA':
+      return { ...base, type: r.type, data: r.address };
+    case 'SRV':
+      return { ...base, type: 'SRV', data: { priority: r.priority, weight: r.weight, port: r.port, target: r.target } };
+    case 'PTR':
+    case 'NS':
+    case 'CNAME':
+      return { ...base, type: r.type, data: r.target };
+    case 'TXT':
+      return { ...base, type: 'TXT', data: [...r.text] };
+    case 'SOA':
+      return { ...base, type: 'SOA', data: { mname: r.mname, rname: r.rname, serial: r.serial, refresh: r.refreshSeconds, retry: r.retrySeconds, expire: r.expireSeconds, minimum: r.minimumSeconds } };
+  }
+}
