@@ -252,6 +252,7 @@ export function mesosDnsRoutes(routeOptions: MesosDnsRoutesOptions = {}): RouteM
           ...(routeOptions.zone ? { zone: routeOptions.zone } : {}),
           metrics: ctx.metrics.registry,
           onError: (err) => app.log.error({ err }, 'dns zone view listener failed'),
+          onInvalid: (invalid) => app.log.warn({ key: invalid.key, err: invalid.error.message }, 'unusable record left out of the DNS zones'),
         });
         opened = authority;
         await authority.start();
