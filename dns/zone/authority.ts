@@ -175,7 +175,12 @@ export class ZoneAuthority implements Authority, ZoneReader {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Resolves once the zones reflect the state at `index` (a store index from a write), for read-your-writes. */
+  /**
+   * Resolves once the zones reflect the state at `index`, for
+   * read-your-writes: the index of a write to a kind the zones read (task,
+   * app, agent, framework, VIP, leader); another kind's index may never be
+   * seen. Never rejects; pending after `close()`.
+   */
   waitFor(index: number): Promise<void> {
     if (this.#synced && this.#serial >= index) return Promise.resolve();
     return new Promise((resolve) => {
