@@ -99,6 +99,8 @@ test('standalone: enumerate and axfr are off with enumerationOn: false', async (
 test('master: /mesos_dns/v1 reads the store; needs dcos:adminrouter:ops:mesos-dns', async (t) => {
   const h = await startTestMaster();
   t.teardown(() => h.close());
+  // The zones open on the first request; by then the leader record exists, so the first snapshot holds it.
+  await h.master.whenLeader();
   await h.master.records.put('agent', AGENT);
   await h.master.records.put('app', APP);
   await h.master.records.put('task', TASK);
