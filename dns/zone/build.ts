@@ -107,6 +107,11 @@ export function toMirror(name: string, options: ZoneOptions): string {
   return name.endsWith(`.${domain}`) ? `${name.slice(0, name.length - domain.length)}${MESOS_MIRROR_ZONE}` : name;
 }
 
+/** Labels joined into a name (a flat string). */
+function dot(...parts: string[]): string {
+  return parts.join('.');
+}
+
 /** Collects records, leaving out any whose name or target is not a valid name. */
 class Collector {
   readonly out: ResourceRecord[] = [];
@@ -240,35 +245,44 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
   // The name sanitised into one label, and (with DiscoveryInfo) as given, each dot part made a label.
   // The first is the PTR target's form.
   const forms = [...new Set([spec(discoveryName), hasDiscovery ? domainFrag(discoveryName, spec) : ''])].filter((f) => f !== '');
-  let canonicalName: string | undefined;
+  let ptrTarget: string | undefined;
   for (const taskName of forms) {
     const parts = taskName.split('.');
     const last = parts.pop()!;
     const canonicalLabel = withLabelSuffix(last, `-${hash}${tail ? `-${tail}` : ''}`);
     const canonical = [...parts, canonicalLabel, framework].join('.');
-    const short = `${taskName}.${framework}`;
-    canonicalName ??= `${canonical}.${domain}`;
-    address(`${short}.${domain}`, taskIps);
-    address(`${canonical}.${domain}`, taskIps);
-    address(`${short}.slave.${domain}`, agentIps);
-    address(`${canonical}.slave.${domain}`, agentIps);
+    // Names are joined, not templated: `join` gives flat strings, where templates leave concatenation trees in memory.
+    const shortName = dot(taskName, framework, domain);
+    const canonicalFqdn = dot(canonical, domain);
+    const shortSlave = dot(taskName, framework, 'slave', domain);
+    const canonicalSlave = dot(canonical, 'slave', domain);
+    ptrTarget ??= canonicalFqdn;
+    address(shortName, taskIps);
+    address(canonicalFqdn, taskIps);
+    address(shortSlave, agentIps);
+    address(canonicalSlave, agentIps);
 
     // `_<task>`: the first label gets the underscore (Mesos-DNS: `"_" + taskName`), kept within 63 characters.
     const labels = taskName.split('.');
-    const service = [underscoreLabel(labels[0]!), ...labels.slice(1)].join('.');
+    labels[0] = underscoreLabel(labels[0]!);
+    const service = labels.join('.');
     // Host ports: `_<task>._tcp|_udp.<fw>.slave.<dom>`, also without `.slave` when there is no DiscoveryInfo.
-    for (const port of task.ports) {
+    if (task.ports.length > 0) {
       for (const proto of ['_tcp', '_udp']) {
-        srv(`${service}.${proto}.${framework}.slave.${domain}`, `${canonical}.slave.${domain}`, port);
-        if (!hasDiscovery) srv(`${service}.${proto}.${framework}.${domain}`, `${canonical}.slave.${domain}`, port);
+        const slaveName = dot(service, proto, framework, 'slave', domain);
+        const plainName = hasDiscovery ? '' : dot(service, proto, framework, domain);
+        for (const port of task.ports) {
+          srv(slaveName, canonicalSlave, port);
+          if (!hasDiscovery) srv(plainName, canonicalSlave, port);
+        }
       }
     }
     // DiscoveryInfo ports: `_<task>._<proto>.<fw>.<dom>` and `_<port name>._<task>._<proto>.<fw>.<dom>`.
     for (const port of ports) {
-      const name = `${service}._${port.protocol}.${framework}.${domain}`;
-      srv(name, `${canonical}.${domain}`, port.number);
+      const name = dot(service, `_${port.protocol}`, framework, domain);
+      srv(name, canonicalFqdn, port.number);
       const portLabel = port.name === undefined ? '' : spec(port.name);
-      if (portLabel !== '') srv(`${underscoreLabel(portLabel)}.${name}`, `${canonical}.${domain}`, port.number);
+      if (portLabel !== '') srv(dot(underscoreLabel(portLabel), name), canonicalFqdn, port.number);
     }
   }
 
@@ -277,18 +291,21 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
     const label = rfc1123Label(discoveryName);
     const fw = domainFrag(MARATHON_FRAMEWORK, rfc1123Label);
     if (label !== '') {
-      for (const ip of agentIps) collector.address(`${label}.${fw}.agentip.${DCOS_ZONE}`, ip, dcosTtl);
-      for (const ip of containerAddresses(task)) collector.address(`${label}.${fw}.containerip.${DCOS_ZONE}`, ip, dcosTtl);
-      for (const ip of autoAddresses(task, agent)) collector.address(`${label}.${fw}.autoip.${DCOS_ZONE}`, ip, dcosTtl);
+      const agentip = dot(label, fw, 'agentip', DCOS_ZONE);
+      const containerip = dot(label, fw, 'containerip', DCOS_ZONE);
+      const autoip = dot(label, fw, 'autoip', DCOS_ZONE);
+      for (const ip of agentIps) collector.address(agentip, ip, dcosTtl);
+      for (const ip of containerAddresses(task)) collector.address(containerip, ip, dcosTtl);
+      for (const ip of autoAddresses(task, agent)) collector.address(autoip, ip, dcosTtl);
     }
   }
 
   // PTR for container addresses: the canonical name when it resolves to the address, else the containerip name.
   for (const ip of containerAddresses(task)) {
-    if (canonicalName !== undefined && taskIps.includes(ip)) collector.ptr(ip, canonicalName, ttl);
+    if (ptrTarget !== undefined && taskIps.includes(ip)) collector.ptr(ip, ptrTarget, ttl);
     else if (options.thisDcos.enabled) {
       const label = rfc1123Label(discoveryName);
-      if (label !== '') collector.ptr(ip, `${label}.${domainFrag(MARATHON_FRAMEWORK, rfc1123Label)}.containerip.${DCOS_ZONE}`, ttl);
+      if (label !== '') collector.ptr(ip, dot(label, domainFrag(MARATHON_FRAMEWORK, rfc1123Label), 'containerip', DCOS_ZONE), ttl);
     }
   }
 

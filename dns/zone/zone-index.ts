@@ -21,8 +21,17 @@ interface NameNode {
   source: string | undefined;
   records: readonly ResourceRecord[];
   more: Map<string, readonly ResourceRecord[]> | undefined;
-  /** De-duplicated records by type, and all of them; rebuilt on the first read after a change. */
-  cache: { readonly all: readonly ResourceRecord[]; readonly byType: ReadonlyMap<string, readonly ResourceRecord[]> } | undefined;
+  /** De-duplicated records, all and by the types asked most; rebuilt on the first read after a change. */
+  cache: NameCache | undefined;
+}
+
+/** Fixed shape (no map per name): a long-running server ends up with one per name. */
+interface NameCache {
+  readonly all: readonly ResourceRecord[];
+  readonly a: readonly ResourceRecord[];
+  readonly aaaa: readonly ResourceRecord[];
+  readonly srv: readonly ResourceRecord[];
+  readonly ptr: readonly ResourceRecord[];
 }
 
 const NONE: readonly ResourceRecord[] = Object.freeze([]);
@@ -121,7 +130,22 @@ export class ZoneIndex {
     const node = this.#nodes.get(name);
     if (!node) return NONE;
     const cache = (node.cache ??= build(node));
-    return type === undefined ? cache.all : (cache.byType.get(type) ?? NONE);
+    switch (type) {
+      case undefined:
+        return cache.all;
+      case 'A':
+        return cache.a;
+      case 'AAAA':
+        return cache.aaaa;
+      case 'SRV':
+        return cache.srv;
+      case 'PTR':
+        return cache.ptr;
+      default: {
+        const found = cache.all.filter((r) => r.type === type);
+        return found.length === 0 ? NONE : found;
+      }
+    }
   }
 
   #attach(name: string, source: string, records: readonly ResourceRecord[]): void {
@@ -190,22 +214,32 @@ export class ZoneIndex {
   }
 }
 
-function build(node: NameNode): NonNullable<NameNode['cache']> {
-  const seen = new Set<string>();
-  const all: ResourceRecord[] = [];
-  const byType = new Map<string, ResourceRecord[]>();
-  const lists = node.more ? [node.records, ...node.more.values()] : [node.records];
-  for (const records of lists) {
-    for (const r of records) {
-      const key = rdataKey(r);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      all.push(r);
-      const list = byType.get(r.type);
-      if (list) list.push(r);
-      else byType.set(r.type, [r]);
+function ofType(all: readonly ResourceRecord[], type: ResourceRecord['type']): readonly ResourceRecord[] {
+  let n = 0;
+  for (const r of all) if (r.type === type) n++;
+  if (n === 0) return NONE;
+  if (n === all.length) return all;
+  return Object.freeze(all.filter((r) => r.type === type));
+}
+
+function build(node: NameNode): NameCache {
+  let all: readonly ResourceRecord[];
+  if (!node.more && node.records.length === 1) {
+    // The common case (one task's own name, one address): share the source's list.
+    all = Object.isFrozen(node.records) ? node.records : Object.freeze(node.records);
+  } else {
+    const seen = new Set<string>();
+    const out: ResourceRecord[] = [];
+    const lists = node.more ? [node.records, ...node.more.values()] : [node.records];
+    for (const records of lists) {
+      for (const r of records) {
+        const key = rdataKey(r);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push(r);
+      }
     }
+    all = Object.freeze(out);
   }
-  for (const list of byType.values()) Object.freeze(list);
-  return { all: Object.freeze(all), byType };
+  return { all, a: ofType(all, 'A'), aaaa: ofType(all, 'AAAA'), srv: ofType(all, 'SRV'), ptr: ofType(all, 'PTR') };
 }
