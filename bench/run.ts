@@ -6,6 +6,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   vip: () => import('./vip.ts'),
   security: () => import('./security.ts'),
   'agent-tasks': () => import('./agent-tasks.ts'),
+  'dns-zone': () => import('./dns-zone.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -77,6 +77,9 @@ export const ERROR_CODES = {
   EXECUTOR_TASK_NOT_FOUND: { httpStatus: 404, summary: 'No task with that id is known on this agent.' },
   EXECUTOR_LOG_RANGE_INVALID: { httpStatus: 400, summary: 'A task log read named an unknown stream or rotated file, or a negative offset or length.' },
   EXECUTOR_CLOSED: { httpStatus: 503, summary: 'The executor was closed; it launches no more tasks.' },
+  // dns
+  DNS_OPTIONS_INVALID: { httpStatus: 500, summary: 'A DNS zone option is missing or wrong (domain, TTL, SOA field, IP source, master address); the message names it.' },
+  DNS_ZONE_NOT_SYNCED: { httpStatus: 503, summary: 'The DNS zones have not received the cluster state yet (the DNS server answers SERVFAIL meanwhile); retry shortly.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

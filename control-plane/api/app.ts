@@ -11,6 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Ajv as AjvInstance } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { mesosDnsRoutes } from '../../dns/zone/http-api.ts';
 import { installAuth } from './auth.ts';
 import type { ApiContext, ApiInstance, RouteModule } from './context.ts';
 import { installErrorHandling } from './errors.ts';
@@ -33,7 +34,23 @@ import { taskLogRoutes } from './routes/task-logs.ts';
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, iamRoutes, caRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, taskLogRoutes, vipRoutes, networkRoutes, policyRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [
+  systemRoutes,
+  authRoutes,
+  iamRoutes,
+  caRoutes,
+  agentRoutes,
+  marathonRoutes,
+  agentTaskRoutes,
+  marathonTaskRoutes,
+  marathonQueueRoutes,
+  marathonEventRoutes,
+  taskLogRoutes,
+  vipRoutes,
+  networkRoutes,
+  policyRoutes,
+  mesosDnsRoutes(),
+];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;

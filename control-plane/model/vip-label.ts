@@ -6,6 +6,7 @@
  * `<name>.<framework>.l4lb.thisdcos.directory:<port>`).
  */
 import { isIP } from 'node:net';
+import { domainFrag, rfc1123Label } from '../../common/dns-labels.ts';
 
 export type VipLabel =
   | { readonly kind: 'named'; readonly name: string; readonly port: number }
@@ -35,17 +36,14 @@ export function parseVipLabel(value: string): VipLabel | undefined {
 }
 
 /**
- * The DNS label of a named VIP, as DC/OS derives it: `/` removed, then
- * lower case, anything but letters, digits and `-` turned into `-`, no
- * leading or trailing `-`, at most 63 characters. `/mygroup/myapp` gives
- * `mygroupmyapp` (`mygroupmyapp.marathon.l4lb.thisdcos.directory`). Empty
- * when nothing is left.
+ * The DNS name part of a named VIP, as dcos-net derives it (`domain_frag`
+ * over Mesos-DNS's label rules, `common/dns-labels.ts`): each `.`-separated
+ * part made an RFC 1123 label (lower case; `/` dropped; `_` to `-`), empty
+ * parts dropped. `/mygroup/myapp` gives `mygroupmyapp`
+ * (`mygroupmyapp.marathon.l4lb.thisdcos.directory`); empty when nothing is
+ * left. The DNS zones (`dns/zone`) and the VIP conflict check use this one
+ * function, so a name the check lets through is the name DNS serves.
  */
 export function vipDnsLabel(name: string): string {
-  return name
-    .replaceAll('/', '')
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, '-')
-    .slice(0, 63)
-    .replace(/^-+|-+$/g, '');
+  return domainFrag(name, rfc1123Label);
 }

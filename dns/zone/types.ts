@@ -78,8 +78,11 @@ export interface Authority {
   readonly zones: () => readonly string[];
   /**
    * The answer for a question inside one of `zones()`, or `undefined` when
-   * the name is in none of them (the server forwards it). Before the first
-   * state sync: `{rcode: 'SERVFAIL'}` for every name inside the zones.
+   * the authority does not answer for the name (the server forwards it):
+   * a name in none of the zones, or a reverse name (`in-addr.arpa`,
+   * `ip6.arpa`) it holds no record for outside its configured reverse
+   * zones, so PTRs of other networks still resolve. Before the first state
+   * sync: `{rcode: 'SERVFAIL'}` for every name inside the zones.
    */
   lookup(question: Question): ZoneAnswer | undefined;
 }
