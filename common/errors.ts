@@ -59,6 +59,11 @@ export const ERROR_CODES = {
   EXECUTOR_TASK_NOT_FOUND: { httpStatus: 404, summary: 'No task with that id is known on this agent.' },
   EXECUTOR_LOG_RANGE_INVALID: { httpStatus: 400, summary: 'A task log read named an unknown stream or rotated file, or a negative offset or length.' },
   EXECUTOR_CLOSED: { httpStatus: 503, summary: 'The executor was closed; it launches no more tasks.' },
+  // dns
+  DNS_RECORD_INVALID: { httpStatus: 500, summary: 'A zone produced a record the DNS codec cannot encode (bad address, label over 63 bytes, name over 255); the query gets SERVFAIL.' },
+  DNS_PLUGIN_UNKNOWN: { httpStatus: 500, summary: 'The DNS handler chain names a plugin that is not registered.' },
+  DNS_UPSTREAM_INVALID: { httpStatus: 500, summary: 'A DNS upstream or forward-zone server is not an `ip` or `ip:port` address; the message names it.' },
+  DNS_LISTEN_FAILED: { httpStatus: 500, summary: 'The DNS server could not bind its UDP or TCP address (in use, or port 53 without privileges).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
