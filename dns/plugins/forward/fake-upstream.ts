@@ -36,6 +36,8 @@ export const answerA = (last: number): FakeBehaviour => ({
     }),
 });
 
+const RCODES = { SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
+
 function respond(behaviour: FakeBehaviour, raw: Buffer, send: (reply: Buffer) => void): void {
   let query: packet.DecodedPacket;
   try {
@@ -55,7 +57,8 @@ function respond(behaviour: FakeBehaviour, raw: Buffer, send: (reply: Buffer) =>
       return;
     case 'rcode':
       later(behaviour.delayMs, () =>
-        send(packet.encode({ type: 'response', id: query.id, flags: packet.RECURSION_DESIRED, questions: query.questions, rcode: behaviour.rcode } as packet.Packet)),
+        // dns-packet takes the rcode from the low bits of `flags`.
+        send(packet.encode({ type: 'response', id: query.id, flags: packet.RECURSION_DESIRED | RCODES[behaviour.rcode], questions: query.questions })),
       );
       return;
     case 'garbage':
@@ -82,6 +85,7 @@ export async function startFakeUpstream(initial: FakeBehaviour): Promise<FakeUps
 
 async function tryStart(initial: FakeBehaviour): Promise<FakeUpstream> {
   let behaviour = initial;
+  let closed = false;
   const connections = new Set<TcpSocket>();
   const received: FakeUpstream['received'] = [];
   const udp: Socket = createSocket('udp4');
@@ -89,7 +93,9 @@ async function tryStart(initial: FakeBehaviour): Promise<FakeUpstream> {
   const port = udp.address().port;
   udp.on('message', (msg, rinfo) => {
     received.push({ transport: 'udp', bytes: msg });
-    respond(behaviour, msg, (reply) => udp.send(reply, rinfo.port, rinfo.address));
+    respond(behaviour, msg, (reply) => {
+      if (!closed) udp.send(reply, rinfo.port, rinfo.address);
+    });
   });
   const tcp: Server = createServer((socket) => {
     connections.add(socket);
@@ -124,6 +130,7 @@ async function tryStart(initial: FakeBehaviour): Promise<FakeUpstream> {
       behaviour = b;
     },
     close: async () => {
+      closed = true;
       await new Promise<void>((resolve) => udp.close(() => resolve()));
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());

@@ -66,12 +66,14 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
       const running = new Set<Attempt>();
       let done = false;
       let lastBad: Buffer | undefined;
+      // Attempts still running when the reply is chosen are left to finish
+      // (or time out) unobserved by the client: their outcome keeps the
+      // health scores honest, so a dead upstream that lost every race still
+      // ranks below the live ones. Only closing the exchange cancels them.
       const finish = (bytes: Buffer | undefined): void => {
         if (done) return;
         done = true;
         clearTimeout(overall);
-        for (const attempt of running) attempt.cancel();
-        running.clear();
         const reply = bytes ?? lastBad;
         resolve(reply ? { kind: 'relay', plugin: NAME, bytes: reply } : emptyReply(NAME, RCODE.SERVFAIL));
       };
@@ -82,7 +84,7 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
         running.add(attempt);
         void attempt.result.then((result) => {
           running.delete(attempt);
-          if (done || (!result.ok && result.reason === 'aborted')) return;
+          if (!result.ok && result.reason === 'aborted') return;
           if (result.ok) {
             metrics.upstreamSeconds.observe({ upstream: upstream.key }, (performance.now() - startedMs) / 1000);
             const rcode = result.bytes[3]! & 0x0f;
@@ -91,12 +93,13 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
               finish(result.bytes);
               return;
             }
-            lastBad = result.bytes;
+            if (!done) lastBad = result.bytes;
             metrics.upstreamFailures.inc({ upstream: upstream.key, reason: rcode === RCODE.SERVFAIL ? 'SERVFAIL' : 'REFUSED' });
           } else {
             metrics.upstreamFailures.inc({ upstream: upstream.key, reason: result.reason });
           }
           health.recordFailure(upstream.key, now());
+          if (done) return;
           const next = fallbacks.shift();
           if (next) launch(next);
           else if (running.size === 0) finish(undefined);

@@ -7,10 +7,11 @@
  * upstream that recovered is chosen again after a few half-lives.
  *
  * Choice (Spartan's dual dispatch, with the decaying score): with fewer than
- * 3 upstreams all are asked at once; otherwise upstreams are grouped by the
- * whole part of their score, shuffled within a group, and the first 2 are
- * asked at once. The rest, in the same order, are the fallbacks tried as
- * earlier attempts fail.
+ * 3 upstreams all are asked at once; otherwise upstreams are grouped by their
+ * score rounded to a whole number, shuffled within a group, and the first 2
+ * are asked at once. The rest, in the same order, are the fallbacks tried as
+ * earlier attempts fail. Rounding means one failure keeps an upstream out of
+ * the first group for one half-life, two failures for two, and so on.
  */
 
 export interface HealthState {
@@ -60,7 +61,7 @@ export function planAttempts<T extends { readonly key: string }>(
 ): Plan<T> {
   if (upstreams.length < 3) return { first: upstreams, fallbacks: [] };
   const ranked = upstreams
-    .map((u) => ({ u, bucket: Math.floor(scoreOf(u.key)), tie: random() }))
+    .map((u) => ({ u, bucket: Math.round(scoreOf(u.key)), tie: random() }))
     .sort((a, b) => a.bucket - b.bucket || a.tie - b.tie)
     .map((r) => r.u);
   return { first: ranked.slice(0, 2), fallbacks: ranked.slice(2) };
