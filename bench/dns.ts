@@ -1,0 +1,257 @@
+/**
+ * DNS benchmark: dnsperf against loopback, peers measured in the same run.
+ *
+ * Authoritative: a zone of 10,000 names (`task-N.marathon.mesos`, the
+ * calibration's zone) queried with 90% known and 10% unknown names, served
+ * by Strata (the wire server with the in-repo fake Authority), dnsmasq
+ * (addn-hosts, `local=/mesos/`) and unbound (local-data, 1 thread). Each
+ * server is pinned to CPU 1 and dnsperf to CPU 0. Per server: max throughput
+ * (`-c 10 -q 100`), server CPU µs per query, and p50/p99 at a fixed 10k qps.
+ *
+ * Forwarding: the same queries through Strata's dispatcher (cache off, full
+ * chain) and through dnsmasq (`cache-size=0`) to the same upstream unbound,
+ * which runs on CPU 0 beside dnsperf, as in the calibration.
+ *
+ * Also: Strata's RSS with 100,000 names after a short load.
+ *
+ * Options: --seconds N per measurement (default 3), --runs N (default 3;
+ * servers interleaved within a run, medians reported).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { available, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
+
+const NAMES = 10_000;
+
+function option(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function memoryMb(pid: number): { rssMb: number; peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { rssMb: round(kb('VmRSS') / 1024, 1), peakMb: round(kb('VmHWM') / 1024, 1) };
+}
+
+interface Perf {
+  readonly qps: number;
+  readonly avgMs: number;
+  readonly lost: number;
+  readonly latenciesMs?: number[];
+}
+
+function dnsperf(port: number, queries: string, seconds: number, extra: string[]): Promise<Perf> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', reject);
+    child.on('exit', () => {
+      const text = Buffer.concat(chunks).toString();
+      const num = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+      const latencies = extra.includes('-v')
+        ? [...text.matchAll(/^> \S+ \S+ \S+ ([0-9.]+)$/gm)].map((m) => Number(m[1]) * 1000)
+        : undefined;
+      resolve({
+        qps: num(/Queries per second:\s+([0-9.]+)/),
+        avgMs: num(/Average Latency \(s\):\s+([0-9.]+)/) * 1000,
+        lost: num(/Queries lost:\s+(\d+)/),
+        ...(latencies ? { latenciesMs: latencies } : {}),
+      });
+    });
+  });
+}
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function startStrata(options: { names?: number; upstreamPort?: number }): Promise<Target> {
+  const script = fileURLToPath(new URL('./dns-server.ts', import.meta.url));
+  const child: ChildProcess = spawn('taskset', ['-c', '1', process.execPath, '--disable-warning=ExperimentalWarning', script, JSON.stringify(options)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      text += c.toString();
+      const m = /READY (\d+)/.exec(text);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`Strata DNS child exited (${code}) before listening`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    name: 'strata',
+    port,
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+const fromPeer = (peer: PeerServer): Target => ({ name: peer.name, port: peer.port, pid: peer.pid, stop: () => peer.stop() });
+
+interface Sample {
+  qps: number[];
+  cpuUsPerQuery: number[];
+  p50Ms: number[];
+  p99Ms: number[];
+  lost: number[];
+  peakRssMb: number;
+}
+
+async function measure(target: Target, queries: string, seconds: number, sample: Sample, fixedRate: boolean): Promise<void> {
+  const cpuBefore = cpuSeconds(target.pid);
+  const max = await dnsperf(target.port, queries, seconds, ['-c', '10', '-q', '100']);
+  const cpu = cpuSeconds(target.pid) - cpuBefore;
+  sample.qps.push(max.qps);
+  sample.lost.push(max.lost);
+  sample.cpuUsPerQuery.push((cpu * 1e6) / (max.qps * seconds));
+  if (fixedRate) {
+    const fixed = await dnsperf(target.port, queries, seconds, ['-c', '10', '-q', '100', '-Q', '10000', '-v']);
+    const sorted = [...(fixed.latenciesMs ?? [])].sort((a, b) => a - b);
+    sample.p50Ms.push(percentile(sorted, 50));
+    sample.p99Ms.push(percentile(sorted, 99));
+  }
+  sample.peakRssMb = Math.max(sample.peakRssMb, memoryMb(target.pid).peakMb);
+}
+
+function summary(sample: Sample) {
+  return {
+    qpsMedian: Math.round(median(sample.qps)),
+    qpsRuns: sample.qps.map((q) => Math.round(q)),
+    cpuUsPerQueryMedian: round(median(sample.cpuUsPerQuery), 1),
+    ...(sample.p99Ms.length ? { p50MsAt10kQps: round(median(sample.p50Ms), 3), p99MsAt10kQps: round(median(sample.p99Ms), 3) } : {}),
+    lostTotal: sample.lost.reduce((a, b) => a + b, 0),
+    peakRssMb: sample.peakRssMb,
+  };
+}
+
+const empty = (): Sample => ({ qps: [], cpuUsPerQuery: [], p50Ms: [], p99Ms: [], lost: [], peakRssMb: 0 });
+
+export async function run(args: string[]): Promise<unknown> {
+  const seconds = Number(option(args, 'seconds', '3'));
+  const runs = Number(option(args, 'runs', '3'));
+  const missing = (['dnsperf', 'unbound', 'dnsmasq'] as const).filter((b) => !available(b));
+  if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
+  if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
+
+  const dir = await mkdtemp(join(tmpdir(), 'strata-bench-dns-'));
+  const targets: Target[] = [];
+  try {
+    const records: LocalRecord[] = Array.from({ length: NAMES }, (_, n) => ({ name: `task-${n}.marathon.mesos`, address: `10.0.${n >> 8}.${n & 255}` }));
+    // 100k queries: 90% known names, 10% unknown (NXDOMAIN), shuffled.
+    let seed = 42;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const lines = Array.from({ length: 100_000 }, (_, i) =>
+      random() < 0.9 ? `task-${Math.floor(random() * NAMES)}.marathon.mesos A` : `missing-${i}.marathon.mesos A`,
+    );
+    const queries = join(dir, 'queries.txt');
+    await writeFile(queries, `${lines.join('\n')}\n`);
+
+    const strata = await startStrata({ names: NAMES });
+    targets.push(strata);
+    const dnsmasq = fromPeer(await startDnsmasq({ zone: 'mesos', records, cpu: 1 }));
+    targets.push(dnsmasq);
+    const unbound = fromPeer(await startUnbound({ zone: 'mesos', records, cpu: 1 }));
+    targets.push(unbound);
+    const upstream = fromPeer(await startUnbound({ zone: 'mesos', records, cpu: 0 }));
+    targets.push(upstream);
+    const strataFwd = await startStrata({ upstreamPort: upstream.port });
+    targets.push(strataFwd);
+    const dnsmasqFwd = fromPeer(await startDnsmasq({ forwardTo: upstream.port, cpu: 1 }));
+    targets.push(dnsmasqFwd);
+
+    const auth = { strata: empty(), dnsmasq: empty(), unbound: empty() };
+    const fwd = { strata: empty(), dnsmasq: empty() };
+    // Warm up each (JIT, caches) for a second, unmeasured.
+    for (const t of [strata, dnsmasq, unbound, strataFwd, dnsmasqFwd]) await dnsperf(t.port, queries, 1, ['-c', '10', '-q', '100']);
+    for (let r = 0; r < runs; r++) {
+      // Rotate the order each run so no server always goes first.
+      const order = [
+        ['strata', strata],
+        ['dnsmasq', dnsmasq],
+        ['unbound', unbound],
+      ] as const;
+      for (let i = 0; i < order.length; i++) {
+        const [name, target] = order[(i + r) % order.length]!;
+        await measure(target, queries, seconds, auth[name], true);
+      }
+      const fOrder = [
+        ['strata', strataFwd],
+        ['dnsmasq', dnsmasqFwd],
+      ] as const;
+      for (let i = 0; i < fOrder.length; i++) {
+        const [name, target] = fOrder[(i + r) % fOrder.length]!;
+        await measure(target, queries, seconds, fwd[name], false);
+      }
+    }
+    for (const t of targets.splice(0)) await t.stop();
+
+    // Memory at 100,000 names, after a short load.
+    const big = await startStrata({ names: 100_000 });
+    targets.push(big);
+    const bigLines = Array.from({ length: 100_000 }, (_, i) => `task-${(i * 7919) % 100_000}.marathon.mesos A`);
+    const bigQueries = join(dir, 'queries-100k.txt');
+    await writeFile(bigQueries, `${bigLines.join('\n')}\n`);
+    await dnsperf(big.port, bigQueries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
+    const rss100k = memoryMb(big.pid);
+    for (const t of targets.splice(0)) await t.stop();
+
+    const a = { strata: summary(auth.strata), dnsmasq: summary(auth.dnsmasq), unbound: summary(auth.unbound) };
+    const f = { strata: summary(fwd.strata), dnsmasq: summary(fwd.dnsmasq) };
+    return {
+      area: 'dns',
+      node: process.version,
+      cpus: cpus().length,
+      secondsPerMeasurement: seconds,
+      runs,
+      zoneNames: NAMES,
+      unknownShare: 0.1,
+      authoritative: {
+        ...a,
+        strataVsDnsmasq: round(a.strata.qpsMedian / a.dnsmasq.qpsMedian),
+        strataVsUnbound: round(a.strata.qpsMedian / a.unbound.qpsMedian),
+      },
+      forwarding: {
+        upstream: 'unbound (local-data, CPU 0 with dnsperf)',
+        ...f,
+        strataVsDnsmasq: round(f.strata.qpsMedian / f.dnsmasq.qpsMedian),
+      },
+      strataRssAt100kNamesMb: rss100k,
+    };
+  } finally {
+    for (const t of targets) await t.stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
