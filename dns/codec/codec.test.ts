@@ -1,5 +1,7 @@
+import { isIPv4 } from 'node:net';
 import test from 'ava';
 import * as packet from 'dns-packet';
+import fc from 'fast-check';
 import type { ResourceRecord } from '../zone/types.ts';
 import { RCODE, TYPE } from './constants.ts';
 import { parseQuery, type Query } from './query.ts';
@@ -212,4 +214,21 @@ test('relay helpers: header, ID rewrite, question match, TTL scan', (t) => {
   } as packet.Packet);
   t.is(scanTtls(nx)!.negativeTtlSeconds, 120);
   t.is(scanTtls(nx.subarray(0, nx.length - 3)), undefined);
+});
+
+test('A addresses: the encoder accepts exactly what net.isIPv4 accepts', (t) => {
+  const bytes = query('x.mesos');
+  const q = mustParse(bytes);
+  const accepts = (address: string): boolean => {
+    try {
+      const out = encodeReply(q, bytes, { rcode: 0, authoritative: true, answers: [a('x.mesos', address)], authority: [], additionals: [] }, OPTS).bytes;
+      return (packet.decode(out).answers![0] as { data: string }).data === address;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'DNS_RECORD_INVALID') throw err;
+      return false;
+    }
+  };
+  for (const good of ['0.0.0.0', '1.2.3.4', '255.255.255.255', '10.0.39.15']) t.true(accepts(good), good);
+  for (const bad of ['', '1.2.3', '1.2.3.4.', '01.2.3.4', '1.2.3.04', '256.1.1.1', '1..2.3', '1.2.3.4 ', 'a.b.c.d', '1.2.3.4.5']) t.false(accepts(bad), bad);
+  fc.assert(fc.property(fc.stringMatching(/^[0-9.]{0,16}$/), (s) => accepts(s) === isIPv4(s)), { numRuns: 3000 });
 });

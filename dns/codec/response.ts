@@ -11,7 +11,7 @@
  * label and name lengths, 16/32-bit ranges): a bad one throws
  * `DNS_RECORD_INVALID` instead of putting a malformed packet on the wire.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { StrataError } from '../../common/errors.ts';
 import type { ResourceRecord } from '../zone/types.ts';
 import { CLASS_IN, HEADER_BYTES, MAX_LABEL_BYTES, MAX_NAME_BYTES, TYPE } from './constants.ts';
@@ -53,6 +53,9 @@ class Writer {
   pos = 0;
   /** Lower-case name suffix -> offset, for compression pointers. */
   readonly names = new Map<string, number>();
+  /** The question; its suffixes enter `names` only when a name other than it is written. */
+  question: Query | undefined;
+  questionRegistered = false;
 
   u8(v: number): void {
     scratch[this.pos++] = v;
@@ -77,6 +80,17 @@ class Writer {
     }
     if (name.endsWith('.')) throw invalid(record, `name ${JSON.stringify(name)} has a trailing dot`);
     const key = name.toLowerCase();
+    if (compress && this.question) {
+      // Most owner names are the question: point at it, keeping its case.
+      if (key === this.question.nameLower) {
+        this.u16(0xc000 | HEADER_BYTES);
+        return;
+      }
+      if (!this.questionRegistered) {
+        this.questionRegistered = true;
+        registerQuestion(this, this.question);
+      }
+    }
     if (Buffer.byteLength(name, 'utf8') + 2 > MAX_NAME_BYTES) {
       throw invalid(record, `name ${JSON.stringify(name)} is longer than 255 bytes`);
     }
@@ -109,17 +123,36 @@ function uint(record: ResourceRecord, field: string, value: number, max: number)
   return value;
 }
 
-function writeIPv4(w: Writer, record: ResourceRecord, address: string): void {
-  if (!isIPv4(address)) throw invalid(record, `${JSON.stringify(address)} is not an IPv4 address`);
+/** Dotted quad without leading zeros (as `net.isIPv4`), written as 4 bytes; false when malformed. */
+function writeIPv4Fast(w: Writer, address: string): boolean {
+  const start = w.pos;
   let octet = 0;
+  let digits = 0;
+  let dots = 0;
   for (let i = 0; i < address.length; i++) {
     const c = address.charCodeAt(i);
     if (c === 0x2e) {
+      if (digits === 0 || ++dots > 3) break;
       w.u8(octet);
       octet = 0;
-    } else octet = octet * 10 + (c - 0x30);
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39 && !(digits === 1 && octet === 0)) {
+      octet = octet * 10 + (c - 0x30);
+      if (++digits > 3 || octet > 255) break;
+    } else {
+      break;
+    }
+    if (i === address.length - 1 && dots === 3 && digits > 0) {
+      w.u8(octet);
+      return true;
+    }
   }
-  w.u8(octet);
+  w.pos = start;
+  return false;
+}
+
+function writeIPv4(w: Writer, record: ResourceRecord, address: string): void {
+  if (!writeIPv4Fast(w, address)) throw invalid(record, `${JSON.stringify(address)} is not an IPv4 address`);
 }
 
 function writeIPv6(w: Writer, record: ResourceRecord, address: string): void {
@@ -274,7 +307,7 @@ export function encodeReply(query: Query, queryBytes: Uint8Array, content: Reply
   w.pos = HEADER_BYTES;
   scratch.set(queryBytes.subarray(HEADER_BYTES, query.questionEnd), HEADER_BYTES);
   w.pos = query.questionEnd;
-  registerQuestion(w, query);
+  if (query.nameLower.length > 0 && !query.nameLower.includes('\\')) w.question = query;
   const sections = [content.answers, content.authority, content.additionals] as const;
   const ends: number[][] = [[], [], []];
   let overflow = false;

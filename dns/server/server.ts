@@ -46,6 +46,8 @@ const TCP_MAX_BYTES = 65535;
 
 export function buildDnsServer(options: DnsServerOptions): DnsServer {
   const { handler, metrics, logger } = options;
+  const count = (transport: Transport, plugin: string, rcode: string): void =>
+    metrics.requests.inc({ transport, plugin, rcode }, `${transport} ${plugin} ${rcode}`);
   const encodeOptions = (maxBytes: number): EncodeOptions => ({
     maxBytes,
     serverUdpPayloadBytes: options.maxUdpPayloadBytes,
@@ -61,7 +63,7 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
   const servfail = (request: DnsRequest, err: unknown): Buffer => {
     metrics.handlerErrors.inc();
     logger.warn({ err, code: isStrataError(err) ? err.code : undefined, name: request.query.name, type: request.query.type }, 'dns: answering SERVFAIL');
-    metrics.requests.inc({ transport: request.transport, plugin: 'server', rcode: 'SERVFAIL' });
+    count(request.transport, 'server', 'SERVFAIL');
     return encodeEmptyReply(request.query, request.bytes, RCODE.SERVFAIL, encodeOptions(request.maxReplyBytes));
   };
 
@@ -72,15 +74,15 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
         // A limit of 0 forces the question-only TC form.
         const rcode = reply.bytes[3]! & 0x0f;
         metrics.truncated.inc({ transport: request.transport });
-        metrics.requests.inc({ transport: request.transport, plugin: reply.plugin, rcode: rcodeName(rcode) });
+        count(request.transport, reply.plugin, rcodeName(rcode));
         return encodeReply(request.query, request.bytes, { rcode, authoritative: false, answers: [], authority: [], additionals: [] }, encodeOptions(0)).bytes;
       }
-      metrics.requests.inc({ transport: request.transport, plugin: reply.plugin, rcode: rcodeName(reply.bytes[3]! & 0x0f) });
+      count(request.transport, reply.plugin, rcodeName(reply.bytes[3]! & 0x0f));
       return reply.bytes;
     }
     const encoded = encodeReply(request.query, request.bytes, reply, encodeOptions(request.maxReplyBytes));
     if (encoded.truncated) metrics.truncated.inc({ transport: request.transport });
-    metrics.requests.inc({ transport: request.transport, plugin: reply.plugin, rcode: rcodeName(reply.rcode) });
+    count(request.transport, reply.plugin, rcodeName(reply.rcode));
     return encoded.bytes;
   };
 
@@ -92,7 +94,7 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
     }
     if (parsed.kind === 'error') {
       metrics.malformed.inc({ reason: parsed.reason });
-      metrics.requests.inc({ transport, plugin: 'server', rcode: rcodeName(parsed.rcode) });
+      count(transport, 'server', rcodeName(parsed.rcode));
       deliver(encodeHeaderOnly(parsed, parsed.rcode));
       return true;
     }
@@ -100,7 +102,7 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
     const request: DnsRequest = { query, bytes, transport, maxReplyBytes: maxReplyBytes(query, transport) };
     if (query.edns && query.edns.version !== 0) {
       // RFC 6891 6.1.3: we speak version 0 only.
-      metrics.requests.inc({ transport, plugin: 'server', rcode: 'BADVERS' });
+      count(transport, 'server', 'BADVERS');
       deliver(encodeEmptyReply(query, bytes, RCODE.BADVERS, encodeOptions(request.maxReplyBytes)));
       return true;
     }

@@ -45,8 +45,11 @@ export function createFakeAuthority(options: FakeAuthorityOptions): FakeAuthorit
     }
   };
   setRecords(options.records);
-  const zoneOf = (name: string): string | undefined =>
-    zones.find((z) => name === z || name.endsWith(`.${z}`));
+  const suffixes = zones.map((z) => [z, `.${z}`] as const);
+  const zoneOf = (name: string): string | undefined => {
+    for (const [zone, dotted] of suffixes) if (name === zone || name.endsWith(dotted)) return zone;
+    return undefined;
+  };
   return {
     asked,
     setRecords,
