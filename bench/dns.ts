@@ -15,7 +15,9 @@
  * Also: Strata's RSS with 100,000 names after a short load.
  *
  * Options: --seconds N per measurement (default 3), --runs N (default 3;
- * servers interleaved within a run, medians reported).
+ * servers interleaved within a run, medians reported), --quiet-wait N (wait
+ * up to N s, default 5, for the shared box to go quiet before each
+ * measurement; the other load seen is reported either way).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -46,6 +48,39 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Busy and total jiffies of the whole box, from /proc/stat. */
+function boxJiffies(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = fields[3]! + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Share of one core used by everything else on the box while `fn` ran, in %. */
+async function withOtherLoad<T>(serverPid: number, fn: () => Promise<T & { clientCpuSeconds: number }>): Promise<T & { clientCpuSeconds: number; serverCpuSeconds: number; otherLoadPct: number }> {
+  const box0 = boxJiffies();
+  const server0 = cpuSeconds(serverPid);
+  const started = performance.now();
+  const result = await fn();
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  const box1 = boxJiffies();
+  const serverCpuSeconds = cpuSeconds(serverPid) - server0;
+  const busySeconds = (box1.busy - box0.busy) / 100;
+  const otherLoadPct = Math.max(0, (100 * (busySeconds - serverCpuSeconds - result.clientCpuSeconds)) / elapsedSeconds);
+  return { ...result, serverCpuSeconds, otherLoadPct };
+}
+
+/** Waits (at most `maxSeconds`) for a second in which other work used under 25% of a core. */
+async function waitQuiet(maxSeconds: number): Promise<void> {
+  const deadline = performance.now() + maxSeconds * 1000;
+  while (performance.now() < deadline) {
+    const a = boxJiffies();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const b = boxJiffies();
+    if ((b.busy - a.busy) / ((b.total - a.total) / cpus().length) < 0.25) return;
+  }
+}
+
 function memoryMb(pid: number): { rssMb: number; peakMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
@@ -53,6 +88,8 @@ function memoryMb(pid: number): { rssMb: number; peakMb: number } {
 }
 
 interface Perf {
+  /** dnsperf's own CPU time. */
+  readonly clientCpuSeconds: number;
   readonly qps: number;
   readonly avgMs: number;
   readonly lost: number;
@@ -61,7 +98,9 @@ interface Perf {
 
 function dnsperf(port: number, queries: string, seconds: number, extra: string[]): Promise<Perf> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), ...extra], {
+    // Through sh, so the shell's cutime/cstime (printed after dnsperf exits) give dnsperf's CPU.
+    const command = ['taskset', '-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), ...extra].join(' ');
+    const child = spawn('sh', ['-c', `${command}; echo; echo "STAT $(cat /proc/$$/stat)"`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const chunks: Buffer[] = [];
@@ -74,7 +113,9 @@ function dnsperf(port: number, queries: string, seconds: number, extra: string[]
       const latencies = extra.includes('-v')
         ? [...text.matchAll(/^> \S+ \S+ \S+ ([0-9.]+)$/gm)].map((m) => Number(m[1]) * 1000)
         : undefined;
+      const stat = /^STAT .*\) (.*)$/m.exec(text)?.[1]?.split(' ') ?? [];
       resolve({
+        clientCpuSeconds: (Number(stat[13]) + Number(stat[14])) / 100,
         qps: num(/Queries per second:\s+([0-9.]+)/),
         avgMs: num(/Average Latency \(s\):\s+([0-9.]+)/) * 1000,
         lost: num(/Queries lost:\s+(\d+)/),
@@ -127,16 +168,18 @@ interface Sample {
   p50Ms: number[];
   p99Ms: number[];
   lost: number[];
+  /** Other work on the box during each max-throughput measurement, % of one core. */
+  otherLoadPct: number[];
   peakRssMb: number;
 }
 
-async function measure(target: Target, queries: string, seconds: number, sample: Sample, fixedRate: boolean): Promise<void> {
-  const cpuBefore = cpuSeconds(target.pid);
-  const max = await dnsperf(target.port, queries, seconds, ['-c', '10', '-q', '100']);
-  const cpu = cpuSeconds(target.pid) - cpuBefore;
+async function measure(target: Target, queries: string, seconds: number, sample: Sample, fixedRate: boolean, quietSeconds: number): Promise<void> {
+  await waitQuiet(quietSeconds);
+  const max = await withOtherLoad(target.pid, () => dnsperf(target.port, queries, seconds, ['-c', '10', '-q', '100']));
   sample.qps.push(max.qps);
   sample.lost.push(max.lost);
-  sample.cpuUsPerQuery.push((cpu * 1e6) / (max.qps * seconds));
+  sample.otherLoadPct.push(max.otherLoadPct);
+  sample.cpuUsPerQuery.push((max.serverCpuSeconds * 1e6) / (max.qps * seconds));
   if (fixedRate) {
     const fixed = await dnsperf(target.port, queries, seconds, ['-c', '10', '-q', '100', '-Q', '10000', '-v']);
     const sorted = [...(fixed.latenciesMs ?? [])].sort((a, b) => a - b);
@@ -153,15 +196,20 @@ function summary(sample: Sample) {
     cpuUsPerQueryMedian: round(median(sample.cpuUsPerQuery), 1),
     ...(sample.p99Ms.length ? { p50MsAt10kQps: round(median(sample.p50Ms), 3), p99MsAt10kQps: round(median(sample.p99Ms), 3) } : {}),
     lostTotal: sample.lost.reduce((a, b) => a + b, 0),
+    otherLoadPctRuns: sample.otherLoadPct.map((x) => Math.round(x)),
     peakRssMb: sample.peakRssMb,
   };
 }
 
-const empty = (): Sample => ({ qps: [], cpuUsPerQuery: [], p50Ms: [], p99Ms: [], lost: [], peakRssMb: 0 });
+const empty = (): Sample => ({ qps: [], cpuUsPerQuery: [], p50Ms: [], p99Ms: [], lost: [], otherLoadPct: [], peakRssMb: 0 });
+
+/** Median over runs of a/b within the same run (robust to load that shifts between runs). */
+const perRunRatio = (a: Sample, b: Sample): number => round(median(a.qps.map((q, i) => q / b.qps[i]!)));
 
 export async function run(args: string[]): Promise<unknown> {
   const seconds = Number(option(args, 'seconds', '3'));
   const runs = Number(option(args, 'runs', '3'));
+  const quietSeconds = Number(option(args, 'quiet-wait', '5'));
   const missing = (['dnsperf', 'unbound', 'dnsmasq'] as const).filter((b) => !available(b));
   if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
   if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
@@ -181,6 +229,7 @@ export async function run(args: string[]): Promise<unknown> {
 
     const strata = await startStrata({ names: NAMES });
     targets.push(strata);
+    const strataIdle = memoryMb(strata.pid);
     const dnsmasq = fromPeer(await startDnsmasq({ zone: 'mesos', records, cpu: 1 }));
     targets.push(dnsmasq);
     const unbound = fromPeer(await startUnbound({ zone: 'mesos', records, cpu: 1 }));
@@ -205,7 +254,7 @@ export async function run(args: string[]): Promise<unknown> {
       ] as const;
       for (let i = 0; i < order.length; i++) {
         const [name, target] = order[(i + r) % order.length]!;
-        await measure(target, queries, seconds, auth[name], true);
+        await measure(target, queries, seconds, auth[name], true, quietSeconds);
       }
       const fOrder = [
         ['strata', strataFwd],
@@ -213,7 +262,7 @@ export async function run(args: string[]): Promise<unknown> {
       ] as const;
       for (let i = 0; i < fOrder.length; i++) {
         const [name, target] = fOrder[(i + r) % fOrder.length]!;
-        await measure(target, queries, seconds, fwd[name], false);
+        await measure(target, queries, seconds, fwd[name], false, quietSeconds);
       }
     }
     for (const t of targets.splice(0)) await t.stop();
@@ -242,13 +291,18 @@ export async function run(args: string[]): Promise<unknown> {
         ...a,
         strataVsDnsmasq: round(a.strata.qpsMedian / a.dnsmasq.qpsMedian),
         strataVsUnbound: round(a.strata.qpsMedian / a.unbound.qpsMedian),
+        strataVsDnsmasqPerRunMedian: perRunRatio(auth.strata, auth.dnsmasq),
+        strataVsUnboundPerRunMedian: perRunRatio(auth.strata, auth.unbound),
       },
       forwarding: {
         upstream: 'unbound (local-data, CPU 0 with dnsperf)',
         ...f,
         strataVsDnsmasq: round(f.strata.qpsMedian / f.dnsmasq.qpsMedian),
+        strataVsDnsmasqPerRunMedian: perRunRatio(fwd.strata, fwd.dnsmasq),
       },
+      strataIdleRssMb: strataIdle.rssMb,
       strataRssAt100kNamesMb: rss100k,
+      note: 'Strata runs as `node file.ts` (type stripping loads a WASM compiler: part of its RSS)',
     };
   } finally {
     for (const t of targets) await t.stop().catch(() => undefined);
