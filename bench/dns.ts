@@ -14,10 +14,14 @@
  *
  * Also: Strata's RSS with 100,000 names after a short load.
  *
- * Options: --seconds N per measurement (default 3), --runs N (default 3;
- * servers interleaved within a run, medians reported), --quiet-wait N (wait
- * up to N s, default 5, for the shared box to go quiet before each
- * measurement; the other load seen is reported either way).
+ * Options: --seconds N per measurement (default 2), --runs N (default 5;
+ * servers interleaved within a run, order rotated, medians reported),
+ * --quiet-wait N (wait up to N s, default 2, for the shared box to go quiet
+ * before each measurement; the other load seen is reported either way).
+ *
+ * On a shared box QPS swings with other people's load; server CPU per query
+ * does not, so it is reported too, with the single-core capacity it implies
+ * (1e6 / µs per query) and the CPU ratio between servers.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -194,6 +198,7 @@ function summary(sample: Sample) {
     qpsMedian: Math.round(median(sample.qps)),
     qpsRuns: sample.qps.map((q) => Math.round(q)),
     cpuUsPerQueryMedian: round(median(sample.cpuUsPerQuery), 1),
+    oneCoreCapacityQps: Math.round(1e6 / median(sample.cpuUsPerQuery)),
     ...(sample.p99Ms.length ? { p50MsAt10kQps: round(median(sample.p50Ms), 3), p99MsAt10kQps: round(median(sample.p99Ms), 3) } : {}),
     lostTotal: sample.lost.reduce((a, b) => a + b, 0),
     otherLoadPctRuns: sample.otherLoadPct.map((x) => Math.round(x)),
@@ -207,9 +212,9 @@ const empty = (): Sample => ({ qps: [], cpuUsPerQuery: [], p50Ms: [], p99Ms: [],
 const perRunRatio = (a: Sample, b: Sample): number => round(median(a.qps.map((q, i) => q / b.qps[i]!)));
 
 export async function run(args: string[]): Promise<unknown> {
-  const seconds = Number(option(args, 'seconds', '3'));
-  const runs = Number(option(args, 'runs', '3'));
-  const quietSeconds = Number(option(args, 'quiet-wait', '5'));
+  const seconds = Number(option(args, 'seconds', '2'));
+  const runs = Number(option(args, 'runs', '5'));
+  const quietSeconds = Number(option(args, 'quiet-wait', '2'));
   const missing = (['dnsperf', 'unbound', 'dnsmasq'] as const).filter((b) => !available(b));
   if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
   if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
@@ -293,12 +298,15 @@ export async function run(args: string[]): Promise<unknown> {
         strataVsUnbound: round(a.strata.qpsMedian / a.unbound.qpsMedian),
         strataVsDnsmasqPerRunMedian: perRunRatio(auth.strata, auth.dnsmasq),
         strataVsUnboundPerRunMedian: perRunRatio(auth.strata, auth.unbound),
+        capacityStrataVsDnsmasq: round(a.dnsmasq.cpuUsPerQueryMedian / a.strata.cpuUsPerQueryMedian),
+        capacityStrataVsUnbound: round(a.unbound.cpuUsPerQueryMedian / a.strata.cpuUsPerQueryMedian),
       },
       forwarding: {
         upstream: 'unbound (local-data, CPU 0 with dnsperf)',
         ...f,
         strataVsDnsmasq: round(f.strata.qpsMedian / f.dnsmasq.qpsMedian),
         strataVsDnsmasqPerRunMedian: perRunRatio(fwd.strata, fwd.dnsmasq),
+        capacityStrataVsDnsmasq: round(f.dnsmasq.cpuUsPerQueryMedian / f.strata.cpuUsPerQueryMedian),
       },
       strataIdleRssMb: strataIdle.rssMb,
       strataRssAt100kNamesMb: rss100k,
