@@ -10,6 +10,7 @@ import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
+import { dnsLookup } from './dns.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 
 export interface Verb {
@@ -21,6 +22,8 @@ export interface Verb {
   readonly booleans?: readonly string[];
   /** Names of the positional arguments after the verb's words, all required (`strata app show ID`). */
   readonly operands?: readonly string[];
+  /** Positional arguments that may follow the required ones (`strata dns lookup NAME [TYPE]`). */
+  readonly optionalOperands?: readonly string[];
   /** Accepts every configuration flag (`--api-port`, `--store-backend`, ...). */
   readonly configFlags: boolean;
   run(args: ParsedArgs): Promise<number>;
@@ -189,6 +192,17 @@ const VERBS: readonly Verb[] = [
     run: deploymentRollback,
   },
   {
+    name: 'dns lookup',
+    summary: 'Ask this node\'s DNS server for NAME (TYPE: A, AAAA, SRV, PTR, NS, SOA, TXT, CNAME, ANY; default A)',
+    usage: 'strata dns lookup NAME [TYPE] [--server IP:PORT] [--json] [config flags, e.g. --dns-udp-port]',
+    flags: { server: 'the DNS server to ask (default: the config\'s dns.host:dns.udpPort)' },
+    booleans: ['json'],
+    operands: ['NAME'],
+    optionalOperands: ['TYPE'],
+    configFlags: true,
+    run: dnsLookup,
+  },
+  {
     name: 'auth login',
     summary: 'Log in to a Strata API and keep the token for later commands',
     usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)',
@@ -269,7 +283,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const operands = verb.operands ?? [];
-    if (rest.length > operands.length) throw new UsageError(`unexpected argument "${rest[operands.length]}"`);
+    const allowed = operands.length + (verb.optionalOperands?.length ?? 0);
+    if (rest.length > allowed) throw new UsageError(`unexpected argument "${rest[allowed]}"`);
     if (rest.length < operands.length) throw new UsageError(`missing ${operands[rest.length]}`);
     for (const name of Object.keys(probe.values)) {
       if (!(name in verb.flags) && !verb.configFlags) throw new UsageError(`unknown flag --${name}`);
