@@ -3,6 +3,13 @@ import * as packet from 'dns-packet';
 import { askTcp, askUdp, buildQuery, hasFlag, rcodeOf, startTestServer, udpExchange } from '../../server/testing.ts';
 import { createFakeAuthority } from '../../zone-fake/fake-authority.ts';
 import { answerA, startFakeUpstream, type FakeBehaviour, type FakeUpstream } from './fake-upstream.ts';
+import { Registry } from 'prom-client';
+import { parseQuery } from '../../codec/query.ts';
+import { REFUSE, type DnsReply, type DnsRequest } from '../../server/handler.ts';
+import type { ExchangeResult, UpstreamExchange } from './exchange.ts';
+import { forwardPlugin } from './forward.ts';
+import { UpstreamHealth } from './health.ts';
+import { forwardMetrics } from './metrics.ts';
 import { parse } from './setup.ts';
 import { parseUpstream } from './upstream.ts';
 
@@ -168,4 +175,76 @@ test('upstream addresses: ip, ip:port, [v6]:port, v6; bad ones name the field', 
   const err = t.throws(() => parse({ upstreams: [], forwardZones: { 'bad zone': ['10.0.0.1'] } } as never));
   t.is((err as { code?: string }).code, 'CONFIG_INVALID');
   t.regex(err!.message, /dns\.forwardZones "bad zone"/);
+});
+
+/** The exchange port faked in memory: the test decides what each attempt returns, and when. */
+function scriptedExchange() {
+  const calls: { upstream: string; transport: string; resolve: (r: ExchangeResult) => void }[] = [];
+  const exchange: UpstreamExchange = {
+    exchange: (upstream, _query, _end, transport) => ({
+      result: new Promise<ExchangeResult>((resolve) => calls.push({ upstream: upstream.key, transport, resolve })),
+      cancel: () => undefined,
+    }),
+    close: async () => undefined,
+  };
+  return { calls, exchange };
+}
+
+function requestFor(name: string): DnsRequest {
+  const bytes = buildQuery(name, { id: 77 });
+  const parsed = parseQuery(bytes);
+  if (parsed.kind !== 'query') throw new Error('bad query');
+  return { query: parsed.query, bytes, transport: 'udp', maxReplyBytes: 512 };
+}
+
+const replyWith = (request: DnsRequest, rcode: number): Buffer => {
+  const bytes = Buffer.from(request.bytes);
+  bytes[2] = bytes[2]! | 0x80;
+  bytes[3] = rcode;
+  return bytes;
+};
+
+test('dispatch order: 2 at once, each failure starts the next fallback, the first good reply wins; health is recorded', async (t) => {
+  const { calls, exchange } = scriptedExchange();
+  const health = new UpstreamHealth({ halfLifeMs: 30_000 });
+  const ups = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'].map((u, i) => parseUpstream(u, `u${i}`));
+  const handler = forwardPlugin({
+    upstreams: ups, zones: [], upstreamTimeoutMs: 1000, forwardTimeoutMs: 5000, exchange, health,
+    metrics: forwardMetrics(new Registry()), now: () => 0, random: (() => { let i = 0; return () => (i++ % 4) / 4; })(),
+  })(REFUSE);
+  const request = requestFor('x.example.com');
+  const reply = handler.serve(request) as Promise<DnsReply>;
+  t.deepEqual(calls.map((c) => c.upstream), ['10.0.0.1:53', '10.0.0.2:53']);
+  calls[0]!.resolve({ ok: true, bytes: replyWith(request, 2) }); // SERVFAIL
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(calls.map((c) => c.upstream), ['10.0.0.1:53', '10.0.0.2:53', '10.0.0.3:53'], 'first fallback started');
+  calls[1]!.resolve({ ok: false, reason: 'timeout' });
+  await new Promise((r) => setImmediate(r));
+  t.is(calls.length, 4, 'second fallback started');
+  calls[3]!.resolve({ ok: true, bytes: replyWith(request, 3) }); // NXDOMAIN: good
+  const r = await reply;
+  t.is(r.kind, 'relay');
+  t.is((r as { bytes: Buffer }).bytes[3], 3);
+  t.is(health.score('10.0.0.1:53', 0), 1);
+  t.is(health.score('10.0.0.2:53', 0), 1);
+  t.is(health.score('10.0.0.4:53', 0), 0);
+  // The loser still running completes later and still counts.
+  calls[2]!.resolve({ ok: false, reason: 'network' });
+  await new Promise((r2) => setImmediate(r2));
+  t.is(health.score('10.0.0.3:53', 0), 1);
+});
+
+test('at the in-flight limit, new queries get SERVFAIL at once', (t) => {
+  const { exchange } = scriptedExchange();
+  const registry = new Registry();
+  const handler = forwardPlugin({
+    upstreams: [parseUpstream('10.0.0.1', 'u')], zones: [], upstreamTimeoutMs: 50, forwardTimeoutMs: 50, exchange,
+    health: new UpstreamHealth({ halfLifeMs: 1000 }), metrics: forwardMetrics(registry), maxInFlight: 2,
+  })(REFUSE);
+  const pending = [handler.serve(requestFor('a.example')), handler.serve(requestFor('b.example'))];
+  t.true(pending.every((p) => p instanceof Promise));
+  const third = handler.serve(requestFor('c.example'));
+  t.false(third instanceof Promise);
+  t.like(third, { kind: 'records', rcode: 2 });
+  return Promise.all(pending).then((replies) => t.true(replies.every((r) => r.kind === 'records' && r.rcode === 2), 'overall timeout: SERVFAIL'));
 });

@@ -41,6 +41,8 @@ export interface ForwardOptions {
   readonly metrics: ForwardMetrics;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Default {@link MAX_IN_FLIGHT}. */
+  readonly maxInFlight?: number;
 }
 
 /** The servers for a name: its longest forward zone's, else the upstreams. */
@@ -54,13 +56,22 @@ export function route(options: Pick<ForwardOptions, 'upstreams' | 'zones'>, name
 
 const isBad = (rcode: number): boolean => rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED;
 
+/**
+ * Queries being forwarded at once, at most (Spartan: 1024 handlers). Beyond
+ * it, SERVFAIL at once: a flood towards a dead upstream must not turn into
+ * unbounded pending state.
+ */
+export const MAX_IN_FLIGHT = 10_000;
+
 export function forwardPlugin(options: ForwardOptions): Plugin {
   const now = options.now ?? Date.now;
   const random = options.random ?? Math.random;
   const { exchange, health, metrics } = options;
 
+  let inFlight = 0;
   const dispatch = (request: DnsRequest, servers: readonly Upstream[]): Promise<DnsReply> =>
     new Promise<DnsReply>((resolve) => {
+      inFlight++;
       const plan = planAttempts(servers, (key) => health.score(key, now()), random);
       const fallbacks = [...plan.fallbacks];
       const running = new Set<Attempt>();
@@ -73,6 +84,7 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
       const finish = (bytes: Buffer | undefined): void => {
         if (done) return;
         done = true;
+        inFlight--;
         clearTimeout(overall);
         const reply = bytes ?? lastBad;
         resolve(reply ? { kind: 'relay', plugin: NAME, bytes: reply } : emptyReply(NAME, RCODE.SERVFAIL));
@@ -84,7 +96,8 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
         running.add(attempt);
         void attempt.result.then((result) => {
           running.delete(attempt);
-          if (!result.ok && result.reason === 'aborted') return;
+          // Aborted only when the exchange closes: the server is stopping.
+          if (!result.ok && result.reason === 'aborted') return finish(undefined);
           if (result.ok) {
             metrics.upstreamSeconds.observe({ upstream: upstream.key }, (performance.now() - startedMs) / 1000);
             const rcode = result.bytes[3]! & 0x0f;
@@ -114,6 +127,10 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
       const servers = route(options, request.query.nameLower);
       // No resolvers configured: refuse, as Mesos-DNS with externalOn false.
       if (servers.length === 0) return emptyReply(NAME, RCODE.REFUSED);
+      if (inFlight >= (options.maxInFlight ?? MAX_IN_FLIGHT)) {
+        metrics.overloaded.inc();
+        return emptyReply(NAME, RCODE.SERVFAIL);
+      }
       return dispatch(request, servers);
     },
   });

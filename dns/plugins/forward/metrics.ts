@@ -16,6 +16,11 @@ export function forwardMetrics(registry: Registry) {
       help: 'DNS upstream attempts that failed, by upstream and reason',
       labelNames: ['upstream', 'reason'],
     }),
+    /** Queries answered SERVFAIL at once because too many were being forwarded. */
+    overloaded: counter(registry, {
+      name: 'strata_dns_forward_overloaded_total',
+      help: 'DNS queries refused with SERVFAIL because the forwarder was at its in-flight limit',
+    }),
     /** Replies that matched no pending query: late, spoofed, or from the wrong address. */
     unmatched: counter(registry, {
       name: 'strata_dns_forward_unmatched_replies_total',
