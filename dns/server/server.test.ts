@@ -197,3 +197,26 @@ test('a plugin that throws, rejects or yields an unencodable record costs a SERV
   t.true(hasFlag(nx, packet.RECURSION_AVAILABLE));
   t.regex(await registry.getSingleMetricAsString('strata_dns_requests_total'), /plugin="x",rcode="NXDOMAIN"} 1/);
 });
+
+test('TCP: garbage frames get FORMERR or nothing and the connection keeps serving; a partial frame is closed at the idle timeout', async (t) => {
+  const server = await startTestServer(authority(), { chain: ['authority'], tcpIdleTimeoutMs: 300 });
+  t.teardown(() => server.close());
+  const qd0 = buildQuery('web.marathon.mesos', { id: 5 });
+  qd0.writeUInt16BE(0, 4);
+  const replies = await tcpExchange(server.tcpPort, [
+    Buffer.from([1, 2, 3]), // runt: no reply
+    qd0, // FORMERR
+    Buffer.alloc(0), // empty frame: no reply
+    buildQuery('web.marathon.mesos', { id: 6 }),
+  ], { expect: 2 });
+  t.deepEqual(replies.map((r) => [packet.decode(r).id, rcodeOf(packet.decode(r))]), [[5, 'FORMERR'], [6, 'NOERROR']]);
+  // Slowloris: one byte of a length prefix, then nothing.
+  const started = Date.now();
+  const slow = connect({ host: '127.0.0.1', port: server.tcpPort });
+  slow.on('error', () => undefined);
+  slow.write(Buffer.from([0]));
+  await new Promise((resolve) => slow.on('close', resolve));
+  const elapsed = Date.now() - started;
+  t.true(elapsed >= 250 && elapsed < 3000, `closed after ${elapsed} ms`);
+  t.is(rcodeOf(await askTcp(server.tcpPort, 'web.marathon.mesos')), 'NOERROR');
+});
