@@ -220,3 +220,18 @@ test('TCP: garbage frames get FORMERR or nothing and the connection keeps servin
   t.true(elapsed >= 250 && elapsed < 3000, `closed after ${elapsed} ms`);
   t.is(rcodeOf(await askTcp(server.tcpPort, 'web.marathon.mesos')), 'NOERROR');
 });
+
+test('unknown types get NODATA from the zones; non-IN classes inside the zones are REFUSED', async (t) => {
+  const zone = authority();
+  const server = await startTestServer(zone, { chain: ['ready', 'authority'] });
+  t.teardown(() => server.close());
+  const unknown = buildQuery('web.marathon.mesos', { type: 'A' });
+  unknown.writeUInt16BE(65280, unknown.length - 4);
+  const nodata = packet.decode((await udpExchange(server.udpPort, unknown))!);
+  t.is(rcodeOf(nodata), 'NOERROR');
+  t.is(nodata.answers!.length, 0);
+  t.is(zone.asked.at(-1)!.type, 'TYPE65280');
+  const chaos = buildQuery('web.marathon.mesos');
+  chaos.writeUInt16BE(3, chaos.length - 2); // class CH
+  t.is(rcodeOf(packet.decode((await udpExchange(server.udpPort, chaos))!)), 'REFUSED');
+});
