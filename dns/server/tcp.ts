@@ -7,6 +7,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { StrataError } from '../../common/errors.ts';
+import { FrameReader, frame } from './frames.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { DnsLogger, DnsServer } from './server.ts';
 
@@ -32,7 +33,7 @@ export async function listenTcp(
   const tcp: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     sockets.add(socket);
     options.metrics.tcpConnections.inc();
-    let buffered: Buffer = Buffer.alloc(0);
+    const reader = new FrameReader();
     let inFlight = 0;
     let ended = false;
     socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
@@ -43,26 +44,15 @@ export async function listenTcp(
       if (inFlight < maxInFlight && socket.writableLength < 256 * 1024 && socket.isPaused()) socket.resume();
     };
     socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2) {
-        const length = buffered.readUInt16BE(0);
-        if (buffered.length < 2 + length) break;
-        const message = buffered.subarray(2, 2 + length);
-        buffered = buffered.subarray(2 + length);
+      for (const message of reader.push(chunk)) {
         inFlight++;
         const replying = server.respond(message, 'tcp', (reply) => {
           inFlight--;
-          if (!socket.destroyed && socket.writable) {
-            const frame = Buffer.allocUnsafe(2 + reply.length);
-            frame.writeUInt16BE(reply.length, 0);
-            reply.copy(frame, 2);
-            socket.write(frame);
-          }
+          if (!socket.destroyed && socket.writable) socket.write(frame(reply));
           resumeIfIdle();
           maybeEnd();
         });
         if (!replying) inFlight--; // runts and responses get no reply
-
       }
       if (inFlight >= maxInFlight || socket.writableLength >= 256 * 1024) socket.pause();
       maybeEnd();

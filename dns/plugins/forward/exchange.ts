@@ -16,6 +16,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
 import { answersQuestion, readReplyHeader } from '../../codec/relay.ts';
+import { FrameReader, frame } from '../../server/frames.ts';
 import type { Transport } from '../../server/handler.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -165,17 +166,11 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
     const abort = (): void => settle({ ok: false, reason: 'aborted' });
     tcpAttempts.add(abort);
     const timer = setTimeout(() => settle({ ok: false, reason: 'timeout' }), timeoutMs);
-    const frame = Buffer.allocUnsafe(2 + query.length);
-    frame.writeUInt16BE(query.length, 0);
-    query.copy(frame, 2);
-    socket.write(frame);
-    let buffered: Buffer = Buffer.alloc(0);
+    socket.write(frame(query));
+    const reader = new FrameReader();
     socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (buffered.length < 2) return;
-      const length = buffered.readUInt16BE(0);
-      if (buffered.length < 2 + length) return;
-      const reply = Buffer.from(buffered.subarray(2, 2 + length));
+      const [reply] = reader.push(chunk);
+      if (!reply) return;
       const header = readReplyHeader(reply);
       const ok = header !== undefined && header.id === ((query[0]! << 8) | query[1]!) && answersQuestion(reply, query, questionEnd);
       settle(ok ? { ok: true, bytes: reply } : { ok: false, reason: 'garbage' });
