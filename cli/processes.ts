@@ -8,9 +8,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { isStrataError } from '../common/errors.ts';
 import { loadConfig } from '../control-plane/config/load.ts';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
 import { BOOTSTRAP_CREDENTIALS_FILE, startMaster } from '../control-plane/master.ts';
+import { NO_ZONES, startDnsServer, type RunningDnsServer } from '../dns/start.ts';
 import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
 import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
@@ -69,6 +72,26 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/**
+ * The DNS server of `strata up`: the dispatcher and `ready.spartan`; the
+ * internal zones join when dns/zone's Authority is wired in (issue 4). A
+ * port already taken (another Strata on this machine) is reported in the
+ * banner and the log, and the rest of `strata up` runs on.
+ */
+async function startUpDns(config: Readonly<StrataConfig>, logger: Logger, metrics: Registry): Promise<{ server?: RunningDnsServer; line: string }> {
+  const { dns } = config;
+  if (!dns.enabled) return { line: 'off (--dns-enabled false)' };
+  try {
+    const server = await startDnsServer({ config: dns, authority: NO_ZONES, logger: logger.child({ component: 'dns' }), metrics });
+    const upstreams = dns.upstreams.length > 0 ? `forwards to ${dns.upstreams.join(', ')}` : 'no upstreams (--dns-upstreams): other names REFUSED';
+    return { server, line: `${dns.host} UDP ${server.udpPort}, TCP ${server.tcpPort}; ready.spartan; ${upstreams}; try: npx strata dns lookup ready.spartan --dns-udp-port ${server.udpPort}` };
+  } catch (err) {
+    if (!isStrataError(err, 'DNS_LISTEN_FAILED')) throw err;
+    logger.warn({ err }, 'dns: not started');
+    return { line: `not started: ${err.message} (pick another with --dns-udp-port/--dns-tcp-port; 0 picks free ports)` };
+  }
+}
+
 export async function runUp(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -81,6 +104,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
+    const dns = await startUpDns(config, logger, master.metrics);
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -92,7 +116,8 @@ export async function runUp(args: ParsedArgs): Promise<number> {
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
         : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
       '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
-      '  DNS and xDS join this command as they land (issues 4 and 5).',
+      `  DNS:    ${dns.line}`,
+      '  xDS joins this command as it lands (issue 5).',
       '',
       `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
       'Stop:    Ctrl-C (or SIGTERM)',
@@ -102,6 +127,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     logger.info({ signal }, 'shutting down');
     // A single-node Strata stops as a whole: its tasks end with it (a plain
     // `strata agent` leaves them running for the next start to recover).
+    await dns.server?.close();
     await agent.close({ killTasks: true });
   } finally {
     await master.close();

@@ -51,6 +51,8 @@ export interface MasterHandle {
   readonly records: Records;
   readonly tokens: TokenService;
   readonly iam: Iam;
+  /** The process's metrics registry (served at /metrics); components in the same process add theirs. */
+  readonly metrics: Registry;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -200,6 +202,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     tokens,
     iam,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
+    metrics: metrics.registry,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
       leadership && !leadership.signal.aborted ? Promise.resolve(leadership) : new Promise((resolve) => leaderWaiters.push(resolve)),

@@ -13,6 +13,13 @@ import { listenTcp } from './server/tcp.ts';
 import { listenUdp } from './server/udp.ts';
 import type { Authority } from './zone/types.ts';
 
+/**
+ * An authority with no zones: every name goes on to `forward`. What
+ * `strata up` serves until the zones built from cluster state (dns/zone) are
+ * passed in; the dispatcher and `ready.spartan` work without them.
+ */
+export const NO_ZONES: Authority = { zones: () => [], lookup: () => undefined };
+
 export interface StartDnsOptions {
   /** The validated, frozen `dns` section of the Strata config. */
   readonly config: Readonly<DnsConfig>;
