@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import test from 'ava';
 import * as packet from 'dns-packet';
@@ -234,4 +235,39 @@ test('unknown types get NODATA from the zones; non-IN classes inside the zones a
   const chaos = buildQuery('web.marathon.mesos');
   chaos.writeUInt16BE(3, chaos.length - 2); // class CH
   t.is(rcodeOf(packet.decode((await udpExchange(server.udpPort, chaos))!)), 'REFUSED');
+});
+
+test('listens on IPv6 too (::1), UDP and TCP', async (t) => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  try {
+    server = await startTestServer(authority(), { host: '::1', chain: ['ready'] });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'DNS_LISTEN_FAILED') return t.pass('skipped: no ::1 on this host');
+    throw err;
+  }
+  t.teardown(() => server.close());
+  const reply = await new Promise<Buffer>((resolve) => {
+    const socket = createSocket('udp6');
+    socket.on('message', (msg) => {
+      socket.close();
+      resolve(msg);
+    });
+    socket.send(buildQuery('ready.spartan'), server.udpPort, '::1');
+  });
+  t.like(packet.decode(reply).answers![0], { data: '127.0.0.1' });
+  const tcp = await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect({ host: '::1', port: server.tcpPort });
+    const q = buildQuery('ready.spartan');
+    let got = Buffer.alloc(0);
+    socket.on('data', (c: Buffer) => {
+      got = Buffer.concat([got, c]);
+      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
+        socket.destroy();
+        resolve(got.subarray(2));
+      }
+    });
+    socket.on('error', reject);
+    socket.write(Buffer.concat([Buffer.from([0, q.length]), q]));
+  });
+  t.like(packet.decode(tcp).answers![0], { data: '127.0.0.1' });
 });

@@ -78,6 +78,24 @@ test('TC from upstream is relayed; the client\'s TCP retry is forwarded over TCP
   t.deepEqual(up!.received.map((r) => r.transport), ['udp', 'tcp']);
 });
 
+test('an upstream reply bigger than the UDP client allows is cut to TC by the server', async (t) => {
+  const oversize: FakeBehaviour = {
+    kind: 'answer',
+    reply: (q) => packet.encode({
+      type: 'response', id: q.id, questions: q.questions,
+      answers: Array.from({ length: 60 }, (_, i) => ({ name: q.questions![0]!.name, type: 'A' as const, ttl: 60, data: `192.0.2.${i}` })),
+    }),
+  };
+  const [up] = await upstreams(t, oversize);
+  const s = await server(t, { upstreams: [up!.address] });
+  const reply = (await udpExchange(s.udpPort, buildQuery('many.example.com')))!;
+  t.true(reply.length <= 512);
+  const decoded = packet.decode(reply);
+  t.true(hasFlag(decoded, packet.TRUNCATED_RESPONSE));
+  t.is(decoded.answers!.length, 0);
+  t.regex(await s.registry.getSingleMetricAsString('strata_dns_truncated_total'), /transport="udp"} 1/);
+});
+
 test('a SERVFAIL or REFUSED is not returned while another upstream may still answer', async (t) => {
   const [bad, slowGood] = await upstreams(t, { kind: 'rcode', rcode: 'SERVFAIL' }, { ...answerA(2), delayMs: 100 } as FakeBehaviour);
   const s = await server(t, { upstreams: [bad!.address, slowGood!.address] });
