@@ -19,6 +19,8 @@ export interface QueryOptions {
   readonly type?: string;
   /** EDNS UDP size; undefined: no OPT record. */
   readonly udpPayloadSize?: number;
+  /** How long askUdp waits for the reply (default 2000 ms). */
+  readonly timeoutMs?: number;
   readonly dnssecOk?: boolean;
   readonly rd?: boolean;
 }
@@ -85,7 +87,7 @@ export function tcpExchange(port: number, messages: readonly Buffer[], options: 
 }
 
 export async function askUdp(port: number, name: string, options: QueryOptions = {}): Promise<packet.DecodedPacket> {
-  const reply = await udpExchange(port, buildQuery(name, options));
+  const reply = await udpExchange(port, buildQuery(name, options), options.timeoutMs);
   if (!reply) throw new Error(`no UDP reply for ${name}`);
   return packet.decode(reply);
 }
