@@ -8,7 +8,9 @@
  * to the client's; everything else is relayed as the upstream sent it. A
  * reply is accepted only from the address it was sent to, with a pending ID,
  * QR set and our question; anything else is counted and dropped (or, from
- * the right upstream, fails that attempt as garbage).
+ * the right upstream, fails that attempt as garbage). Each socket is
+ * replaced after {@link QUERIES_PER_SOCKET} queries, so the source port
+ * moves as well as the ID.
  *
  * TCP (queries that came over TCP, e.g. after TC) opens one connection per
  * query, like Spartan, and reads one framed reply.
@@ -42,6 +44,8 @@ export interface UpstreamExchange {
 export interface ExchangeOptions {
   /** UDP sockets per address family (default 4). */
   readonly udpSockets?: number;
+  /** Queries per UDP socket before it is replaced (default {@link QUERIES_PER_SOCKET}). */
+  readonly queriesPerSocket?: number;
   /** Replies that matched no pending query, by reason (metrics). */
   readonly onUnmatched?: (reason: 'unknown-id' | 'wrong-source') => void;
 }
@@ -58,9 +62,20 @@ interface Pending {
 interface UdpSlot {
   readonly socket: Socket;
   readonly pending: Map<number, Pending>;
+  /** Queries sent from this socket. */
+  sent: number;
+  /** Replaced by a fresh socket: takes no new queries, closes once its pending ones settle. */
+  retired: boolean;
 }
 
 const MAX_PENDING_PER_SOCKET = 60_000;
+
+/**
+ * A socket is replaced after this many queries, so the source port an
+ * off-path spoofer must guess changes too (dnsmasq picks a random port per
+ * query; this keeps the shared-socket cost and still moves).
+ */
+export const QUERIES_PER_SOCKET = 10_000;
 
 /** Canonical text of an IP address, so `::1` and `0::1` compare equal. */
 function canonical(address: string): string {
@@ -69,26 +84,53 @@ function canonical(address: string): string {
 
 export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamExchange {
   const perFamily = options.udpSockets ?? 4;
+  const queriesPerSocket = options.queriesPerSocket ?? QUERIES_PER_SOCKET;
   const slots: Record<4 | 6, UdpSlot[]> = { 4: [], 6: [] };
+  /** Every open socket, retired ones included (for close()). */
+  const open = new Set<UdpSlot>();
   const next: Record<4 | 6, number> = { 4: 0, 6: 0 };
   const tcpAttempts = new Set<() => void>();
   const hostOf = new Map<string, string>();
   let closed = false;
 
+  const newSlot = (family: 4 | 6): UdpSlot => {
+    const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    const slot: UdpSlot = { socket, pending: new Map(), sent: 0, retired: false };
+    socket.on('message', (msg, rinfo) => onMessage(slot, msg, rinfo.address, rinfo.port));
+    // Errors on send (ICMP unreachable and such) surface per attempt as timeouts.
+    socket.on('error', () => undefined);
+    socket.unref();
+    open.add(slot);
+    return slot;
+  };
+
+  /** Closes a retired socket once nothing waits on it. */
+  const closeIfDrained = (slot: UdpSlot): void => {
+    if (slot.retired && slot.pending.size === 0 && open.delete(slot)) slot.socket.close();
+  };
+
   const slotFor = (family: 4 | 6): UdpSlot => {
     const list = slots[family];
     if (list.length < perFamily) {
-      const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
-      const slot: UdpSlot = { socket, pending: new Map() };
-      socket.on('message', (msg, rinfo) => onMessage(slot, msg, rinfo.address, rinfo.port));
-      // Errors on send (ICMP unreachable and such) surface per attempt as timeouts.
-      socket.on('error', () => undefined);
-      socket.unref();
+      const slot = newSlot(family);
       list.push(slot);
       return slot;
     }
-    next[family] = (next[family] + 1) % list.length;
-    return list[next[family]]!;
+    const i = (next[family] = (next[family] + 1) % list.length);
+    const slot = list[i]!;
+    if (slot.sent < queriesPerSocket) return slot;
+    slot.retired = true;
+    closeIfDrained(slot);
+    return (list[i] = newSlot(family));
+  };
+
+  const settle = (slot: UdpSlot, id: number): Pending | undefined => {
+    const pending = slot.pending.get(id);
+    if (!pending) return undefined;
+    slot.pending.delete(id);
+    clearTimeout(pending.timer);
+    closeIfDrained(slot);
+    return pending;
   };
 
   const onMessage = (slot: UdpSlot, msg: Buffer, address: string, port: number): void => {
@@ -98,8 +140,7 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
     if (!pending) return options.onUnmatched?.('unknown-id');
     const want = pending.upstream;
     if (port !== want.port || address !== (hostOf.get(want.host) ?? want.host)) return options.onUnmatched?.('wrong-source');
-    slot.pending.delete(id);
-    clearTimeout(pending.timer);
+    settle(slot, id);
     const header = readReplyHeader(msg);
     if (!header || !answersQuestion(msg, pending.query, pending.questionEnd)) {
       pending.resolve({ ok: false, reason: 'garbage' });
@@ -127,14 +168,14 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
     out[0] = id >>> 8;
     out[1] = id & 0xff;
     const timer = setTimeout(() => {
-      if (slot.pending.get(id)?.timer === timer) slot.pending.delete(id);
+      if (slot.pending.get(id)?.timer === timer) settle(slot, id);
       resolveResult({ ok: false, reason: 'timeout' });
     }, timeoutMs);
     slot.pending.set(id, { upstream, clientId: (query[0]! << 8) | query[1]!, query, questionEnd, timer, resolve: resolveResult });
+    slot.sent++;
     slot.socket.send(out, upstream.port, upstream.host, (err) => {
       if (err && slot.pending.get(id)?.timer === timer) {
-        slot.pending.delete(id);
-        clearTimeout(timer);
+        settle(slot, id);
         resolveResult({ ok: false, reason: 'network' });
       }
     });
@@ -142,8 +183,7 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
       result,
       cancel: () => {
         if (slot.pending.get(id)?.timer === timer) {
-          slot.pending.delete(id);
-          clearTimeout(timer);
+          settle(slot, id);
           resolveResult({ ok: false, reason: 'aborted' });
         }
       },
@@ -188,7 +228,8 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
     async close() {
       closed = true;
       for (const abort of [...tcpAttempts]) abort();
-      for (const slot of [...slots[4], ...slots[6]]) {
+      for (const slot of [...open]) {
+        open.delete(slot);
         for (const pending of slot.pending.values()) {
           clearTimeout(pending.timer);
           pending.resolve({ ok: false, reason: 'aborted' });

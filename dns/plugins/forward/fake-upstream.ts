@@ -20,8 +20,8 @@ export interface FakeUpstream {
   readonly port: number;
   /** `127.0.0.1:port` */
   readonly address: string;
-  /** Queries received, raw, with the transport. */
-  readonly received: { transport: 'udp' | 'tcp'; bytes: Buffer }[];
+  /** Queries received, raw, with the transport and the sender's port. */
+  readonly received: { transport: 'udp' | 'tcp'; bytes: Buffer; fromPort: number }[];
   behave(behaviour: FakeBehaviour): void;
   close(): Promise<void>;
 }
@@ -92,7 +92,7 @@ async function tryStart(initial: FakeBehaviour): Promise<FakeUpstream> {
   await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
   const port = udp.address().port;
   udp.on('message', (msg, rinfo) => {
-    received.push({ transport: 'udp', bytes: msg });
+    received.push({ transport: 'udp', bytes: msg, fromPort: rinfo.port });
     respond(behaviour, msg, (reply) => {
       if (!closed) udp.send(reply, rinfo.port, rinfo.address);
     });
@@ -107,7 +107,7 @@ async function tryStart(initial: FakeBehaviour): Promise<FakeUpstream> {
       while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
         const msg = Buffer.from(buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
         buffered = buffered.subarray(2 + msg.length);
-        received.push({ transport: 'tcp', bytes: msg });
+        received.push({ transport: 'tcp', bytes: msg, fromPort: socket.remotePort ?? 0 });
         respond(behaviour, msg, (reply) => {
           if (!socket.destroyed) socket.write(Buffer.concat([Buffer.from([reply.length >> 8, reply.length & 0xff]), reply]));
         });

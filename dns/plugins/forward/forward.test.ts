@@ -6,7 +6,7 @@ import { answerA, startFakeUpstream, type FakeBehaviour, type FakeUpstream } fro
 import { Registry } from 'prom-client';
 import { parseQuery } from '../../codec/query.ts';
 import { REFUSE, type DnsReply, type DnsRequest } from '../../server/handler.ts';
-import type { ExchangeResult, UpstreamExchange } from './exchange.ts';
+import { createUpstreamExchange, type ExchangeResult, type UpstreamExchange } from './exchange.ts';
 import { forwardPlugin } from './forward.ts';
 import { UpstreamHealth } from './health.ts';
 import { forwardMetrics } from './metrics.ts';
@@ -268,4 +268,20 @@ test('at the in-flight limit, new queries get SERVFAIL at once', (t) => {
   t.false(third instanceof Promise);
   t.like(third, { kind: 'records', rcode: 2 });
   return Promise.all(pending).then((replies) => t.true(replies.every((r) => r.kind === 'records' && r.rcode === 2), 'overall timeout: SERVFAIL'));
+});
+
+test('UDP exchange: shared sockets, replaced after N queries (the source port moves), IDs restored', async (t) => {
+  const [up] = await upstreams(t, answerA(4));
+  const exchange = createUpstreamExchange({ udpSockets: 1, queriesPerSocket: 3 });
+  t.teardown(() => exchange.close());
+  const upstream = parseUpstream(up!.address, 'u');
+  for (let i = 0; i < 9; i++) {
+    const request = requestFor(`n${i}.example.com`);
+    const result = await exchange.exchange(upstream, request.bytes, request.query.questionEnd, 'udp', 2000).result;
+    t.true(result.ok);
+    if (result.ok) t.is(result.bytes.readUInt16BE(0), 77, 'the client ID comes back');
+  }
+  const ports = up!.received.map((r) => r.fromPort);
+  t.is(new Set(ports).size, 3, `three sockets of 3 queries each: ${ports.join(',')}`);
+  t.is(new Set(up!.received.map((r) => r.bytes.readUInt16BE(0))).size > 1, true, 'upstream sees fresh IDs, not the client\'s');
 });
