@@ -71,6 +71,8 @@ export interface ServerMetrics {
   readonly malformed: Counter<'reason'>;
   readonly truncated: Counter<'transport'>;
   readonly tcpConnections: Gauge;
+  /** TCP connections closed at once because `dns.tcpMaxConnections` were open. */
+  readonly tcpRefused: Counter;
   /** Plugin errors turned into SERVFAIL. */
   readonly handlerErrors: Counter;
 }
@@ -81,6 +83,7 @@ export function serverMetrics(registry: Registry): ServerMetrics {
     malformed: counter(registry, { name: 'strata_dns_malformed_total', help: 'DNS messages dropped or refused as malformed, by reason', labelNames: ['reason'] }),
     truncated: counter(registry, { name: 'strata_dns_truncated_total', help: 'DNS replies cut to the question with TC set', labelNames: ['transport'] }),
     tcpConnections: gauge(registry, { name: 'strata_dns_tcp_connections', help: 'Open DNS TCP client connections' }),
+    tcpRefused: counter(registry, { name: 'strata_dns_tcp_refused_total', help: 'DNS TCP connections closed at once because the connection cap was reached' }),
     handlerErrors: counter(registry, { name: 'strata_dns_handler_errors_total', help: 'DNS plugin failures answered with SERVFAIL' }),
   };
 }

@@ -162,6 +162,7 @@ test('TCP: half-closed clients still get their replies; idle connections are clo
   await new Promise((resolve) => setTimeout(resolve, 50));
   const third = await tcpExchange(server.tcpPort, [buildQuery('web.marathon.mesos')], { timeoutMs: 1000 }).catch(() => []);
   t.is(third.length, 0);
+  t.regex(await server.registry.getSingleMetricAsString('strata_dns_tcp_refused_total'), /strata_dns_tcp_refused_total [1-9]/);
   for (const s of open) s.destroy();
 });
 

@@ -69,6 +69,7 @@ export async function listenTcp(
     });
   });
   tcp.maxConnections = options.maxConnections;
+  tcp.on('drop', () => options.metrics.tcpRefused.inc());
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', (err) =>
       reject(new StrataError('DNS_LISTEN_FAILED', `dns: cannot listen on TCP ${address.host}:${address.port}: ${err.message}`, { cause: err })),
