@@ -12,6 +12,9 @@
  * chain) and through dnsmasq (`cache-size=0`) to the same upstream unbound,
  * which runs on CPU 0 beside dnsperf, as in the calibration.
  *
+ * Both cores: two Strata processes sharing one port (`dns.reusePort`), one
+ * per core, against unbound with 2 threads, dnsperf unpinned.
+ *
  * Also: Strata's RSS with 100,000 names after a short load.
  *
  * Options: --seconds N per measurement (default 2), --runs N (default 5;
@@ -29,7 +32,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { available, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
+import { available, freePort, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
 
 const NAMES = 10_000;
 
@@ -100,10 +103,10 @@ interface Perf {
   readonly latenciesMs?: number[];
 }
 
-function dnsperf(port: number, queries: string, seconds: number, extra: string[]): Promise<Perf> {
+function dnsperf(port: number, queries: string, seconds: number, extra: string[], pinned = true): Promise<Perf> {
   return new Promise((resolve, reject) => {
     // Through sh, so the shell's cutime/cstime (printed after dnsperf exits) give dnsperf's CPU.
-    const command = ['taskset', '-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), ...extra].join(' ');
+    const command = [...(pinned ? ['taskset', '-c', '0'] : []), 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), ...extra].join(' ');
     const child = spawn('sh', ['-c', `${command}; echo; echo "STAT $(cat /proc/$$/stat)"`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -136,9 +139,9 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function startStrata(options: { names?: number; upstreamPort?: number }): Promise<Target> {
+async function startStrata(options: { names?: number; upstreamPort?: number; port?: number; reusePort?: boolean }, cpu = 1): Promise<Target> {
   const script = fileURLToPath(new URL('./dns-server.ts', import.meta.url));
-  const child: ChildProcess = spawn('taskset', ['-c', '1', process.execPath, '--disable-warning=ExperimentalWarning', script, JSON.stringify(options)], {
+  const child: ChildProcess = spawn('taskset', ['-c', String(cpu), process.execPath, '--disable-warning=ExperimentalWarning', script, JSON.stringify(options)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -272,6 +275,31 @@ export async function run(args: string[]): Promise<unknown> {
     }
     for (const t of targets.splice(0)) await t.stop();
 
+    // Both cores: two Strata processes sharing one port (dns.reusePort), one
+    // per core, against unbound with 2 threads; dnsperf unpinned (it needs a
+    // core too, so this is the box's ceiling, not the servers').
+    const sharedPort = await freePort();
+    const strataA = await startStrata({ names: NAMES, port: sharedPort, reusePort: true }, 0);
+    targets.push(strataA);
+    const strataB = await startStrata({ names: NAMES, port: sharedPort, reusePort: true }, 1);
+    targets.push(strataB);
+    const unbound2 = fromPeer(await startUnbound({ zone: 'mesos', records, threads: 2 }));
+    targets.push(unbound2);
+    const twoCore = { strata: [] as number[], unbound: [] as number[], strataCpuUs: [] as number[], unboundCpuUs: [] as number[] };
+    for (const t of [strataA, unbound2]) await dnsperf(t.port, queries, 1, ['-c', '10', '-q', '100'], false);
+    for (let r = 0; r < runs; r++) {
+      for (const which of r % 2 === 0 ? (['strata', 'unbound'] as const) : (['unbound', 'strata'] as const)) {
+        await waitQuiet(quietSeconds);
+        const pids = which === 'strata' ? [strataA.pid, strataB.pid] : [unbound2.pid];
+        const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+        const perf = await dnsperf(which === 'strata' ? sharedPort : unbound2.port, queries, seconds, ['-c', '10', '-q', '100'], false);
+        const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+        twoCore[which].push(perf.qps);
+        twoCore[which === 'strata' ? 'strataCpuUs' : 'unboundCpuUs'].push((cpu * 1e6) / (perf.qps * seconds));
+      }
+    }
+    for (const t of targets.splice(0)) await t.stop();
+
     // Memory at 100,000 names, after a short load.
     const big = await startStrata({ names: 100_000 });
     targets.push(big);
@@ -307,6 +335,16 @@ export async function run(args: string[]): Promise<unknown> {
         strataVsDnsmasq: round(f.strata.qpsMedian / f.dnsmasq.qpsMedian),
         strataVsDnsmasqPerRunMedian: perRunRatio(fwd.strata, fwd.dnsmasq),
         capacityStrataVsDnsmasq: round(f.dnsmasq.cpuUsPerQueryMedian / f.strata.cpuUsPerQueryMedian),
+      },
+      bothCores: {
+        setup: 'Strata: 2 processes on one port (dns.reusePort), pinned to CPU 0 and 1; unbound: num-threads 2; dnsperf unpinned',
+        strataQpsMedian: Math.round(median(twoCore.strata)),
+        strataQpsRuns: twoCore.strata.map(Math.round),
+        strataCpuUsPerQueryMedian: round(median(twoCore.strataCpuUs), 1),
+        unboundQpsMedian: Math.round(median(twoCore.unbound)),
+        unboundQpsRuns: twoCore.unbound.map(Math.round),
+        unboundCpuUsPerQueryMedian: round(median(twoCore.unboundCpuUs), 1),
+        strataVsUnbound: round(median(twoCore.strata) / median(twoCore.unbound)),
       },
       strataIdleRssMb: strataIdle.rssMb,
       strataRssAt100kNamesMb: rss100k,

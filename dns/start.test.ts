@@ -2,6 +2,7 @@ import { createSocket } from 'node:dgram';
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../control-plane/config/load.ts';
+import { freePort } from '../test/harness/dns-peers.ts';
 import { pluginSetup, PLUGINS, DEFAULT_CHAIN } from './plugins/registry.ts';
 import { askUdp, rcodeOf, recordingLogger } from './server/testing.ts';
 import { startDnsServer } from './start.ts';
@@ -64,4 +65,20 @@ test('plugins are registered by name; an unknown name is DNS_PLUGIN_UNKNOWN', (t
   t.is(code, 'DNS_PLUGIN_UNKNOWN');
   t.regex(message, /no plugin named "rewrite"/);
   t.is(messageOf(() => pluginSetup('toString'))[0], 'DNS_PLUGIN_UNKNOWN');
+});
+
+test('dns.reusePort: two servers share one port (the kernel spreads queries); without it the second is refused', async (t) => {
+  const authority = createFakeAuthority({ zones: ['mesos'], records: [] });
+  const port = await freePort();
+  const config = loadConfig({ env: {}, overrides: { 'dns.udpPort': port, 'dns.tcpPort': port, 'dns.reusePort': true } }).dns;
+  const start = (dns: object) => startDnsServer({ config: { ...config, ...dns }, authority, logger: recordingLogger(), metrics: new Registry() });
+  const a = await start({});
+  t.teardown(() => a.close());
+  const b = await start({});
+  t.teardown(() => b.close());
+  t.is(a.udpPort, port);
+  t.is(b.udpPort, port);
+  for (let i = 0; i < 5; i++) t.is(rcodeOf(await askUdp(port, 'ready.spartan')), 'NOERROR');
+  const refused = await t.throwsAsync(start({ reusePort: false }));
+  t.is((refused as { code?: string }).code, 'DNS_LISTEN_FAILED');
 });

@@ -69,7 +69,7 @@ export function buildFromConfig(options: StartDnsOptions): { server: DnsServer; 
 export async function startDnsServer(options: StartDnsOptions): Promise<RunningDnsServer> {
   const { config, logger } = options;
   const built = buildFromConfig(options);
-  const address = (port: number) => ({ host: config.host, port });
+  const address = (port: number) => ({ host: config.host, port, reusePort: config.reusePort });
   let udp: Awaited<ReturnType<typeof listenUdp>> | undefined;
   try {
     udp = await listenUdp(built.server, address(config.udpPort), logger);

@@ -93,6 +93,8 @@ export const ConfigSchema = Type.Object(
         /** DC/OS runs Mesos-DNS on 61053 (no root needed); 53 for resolv.conf use; 0 picks a free port. */
         udpPort: Type.Integer({ ...Port, default: 61053 }),
         tcpPort: Type.Integer({ ...Port, default: 61053 }),
+        /** SO_REUSEPORT: several Strata DNS processes on one node share the ports and the kernel spreads queries across them (one per core). */
+        reusePort: Type.Boolean({ default: false }),
         /** Recursive resolvers for names outside the internal zones, `ip` or `ip:port`. Empty: such names are REFUSED (as DC/OS with no resolvers). */
         upstreams: Type.Array(Type.String({ pattern: UPSTREAM_PATTERN }), { default: [], maxItems: 16 }),
         /** Spartan's `dns_forward_zones`: `{"corp.example": ["10.0.0.5:53"]}` sends that zone to those servers. */

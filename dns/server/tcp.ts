@@ -25,7 +25,7 @@ export interface TcpListener {
 
 export async function listenTcp(
   server: DnsServer,
-  address: { host: string; port: number },
+  address: { host: string; port: number; reusePort?: boolean },
   options: TcpOptions & { readonly logger: DnsLogger; readonly metrics: ServerMetrics },
 ): Promise<TcpListener> {
   const maxInFlight = options.maxInFlightPerConnection ?? 64;
@@ -74,7 +74,7 @@ export async function listenTcp(
     tcp.once('error', (err) =>
       reject(new StrataError('DNS_LISTEN_FAILED', `dns: cannot listen on TCP ${address.host}:${address.port}: ${err.message}`, { cause: err })),
     );
-    tcp.listen(address.port, address.host, () => resolve());
+    tcp.listen({ port: address.port, host: address.host, reusePort: address.reusePort ?? false }, () => resolve());
   });
   tcp.removeAllListeners('error');
   tcp.on('error', (err) => options.logger.warn({ err }, 'dns: TCP listener error'));

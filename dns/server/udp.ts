@@ -12,8 +12,8 @@ export interface UdpListener {
   close(): Promise<void>;
 }
 
-export async function listenUdp(server: DnsServer, address: { host: string; port: number }, logger: DnsLogger): Promise<UdpListener> {
-  const socket: Socket = createSocket({ type: isIPv6(address.host) ? 'udp6' : 'udp4' });
+export async function listenUdp(server: DnsServer, address: { host: string; port: number; reusePort?: boolean }, logger: DnsLogger): Promise<UdpListener> {
+  const socket: Socket = createSocket({ type: isIPv6(address.host) ? 'udp6' : 'udp4', reusePort: address.reusePort ?? false });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', (err) =>
       reject(new StrataError('DNS_LISTEN_FAILED', `dns: cannot bind UDP ${address.host}:${address.port}: ${err.message}`, { cause: err })),
