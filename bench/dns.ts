@@ -32,9 +32,50 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
+import { loadConfig } from '../control-plane/config/load.ts';
+import { parseQuery } from '../dns/codec/query.ts';
+import { buildFromConfig } from '../dns/start.ts';
+import { calibrationRecords, createFakeAuthority } from '../dns/zone-fake/fake-authority.ts';
 import { available, freePort, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
 
 const NAMES = 10_000;
+
+/**
+ * Our own cost per authoritative query, without sockets: the chain and codec
+ * in this process (`server.respond` on prepared query bytes). Stable under
+ * contention in a way QPS is not; tracks regressions in our code.
+ */
+function inProcessUsPerQuery(): { authoritative: number; codecParse: number } {
+  const config = loadConfig({ env: {}, overrides: { 'dns.cacheMaxEntries': 0 } });
+  const silent = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined };
+  const authority = createFakeAuthority({ zones: ['mesos'], records: calibrationRecords(NAMES), record: false });
+  const { server } = buildFromConfig({ config: config.dns, authority, logger: silent, metrics: new Registry() });
+  const queries = Array.from({ length: 1000 }, (_, i) =>
+    encodeTestQuery(i % 10 === 0 ? `missing-${i}.marathon.mesos` : `task-${(i * 7) % NAMES}.marathon.mesos`, i),
+  );
+  let sink = 0;
+  const deliver = (b: Buffer): void => void (sink += b.length);
+  const time = (fn: (q: Buffer) => void): number => {
+    const samples: number[] = [];
+    for (let r = 0; r < 7; r++) {
+      const started = performance.now();
+      for (let i = 0; i < 100_000; i++) fn(queries[i % 1000]!);
+      samples.push(((performance.now() - started) * 1000) / 100_000);
+    }
+    return round(median(samples.slice(2)), 3); // first rounds warm the JIT
+  };
+  const authoritative = time((q) => void server.respond(q, 'udp', deliver));
+  const codecParse = time((q) => void (sink += parseQuery(q).kind.length));
+  if (sink === 0) throw new Error('nothing answered');
+  return { authoritative, codecParse };
+}
+
+/** A standard query for `name`, type A, RD set (built by hand: the bench does not load dns-packet). */
+function encodeTestQuery(name: string, id: number): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'ascii')]));
+  return Buffer.concat([Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
 
 function option(args: string[], name: string, fallback: string): string {
   const i = args.indexOf(`--${name}`);
@@ -222,6 +263,7 @@ export async function run(args: string[]): Promise<unknown> {
   if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
   if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
 
+  const inProcess = inProcessUsPerQuery();
   const dir = await mkdtemp(join(tmpdir(), 'strata-bench-dns-'));
   const targets: Target[] = [];
   try {
@@ -319,6 +361,7 @@ export async function run(args: string[]): Promise<unknown> {
       secondsPerMeasurement: seconds,
       runs,
       zoneNames: NAMES,
+      inProcessUsPerQuery: inProcess,
       unknownShare: 0.1,
       authoritative: {
         ...a,
