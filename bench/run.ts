@@ -7,6 +7,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   security: () => import('./security.ts'),
   'agent-tasks': () => import('./agent-tasks.ts'),
   'dns-zone': () => import('./dns-zone.ts'),
+  dns: () => import('./dns.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

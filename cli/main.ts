@@ -13,6 +13,7 @@ import { ApiError } from './client.ts';
 import { aclGrant, aclList, aclRevoke, groupAdd as iamGroupAdd, groupList as iamGroupList, groupRemove as iamGroupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
+import { dnsLookup } from './dns.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
 import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from './policies.ts';
@@ -387,6 +388,17 @@ const VERBS: readonly Verb[] = [
     operands: ['SRC', 'DST', 'PORT'],
     configFlags: false,
     run: policyExplain,
+  },
+  {
+    name: 'dns lookup',
+    summary: 'Ask this node\'s DNS server for NAME (TYPE: A, AAAA, SRV, PTR, NS, SOA, TXT, CNAME, ANY; default A)',
+    usage: 'strata dns lookup NAME [TYPE] [--server IP:PORT] [--json] [config flags, e.g. --dns-udp-port]',
+    flags: { server: 'the DNS server to ask (default: the config\'s dns.host:dns.udpPort)' },
+    booleans: ['json'],
+    operands: ['NAME'],
+    optionalOperands: ['TYPE'],
+    configFlags: true,
+    run: dnsLookup,
   },
   {
     name: 'auth login',

@@ -8,9 +8,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { isStrataError } from '../common/errors.ts';
 import { loadConfig } from '../control-plane/config/load.ts';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
-import { BOOTSTRAP_CREDENTIALS_FILE, startMaster, type LeaderLoop } from '../control-plane/master.ts';
+import { BOOTSTRAP_CREDENTIALS_FILE, startMaster, type LeaderLoop, type MasterHandle } from '../control-plane/master.ts';
+import { startDnsServer, type RunningDnsServer } from '../dns/start.ts';
+import { StoreAuthority } from '../dns/zone/store-feed.ts';
 import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
 import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
@@ -53,10 +56,12 @@ export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
   const master = await startMaster({ config, logger, leaderLoops: leaderLoopsOf(config) });
-  console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend})`);
+  const dns = await startNodeDns(config, logger, master);
+  console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend}); DNS: ${dns.line}`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
+  await dns.close();
   await master.close();
   return 0;
 }
@@ -83,6 +88,41 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/**
+ * The DNS server of a master (and of `strata up`): the internal zones
+ * (`dns/zone`'s `StoreAuthority`, pushed by store watches), `ready.spartan`
+ * and the dispatcher. A port already taken (another Strata on this machine)
+ * is reported in the banner and the log, and the rest runs on.
+ */
+async function startNodeDns(config: Readonly<StrataConfig>, logger: Logger, master: MasterHandle): Promise<{ server?: RunningDnsServer; close(): Promise<void>; line: string }> {
+  const { dns } = config;
+  if (!dns.enabled) return { line: 'off (--dns-enabled false)', close: async () => {} };
+  const log = logger.child({ component: 'dns' });
+  const authority = new StoreAuthority(master.records, {
+    metrics: master.metrics,
+    onError: (err) => log.error({ err }, 'dns zone view listener failed'),
+    onInvalid: (invalid) => log.warn({ key: invalid.key, err: invalid.error.message }, 'unusable record left out of the DNS zones'),
+  });
+  await authority.start();
+  try {
+    const server = await startDnsServer({ config: dns, authority, logger: log, metrics: master.metrics });
+    const upstreams = dns.upstreams.length > 0 ? `forwards to ${dns.upstreams.join(', ')}` : 'no upstreams (--dns-upstreams): other names REFUSED';
+    return {
+      server,
+      line: `${dns.host} UDP ${server.udpPort}, TCP ${server.tcpPort}; zones mesos and thisdcos.directory; ${upstreams}; try: npx strata dns lookup leader.mesos --dns-udp-port ${server.udpPort}`,
+      async close() {
+        await server.close();
+        await authority.close();
+      },
+    };
+  } catch (err) {
+    await authority.close();
+    if (!isStrataError(err, 'DNS_LISTEN_FAILED')) throw err;
+    log.warn({ err }, 'dns: not started');
+    return { line: `not started: ${err.message} (pick another with --dns-udp-port/--dns-tcp-port; 0 picks free ports)`, close: async () => {} };
+  }
+}
+
 export async function runUp(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -96,6 +136,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const dns = await startNodeDns(config, logger, master);
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -108,7 +149,8 @@ export async function runUp(args: ParsedArgs): Promise<number> {
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
         : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
       '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
-      '  DNS and xDS join this command as they land (issues 4 and 5).',
+      `  DNS:    ${dns.line}`,
+      '  xDS joins this command as it lands (issue 5).',
       '',
       `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
       'Stop:    Ctrl-C (or SIGTERM)',
@@ -118,6 +160,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     logger.info({ signal }, 'shutting down');
     // A single-node Strata stops as a whole: its tasks end with it (a plain
     // `strata agent` leaves them running for the next start to recover).
+    await dns.close();
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
   } finally {

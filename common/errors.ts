@@ -80,6 +80,10 @@ export const ERROR_CODES = {
   // dns
   DNS_OPTIONS_INVALID: { httpStatus: 500, summary: 'A DNS zone option is missing or wrong (domain, TTL, SOA field, IP source, master address); the message names it.' },
   DNS_ZONE_NOT_SYNCED: { httpStatus: 503, summary: 'The DNS zones have not received the cluster state yet (the DNS server answers SERVFAIL meanwhile); retry shortly.' },
+  DNS_RECORD_INVALID: { httpStatus: 500, summary: 'A zone produced a record the DNS codec cannot encode (bad address, label over 63 bytes, name over 255); the query gets SERVFAIL.' },
+  DNS_PLUGIN_UNKNOWN: { httpStatus: 500, summary: 'The DNS handler chain names a plugin that is not registered.' },
+  DNS_UPSTREAM_INVALID: { httpStatus: 500, summary: 'A DNS upstream or forward-zone server is not an `ip` or `ip:port` address; the message names it.' },
+  DNS_LISTEN_FAILED: { httpStatus: 500, summary: 'The DNS server could not bind its UDP or TCP address (in use, or port 53 without privileges).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -13,7 +13,7 @@ import { ConfigSchema, type StrataConfig } from './schema.ts';
 
 interface Leaf {
   readonly path: readonly string[];
-  readonly type: 'string' | 'integer' | 'number' | 'boolean' | 'array';
+  readonly type: 'string' | 'integer' | 'number' | 'boolean' | 'array' | 'object';
 }
 
 type JsonSchemaNode = { type?: string; properties?: Record<string, JsonSchemaNode>; anyOf?: JsonSchemaNode[]; const?: unknown };
@@ -73,6 +73,16 @@ function parseScalar(leaf: Leaf, raw: string, source: string): unknown {
         }
       }
       return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    case 'object': {
+      // Maps such as dns.forwardZones: JSON only.
+      let value: unknown;
+      try {
+        value = JSON.parse(raw) as unknown;
+      } catch {
+        throw invalid(field, source, `must be a JSON object, got ${JSON.stringify(raw)}`);
+      }
+      return value;
+    }
     default:
       return raw;
   }
@@ -99,22 +109,31 @@ function deepFreeze<T>(value: T): T {
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validate = ajv.compile<StrataConfig>(ConfigSchema);
 
+/** Where a field came from; an array item or map entry (`dns.upstreams.1`) came with its parent. */
+function sourceOf(sources: Map<string, string>, field: string): string {
+  for (let path = field; path.length > 0; path = path.includes('.') ? path.slice(0, path.lastIndexOf('.')) : '') {
+    const source = sources.get(path);
+    if (source) return source;
+  }
+  return 'config file';
+}
+
 function describeError(err: ErrorObject, sources: Map<string, string>): StrataError {
   const segments = err.instancePath.split('/').filter(Boolean);
   if (err.keyword === 'additionalProperties') {
     const extra = (err.params as { additionalProperty: string }).additionalProperty;
     const field = [...segments, extra].join('.');
-    return invalid(field, sources.get(field) ?? 'config file', 'is not a known setting');
+    return invalid(field, sourceOf(sources, field), 'is not a known setting');
   }
   if (err.keyword === 'anyOf' || err.keyword === 'const') {
     const field = segments.join('.');
     const leaf = LEAVES.find((l) => l.path.join('.') === field);
     const node = leaf && leaf.path.reduce<JsonSchemaNode | undefined>((n, k) => n?.properties?.[k], ConfigSchema as unknown as JsonSchemaNode);
     const allowed = node?.anyOf?.map((a) => JSON.stringify(a.const)).join(', ');
-    return invalid(field, sources.get(field) ?? 'config file', allowed ? `must be one of ${allowed}` : 'has a value that is not allowed');
+    return invalid(field, sourceOf(sources, field), allowed ? `must be one of ${allowed}` : 'has a value that is not allowed');
   }
   const field = segments.join('.') || '(root)';
-  return invalid(field, sources.get(field) ?? 'config file', err.message ?? 'is invalid');
+  return invalid(field, sourceOf(sources, field), err.message ?? 'is invalid');
 }
 
 export interface ConfigInputs {

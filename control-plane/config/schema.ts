@@ -9,6 +9,10 @@ import { Type, type Static } from 'typebox';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Host = Type.String({ minLength: 1, maxLength: 253 });
+/** `ip`, `ip:port`, `[ipv6]:port` or a bare IPv6 address (checked again, by value, when the DNS server starts). */
+const UPSTREAM_PATTERN = '^([0-9]{1,3}(\\.[0-9]{1,3}){3}(:[0-9]{1,5})?|\\[[0-9a-fA-F:.]+\\](:[0-9]{1,5})?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$';
+/** A DNS zone name, lower case, no trailing dot. */
+const ZONE_PATTERN = '^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$';
 
 export const ConfigSchema = Type.Object(
   {
@@ -109,6 +113,43 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    dns: Type.Object(
+      {
+        /** Run the DNS server (internal zones + Spartan-style dispatcher) in this process. */
+        enabled: Type.Boolean({ default: true }),
+        /** Listen address for UDP and TCP (DC/OS binds 198.51.100.1-3 on agents; 0.0.0.0 for every interface). */
+        host: Type.String({ ...Host, default: '127.0.0.1' }),
+        /** DC/OS runs Mesos-DNS on 61053 (no root needed); 53 for resolv.conf use; 0 picks a free port. */
+        udpPort: Type.Integer({ ...Port, default: 61053 }),
+        tcpPort: Type.Integer({ ...Port, default: 61053 }),
+        /** SO_REUSEPORT: several Strata DNS processes on one node share the ports and the kernel spreads queries across them (one per core). */
+        reusePort: Type.Boolean({ default: false }),
+        /** Recursive resolvers for names outside the internal zones, `ip` or `ip:port`. Empty: such names are REFUSED (as DC/OS with no resolvers). */
+        upstreams: Type.Array(Type.String({ pattern: UPSTREAM_PATTERN }), { default: [], maxItems: 16 }),
+        /** Spartan's `dns_forward_zones`: `{"corp.example": ["10.0.0.5:53"]}` sends that zone to those servers. */
+        forwardZones: Type.Record(Type.String({ pattern: ZONE_PATTERN }), Type.Array(Type.String({ pattern: UPSTREAM_PATTERN }), { minItems: 1, maxItems: 16 }), {
+          default: {},
+        }),
+        /** Wait this long for one upstream before counting it failed and trying another (Spartan: 5000). */
+        upstreamTimeoutMs: Type.Integer({ minimum: 10, maximum: 60000, default: 2000 }),
+        /** Give up and answer SERVFAIL after this long (Spartan: 10000). */
+        forwardTimeoutMs: Type.Integer({ minimum: 10, maximum: 120000, default: 5000 }),
+        /** Close idle TCP client connections after this long (Spartan: 10 s). */
+        tcpIdleTimeoutMs: Type.Integer({ minimum: 100, maximum: 600000, default: 10000 }),
+        /** TCP client connections open at once; more are refused (Spartan's handler limit: 1024). */
+        tcpMaxConnections: Type.Integer({ minimum: 1, maximum: 65535, default: 1024 }),
+        /** Largest UDP reply to EDNS clients (DNS Flag Day 2020: 1232). */
+        maxUdpPayloadBytes: Type.Integer({ minimum: 512, maximum: 4096, default: 1232 }),
+        /** Forwarded answers kept (never internal names); 0 turns the cache off. */
+        cacheMaxEntries: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10000 }),
+        /** The handler chain, first to last; plugins are registered by name in dns/plugins/registry.ts. */
+        chain: Type.Array(Type.Union([Type.Literal('ready'), Type.Literal('authority'), Type.Literal('cache'), Type.Literal('forward')]), {
+          default: ['ready', 'authority', 'cache', 'forward'],
+          uniqueItems: true,
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(
@@ -126,3 +167,4 @@ export const ConfigSchema = Type.Object(
 );
 
 export type StrataConfig = Static<typeof ConfigSchema>;
+export type DnsConfig = StrataConfig['dns'];
