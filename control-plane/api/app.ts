@@ -75,10 +75,10 @@ function installValidators(app: ApiInstance): void {
 }
 
 export async function buildApi(ctx: ApiContext, options: BuildApiOptions = {}): Promise<ApiInstance> {
+  // forceCloseConnections: a closing master ends long polls and event streams at once (their clients retry elsewhere) instead of waiting them out.
   const app = (options.logger
     ? Fastify({ bodyLimit: ctx.config.api.bodyLimitBytes, forceCloseConnections: true, loggerInstance: options.logger })
     : Fastify({ bodyLimit: ctx.config.api.bodyLimitBytes, forceCloseConnections: true, logger: false })
-  // forceCloseConnections: a closing master ends long polls and event streams at once (their clients retry elsewhere) instead of waiting them out.
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as ApiInstance;
   installValidators(app);
 
