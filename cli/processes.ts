@@ -14,6 +14,10 @@ import type { StrataConfig } from '../control-plane/config/schema.ts';
 import { BOOTSTRAP_CREDENTIALS_FILE, startMaster, type LeaderLoop, type MasterHandle } from '../control-plane/master.ts';
 import { startDnsServer, type RunningDnsServer } from '../dns/start.ts';
 import { StoreAuthority } from '../dns/zone/store-feed.ts';
+import { ZoneAuthority } from '../dns/zone/authority.ts';
+import { HttpClusterFeed } from '../dns/zone/http-feed.ts';
+import { MasterUrls } from '../scheduler/agent/masters.ts';
+import { Registry } from 'prom-client';
 import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/agent/agent.ts';
 import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
@@ -80,9 +84,11 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   const logger = makeLogger(config);
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
-  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}`);
+  const dns = await startAgentDns(config, logger, new MasterUrls(config.agent.masterUrl), token);
+  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
+  await dns.close();
   await l4lb?.close();
   await agent.close();
   return 0;
@@ -120,6 +126,44 @@ async function startNodeDns(config: Readonly<StrataConfig>, logger: Logger, mast
     if (!isStrataError(err, 'DNS_LISTEN_FAILED')) throw err;
     log.warn({ err }, 'dns: not started');
     return { line: `not started: ${err.message} (pick another with --dns-udp-port/--dns-tcp-port; 0 picks free ports)`, close: async () => {} };
+  }
+}
+
+/**
+ * The DNS server of an agent node: the same listener and chain as a
+ * master's, its zones fed by a master's `/v1/dns/cluster-state` blocking
+ * query (agents do not read the store). It answers SERVFAIL for internal
+ * names until the first state arrives, then follows every change.
+ */
+async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, masters: MasterUrls, token: () => Promise<string>): Promise<{ close(): Promise<void>; line: string }> {
+  const { dns } = config;
+  if (!dns.enabled) return { line: 'off (--dns-enabled false)', close: async () => {} };
+  const log = logger.child({ component: 'dns' });
+  const stop = new AbortController();
+  const authority = new ZoneAuthority(new HttpClusterFeed({
+    signal: stop.signal,
+    masterUrl: () => masters.current,
+    masterFailed: (url) => masters.failed(url),
+    token,
+    onError: (err) => log.warn({ err }, 'cannot read the cluster state for DNS from the master; retrying'),
+  }));
+  void authority.start().catch((err: unknown) => log.error({ err }, 'DNS zones stopped following the master'));
+  try {
+    const server = await startDnsServer({ config: dns, authority, logger: log, metrics: new Registry() });
+    return {
+      line: `${dns.host} UDP ${server.udpPort}, TCP ${server.tcpPort} (zones from the master)`,
+      async close() {
+        await server.close();
+        stop.abort();
+        authority.close();
+      },
+    };
+  } catch (err) {
+    stop.abort();
+    authority.close();
+    if (!isStrataError(err, 'DNS_LISTEN_FAILED')) throw err;
+    log.warn({ err }, 'dns: not started');
+    return { line: `not started: ${err.message}`, close: async () => {} };
   }
 }
 

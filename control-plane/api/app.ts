@@ -27,6 +27,7 @@ import { marathonQueueRoutes } from './routes/marathon-queue.ts';
 import { marathonEventRoutes } from './routes/marathon-events.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 import { vipRoutes } from './routes/vips.ts';
+import { clusterStateRoutes } from '../../dns/zone/feed-route.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { policyRoutes } from './routes/policies.ts';
 import { taskLogRoutes } from './routes/task-logs.ts';
@@ -50,6 +51,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   networkRoutes,
   policyRoutes,
   mesosDnsRoutes(),
+  clusterStateRoutes(),
 ];
 
 export interface BuildApiOptions {

@@ -32,8 +32,9 @@ export function startStrata(args: readonly string[], options: { env?: NodeJS.Pro
   const [cmd, argv] = options.netns === undefined ? [process.execPath, [STRATA_BIN, ...args]] : ['ip', ['netns', 'exec', options.netns, process.execPath, STRATA_BIN, ...args]];
   const child = spawn(cmd, argv, {
     cwd: options.cwd,
-    // Tests never program the root namespace's nftables: the VIP load balancer is off unless a test turns it on (in its own namespace).
-    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', ...options.env },
+    // Tests never program the root namespace's nftables (the VIP load balancer is off unless a test turns it on, in its own
+    // namespace), and DNS servers take free ports (each master and agent runs one).
+    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
