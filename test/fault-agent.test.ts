@@ -111,7 +111,9 @@ test('an agent SIGKILLed mid-deployment: its tasks are replaced on the other age
   t.true(orphans.every((o) => alive(o.pid)), 'the orphans still run while their agent is away');
 
   await victim.restart();
-  await until('the returning agent to kill its orphaned processes', () => orphans.every((o) => !alive(o.pid)), 30_000);
+  await until('the returning agent to kill its orphaned processes', () => orphans.every((o) => !alive(o.pid)), 60_000).catch((err: Error) => {
+    throw new Error(`${err.message}; live: ${JSON.stringify(orphans.filter((o) => alive(o.pid)))}; agent output:\n${victim.process.output()}`);
+  });
   t.regex(victim.process.output(), /killing a task the master no longer assigns to this agent/);
   const app = await appOf(c, id);
   t.is(app.tasks.filter((x) => x.state === 'TASK_RUNNING').length, 4, 'the app keeps its 4 instances');

@@ -77,10 +77,13 @@ function installValidators(app: ApiInstance): void {
 }
 
 export async function buildApi(ctx: ApiContext, options: BuildApiOptions = {}): Promise<ApiInstance> {
-  // forceCloseConnections: a closing master ends long polls and event streams at once (their clients retry elsewhere) instead of waiting them out.
+  // On close, every connection is destroyed, busy ones too: a blocking query (an agent's task
+  // listing, a /v2/events stream) would otherwise hold the close until it answers and its
+  // keep-alive times out (strata up took ~70 s to stop when one was in flight).
+  const base = { bodyLimit: ctx.config.api.bodyLimitBytes, forceCloseConnections: true };
   const app = (options.logger
-    ? Fastify({ bodyLimit: ctx.config.api.bodyLimitBytes, forceCloseConnections: true, loggerInstance: options.logger })
-    : Fastify({ bodyLimit: ctx.config.api.bodyLimitBytes, forceCloseConnections: true, logger: false })
+    ? Fastify({ ...base, loggerInstance: options.logger })
+    : Fastify({ ...base, logger: false })
   ).withTypeProvider<TypeBoxTypeProvider>() as unknown as ApiInstance;
   installValidators(app);
 

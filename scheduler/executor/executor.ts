@@ -25,7 +25,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { constants as osConstants, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -138,7 +138,8 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
   #graceTimer: NodeJS.Timeout | undefined;
   #killAt = Infinity;
   #monitor: NodeJS.Timeout | undefined;
-  #writes: Promise<void> = Promise.resolve();
+  /** Records are written synchronously (`#persist`): always settled; kept for the callers that wait for the disk. */
+  readonly #writes: Promise<void> = Promise.resolve();
 
   /** @internal use {@link Executor.launch} or {@link Executor.recover}. */
   constructor(record: TaskRecord, sandbox: string, ctx: TaskContext) {
@@ -415,11 +416,20 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
     if (TERMINAL_TASK_STATES.has(state)) void this.#writes.then(() => this.#resolveTerminated(status));
   }
 
+  /**
+   * Writes `task.json` now, synchronously (write a temp file, rename it over).
+   * An agent SIGKILLed at any point after a spawn must find the pid on disk:
+   * with the write queued on the event loop, an agent killed in the
+   * milliseconds after the spawn (under load: longer) left the STARTING record
+   * without a pid, so recovery reported the task LOST without being able to
+   * kill it, and the process ran on, unknown, next to its replacement.
+   */
   #persist(): void {
-    const text = JSON.stringify(this.#record, null, 2);
-    this.#writes = this.#writes.then(() => writeRecord(this.sandbox, text)).catch(() => {
+    try {
+      writeRecordSync(this.sandbox, JSON.stringify(this.#record, null, 2));
+    } catch {
       // the sandbox is gone (removed under us): nothing to keep
-    });
+    }
   }
 }
 
@@ -434,6 +444,12 @@ function groupStillOurs(pgid: number, leaderStartTime: string | undefined): bool
   const stat = readProcStat(pgid);
   if (stat !== undefined && stat.startTime !== leaderStartTime) return false;
   return processGroupExists(pgid);
+}
+
+function writeRecordSync(sandbox: string, text: string): void {
+  const tmp = join(sandbox, `.${RECORD_FILE}.tmp`);
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, join(sandbox, RECORD_FILE));
 }
 
 async function writeRecord(sandbox: string, text: string): Promise<void> {

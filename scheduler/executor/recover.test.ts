@@ -38,6 +38,30 @@ async function crashedAgent(t: Parameters<typeof reap>[0], workDir: string, spec
   return pids;
 }
 
+test('an agent killed right after a spawn (nothing awaited since) leaves the pid on disk: recovery re-attaches the task, and can kill it', async (t) => {
+  const workDir = join(await tempDir(t), 'work');
+  const spec = taskSpec({ cmd: 'sleep 300', taskKillGracePeriodSeconds: 1 });
+  const agent = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', FIXTURE, workDir, JSON.stringify([spec]), 'die-at-running'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  agent.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  agent.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  await new Promise<void>((resolve) => agent.once('exit', () => resolve()));
+  const m = /RUNNING (\d+)/.exec(out);
+  t.truthy(m, out);
+  const pid = Number(m![1]);
+  reapGroup(t, pid);
+  t.false(gone(pid), 'the task outlives its agent');
+
+  const { executor, recovered, lost } = await recover(workDir, { host: 'agent-1.test', pollIntervalMs: 50 });
+  reap(t, executor);
+  t.deepEqual(lost, [], 'not LOST: its record has its pid');
+  t.deepEqual(recovered.map((h) => h.taskId), [spec.taskId]);
+  t.is(recovered[0]!.pid, pid);
+  const end = recovered[0]!.kill();
+  t.is((await end).state, 'KILLED');
+  t.true(gone(pid));
+});
+
 test('after an agent crash: running tasks are re-attached (RUNNING), then killed or seen exiting; dead ones are LOST', async (t) => {
   const workDir = join(await tempDir(t), 'work');
   const keep = taskSpec({ cmd: "trap 'exit 0' TERM; while :; do echo tick; sleep 0.05; done", taskKillGracePeriodSeconds: 10 });
