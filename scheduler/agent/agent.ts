@@ -223,7 +223,7 @@ export async function startAgent(options: {
     executor = new Executor({ workDir: join(config.dataDir, 'sandboxes'), host: registration.hostname, cgroups: options.cgroups ?? (await detectCgroups()) });
     runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, masters, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
     await runner.start();
-    serveLogs = sandboxLogHandler({ agentId: id, executor, verify: jwksGrantVerifier({ masterUrl: options.masterUrl, issuer: config.auth.issuer, audience: config.auth.audience }) });
+    serveLogs = sandboxLogHandler({ agentId: id, executor, verify: jwksGrantVerifier({ masterUrl: () => masters.current, issuer: config.auth.issuer, audience: config.auth.audience }) });
   } catch (err) {
     stopped = true;
     clearTimeout(timer);

@@ -46,12 +46,21 @@ export interface LogGrant {
 export type GrantVerifier = (token: string) => Promise<LogGrant>;
 
 /** Grants signed by the master's keys (fetched from its JWKS, cached, refetched for an unknown `kid`). */
-export function jwksGrantVerifier(options: { masterUrl: string; issuer: string; audience: string }): GrantVerifier {
-  const jwks = createRemoteJWKSet(new URL('/acs/api/v1/auth/jwks', options.masterUrl), { timeoutDuration: 5000, cooldownDuration: 10_000 });
+export function jwksGrantVerifier(options: { masterUrl: () => string; issuer: string; audience: string }): GrantVerifier {
+  // Every master serves the same keys (they live in the store): ask the master the agent talks to now.
+  const sets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  const jwksOf = (base: string): ReturnType<typeof createRemoteJWKSet> => {
+    let set = sets.get(base);
+    if (!set) {
+      set = createRemoteJWKSet(new URL('/acs/api/v1/auth/jwks', base), { timeoutDuration: 5000, cooldownDuration: 10_000 });
+      sets.set(base, set);
+    }
+    return set;
+  };
   return async (token) => {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, jwks, {
+      ({ payload } = await jwtVerify(token, jwksOf(options.masterUrl()), {
         algorithms: [...ALLOWED_ALGORITHMS],
         issuer: options.issuer,
         audience: options.audience,
