@@ -59,6 +59,11 @@ export const ERROR_CODES = {
   EXECUTOR_TASK_NOT_FOUND: { httpStatus: 404, summary: 'No task with that id is known on this agent.' },
   EXECUTOR_LOG_RANGE_INVALID: { httpStatus: 400, summary: 'A task log read named an unknown stream or rotated file, or a negative offset or length.' },
   EXECUTOR_CLOSED: { httpStatus: 503, summary: 'The executor was closed; it launches no more tasks.' },
+  // xds
+  XDS_SNAPSHOT_INCONSISTENT: { httpStatus: 500, summary: 'A translated xDS snapshot failed the consistency check (a route to a missing cluster, an EDS cluster without endpoints, ...); the previous snapshot stays served and the details list every problem.' },
+  XDS_UNAUTHENTICATED: { httpStatus: 401, summary: 'An xDS stream carried no valid token (metadata "authorization: Bearer <jwt>") or its principal is unknown or disabled; the stream ends with gRPC UNAUTHENTICATED.' },
+  XDS_REQUEST_INVALID: { httpStatus: 400, summary: 'An xDS discovery request was malformed, too large, named too many resources or an unknown type URL; the message names what was wrong.' },
+  XDS_STREAM_LIMIT: { httpStatus: 503, summary: 'The xDS server already serves its maximum number of streams (xds.maxStreams); the stream ends with gRPC RESOURCE_EXHAUSTED and the client retries.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
