@@ -12,6 +12,7 @@ import { ApiError } from './client.ts';
 import { listAgents, showLeader } from './cluster.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
+import { envoyBootstrapVerb } from './envoy.ts';
 
 export interface Verb {
   readonly name: string;
@@ -207,6 +208,21 @@ const VERBS: readonly Verb[] = [
     operands: ['VIP'],
     configFlags: false,
     run: vipShow,
+  },
+  {
+    name: 'envoy bootstrap',
+    summary: 'Print an Envoy bootstrap (JSON; --grpc: a proxyless gRPC bootstrap) that points a node at the xDS server with its node id and a token',
+    usage: 'strata envoy bootstrap --node ID [--xds-address HOST:PORT] [--token-file FILE] [--cluster NAME] [--admin-port PORT] [--grpc]',
+    flags: {
+      node: 'the node id the server sees (Envoy --service-node)',
+      'xds-address': 'where nodes reach the xDS server (default: the API host, port 15010)',
+      'token-file': 'a file holding the token the node authenticates with (default: the logged-in token)',
+      cluster: 'node cluster (default strata)',
+      'admin-port': 'Envoy admin port on 127.0.0.1 (default 9901)',
+    },
+    booleans: ['grpc'],
+    configFlags: false,
+    run: envoyBootstrapVerb,
   },
   {
     name: 'auth login',

@@ -16,6 +16,8 @@ import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import { vipAllocator } from '../control-plane/vips/allocator.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
+import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
+import type { MasterHandle } from '../control-plane/master.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -48,14 +50,29 @@ function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
   ];
 }
 
+/** The xDS server every master runs (no leadership needed: it reads state through watches). */
+async function xdsOf(config: Readonly<StrataConfig>, master: MasterHandle, logger: Logger): Promise<XdsHandle | undefined> {
+  if (!config.xds.enabled) return undefined;
+  return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }) });
+}
+
 export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
   const master = await startMaster({ config, logger, leaderLoops: leaderLoopsOf(config) });
+  let xds: XdsHandle | undefined;
+  try {
+    xds = await xdsOf(config, master, logger);
+  } catch (err) {
+    await master.close();
+    throw err;
+  }
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend})`);
+  if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
+  await xds?.close();
   await master.close();
   return 0;
 }
@@ -86,7 +103,9 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   const logFile = join(config.dataDir, 'strata.log');
   const logger = makeLogger(config, logFile);
   const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: leaderLoopsOf(config) });
+  let xds: XdsHandle | undefined;
   try {
+    xds = await xdsOf(config, master, logger);
     await master.whenLeader();
     await ensureAgentPrincipal(master.iam);
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
@@ -98,12 +117,13 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  API (IAM /acs/api/v1, /health, /metrics, /openapi.json): ${master.apiUrl}`,
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
+      xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : '  xDS:    off (xds.enabled=false)',
       `  log:    ${logFile}`,
       existsSync(credentials)
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
         : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
       '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
-      '  DNS and xDS join this command as they land (issues 4 and 5).',
+      '  DNS joins this command as it lands (issue 4).',
       '',
       `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
       'Stop:    Ctrl-C (or SIGTERM)',
@@ -115,6 +135,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     // `strata agent` leaves them running for the next start to recover).
     await agent.close({ killTasks: true });
   } finally {
+    await xds?.close();
     await master.close();
     logger.flush();
   }

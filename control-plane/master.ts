@@ -51,6 +51,8 @@ export interface MasterHandle {
   readonly records: Records;
   readonly tokens: TokenService;
   readonly iam: Iam;
+  /** The master's Prometheus registry (served at /metrics); components add their metrics to it. */
+  readonly metrics: Registry;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -199,6 +201,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     records,
     tokens,
     iam,
+    metrics: metrics.registry,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
