@@ -3,6 +3,7 @@
 const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown> }>> = {
   store: () => import('./store.ts'),
   scheduler: () => import('./scheduler.ts'),
+  xds: () => import('./xds.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { StrataError } from '../../common/errors.ts';
 import { checkConsistency } from './consistency.ts';
 import { encodeMessage, TYPE_URLS, type TypeUrl } from './protos.ts';
-import type { Flavor, Translation, TranslateIssue } from './translate.ts';
+import type { Flavor, Translation, TranslateIssue, XdsResource } from './translate.ts';
 
 export interface EncodedResource {
   readonly typeUrl: TypeUrl;
@@ -63,6 +63,8 @@ export function frame(field: number, bytes: Uint8Array | string): Buffer {
 }
 
 interface CacheEntry {
+  /** The translated resource this entry encodes: the same object again means nothing to redo. */
+  readonly source: XdsResource;
   readonly fingerprint: string;
   readonly ownersKey: string;
   readonly resource: EncodedResource;
@@ -101,12 +103,18 @@ export class SnapshotBuilder {
       const diff = new Set<string>();
       for (const [name, r] of translation.resources.get(typeUrl) ?? []) {
         const key = `${typeUrl}\n${name}`;
+        const old = this.#cache.get(key);
+        if (old && old.source === r) {
+          cache.set(key, old);
+          out.set(name, old.resource);
+          totalBytes += old.resource.bytes;
+          continue;
+        }
         const fingerprint = JSON.stringify(r.value);
         const ownersKey = `${[...r.owners].sort().join('\n')}\n${r.flavor ?? ''}`;
-        const old = this.#cache.get(key);
         let entry: CacheEntry;
         if (old && old.fingerprint === fingerprint) {
-          entry = old.ownersKey === ownersKey ? old : { fingerprint, ownersKey, resource: { ...old.resource, owners: new Set(r.owners), ...(r.flavor ? { flavor: r.flavor } : {}) } };
+          entry = old.ownersKey === ownersKey ? { ...old, source: r } : { source: r, fingerprint, ownersKey, resource: { ...old.resource, owners: new Set(r.owners), ...(r.flavor ? { flavor: r.flavor } : {}) } };
         } else {
           const bytes = encodeMessage(typeUrl, r.value);
           const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
@@ -118,9 +126,9 @@ export class SnapshotBuilder {
             deltaFrame: frame(2, Buffer.concat([frame(1, version), frame(2, any), frame(3, name)])),
             bytes: bytes.length,
           };
-          entry = { fingerprint, ownersKey, resource };
+          entry = { source: r, fingerprint, ownersKey, resource };
         }
-        if (!old || old !== entry) diff.add(name);
+        if (!old || old.resource !== entry.resource) diff.add(name);
         cache.set(key, entry);
         out.set(name, entry.resource);
         totalBytes += entry.resource.bytes;

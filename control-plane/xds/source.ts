@@ -15,7 +15,7 @@ import type { App, Task, Vip } from '../model/schemas.ts';
 import type { XdsMetrics } from './metrics.ts';
 import type { XdsLogger } from './server.ts';
 import { SnapshotBuilder, type Snapshot } from './snapshot.ts';
-import { translate, type MeshState } from './translate.ts';
+import { Translator, type MeshState } from './translate.ts';
 
 export interface SnapshotSink {
   setSnapshot(snapshot: Snapshot): void;
@@ -57,6 +57,7 @@ export function meshStateOf(apps: RecordView<App>, tasks: RecordView<Task>, vips
 export async function openSnapshotSource(options: SnapshotSourceOptions): Promise<SnapshotSource> {
   const debounceMs = options.debounceMs ?? 100;
   const builder = options.builder ?? new SnapshotBuilder();
+  const translator = new Translator();
   const onInvalid = (what: string) => (bad: { key: string; error: Error }): void => options.logger?.warn({ key: bad.key, err: bad.error.message }, `xDS source skips an unusable ${what} record`);
   const apps = await openView(options.records, 'app', { onInvalid: onInvalid('app') });
   const tasks = await openView(options.records, 'task', { onInvalid: onInvalid('task') });
@@ -72,7 +73,7 @@ export async function openSnapshotSource(options: SnapshotSourceOptions): Promis
     firstChangeAtMs = undefined;
     const start = performance.now();
     try {
-      const snapshot = builder.build(translate(meshStateOf(apps, tasks, vips)), triggeredAtMs);
+      const snapshot = builder.build(translator.translate(meshStateOf(apps, tasks, vips)), triggeredAtMs);
       options.metrics.rebuildSeconds.observe((performance.now() - start) / 1000);
       options.sink.setSnapshot(snapshot);
       return snapshot;

@@ -6,7 +6,7 @@ import { checkConsistency } from './consistency.ts';
 import { MESH_LABELS } from './labels.ts';
 import { decodeMessage, TYPE, type TypeUrl } from './protos.ts';
 import { SnapshotBuilder } from './snapshot.ts';
-import { translate, type MeshState, type XdsResource } from './translate.ts';
+import { translate, Translator, type MeshState, type XdsResource } from './translate.ts';
 import { app, task, vipApp } from './testing.ts';
 
 function state(apps: App[], tasks: Task[] = [], vips: Vip[] = []): MeshState {
@@ -127,7 +127,7 @@ test('the snapshot builder re-encodes only what changed and refuses an inconsist
   t.is(builder.current!.version, 'test-2', 'the previous snapshot stays');
 });
 
-test('property: for random states the translation is always consistent and encodes', (t) => {
+test('property: for random states the translation is always consistent and encodes, and the memoizing translator agrees with a fresh one', (t) => {
   const names = ['/web', '/api', '/shop/cart', '/db', '/canary'];
   const labelValue = fc.oneof(
     fc.constant(undefined),
@@ -162,10 +162,20 @@ test('property: for random states the translation is always consistent and encod
         apps.push(a);
         s.tasks.forEach((x, i) => tasks.push({ ...task(`${s.name.replaceAll('/', '_')}.${i}`, s.name, 31000 + i, { state: x.state as Task['state'], host: x.host, healthy: x.healthy === undefined ? [] : [x.healthy] }), ports: s.ports.map((_, j) => 31000 + i * 10 + j) }));
       }
-      const translation = translate(state(apps, tasks));
+      const s1 = state(apps, tasks);
+      const translation = translate(s1);
       const problems = checkConsistency(translation.resources);
       if (problems.length > 0) throw new Error(JSON.stringify(problems));
       new SnapshotBuilder().build(translation);
+      // The memoizing translator, after s1, gives exactly translate(s2) for a state sharing most objects with s1.
+      const translator = new Translator();
+      translator.translate(s1);
+      const tasksByApp = new Map(s1.tasksByApp);
+      let k = 0;
+      for (const [appId, list] of tasksByApp) if (k++ % 2 === 0) tasksByApp.set(appId, list.map((x) => ({ ...x, host: '10.9.9.9' })));
+      const s2 = { ...s1, tasksByApp };
+      const view = (tr: ReturnType<typeof translate>): string => JSON.stringify([...tr.resources].map(([ty, m]) => [ty, [...m].map(([n, r]) => [n, r.value, [...r.owners].sort(), r.flavor])]));
+      if (view(translator.translate(s2)) !== view(translate(s2))) throw new Error('the memoized translation differs from a fresh one');
     }),
     { numRuns: process.env['STRATA_SLOW'] === '1' ? 2000 : 150 },
   );

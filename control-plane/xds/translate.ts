@@ -33,7 +33,7 @@ import { vipDnsLabel } from '../model/vip-label.ts';
 import { desiredVips, MARATHON_FRAMEWORK, type DesiredVip } from '../vips/plan.ts';
 import { vipBackends, type VipBackend } from '../vips/backends.ts';
 import { isIP } from 'node:net';
-import { meshConfig, type MeshConfig, type MeshRoute, type HeaderMatch } from './labels.ts';
+import { MESH_LABELS, meshConfig, type MeshConfig, type MeshRoute, type HeaderMatch } from './labels.ts';
 import { anyOf, EXTENSION, TYPE, type TypeUrl } from './protos.ts';
 
 /** Which node kind a listener is for: proxyless gRPC wants API listeners, Envoy wants sockets. */
@@ -131,137 +131,198 @@ function endpointHealth(b: VipBackend): string {
   return b.state === 'KILLING' ? 'DRAINING' : 'UNHEALTHY';
 }
 
-class Builder {
-  readonly resources = new Map<TypeUrl, Map<string, { typeUrl: TypeUrl; name: string; value: Record<string, unknown>; owners: Set<string>; flavor?: Flavor }>>(
-    [TYPE.listener, TYPE.route, TYPE.cluster, TYPE.endpoint, TYPE.secret].map((t) => [t, new Map()]),
-  );
+interface Built {
+  readonly typeUrl: TypeUrl;
+  readonly name: string;
+  readonly value: Record<string, unknown>;
+  readonly owners: ReadonlySet<string>;
+  readonly flavor?: Flavor;
+}
+
+/** What one VIP translates to; memoized by the identity of its inputs. */
+interface VipOutput {
+  readonly resources: readonly Built[];
+  readonly issues: readonly TranslateIssue[];
+  readonly routeRefs: readonly { readonly owners: readonly string[]; readonly clusters: readonly string[] }[];
+}
+
+class VipBuilder {
+  readonly resources: Built[] = [];
   readonly issues: TranslateIssue[] = [];
+  readonly routeRefs: { owners: readonly string[]; clusters: readonly string[] }[] = [];
+  readonly #names = new Set<string>();
 
   add(typeUrl: TypeUrl, name: string, value: Record<string, unknown>, owners: Iterable<string>, flavor?: Flavor): boolean {
-    const byName = this.resources.get(typeUrl)!;
-    if (byName.has(name)) {
-      this.issues.push({ resource: name, message: `two VIPs give the resource name ${JSON.stringify(name)}; the first is kept` });
-      return false;
-    }
-    byName.set(name, { typeUrl, name, value, owners: new Set(owners), ...(flavor ? { flavor } : {}) });
+    const key = `${typeUrl}\n${name}`;
+    if (this.#names.has(key)) return false;
+    this.#names.add(key);
+    this.resources.push({ typeUrl, name, value, owners: new Set(owners), ...(flavor ? { flavor } : {}) });
     return true;
+  }
+}
+
+function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<string, DesiredVip>): VipOutput {
+  const b = new VipBuilder();
+  const routeRefs = b.routeRefs;
+  const tcpPorts = vip.ports.filter((p) => p.protocol === 'tcp').map((p) => p.port);
+  const lowest = Math.min(...tcpPorts);
+  const backends = vipBackends(vip, state.apps, state.tasksByApp);
+  const record = state.vips.get(vipId(MARATHON_FRAMEWORK, vip.name)) ?? state.vips.get(vip.id);
+  const address = vip.kind === 'ip' ? vip.name : record?.ipv4;
+  const label = serviceLabel(vip);
+  for (const port of tcpPorts) {
+    const svc = `${label}:${port}`;
+    const owners = [...new Set(vip.uses.filter((u) => u.port === port && u.protocols.includes('tcp')).map((u) => u.appId))].sort();
+    // The routing labels come from the first owner (by id) that sets any mesh label.
+    const primary = owners.map((id) => state.apps.get(id)!).find((a) => Object.keys(a.labels).some((k) => k.startsWith('STRATA_MESH_'))) ?? state.apps.get(owners[0]!)!;
+    const { config: mesh, issues } = meshConfig(primary, vip.name);
+    for (const i of issues) b.issues.push({ appId: i.appId, message: `label ${i.label}: ${i.message}` });
+
+    if (!b.add(TYPE.cluster, svc, {
+      name: svc,
+      type: 'EDS',
+      eds_cluster_config: { eds_config: ADS_SOURCE, service_name: svc },
+      connect_timeout: duration(CONNECT_TIMEOUT_SECONDS * 1000),
+      lb_policy: 'ROUND_ROBIN',
+    }, owners)) continue;
+
+    const seen = new Set<string>();
+    const endpoints: Record<string, unknown>[] = [];
+    for (const be of backends
+      .filter((x) => x.vipPort === port && x.protocol === 'tcp')
+      .sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : x.port - y.port || x.taskId.localeCompare(y.taskId)))) {
+      const key = `${be.ip}:${be.port}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (isIP(be.ip) === 0) {
+        b.issues.push({ appId: be.appId, resource: svc, message: `backend ${be.taskId} has host ${JSON.stringify(be.ip)}, not an IP address; left out` });
+        continue;
+      }
+      endpoints.push({
+        endpoint: { address: { socket_address: { address: be.ip, port_value: be.port } } },
+        health_status: endpointHealth(be),
+        load_balancing_weight: { value: 1 },
+      });
+    }
+    b.add(TYPE.endpoint, svc, {
+      cluster_name: svc,
+      endpoints: [{ locality: { region: 'strata', zone: 'default' }, load_balancing_weight: { value: 1 }, priority: 0, lb_endpoints: endpoints }],
+    }, owners);
+
+    // Routes: the app's own, resolved to clusters on this same port, then the default.
+    const routes: Record<string, unknown>[] = [];
+    for (const route of mesh.routes) {
+      const clusters: { name: string; weight: number }[] = [];
+      let bad: string | undefined;
+      for (const w of route.weights) {
+        const target = byName.get(w.vip);
+        if (!target || !target.ports.some((p) => p.port === port && p.protocol === 'tcp')) {
+          bad = `route to ${JSON.stringify(w.vip)}: no VIP of that name publishes ${port}/tcp`;
+          break;
+        }
+        if (w.weight > 0) clusters.push({ name: serviceName(target, port), weight: w.weight });
+      }
+      if (bad) {
+        b.issues.push({ appId: primary.id, resource: svc, message: `label STRATA_MESH_ROUTES: ${bad} (route skipped)` });
+        continue;
+      }
+      routes.push(routeEntry(route, clusters, mesh));
+      routeRefs.push({ owners, clusters: clusters.map((c) => c.name) });
+    }
+    routes.push(routeEntry(undefined, [{ name: svc, weight: 1 }], mesh));
+    b.add(TYPE.route, svc, { name: svc, virtual_hosts: [{ name: svc, domains: ['*'], routes }] }, owners);
+
+    // Proxyless gRPC: API listeners named by the service.
+    const api = (name: string): Record<string, unknown> => ({
+      name,
+      api_listener: { api_listener: anyOf(EXTENSION.httpConnectionManager, httpConnectionManager(svc, svc)) },
+    });
+    b.add(TYPE.listener, svc, api(svc), owners, 'grpc');
+    if (port === lowest && vip.kind === 'named') b.add(TYPE.listener, label, api(label), owners, 'grpc');
+
+    // Envoy: a socket listener on the VIP address.
+    if (address !== undefined) {
+      const filter =
+        mesh.protocol === 'tcp'
+          ? { name: 'envoy.filters.network.tcp_proxy', typed_config: anyOf(EXTENSION.tcpProxy, { stat_prefix: svc, cluster: svc }) }
+          : {
+              name: 'envoy.filters.network.http_connection_manager',
+              typed_config: anyOf(EXTENSION.httpConnectionManager, { ...httpConnectionManager(svc, svc), codec_type: 'AUTO' }),
+            };
+      b.add(TYPE.listener, `vip/${svc}`, {
+        name: `vip/${svc}`,
+        address: { socket_address: { address, port_value: port } },
+        freebind: { value: true },
+        filter_chains: [{ filters: [filter] }],
+      }, owners, 'envoy');
+    }
+    }
+  return b;
+}
+
+/**
+ * A translator that remembers each VIP's output and reuses it while the
+ * VIP's inputs (its apps, their tasks, its record, and for apps with routes
+ * the set of VIP ports) are the same objects: the views hand out the same
+ * frozen records until they change, so one endpoint change re-translates
+ * one VIP. The output equals `translate(state)`'s.
+ */
+export class Translator {
+  #memo = new Map<string, { deps: readonly unknown[]; out: VipOutput }>();
+
+  translate(state: MeshState): Translation {
+    const apps = [...state.apps.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    const desired = desiredVips(apps);
+    const byName = new Map<string, DesiredVip>();
+    for (const vip of desired.values()) byName.set(vip.name, vip);
+    let portsKey: string | undefined;
+    const vipPortsKey = (): string => (portsKey ??= [...desired.values()].map((v) => `${v.name}=${v.ports.map((p) => `${p.port}/${p.protocol}`).join(',')}`).join(' '));
+    const memo = new Map<string, { deps: readonly unknown[]; out: VipOutput }>();
+    const resources = new Map<TypeUrl, Map<string, Built>>([TYPE.listener, TYPE.route, TYPE.cluster, TYPE.endpoint, TYPE.secret].map((t) => [t, new Map()]));
+    const issues: TranslateIssue[] = [];
+    const routeRefs: VipOutput['routeRefs'][number][] = [];
+    for (const vip of desired.values()) {
+      if (!vip.ports.some((p) => p.protocol === 'tcp')) continue;
+      const deps: unknown[] = [state.vips.get(vipId(MARATHON_FRAMEWORK, vip.name)) ?? state.vips.get(vip.id), vip.ports.map((p) => `${p.port}/${p.protocol}`).join()];
+      let routed = false;
+      for (const appId of [...new Set(vip.uses.map((u) => u.appId))]) {
+        const a = state.apps.get(appId);
+        deps.push(a, ...(state.tasksByApp.get(appId) ?? []), '|');
+        if (a && a.labels[MESH_LABELS.routes] !== undefined) routed = true;
+      }
+      deps.push(vip.uses.map((u) => `${u.appId}#${u.portIndex}#${u.port}`).join());
+      if (routed) deps.push(vipPortsKey());
+      const old = this.#memo.get(vip.id);
+      const out = old && old.deps.length === deps.length && old.deps.every((d, i) => d === deps[i]) ? old.out : translateVip(vip, state, byName);
+      memo.set(vip.id, { deps, out });
+      issues.push(...out.issues);
+      routeRefs.push(...out.routeRefs);
+      for (const r of out.resources) {
+        const byType = resources.get(r.typeUrl)!;
+        if (byType.has(r.name)) {
+          issues.push({ resource: r.name, message: `two VIPs give the resource name ${JSON.stringify(r.name)}; the first is kept` });
+          continue;
+        }
+        byType.set(r.name, r);
+      }
+    }
+    this.#memo = memo;
+    // A node that may see a route also sees the clusters it sends traffic to (copies: memoized outputs stay as they were).
+    for (const ref of routeRefs) {
+      for (const c of ref.clusters) {
+        for (const t of [TYPE.cluster, TYPE.endpoint] as const) {
+          const byType = resources.get(t)!;
+          const r = byType.get(c);
+          if (!r || ref.owners.every((o) => r.owners.has(o))) continue;
+          byType.set(c, { ...r, owners: new Set([...r.owners, ...ref.owners]) });
+        }
+      }
+    }
+    return { resources, issues };
   }
 }
 
 /** Build every resource from the state. Pure: the same state gives equal resources. */
 export function translate(state: MeshState): Translation {
-  const b = new Builder();
-  const apps = [...state.apps.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-  const desired = desiredVips(apps);
-  const byName = new Map<string, DesiredVip>();
-  for (const vip of desired.values()) byName.set(vip.name, vip);
-  const routeRefs: { owners: readonly string[]; clusters: readonly string[] }[] = [];
-
-  for (const vip of desired.values()) {
-    const tcpPorts = vip.ports.filter((p) => p.protocol === 'tcp').map((p) => p.port);
-    if (tcpPorts.length === 0) continue;
-    const lowest = Math.min(...tcpPorts);
-    const backends = vipBackends(vip, state.apps, state.tasksByApp);
-    const record = state.vips.get(vipId(MARATHON_FRAMEWORK, vip.name)) ?? state.vips.get(vip.id);
-    const address = vip.kind === 'ip' ? vip.name : record?.ipv4;
-    const label = serviceLabel(vip);
-    for (const port of tcpPorts) {
-      const svc = `${label}:${port}`;
-      const owners = [...new Set(vip.uses.filter((u) => u.port === port && u.protocols.includes('tcp')).map((u) => u.appId))].sort();
-      // The routing labels come from the first owner (by id) that sets any mesh label.
-      const primary = owners.map((id) => state.apps.get(id)!).find((a) => Object.keys(a.labels).some((k) => k.startsWith('STRATA_MESH_'))) ?? state.apps.get(owners[0]!)!;
-      const { config: mesh, issues } = meshConfig(primary, vip.name);
-      for (const i of issues) b.issues.push({ appId: i.appId, message: `label ${i.label}: ${i.message}` });
-
-      if (!b.add(TYPE.cluster, svc, {
-        name: svc,
-        type: 'EDS',
-        eds_cluster_config: { eds_config: ADS_SOURCE, service_name: svc },
-        connect_timeout: duration(CONNECT_TIMEOUT_SECONDS * 1000),
-        lb_policy: 'ROUND_ROBIN',
-      }, owners)) continue;
-
-      const seen = new Set<string>();
-      const endpoints: Record<string, unknown>[] = [];
-      for (const be of backends
-        .filter((x) => x.vipPort === port && x.protocol === 'tcp')
-        .sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : x.port - y.port || x.taskId.localeCompare(y.taskId)))) {
-        const key = `${be.ip}:${be.port}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        if (isIP(be.ip) === 0) {
-          b.issues.push({ appId: be.appId, resource: svc, message: `backend ${be.taskId} has host ${JSON.stringify(be.ip)}, not an IP address; left out` });
-          continue;
-        }
-        endpoints.push({
-          endpoint: { address: { socket_address: { address: be.ip, port_value: be.port } } },
-          health_status: endpointHealth(be),
-          load_balancing_weight: { value: 1 },
-        });
-      }
-      b.add(TYPE.endpoint, svc, {
-        cluster_name: svc,
-        endpoints: [{ locality: { region: 'strata', zone: 'default' }, load_balancing_weight: { value: 1 }, priority: 0, lb_endpoints: endpoints }],
-      }, owners);
-
-      // Routes: the app's own, resolved to clusters on this same port, then the default.
-      const routes: Record<string, unknown>[] = [];
-      for (const route of mesh.routes) {
-        const clusters: { name: string; weight: number }[] = [];
-        let bad: string | undefined;
-        for (const w of route.weights) {
-          const target = byName.get(w.vip);
-          if (!target || !target.ports.some((p) => p.port === port && p.protocol === 'tcp')) {
-            bad = `route to ${JSON.stringify(w.vip)}: no VIP of that name publishes ${port}/tcp`;
-            break;
-          }
-          if (w.weight > 0) clusters.push({ name: serviceName(target, port), weight: w.weight });
-        }
-        if (bad) {
-          b.issues.push({ appId: primary.id, resource: svc, message: `label STRATA_MESH_ROUTES: ${bad} (route skipped)` });
-          continue;
-        }
-        routes.push(routeEntry(route, clusters, mesh));
-        routeRefs.push({ owners, clusters: clusters.map((c) => c.name) });
-      }
-      routes.push(routeEntry(undefined, [{ name: svc, weight: 1 }], mesh));
-      b.add(TYPE.route, svc, { name: svc, virtual_hosts: [{ name: svc, domains: ['*'], routes }] }, owners);
-
-      // Proxyless gRPC: API listeners named by the service.
-      const api = (name: string): Record<string, unknown> => ({
-        name,
-        api_listener: { api_listener: anyOf(EXTENSION.httpConnectionManager, httpConnectionManager(svc, svc)) },
-      });
-      b.add(TYPE.listener, svc, api(svc), owners, 'grpc');
-      if (port === lowest && vip.kind === 'named') b.add(TYPE.listener, label, api(label), owners, 'grpc');
-
-      // Envoy: a socket listener on the VIP address.
-      if (address !== undefined) {
-        const filter =
-          mesh.protocol === 'tcp'
-            ? { name: 'envoy.filters.network.tcp_proxy', typed_config: anyOf(EXTENSION.tcpProxy, { stat_prefix: svc, cluster: svc }) }
-            : {
-                name: 'envoy.filters.network.http_connection_manager',
-                typed_config: anyOf(EXTENSION.httpConnectionManager, { ...httpConnectionManager(svc, svc), codec_type: 'AUTO' }),
-              };
-        b.add(TYPE.listener, `vip/${svc}`, {
-          name: `vip/${svc}`,
-          address: { socket_address: { address, port_value: port } },
-          freebind: { value: true },
-          filter_chains: [{ filters: [filter] }],
-        }, owners, 'envoy');
-      }
-    }
-  }
-
-  // A node that may see a route also sees the clusters it sends traffic to.
-  for (const ref of routeRefs) {
-    for (const c of ref.clusters) {
-      for (const t of [TYPE.cluster, TYPE.endpoint] as const) {
-        const r = b.resources.get(t)!.get(c);
-        if (r) for (const o of ref.owners) r.owners.add(o);
-      }
-    }
-  }
-  return { resources: b.resources, issues: b.issues };
+  return new Translator().translate(state);
 }

@@ -1,0 +1,11 @@
+import { startMeshFixture, vipApp, task } from './control-plane/xds/testing.ts';
+import { TYPE } from './control-plane/xds/protos.ts';
+const mesh = await startMeshFixture({ debounceMs: 100 });
+await mesh.records.put('app', vipApp('/bench/svc-0', { instances: 2 }));
+await mesh.records.put('task', task('bench_svc-0.0', '/bench/svc-0', 20000, { host: '10.0.0.1' }));
+await new Promise(r => setTimeout(r, 300));
+console.log(mesh.server.snapshot!.version);
+await mesh.records.put('task', task('bench_svc-0.0', '/bench/svc-0', 20000, { host: '10.0.0.200' }));
+await new Promise(r => setTimeout(r, 300));
+console.log(mesh.server.snapshot!.version, mesh.source.state().tasksByApp.get('/bench/svc-0')?.map(t => t.host));
+process.exit(0);
