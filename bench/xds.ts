@@ -124,7 +124,16 @@ export async function run(args: string[]): Promise<unknown> {
   const registry = new Registry();
   const metrics = createXdsMetrics(registry);
   const server = new XdsServer({ authenticate: tokenAuthenticator({ tokens, iam }), metrics });
-  const source = await openSnapshotSource({ records, sink: server, metrics, debounceMs });
+  // The sink records when each snapshot reached the server and how long handing it to every stream took.
+  const servedAt = new Map<string, { at: number; pushMs: number }>();
+  const sink = {
+    setSnapshot(snap: Parameters<XdsServer['setSnapshot']>[0]): void {
+      const at = performance.now();
+      server.setSnapshot(snap);
+      servedAt.set(snap.version, { at, pushMs: performance.now() - at });
+    },
+  };
+  const source = await openSnapshotSource({ records, sink, metrics, debounceMs });
   const state = source.state();
   const cold: number[] = [];
   const warm: number[] = [];
@@ -204,6 +213,8 @@ export async function run(args: string[]): Promise<unknown> {
 
   // Convergence: one endpoint change at a time, until every stream ACKed the EDS version carrying it.
   const convergence: number[] = [];
+  const toSnapshot: number[] = [];
+  const pushes: number[] = [];
   for (let c = 0; c < changes; c++) {
     const i = (c * 37) % services;
     const lastVersion = server.snapshot!.version;
@@ -217,6 +228,9 @@ export async function run(args: string[]): Promise<unknown> {
       if (performance.now() - start > 30_000) throw new Error(`change ${c} did not converge in 30 s: snapshot ${lastVersion} -> ${v}, ACKs ${ackedVersions.get(v) ?? 0}/${streams}`);
     }
     convergence.push(performance.now() - start);
+    const served = servedAt.get(server.snapshot!.version)!;
+    toSnapshot.push(served.at - start);
+    pushes.push(served.pushMs);
   }
   const sorted = [...convergence].sort((a, b) => a - b);
 
@@ -237,6 +251,7 @@ export async function run(args: string[]): Promise<unknown> {
     rebuildMs: { note: 'cold = translate + encode everything; warm = one endpoint changed, memoized translator and encoder', translateMedian: Math.round(median(translateOnly)), coldMedian: Math.round(median(cold)), warmMedian: Math.round(median(warm)), cold: cold.map(Math.round), warm: warm.map(Math.round) },
     initialSyncSeconds: Math.round(initialSyncSeconds * 100) / 100,
     convergenceMs: { p50: Math.round(percentile(sorted, 50)), p99: Math.round(percentile(sorted, 99)), max: Math.round(sorted.at(-1)!), all: convergence.map(Math.round) },
+    convergenceBreakdownMedianMs: { storeChangeToSnapshotServed: Math.round(median(toSnapshot)), pushToEveryStream: Math.round(median(pushes) * 10) / 10, snapshotToLastAck: Math.round(median(convergence.map((c, k) => c - toSnapshot[k]!))) },
     memory: { heapPerStreamKb: Math.round(perStreamKb * 10) / 10, rssGrowthMb: Math.round((rssAfter - rssBefore) / 1024 / 1024), heapAfterMb: Math.round(heapAfter / 1024 / 1024) },
     acksReceived: acked,
     goals: { convergenceP99AtMost250Ms: percentile(sorted, 99) <= 250, memoryPerStreamAtMost100Kb: perStreamKb <= 100 },

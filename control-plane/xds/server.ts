@@ -420,7 +420,10 @@ export class XdsServer {
     const wildcard = full && (names.includes('*') || (names.length === 0 && (!s.everRequested || s.wildcard)));
     if (wildcard && !s.wildcard) s.forceFull = true;
     s.wildcard = wildcard;
-    const next = new Set(names.filter((n) => n !== '*'));
+    // Names are interned to the snapshot's own strings, so a thousand streams subscribing the same names share them.
+    const known = this.#snapshot?.resources.get(typeUrl);
+    const next = new Set<string>();
+    for (const n of names) if (n !== '*') next.add(known?.get(n)?.name ?? n);
     for (const n of s.names) {
       if (!next.has(n)) {
         s.names.delete(n);
