@@ -18,7 +18,8 @@
  *
  * K defaults to 200 streams (the machine is shared); STRATA_SLOW=1 or
  * --streams 1000 runs the full 1,000.
- * Options: --services N (1000), --endpoints N (10), --streams N, --changes N (20), --debounce-ms N (100).
+ * Options: --services N (1000), --endpoints N (10), --streams N, --changes N (20), --debounce-ms N (100),
+ * --delta (incremental xDS streams instead of state of the world).
  */
 import * as grpc from '@grpc/grpc-js';
 import { setFlagsFromString } from 'node:v8';
@@ -32,7 +33,7 @@ import { tokenAuthenticator } from '../control-plane/xds/identity.ts';
 import { createXdsMetrics } from '../control-plane/xds/metrics.ts';
 import { adsPackageDefinition, TYPE } from '../control-plane/xds/protos.ts';
 import { XdsServer } from '../control-plane/xds/server.ts';
-import { SnapshotBuilder } from '../control-plane/xds/snapshot.ts';
+import { frame, SnapshotBuilder } from '../control-plane/xds/snapshot.ts';
 import { openSnapshotSource } from '../control-plane/xds/source.ts';
 import { translate, Translator } from '../control-plane/xds/translate.ts';
 import { task, vipApp } from '../control-plane/xds/testing.ts';
@@ -96,6 +97,7 @@ export async function run(args: string[]): Promise<unknown> {
   const streams = option(args, 'streams', process.env['STRATA_SLOW'] === '1' ? 1000 : 200);
   const changes = option(args, 'changes', 20);
   const debounceMs = option(args, 'debounce-ms', 100);
+  const delta = args.includes('--delta');
 
   const store = await openEmbeddedStore({ path: ':memory:' });
   const records = new Records(store);
@@ -161,8 +163,16 @@ export async function run(args: string[]): Promise<unknown> {
   progress(`rebuilds measured (snapshot ${server.snapshot!.version})`);
   const port = await server.listen('127.0.0.1', 0);
   const def = adsPackageDefinition()['envoy.service.discovery.v3.AggregatedDiscoveryService'] as grpc.ServiceDefinition;
-  const sotw = def['StreamAggregatedResources']!;
-  const Client = grpc.makeGenericClientConstructor({ Sotw: { ...sotw, responseDeserialize: (b: Buffer) => b } }, 'Ads');
+  const method = def[delta ? 'DeltaAggregatedResources' : 'StreamAggregatedResources']!;
+  const encode = method.requestSerialize;
+  // The simulated clients send pre-encoded bytes (the subscription list is encoded once), so their cost stays small next to the server's.
+  const Client = grpc.makeGenericClientConstructor({ Ads: { ...method, requestSerialize: (b: unknown) => b as Buffer, responseDeserialize: (b: Buffer) => b } }, 'Ads');
+  const namesFrame = Buffer.concat(names.map((n) => frame(3, n)));
+  const wildcardFrame = frame(3, '*');
+  const sotwAck = (r: { version: string; typeUrl: string; nonce: string }): Buffer =>
+    Buffer.concat([frame(1, r.version), r.typeUrl === TYPE.cluster ? wildcardFrame : namesFrame, frame(4, r.typeUrl), frame(5, r.nonce)]);
+  // DeltaDiscoveryRequest: type_url = 2, response_nonce = 6.
+  const deltaAck = (r: { typeUrl: string; nonce: string }): Buffer => Buffer.concat([frame(2, r.typeUrl), frame(6, r.nonce)]);
   const channels = Array.from({ length: Math.ceil(streams / 100) }, () => new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()));
 
   // ACKs as the server records them (the moment each stream's ACK arrives).
@@ -183,16 +193,15 @@ export async function run(args: string[]): Promise<unknown> {
   for (let k = 0; k < streams; k++) {
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${token}`);
-    const call = (channels[Math.floor(k / 100)] as unknown as { Sotw: (md: grpc.Metadata) => grpc.ClientDuplexStream<unknown, Buffer> }).Sotw(md);
+    const call = (channels[Math.floor(k / 100)] as unknown as { Ads: (md: grpc.Metadata) => grpc.ClientDuplexStream<unknown, Buffer> }).Ads(md);
     let gotCds = false;
     let gotEds = false;
     call.on('data', (buf: Buffer) => {
       const r = scanResponse(buf);
-      const names_ = r.typeUrl === TYPE.cluster ? ['*'] : names;
-      call.write({ type_url: r.typeUrl, version_info: r.version, response_nonce: r.nonce, resource_names: names_ });
+      call.write(delta ? deltaAck(r) : sotwAck(r));
       if (r.typeUrl === TYPE.cluster && !gotCds) {
         gotCds = true;
-        call.write({ type_url: TYPE.endpoint, resource_names: names });
+        call.write(encode(delta ? { type_url: TYPE.endpoint, resource_names_subscribe: names } : { type_url: TYPE.endpoint, resource_names: names }));
       }
       if (r.typeUrl === TYPE.endpoint) {
         if (!gotEds) {
@@ -202,7 +211,8 @@ export async function run(args: string[]): Promise<unknown> {
       }
     });
     call.on('error', () => undefined);
-    call.write({ node: { id: `bench-${k}`, user_agent_name: 'envoy' }, type_url: TYPE.cluster, resource_names: ['*'] });
+    const node = { id: `bench-${k}`, user_agent_name: 'envoy' };
+    call.write(encode(delta ? { node, type_url: TYPE.cluster, resource_names_subscribe: ['*'] } : { node, type_url: TYPE.cluster, resource_names: ['*'] }));
     calls.push(call);
   }
   await initial;
@@ -244,7 +254,7 @@ export async function run(args: string[]): Promise<unknown> {
   return {
     area: 'xds',
     node: process.version,
-    scenario: { services, endpointsPerService: endpoints, streams, changes, debounceMs, client: 'Envoy-like SotW: CDS wildcard + EDS for every cluster, ACK everything' },
+    scenario: { services, endpointsPerService: endpoints, streams, changes, debounceMs, client: `Envoy-like ${delta ? 'delta' : 'SotW'}: CDS wildcard + EDS for every cluster, ACK everything` },
     populateStoreSeconds: Math.round(populateSeconds * 100) / 100,
     resources: resourceCounts,
     snapshotBytes: snapshot.totalBytes,

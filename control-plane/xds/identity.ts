@@ -2,7 +2,10 @@
  * Who an xDS node is, and what it may see.
  *
  * A node authenticates its stream with a Strata JWT in the call metadata
- * (`authorization: Bearer <jwt>` or `token=<jwt>`, as the API accepts),
+ * (`authorization: Bearer <jwt>` or `token=<jwt>`, as the API accepts;
+ * Envoy sends it as the ADS service's `initial_metadata`), or, for gRPC
+ * clients, which cannot add metadata to their ADS stream, in the first
+ * request's `node.metadata.STRATA_TOKEN` (server.ts reads it). It is
  * verified by the TokenService like any API token. The principal is read
  * once, when the stream opens (a changed permission applies on the next
  * connect).

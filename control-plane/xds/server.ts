@@ -110,6 +110,8 @@ class TypeState {
   forceFull = false;
   /** Nonce of the response awaiting its ACK or NACK. */
   pendingNonce: string | undefined;
+  /** The snapshot version of the pending response. */
+  pendingVersion = '';
   pendingTriggeredAtMs = 0;
   lastNonce: string | undefined;
   nacks = 0;
@@ -191,7 +193,7 @@ export class XdsServer {
   #snapshot: Snapshot | undefined;
   #nextId = 0;
   #server: grpc.Server | undefined;
-  /** Called after each ACK or NACK (tests and the benchmark wait on it). */
+  /** Called after each ACK or NACK, with the snapshot version of the response it answers (tests and the benchmark wait on it). */
   onAck: ((info: { stream: StreamInfo; typeUrl: TypeUrl; version: string; nack: boolean }) => void) | undefined;
 
   constructor(options: XdsServerOptions) {
@@ -384,7 +386,8 @@ export class XdsServer {
   }
 
   /** An ACK or NACK of the pending response: record it, measure convergence. */
-  #acknowledge(stream: Stream, typeUrl: TypeUrl, s: TypeState, error: Status | undefined, version: string): void {
+  #acknowledge(stream: Stream, typeUrl: TypeUrl, s: TypeState, error: Status | undefined): void {
+    const version = s.pendingVersion;
     const m = this.#options.metrics;
     const nack = error !== undefined && error !== null;
     if (nack) {
@@ -410,7 +413,7 @@ export class XdsServer {
         this.#options.metrics.rejected.inc({ reason: 'stale_nonce' });
         return; // SotW: a request for an older response is superseded
       }
-      if (s.pendingNonce === nonce) this.#acknowledge(stream, typeUrl, s, req.error_detail, req.version_info ?? '');
+      if (s.pendingNonce === nonce) this.#acknowledge(stream, typeUrl, s, req.error_detail);
     } else {
       s.forceFull = true; // new subscription or reconnect: a full answer whatever version it claims
     }
@@ -448,7 +451,7 @@ export class XdsServer {
     if (!typeUrl) return;
     const s = stream.state(typeUrl);
     const nonce = req.response_nonce ?? '';
-    if (nonce !== '' && nonce === s.pendingNonce) this.#acknowledge(stream, typeUrl, s, req.error_detail, '');
+    if (nonce !== '' && nonce === s.pendingNonce) this.#acknowledge(stream, typeUrl, s, req.error_detail);
     else if (nonce !== '' && nonce !== s.lastNonce) this.#options.metrics.rejected.inc({ reason: 'stale_nonce' }); // still apply its subscription changes
     const subscribe = req.resource_names_subscribe ?? [];
     const unsubscribe = req.resource_names_unsubscribe ?? [];
@@ -552,7 +555,7 @@ export class XdsServer {
     const parts: Buffer[] = [frame(1, snapshot.version)];
     for (const r of out) parts.push(r.sotwFrame);
     parts.push(frame(4, typeUrl), frame(5, nonce));
-    return this.#write(stream, typeUrl, s, nonce, Buffer.concat(parts), askedFor ? Date.now() : snapshot.triggeredAtMs);
+    return this.#write(stream, typeUrl, s, nonce, Buffer.concat(parts), askedFor ? Date.now() : snapshot.triggeredAtMs, snapshot.version);
   }
 
   #sendDelta(stream: Stream, snapshot: Snapshot, typeUrl: TypeUrl, s: TypeState): boolean {
@@ -584,7 +587,7 @@ export class XdsServer {
     for (const r of out) parts.push(r.deltaFrame);
     parts.push(frame(4, typeUrl), frame(5, nonce));
     for (const n of removed) parts.push(frame(6, n));
-    return this.#write(stream, typeUrl, s, nonce, Buffer.concat(parts), askedFor ? Date.now() : snapshot.triggeredAtMs);
+    return this.#write(stream, typeUrl, s, nonce, Buffer.concat(parts), askedFor ? Date.now() : snapshot.triggeredAtMs, snapshot.version);
   }
 
   #clean(s: TypeState): false {
@@ -596,8 +599,9 @@ export class XdsServer {
   }
 
   /** `sinceMs`: when what this response answers happened (a state change, or the request). */
-  #write(stream: Stream, typeUrl: TypeUrl, s: TypeState, nonce: string, bytes: Buffer, sinceMs: number): true {
+  #write(stream: Stream, typeUrl: TypeUrl, s: TypeState, nonce: string, bytes: Buffer, sinceMs: number, version: string): true {
     s.pendingNonce = nonce;
+    s.pendingVersion = version;
     s.lastNonce = nonce;
     s.pendingTriggeredAtMs = sinceMs;
     this.#options.metrics.configBytes.inc({ type: TYPE_SHORT[typeUrl] }, bytes.length);
