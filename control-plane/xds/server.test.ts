@@ -7,7 +7,9 @@
  */
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import { adsPackageDefinition, TYPE } from './protos.ts';
+import { decodeNames, splitSotwRequest } from './server.ts';
 import { adsClient, eventually, openAds, startMeshFixture, task, vipApp, type MeshFixture, type RawAdsStream } from './testing.ts';
 
 const GRPC_NODE = { id: 'n1', user_agent_name: 'gRPC Node Pure JS', locality: {} };
@@ -223,7 +225,7 @@ test('bad input: no token, an unknown type URL, malformed and oversized requests
   huge.send({ node: GRPC_NODE, type_url: TYPE.endpoint, resource_names: Array.from({ length: 5000 }, (_, i) => `name-${i}-${'x'.repeat(20)}`) });
   t.is((await huge.ended).code, grpc.status.RESOURCE_EXHAUSTED);
 
-  // Bytes that are not a valid DiscoveryRequest (protobufjs decodes them leniently, to no known type): ignored and counted.
+  // Bytes that are not a DiscoveryRequest: each ends its own stream (INTERNAL, from gRPC's deserializer); a valid request still works.
   const Raw = grpc.makeGenericClientConstructor({
     Sotw: { path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', requestStream: true, responseStream: true, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b },
   }, 'Raw');
@@ -231,21 +233,21 @@ test('bad input: no token, an unknown type URL, malformed and oversized requests
   t.teardown(() => raw.close());
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${token}`);
-  const call = (raw as unknown as { Sotw: (md: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer> }).Sotw(md);
-  call.on('error', () => undefined);
-  const firstData = new Promise<Buffer>((resolve) => call.once('data', resolve));
-  for (const garbage of [[0x0f, 0x01], [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01], [0x22, 0x05, 0x61]]) call.write(Buffer.from(garbage));
+  const open = (): grpc.ClientDuplexStream<Buffer, Buffer> => (raw as unknown as { Sotw: (md: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer> }).Sotw(md);
+  // wire type 7; a length past the end; a 5-byte string with 1 byte; a varint that never ends
+  for (const garbage of [[0x0f, 0x01], [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01], [0x22, 0x05, 0x61], [0xff, 0xff, 0xff]]) {
+    const call = open();
+    const status = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    call.write(Buffer.from(garbage));
+    t.is((await status).code, grpc.status.INTERNAL, JSON.stringify(garbage));
+  }
+  const valid = open();
+  valid.on('error', () => undefined);
+  const firstData = new Promise<Buffer>((resolve) => valid.once('data', resolve));
   const serialize = (adsPackageDefinition()['envoy.service.discovery.v3.AggregatedDiscoveryService'] as grpc.ServiceDefinition)['StreamAggregatedResources']!.requestSerialize;
-  call.write(serialize({ node: GRPC_NODE, type_url: TYPE.cluster, resource_names: ['web:80'] }));
-  const answer = await firstData;
-  t.true(answer.includes(Buffer.from('web:80')), 'the stream still answers a valid request after garbage');
-  t.regex(await mesh.registry.metrics(), /strata_xds_requests_rejected_total\{reason="unknown_type"\} [2-9]/);
-  call.cancel();
-  // Bytes protobufjs cannot decode at all: gRPC ends that stream (INTERNAL), nothing else.
-  const broken = (raw as unknown as { Sotw: (md: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer> }).Sotw(md);
-  const brokenStatus = new Promise<grpc.ServiceError>((resolve) => broken.on('error', resolve));
-  broken.write(Buffer.from([0xff, 0xff, 0xff]));
-  t.is((await brokenStatus).code, grpc.status.INTERNAL);
+  valid.write(serialize({ node: GRPC_NODE, type_url: TYPE.cluster, resource_names: ['web:80'] }));
+  t.true((await firstData).includes(Buffer.from('web:80')));
+  valid.cancel();
 
   // The healthy stream still works.
   await mesh.records.put('task', task('web.1', '/web', 31001));
@@ -319,4 +321,17 @@ test('delta xDS: subscribe, initial versions, changes as upserts, removals and u
   t.deepEqual(r.resources, [], 'web:80 is unchanged, so not resent');
   t.deepEqual(r.removed_resources, ['stale:80']);
   again.close();
+});
+
+test('property: splitting a SotW request keeps every field; the raw names decode to the same list', (t) => {
+  const method = (adsPackageDefinition()['envoy.service.discovery.v3.AggregatedDiscoveryService'] as grpc.ServiceDefinition)['StreamAggregatedResources']!;
+  fc.assert(fc.property(fc.array(fc.string({ maxLength: 30 }), { maxLength: 50 }), fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 }), (names, version, nonce) => {
+    const bytes = method.requestSerialize({ version_info: version, resource_names: names, type_url: TYPE.endpoint, response_nonce: nonce, node: { id: 'n' } });
+    const split = splitSotwRequest(bytes, method.requestDeserialize as (b: Buffer) => { type_url?: string; response_nonce?: string }) as { namesBytes?: Buffer; type_url?: string; response_nonce?: string; node?: unknown };
+    const whole = method.requestDeserialize(bytes) as Record<string, unknown>;
+    t.deepEqual(decodeNames(split.namesBytes!), names);
+    t.is(split.type_url, whole['type_url'] as string | undefined);
+    t.is(split.response_nonce ?? '', (whole['response_nonce'] as string | undefined) ?? '');
+    t.deepEqual(split.node, whole['node']);
+  }), { numRuns: 100 });
 });

@@ -30,7 +30,7 @@
  * is verified. A stream that breaks a limit ends; the others go on.
  */
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { StrataError, isStrataError } from '../../common/errors.ts';
 import type { NodeIdentity, XdsAuthenticator } from './identity.ts';
 import type { XdsMetrics } from './metrics.ts';
@@ -74,6 +74,8 @@ interface NodeMsg {
   readonly metadata?: { readonly fields?: Readonly<Record<string, { readonly stringValue?: string; readonly string_value?: string }>> };
 }
 interface SotwRequest {
+  /** resource_names as raw protobuf fields, when the request came through {@link splitSotwRequest}. */
+  readonly namesBytes?: Buffer;
   readonly version_info?: string;
   readonly node?: NodeMsg;
   readonly resource_names?: readonly string[];
@@ -114,6 +116,8 @@ class TypeState {
   pendingVersion = '';
   pendingTriggeredAtMs = 0;
   lastNonce: string | undefined;
+  /** SotW: digest of the last request's raw resource_names. */
+  namesDigest: string | undefined;
   nacks = 0;
   lastError: string | undefined;
 }
@@ -170,6 +174,59 @@ class Stream {
     }
     return { id: this.id, variant: this.variant, nodeId: this.nodeId, uid: this.identity?.uid, flavor: this.flavor, pending, nacks };
   }
+}
+
+function readVarint(buf: Buffer, pos: number): [number, number] {
+  let n = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    const b = buf[pos++]!;
+    n += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [n, pos];
+  }
+  throw new Error('varint too long');
+}
+
+/**
+ * Split a DiscoveryRequest: field 3 (resource_names) stays raw bytes, the
+ * other fields are decoded by `decodeRest`. Throws on malformed framing
+ * (gRPC then ends the stream with INTERNAL).
+ */
+export function splitSotwRequest(buf: Buffer, decodeRest: (b: Buffer) => SotwRequest): SotwRequest {
+  const names: Buffer[] = [];
+  const rest: Buffer[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const start = pos;
+    let tag: number;
+    [tag, pos] = readVarint(buf, pos);
+    const wire = tag & 7;
+    if (wire === 0) [, pos] = readVarint(buf, pos);
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      let len: number;
+      [len, pos] = readVarint(buf, pos);
+      pos += len;
+    } else throw new Error(`wire type ${wire} is not valid`);
+    if (pos > buf.length) throw new Error('a field runs past the end of the message');
+    (tag >>> 3 === 3 && wire === 2 ? names : rest).push(buf.subarray(start, pos));
+  }
+  return { ...decodeRest(Buffer.concat(rest)), namesBytes: Buffer.concat(names) };
+}
+
+/** The strings of raw repeated field 3 entries (as {@link splitSotwRequest} keeps them). */
+export function decodeNames(bytes: Buffer): string[] {
+  const out: string[] = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    let len: number;
+    [, pos] = readVarint(bytes, pos);
+    [len, pos] = readVarint(bytes, pos);
+    out.push(bytes.toString('utf8', pos, pos + len));
+    pos += len;
+  }
+  return out;
 }
 
 /** The node metadata key a bootstrap puts the token under, for clients that cannot send call metadata. */
@@ -244,6 +301,14 @@ export class XdsServer {
     for (const [name, method] of Object.entries(def)) {
       // Responses are spliced from shared encoded frames: serialize is the identity.
       methods[name] = { ...method, responseSerialize: (b: unknown) => b as Buffer };
+    }
+    // SotW requests repeat the whole subscription in every ACK (a thousand names from every Envoy on every
+    // change): keep resource_names as raw bytes, decode only the rest, and decode the names only when
+    // their digest differs from the stream's last request of that type.
+    const sotw = methods['StreamAggregatedResources'];
+    if (sotw) {
+      const decodeRest = sotw.requestDeserialize;
+      methods['StreamAggregatedResources'] = { ...sotw, requestDeserialize: (b: Buffer) => splitSotwRequest(b, decodeRest as (b: Buffer) => SotwRequest) };
     }
     server.addService(methods as grpc.ServiceDefinition, {
       StreamAggregatedResources: (call: AnyCall) => this.#open(call, 'sotw'),
@@ -417,7 +482,17 @@ export class XdsServer {
     } else {
       s.forceFull = true; // new subscription or reconnect: a full answer whatever version it claims
     }
-    const names = req.resource_names ?? [];
+    let names: readonly string[];
+    if (req.namesBytes !== undefined) {
+      const digest = createHash('sha1').update(req.namesBytes).digest('base64');
+      if (s.everRequested && digest === s.namesDigest && nonce !== '') {
+        // The same subscription as last time: nothing to diff.
+        this.#pump(stream);
+        return;
+      }
+      s.namesDigest = digest;
+      names = decodeNames(req.namesBytes);
+    } else names = req.resource_names ?? [];
     this.#checkNames(names);
     const full = FULL_STATE.has(typeUrl);
     const wildcard = full && (names.includes('*') || (names.length === 0 && (!s.everRequested || s.wildcard)));
@@ -461,11 +536,14 @@ export class XdsServer {
     if (!s.everRequested) {
       const initial = Object.entries(req.initial_resource_versions ?? {});
       this.#checkNames(initial.map(([n]) => n));
-      for (const [n, v] of initial) s.sent.set(n, v);
+      const known = this.#snapshot?.resources.get(typeUrl);
+      for (const [n, v] of initial) s.sent.set(known?.get(n)?.name ?? n, v);
       if (full && subscribe.length === 0) s.wildcard = true; // legacy wildcard
       s.dirtyAll = true;
     }
-    for (const n of subscribe) {
+    const known = this.#snapshot?.resources.get(typeUrl);
+    for (const raw of subscribe) {
+      const n = known?.get(raw)?.name ?? raw; // interned, as in SotW
       if (n === '*') {
         if (full && !s.wildcard) {
           s.wildcard = true;
