@@ -98,7 +98,7 @@ export const ConfigSchema = Type.Object(
         port: Type.Integer({ ...Port, default: 15010 }),
         /** Host nodes use to reach this server in the bootstraps `strata envoy bootstrap` prints (defaults to host). */
         advertiseHost: Type.Optional(Type.String({ ...Host })),
-        /** Longest a state change waits before the snapshot that includes it (Istio: 100 ms). */
+        /** At most one snapshot rebuild per window, and no state change waits longer than this (Istio debounces 100 ms). */
         debounceMs: Type.Integer({ minimum: 0, maximum: 10_000, default: 100 }),
         /** Streams served at once; more are refused with RESOURCE_EXHAUSTED. */
         maxStreams: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),

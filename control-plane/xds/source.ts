@@ -1,10 +1,10 @@
 /**
  * Where snapshots come from: views of the apps, tasks and VIP records
  * (watches, so any master can serve; no leadership needed), debounced, then
- * translated, encoded and handed to a sink (the server). The first change
- * starts the window; everything that arrives within `debounceMs` goes into
- * one snapshot, so a burst costs one rebuild and a change waits at most
- * `debounceMs` plus the build.
+ * translated, encoded and handed to a sink (the server). At most one
+ * rebuild runs per `debounceMs` window and no change waits longer than
+ * `debounceMs` (plus the build): a lone change after a quiet window is built
+ * at once, a burst is coalesced into one rebuild per window.
  *
  * A translation that fails the consistency check is counted, logged and
  * dropped: the previous snapshot stays served.
@@ -86,16 +86,23 @@ export async function openSnapshotSource(options: SnapshotSourceOptions): Promis
       throw err;
     }
   };
+  // At most one rebuild per `debounceMs` window, and no change waits longer than that: a change after a
+  // quiet window is built at once (on the next tick, so one store batch is one rebuild); changes arriving
+  // within the window after a rebuild wait for its end and go out together.
+  let lastBuildMs = -Infinity;
   const changed = (): void => {
     if (closed) return;
     firstChangeAtMs ??= Date.now();
-    timer ??= setTimeout(() => {
+    if (timer) return;
+    const waitMs = Math.max(0, lastBuildMs + debounceMs - performance.now());
+    timer = setTimeout(() => {
+      lastBuildMs = performance.now();
       try {
         rebuild();
       } catch (err) {
         options.logger?.warn({ err }, 'xDS snapshot rebuild failed');
       }
-    }, debounceMs);
+    }, waitMs);
   };
   apps.subscribe(changed);
   tasks.subscribe(changed);
