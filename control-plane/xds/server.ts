@@ -195,6 +195,10 @@ function readVarint(buf: Buffer, pos: number): [number, number] {
 export function splitSotwRequest(buf: Buffer, decodeRest: (b: Buffer) => SotwRequest): SotwRequest {
   const names: Buffer[] = [];
   const rest: Buffer[] = [];
+  // Encoders write repeated fields together: then the names are one slice of the request, not a copy.
+  let namesStart = -1;
+  let namesEnd = -1;
+  let contiguous = true;
   let pos = 0;
   while (pos < buf.length) {
     const start = pos;
@@ -210,9 +214,15 @@ export function splitSotwRequest(buf: Buffer, decodeRest: (b: Buffer) => SotwReq
       pos += len;
     } else throw new Error(`wire type ${wire} is not valid`);
     if (pos > buf.length) throw new Error('a field runs past the end of the message');
-    (tag >>> 3 === 3 && wire === 2 ? names : rest).push(buf.subarray(start, pos));
+    if (tag >>> 3 === 3 && wire === 2) {
+      if (namesStart < 0) namesStart = start;
+      else if (namesEnd !== start) contiguous = false;
+      namesEnd = pos;
+      names.push(buf.subarray(start, pos));
+    } else rest.push(buf.subarray(start, pos));
   }
-  return { ...decodeRest(Buffer.concat(rest)), namesBytes: Buffer.concat(names) };
+  const namesBytes = names.length === 0 ? Buffer.alloc(0) : contiguous ? buf.subarray(namesStart, namesEnd) : Buffer.concat(names);
+  return { ...decodeRest(rest.length === 1 ? rest[0]! : Buffer.concat(rest)), namesBytes };
 }
 
 /** The strings of raw repeated field 3 entries (as {@link splitSotwRequest} keeps them). */
