@@ -10,6 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { adsPackageDefinition, TYPE } from './protos.ts';
 import { decodeNames, splitSotwRequest } from './server.ts';
+import { SnapshotBuilder } from './snapshot.ts';
+import { translate } from './translate.ts';
 import { adsClient, eventually, openAds, startMeshFixture, task, vipApp, type MeshFixture, type RawAdsStream } from './testing.ts';
 
 const GRPC_NODE = { id: 'n1', user_agent_name: 'gRPC Node Pure JS', locality: {} };
@@ -335,4 +337,33 @@ test('property: splitting a SotW request keeps every field; the raw names decode
     t.is(split.response_nonce ?? '', (whole['response_nonce'] as string | undefined) ?? '');
     t.deepEqual(split.node, whole['node']);
   }), { numRuns: 100 });
+});
+
+test('SDS service: secret streams are served only secrets, remembered names are answered when a secret exists; FetchSecrets is refused clearly', async (t) => {
+  const { mesh, token } = await withWeb(t);
+  const Sds = (grpc.loadPackageDefinition(adsPackageDefinition()) as unknown as { envoy: { service: { secret: { v3: { SecretDiscoveryService: grpc.ServiceClientConstructor } } } } }).envoy.service.secret.v3.SecretDiscoveryService;
+  const sds = new Sds(`127.0.0.1:${mesh.port}`, grpc.credentials.createInsecure());
+  t.teardown(() => sds.close());
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  const call = (sds as unknown as { StreamSecrets: (md: grpc.Metadata) => grpc.ClientDuplexStream<unknown, Record<string, unknown>> }).StreamSecrets(md);
+  const responses: Record<string, unknown>[] = [];
+  call.on('data', (r: Record<string, unknown>) => responses.push(r));
+  call.on('error', () => undefined);
+  call.write({ node: ENVOY_NODE, type_url: TYPE.cluster, resource_names: ['web:80'] }); // not a secret: ignored
+  call.write({ type_url: TYPE.secret, resource_names: ['web-cert'] });
+  await eventually(() => mesh.server.streams().length === 1, 5000, 'the SDS stream');
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(responses.length, 0, 'no secrets exist yet (issue 7), and the cluster request was ignored');
+  // A secret appears (as the CA of issue 7 will add them): the remembered name is answered.
+  const secret = { typeUrl: TYPE.secret, name: 'web-cert', owners: new Set(['/web']), value: { name: 'web-cert', tls_certificate: { certificate_chain: { inline_string: '-----BEGIN CERTIFICATE-----' } } } };
+  const translation = translate(mesh.source.state());
+  (translation.resources.get(TYPE.secret) as Map<string, unknown>).set('web-cert', secret);
+  mesh.server.setSnapshot(new SnapshotBuilder().build(translation));
+  await eventually(() => responses.length === 1, 5000, 'the secret');
+  t.is(responses[0]!['type_url'], TYPE.secret);
+  call.cancel();
+  const fetched = await new Promise<grpc.ServiceError>((resolve) =>
+    (sds as unknown as { FetchSecrets: (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError) => void) => void }).FetchSecrets({ type_url: TYPE.secret }, md, resolve));
+  t.is(fetched.code, grpc.status.UNIMPLEMENTED);
 });

@@ -145,6 +145,8 @@ class Stream {
   queued: (SotwRequest | DeltaRequest)[] = [];
   authStarted = false;
   closed = false;
+  /** Set on a per-type service's streams (SDS): every other type is ignored. */
+  onlyType: TypeUrl | undefined;
 
   constructor(id: number, variant: Variant, call: AnyCall) {
     this.id = id;
@@ -324,6 +326,21 @@ export class XdsServer {
       StreamAggregatedResources: (call: AnyCall) => this.#open(call, 'sotw'),
       DeltaAggregatedResources: (call: AnyCall) => this.#open(call, 'delta'),
     });
+    // SDS on its own service (Envoy's sds_config with api_config_source): the same streams, secrets only.
+    // No secrets exist until the cluster CA (issue 7); subscriptions are kept and answered when they do.
+    const sdsDef = adsPackageDefinition()['envoy.service.secret.v3.SecretDiscoveryService'] as grpc.ServiceDefinition;
+    const sds: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+    for (const [name, method] of Object.entries(sdsDef)) sds[name] = { ...method, responseSerialize: (b: unknown) => b as Buffer };
+    if (sds['StreamSecrets']) {
+      const decodeRest = sds['StreamSecrets'].requestDeserialize;
+      sds['StreamSecrets'] = { ...sds['StreamSecrets'], requestDeserialize: (b: Buffer) => splitSotwRequest(b, decodeRest as (b: Buffer) => SotwRequest) };
+    }
+    server.addService(sds as grpc.ServiceDefinition, {
+      StreamSecrets: (call: AnyCall) => this.#open(call, 'sotw', TYPE.secret),
+      DeltaSecrets: (call: AnyCall) => this.#open(call, 'delta', TYPE.secret),
+      FetchSecrets: (_call: unknown, callback: (err: Partial<grpc.StatusObject>) => void) =>
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'FetchSecrets (REST-style) is not served; use StreamSecrets, DeltaSecrets or ADS' }),
+    });
   }
 
   /** Listen on host:port (0 = a free port); resolves with the bound port. */
@@ -358,7 +375,7 @@ export class XdsServer {
     }
   }
 
-  #open(call: AnyCall, variant: Variant): void {
+  #open(call: AnyCall, variant: Variant, onlyType?: TypeUrl): void {
     const m = this.#options.metrics;
     if (this.#streams.size >= (this.#options.maxStreams ?? 10_000)) {
       m.rejected.inc({ reason: 'stream_limit' });
@@ -366,6 +383,7 @@ export class XdsServer {
       return;
     }
     const stream = new Stream(++this.#nextId, variant, call);
+    if (onlyType) stream.onlyType = onlyType;
     this.#streams.add(stream);
     m.streams.inc({ variant });
     const cleanup = (): void => {
@@ -439,7 +457,9 @@ export class XdsServer {
   }
 
   #typeOf(stream: Stream, url: string | undefined): TypeUrl | undefined {
-    if (url !== undefined && isTypeUrl(url)) return url;
+    if (stream.onlyType) {
+      if (url === undefined || url === '' || url === stream.onlyType) return stream.onlyType;
+    } else if (url !== undefined && isTypeUrl(url)) return url;
     this.#options.metrics.rejected.inc({ reason: 'unknown_type' });
     this.#options.logger?.debug({ stream: stream.id, typeUrl: url }, 'xDS request for an unknown type URL ignored');
     return undefined;
