@@ -105,7 +105,7 @@ function routeEntry(route: MeshRoute | undefined, clusters: readonly { name: str
     clusters.length === 1 ? { cluster: clusters[0]!.name } : { weighted_clusters: { clusters: clusters.map((c) => ({ name: c.name, weight: { value: c.weight } })) } };
   const timeoutMs = route?.timeoutMs ?? mesh.timeoutMs;
   if (timeoutMs !== undefined && timeoutMs > 0) {
-    // Envoy reads `timeout`; gRPC (A?? / grpc-js) reads `max_stream_duration`.
+    // Envoy reads `timeout`; gRPC clients (grpc-js-xds) read `max_stream_duration`.
     action['timeout'] = duration(timeoutMs);
     action['max_stream_duration'] = { max_stream_duration: duration(timeoutMs) };
   }
