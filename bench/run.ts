@@ -8,6 +8,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   'agent-tasks': () => import('./agent-tasks.ts'),
   'dns-zone': () => import('./dns-zone.ts'),
   dns: () => import('./dns.ts'),
+  xds: () => import('./xds.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

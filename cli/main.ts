@@ -20,6 +20,7 @@ import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from '
 import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
 import { queueList, queueReset } from './queue.ts';
 import { taskLog } from './task-log.ts';
+import { envoyBootstrapVerb } from './envoy.ts';
 
 export interface Verb {
   readonly name: string;
@@ -399,6 +400,21 @@ const VERBS: readonly Verb[] = [
     optionalOperands: ['TYPE'],
     configFlags: true,
     run: dnsLookup,
+  },
+  {
+    name: 'envoy bootstrap',
+    summary: 'Print an Envoy bootstrap (JSON; --grpc: a proxyless gRPC bootstrap) that points a node at the xDS server with its node id and a token',
+    usage: 'strata envoy bootstrap --node ID [--xds-address HOST:PORT] [--token-file FILE] [--cluster NAME] [--admin-port PORT] [--grpc]',
+    flags: {
+      node: 'the node id the server sees (Envoy --service-node)',
+      'xds-address': 'where nodes reach the xDS server (default: the API host, port 15010)',
+      'token-file': 'a file holding the token the node authenticates with (default: the logged-in token)',
+      cluster: 'node cluster (default strata)',
+      'admin-port': 'Envoy admin port on 127.0.0.1 (default 9901)',
+    },
+    booleans: ['grpc'],
+    configFlags: false,
+    run: envoyBootstrapVerb,
   },
   {
     name: 'auth login',

@@ -24,6 +24,7 @@ import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import { vipAllocator } from '../control-plane/vips/allocator.ts';
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
+import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -56,16 +57,31 @@ function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
   ];
 }
 
+/** The xDS server every master runs (no leadership needed: it reads state through watches). */
+async function xdsOf(config: Readonly<StrataConfig>, master: MasterHandle, logger: Logger): Promise<XdsHandle | undefined> {
+  if (!config.xds.enabled) return undefined;
+  return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }) });
+}
+
 export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
   const master = await startMaster({ config, logger, leaderLoops: leaderLoopsOf(config) });
+  let xds: XdsHandle | undefined;
+  try {
+    xds = await xdsOf(config, master, logger);
+  } catch (err) {
+    await master.close();
+    throw err;
+  }
   const dns = await startNodeDns(config, logger, master);
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend}); DNS: ${dns.line}`);
+  if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
   await dns.close();
+  await xds?.close();
   await master.close();
   return 0;
 }
@@ -173,7 +189,16 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   const logFile = join(config.dataDir, 'strata.log');
   const logger = makeLogger(config, logFile);
   const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: leaderLoopsOf(config) });
+  let xds: XdsHandle | undefined;
+  let xdsProblem: string | undefined;
   try {
+    // A taken xDS port (another Strata or an Istio on this machine) is reported, as DNS's is; strata up runs on.
+    xds = await xdsOf(config, master, logger).catch((err: unknown) => {
+      if (!/EADDRINUSE|address already in use/.test(String(err))) throw err;
+      xdsProblem = `not started: port ${config.xds.port} is taken (pick another with --xds-port; 0 picks a free one)`;
+      logger.warn({ err }, 'xds: not started');
+      return undefined;
+    });
     await master.whenLeader();
     await ensureAgentPrincipal(master.iam);
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
@@ -188,13 +213,13 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
       `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
+      xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
       `  log:    ${logFile}`,
       existsSync(credentials)
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
         : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
       '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
       `  DNS:    ${dns.line}`,
-      '  xDS joins this command as it lands (issue 5).',
       '',
       `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
       'Stop:    Ctrl-C (or SIGTERM)',
@@ -208,6 +233,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
   } finally {
+    await xds?.close();
     await master.close();
     logger.flush();
   }

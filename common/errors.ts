@@ -84,6 +84,11 @@ export const ERROR_CODES = {
   DNS_PLUGIN_UNKNOWN: { httpStatus: 500, summary: 'The DNS handler chain names a plugin that is not registered.' },
   DNS_UPSTREAM_INVALID: { httpStatus: 500, summary: 'A DNS upstream or forward-zone server is not an `ip` or `ip:port` address; the message names it.' },
   DNS_LISTEN_FAILED: { httpStatus: 500, summary: 'The DNS server could not bind its UDP or TCP address (in use, or port 53 without privileges).' },
+  // xds
+  XDS_SNAPSHOT_INCONSISTENT: { httpStatus: 500, summary: 'A translated xDS snapshot failed the consistency check (a route to a missing cluster, an EDS cluster without endpoints, ...); the previous snapshot stays served and the details list every problem.' },
+  XDS_UNAUTHENTICATED: { httpStatus: 401, summary: 'An xDS stream carried no valid token (metadata "authorization: Bearer <jwt>") or its principal is unknown or disabled; the stream ends with gRPC UNAUTHENTICATED.' },
+  XDS_REQUEST_INVALID: { httpStatus: 400, summary: 'An xDS discovery request was malformed, too large, named too many resources or an unknown type URL; the message names what was wrong.' },
+  XDS_STREAM_LIMIT: { httpStatus: 503, summary: 'The xDS server already serves its maximum number of streams (xds.maxStreams); the stream ends with gRPC RESOURCE_EXHAUSTED and the client retries.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -32,6 +32,7 @@ async function startMasterProcess(dir: string, name: string, prefix: string): Pr
     'master',
     '--data-dir', join(dir, name),
     '--api-port', '0',
+    '--xds-port', '0',
     '--store-backend', 'etcd',
     '--store-etcd-endpoints', cluster.endpoints.join(','),
     '--store-prefix', prefix,

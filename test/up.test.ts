@@ -19,7 +19,7 @@ test('strata up: prints where it listens, logs in through the CLI, serves its ag
   const dir = await tempDir(t);
   const dataDir = join(dir, 'data');
   const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
-  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0'], { env });
+  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0'], { env });
   t.teardown(() => up.kill('SIGKILL'));
   const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/);
   const [, credentials] = await up.waitFor(/bootstrap superuser credentials: (\S+) \(uid admin\) \(new\)/);
@@ -49,7 +49,7 @@ test('strata up: prints where it listens, logs in through the CLI, serves its ag
   up.kill('SIGTERM');
   t.is(await up.exited(), 0, 'graceful exit on SIGTERM');
 
-  const again = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0'], { env });
+  const again = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0'], { env });
   t.teardown(() => again.kill('SIGKILL'));
   const [, apiUrl2] = await again.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/);
   await again.waitFor(/Stop:/);
@@ -80,7 +80,7 @@ test('a corrupt or foreign data file is refused, named, and left untouched', asy
   const file = join(dir, 'state.db');
   const bytes = 'this is not a strata store\n';
   await writeFile(file, bytes);
-  const res = await runStrata(['up', '--data-dir', dir, '--api-port', '0', '--agent-port', '0']);
+  const res = await runStrata(['up', '--data-dir', dir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0']);
   t.is(res.code, 1);
   t.true(res.output.includes(file), res.output);
   t.is(await readFile(file, 'utf8'), bytes);

@@ -150,6 +150,24 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    xds: Type.Object(
+      {
+        /** Serve xDS (ADS for Envoy and proxyless gRPC) from every master. */
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ ...Host, default: '127.0.0.1' }),
+        /** Istio's plaintext xDS port (istiod 15010), so mesh tooling finds it where it expects; 0 picks a free one. */
+        port: Type.Integer({ ...Port, default: 15010 }),
+        /** Host nodes use to reach this server in the bootstraps `strata envoy bootstrap` prints (defaults to host). */
+        advertiseHost: Type.Optional(Type.String({ ...Host })),
+        /** At most one snapshot rebuild per window, and no state change waits longer than this (Istio debounces 100 ms). */
+        debounceMs: Type.Integer({ minimum: 0, maximum: 10_000, default: 100 }),
+        /** Streams served at once; more are refused with RESOURCE_EXHAUSTED. */
+        maxStreams: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+        /** Largest discovery request accepted. */
+        maxRequestBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(

@@ -33,6 +33,7 @@ import { allows, type Action } from '../../../security/iam.ts';
 import { planDeployment } from '../../../scheduler/deployments/plan.ts';
 import type { TxnCondition, TxnWrite } from '../../store/port.ts';
 import { vipConflicts, vipRangesOf } from '../../vips/plan.ts';
+import { meshConfig } from '../../xds/labels.ts';
 import type { ApiContext } from '../context.ts';
 
 /** The DC/OS resource of a Marathon app (or group) path. */
@@ -197,6 +198,13 @@ async function changeAppsNow(ctx: ApiContext, decide: (state: MarathonState) => 
     const vipIssues = vipConflicts(target, new Set([...written].filter(([, app]) => app !== undefined).map(([id]) => id)), vipRangesOf(ctx.config));
     if (vipIssues.length > 0) {
       throw new StrataError('RECORD_INVALID', `VIP labels conflict: ${vipIssues.map((i) => `${i.path} ${i.message}`).join('; ')}`, { details: vipIssues });
+    }
+    // Mesh labels (control-plane/xds) must parse; which VIPs their routes name is checked when they are served.
+    const meshIssues = [...written.values()].flatMap((app) =>
+      app ? meshConfig(app, app.id).issues.map((i) => ({ path: `/labels/${i.label}`, message: i.message })) : [],
+    );
+    if (meshIssues.length > 0) {
+      throw new StrataError('RECORD_INVALID', `mesh labels are invalid: ${meshIssues.map((i) => `${i.path} ${i.message}`).join('; ')}`, { details: meshIssues });
     }
     const planned = planDeployment(current, target, { version });
     const restartNow = (options.restart ?? []).filter((id) => !planned.affectedApps.includes(id) && written.get(id) !== undefined);
