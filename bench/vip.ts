@@ -17,7 +17,7 @@ import { L4lbManager } from '../dataplane/l4lb/manager.ts';
 import { NftProcess, defaultNftPath } from '../dataplane/l4lb/nft.ts';
 import { ensureLocalRoute } from '../dataplane/l4lb/routes.ts';
 import type { L4Service } from '../dataplane/l4lb/services.ts';
-import { netnsSet, netnsUnavailable, type Netns, type NetnsSet } from '../test/harness/netns.ts';
+import { netnsSet, netnsUnavailable, routedVeth } from '../test/harness/netns.ts';
 
 const execFileP = promisify(execFile);
 const logger = pino({ level: 'silent' });
@@ -59,15 +59,6 @@ const s = net.connect({ host, port: Number(port) }, () => {
   s.on('end', () => { const secs = Number(process.hrtime.bigint() - started) / 1e9; console.log(JSON.stringify({ bytes: Number(reply), secs })); });
 });
 `;
-
-async function link(set: NetnsSet, host: Netns, ns: Netns, hostIf: string, net: string): Promise<void> {
-  await set.ip(['-n', host.name, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
-  await set.ip(['-n', host.name, 'addr', 'add', `${net}.1/24`, 'dev', hostIf]);
-  await set.ip(['-n', host.name, 'link', 'set', hostIf, 'up']);
-  await set.ip(['-n', ns.name, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
-  await set.ip(['-n', ns.name, 'link', 'set', 'eth0', 'up']);
-  await set.ip(['-n', ns.name, 'route', 'add', 'default', 'via', `${net}.1`]);
-}
 
 export async function run(args: string[]): Promise<unknown> {
   const why = netnsUnavailable();
@@ -114,8 +105,8 @@ export async function run(args: string[]): Promise<unknown> {
     const client = await set.create('c');
     const backend = await set.create('b');
     await host.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    await link(set, host, client, 'vc', '10.88.1');
-    await link(set, host, backend, 'vb', '10.88.2');
+    await routedVeth(set, host, client, 'vc', '10.88.1');
+    await routedVeth(set, host, backend, 'vb', '10.88.2');
     await ensureLocalRoute('11.0.0.0/8', { netns: host.name });
     const sink = backend.spawn(process.execPath, ['-e', SINK, '10.88.2.2']);
     sink.stdout!.setEncoding('utf8');

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { pino } from 'pino';
-import { netnsSet, netnsUnavailable, type Netns, type NetnsSet } from '../../test/harness/netns.ts';
+import { netnsSet, netnsUnavailable, routedVeth, type Netns } from '../../test/harness/netns.ts';
 import { L4lbManager } from './manager.ts';
 import { NftProcess, defaultNftPath } from './nft.ts';
 import { ensureLocalRoute } from './routes.ts';
@@ -55,16 +55,6 @@ async function connectMany(ns: Netns, target: string, count: number): Promise<{ 
   return JSON.parse(await ns.exec(process.execPath, ['-e', CLIENT, target, String(count)])) as { counts: Record<string, number>; failures: number };
 }
 
-/** Routed veth from the host namespace to `ns`: host side `<net>.1`, far side `<net>.2`, default route through the host. */
-async function link(set: NetnsSet, host: Netns, ns: Netns, hostIf: string, net: string): Promise<void> {
-  await set.ip(['-n', host.name, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
-  await set.ip(['-n', host.name, 'addr', 'add', `${net}.1/24`, 'dev', hostIf]);
-  await set.ip(['-n', host.name, 'link', 'set', hostIf, 'up']);
-  await set.ip(['-n', ns.name, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
-  await set.ip(['-n', ns.name, 'link', 'set', 'eth0', 'up']);
-  await set.ip(['-n', ns.name, 'route', 'add', 'default', 'via', `${net}.1`]);
-}
-
 function vipView(backends: { ip: string; weight: number }[]): VipViewInput[] {
   return [{ name: '/web', ipv4: '11.0.0.1', ports: [{ port: 80, protocol: 'tcp' }], backends: backends.map((b) => ({ ip: b.ip, port: 8080, protocol: 'tcp', vipPort: 80, weight: b.weight })) }];
 }
@@ -83,10 +73,10 @@ test('a client reaches every healthy backend through the VIP, evenly, never the 
   const b2 = await set.create('b2');
   const b3 = await set.create('b3');
   await host.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  await link(set, host, client, 'vc', '10.77.1');
-  await link(set, host, b1, 'vb1', '10.77.11');
-  await link(set, host, b2, 'vb2', '10.77.12');
-  await link(set, host, b3, 'vb3', '10.77.13');
+  await routedVeth(set, host, client, 'vc', '10.77.1');
+  await routedVeth(set, host, b1, 'vb1', '10.77.11');
+  await routedVeth(set, host, b2, 'vb2', '10.77.12');
+  await routedVeth(set, host, b3, 'vb3', '10.77.13');
   await serve(b1, '10.77.11.2', 'b1');
   await serve(b2, '10.77.12.2', 'b2');
   await serve(b3, '10.77.13.2', 'b3');

@@ -94,3 +94,17 @@ export function netnsSet(prefix: string): NetnsSet {
     },
   };
 }
+
+/**
+ * A routed veth from `host` to `ns`: host side `<net>.1/24` named `hostIf`,
+ * far side `eth0` with `<net>.2/24` and a default route through the host
+ * (each "container" its own subnet, replies routed back through the host).
+ */
+export async function routedVeth(set: NetnsSet, host: Netns, ns: Netns, hostIf: string, net: string): Promise<void> {
+  await set.ip(['-n', host.name, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  await set.ip(['-n', host.name, 'addr', 'add', `${net}.1/24`, 'dev', hostIf]);
+  await set.ip(['-n', host.name, 'link', 'set', hostIf, 'up']);
+  await set.ip(['-n', ns.name, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
+  await set.ip(['-n', ns.name, 'link', 'set', 'eth0', 'up']);
+  await set.ip(['-n', ns.name, 'route', 'add', 'default', 'via', `${net}.1`]);
+}
