@@ -25,11 +25,12 @@ import { marathonEventRoutes } from './routes/marathon-events.ts';
 import { STRATA_VERSION, systemRoutes } from './routes/system.ts';
 import { vipRoutes } from './routes/vips.ts';
 import { networkRoutes } from './routes/networks.ts';
+import { overlayRoutes } from './routes/overlay.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
 /** The route modules of the foundation; later components append theirs. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, vipRoutes, networkRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, authRoutes, agentRoutes, marathonRoutes, agentTaskRoutes, marathonTaskRoutes, marathonQueueRoutes, marathonEventRoutes, vipRoutes, networkRoutes, overlayRoutes];
 
 export interface BuildApiOptions {
   readonly logger?: FastifyBaseLogger | false;
