@@ -394,3 +394,56 @@ export function decodeNeighbour(p: Buffer): NeighbourInfo {
     ...(mac && mac.length === 6 ? { mac: macText(mac) } : {}),
   };
 }
+
+// ---------------------------------------------------------------------------
+// Dump messages, as the kernel sends them (the inverse of the decoders; the in-repo fake kernel uses them)
+
+export function encodeLinkInfo(l: LinkInfo): Buffer {
+  const info: Buffer[] = [];
+  if (l.kind !== undefined) info.push(attr(IFLA_INFO.KIND, Buffer.from(l.kind)));
+  if (l.vxlan) {
+    const v: Buffer[] = [];
+    if (l.vxlan.vni !== undefined) v.push(attr(IFLA_VXLAN.ID, u32(l.vxlan.vni)));
+    if (l.vxlan.local !== undefined) v.push(attr(IFLA_VXLAN.LOCAL, ipv4Bytes(l.vxlan.local)));
+    if (l.vxlan.learning !== undefined) v.push(attr(IFLA_VXLAN.LEARNING, u8(l.vxlan.learning ? 1 : 0)));
+    if (l.vxlan.port !== undefined) v.push(attr(IFLA_VXLAN.PORT, be16(l.vxlan.port)));
+    info.push(nested(IFLA_INFO.DATA, v));
+  }
+  return Buffer.concat([
+    ifinfomsg(AF_UNSPEC, l.index, l.up ? IFF_UP : 0, 0),
+    attr(IFLA.IFNAME, cstring(l.name)),
+    ...(l.mtu !== undefined ? [attr(IFLA.MTU, u32(l.mtu))] : []),
+    ...(l.mac !== undefined ? [attr(IFLA.ADDRESS, macBytes(l.mac))] : []),
+    ...(l.master !== undefined ? [attr(IFLA.MASTER, u32(l.master))] : []),
+    ...(info.length > 0 ? [nested(IFLA.LINKINFO, info)] : []),
+  ]);
+}
+
+export function encodeRouteInfo(r: RouteInfo): Buffer {
+  const head = Buffer.alloc(12);
+  head.writeUInt8(AF_INET, 0);
+  head.writeUInt8(r.dstLength, 1);
+  head.writeUInt8(r.table < 256 ? r.table : 252, 4);
+  head.writeUInt8(r.protocol, 5);
+  head.writeUInt8(RTN_UNICAST, 7);
+  head.writeUInt32LE(r.onlink ? RTNH_F_ONLINK : 0, 8);
+  return Buffer.concat([
+    head,
+    attr(RTA.TABLE, u32(r.table)),
+    attr(RTA.DST, ipv4Bytes(r.dst)),
+    ...(r.gateway !== undefined ? [attr(RTA.GATEWAY, ipv4Bytes(r.gateway))] : []),
+    ...(r.oif !== undefined ? [attr(RTA.OIF, u32(r.oif))] : []),
+  ]);
+}
+
+export function encodeNeighbourInfo(n: NeighbourInfo): Buffer {
+  return Buffer.concat([
+    ndmsg(n.family, n.index, n.state, n.flags),
+    ...(n.dst !== undefined ? [attr(NDA.DST, ipv4Bytes(n.dst))] : []),
+    ...(n.mac !== undefined ? [attr(NDA.LLADDR, macBytes(n.mac))] : []),
+  ]);
+}
+
+export function encodeAddressInfo(a: AddressInfo): Buffer {
+  return address('add', a.index, a.ip, a.prefixLength).payload;
+}
