@@ -11,6 +11,9 @@
  *   reply at once, and the receive buffer is 4 MiB, so a burst of thousands
  *   of requests never overflows the socket (which aborts the process in the
  *   package's native layer).
+ * - Dumps run alone on the socket: the package assembles multipart replies
+ *   in one buffer per socket, so concurrent dumps corrupt each other (and
+ *   the kernel refuses a second dump on a socket with EBUSY).
  * - Socket errors and a closed socket fail the waiting requests instead of
  *   hanging them (every request has a timeout) or crashing on an unhandled
  *   `error` event.
@@ -71,6 +74,7 @@ export class NetlinkRtnl implements Rtnl {
   readonly #window: number;
   readonly #timeoutMs: number;
   #inFlight = 0;
+  #dumping = false;
   readonly #waiting: (() => void)[] = [];
   #failed: Error | undefined;
 
@@ -86,15 +90,44 @@ export class NetlinkRtnl implements Rtnl {
     this.#socket.socket.on('error', onError);
   }
 
+  /**
+   * Wait until `ready()` holds, then `take()` in the same synchronous step
+   * (so two waiters woken together cannot both pass the check).
+   */
+  async #acquire(ready: () => boolean, take: () => void): Promise<void> {
+    while (!ready()) await new Promise<void>((r) => this.#waiting.push(r));
+    take();
+  }
+
+  #wakeAll(): void {
+    for (const wake of this.#waiting.splice(0)) wake();
+  }
+
+  /** A request: shares the socket with up to `window - 1` others, never with a dump. */
   async #slot<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.#inFlight >= this.#window) await new Promise<void>((r) => this.#waiting.push(r));
-    this.#inFlight++;
+    await this.#acquire(() => this.#inFlight < this.#window && !this.#dumping, () => this.#inFlight++);
     try {
       if (this.#failed) throw this.#failed;
       return await fn();
     } finally {
       this.#inFlight--;
-      this.#waiting.shift()?.();
+      this.#wakeAll();
+    }
+  }
+
+  /**
+   * A dump has the socket to itself: the package keeps one multipart buffer
+   * per socket, so replies of two dumps (or a dump and an ACK) interleaved
+   * in one read are mis-assembled ("Multipart message not terminated properly").
+   */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    await this.#acquire(() => this.#inFlight === 0 && !this.#dumping, () => (this.#dumping = true));
+    try {
+      if (this.#failed) throw this.#failed;
+      return await fn();
+    } finally {
+      this.#dumping = false;
+      this.#wakeAll();
     }
   }
 
@@ -120,7 +153,7 @@ export class NetlinkRtnl implements Rtnl {
   }
 
   dump(request: Request): Promise<Buffer[]> {
-    return this.#slot(async () => {
+    return this.#exclusive(async () => {
       const replies = await this.#send(request);
       const out: Buffer[] = [];
       for (const m of replies) {
