@@ -4,6 +4,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   store: () => import('./store.ts'),
   scheduler: () => import('./scheduler.ts'),
   vip: () => import('./vip.ts'),
+  overlay: () => import('./overlay.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

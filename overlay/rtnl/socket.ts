@@ -75,7 +75,7 @@ export class NetlinkRtnl implements Rtnl {
   readonly #timeoutMs: number;
   #inFlight = 0;
   #dumping = false;
-  readonly #waiting: (() => void)[] = [];
+  readonly #queue: { readonly kind: 'request' | 'dump'; readonly wake: () => void }[] = [];
   #failed: Error | undefined;
 
   constructor(options: NetlinkRtnlOptions = {}) {
@@ -90,44 +90,35 @@ export class NetlinkRtnl implements Rtnl {
     this.#socket.socket.on('error', onError);
   }
 
-  /**
-   * Wait until `ready()` holds, then `take()` in the same synchronous step
-   * (so two waiters woken together cannot both pass the check).
-   */
-  async #acquire(ready: () => boolean, take: () => void): Promise<void> {
-    while (!ready()) await new Promise<void>((r) => this.#waiting.push(r));
-    take();
-  }
-
-  #wakeAll(): void {
-    for (const wake of this.#waiting.splice(0)) wake();
-  }
-
-  /** A request: shares the socket with up to `window - 1` others, never with a dump. */
-  async #slot<T>(fn: () => Promise<T>): Promise<T> {
-    await this.#acquire(() => this.#inFlight < this.#window && !this.#dumping, () => this.#inFlight++);
-    try {
-      if (this.#failed) throw this.#failed;
-      return await fn();
-    } finally {
-      this.#inFlight--;
-      this.#wakeAll();
+  /** Hand free capacity to waiters in arrival order: requests while the window has room, a dump once nothing else is in flight. */
+  #pump(): void {
+    for (;;) {
+      const head = this.#queue[0];
+      if (!head || this.#dumping) return;
+      if (head.kind === 'dump') {
+        if (this.#inFlight > 0) return;
+        this.#dumping = true;
+      } else {
+        if (this.#inFlight >= this.#window) return;
+        this.#inFlight++;
+      }
+      this.#queue.shift();
+      head.wake();
     }
   }
 
-  /**
-   * A dump has the socket to itself: the package keeps one multipart buffer
-   * per socket, so replies of two dumps (or a dump and an ACK) interleaved
-   * in one read are mis-assembled ("Multipart message not terminated properly").
-   */
-  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    await this.#acquire(() => this.#inFlight === 0 && !this.#dumping, () => (this.#dumping = true));
+  async #run<T>(kind: 'request' | 'dump', fn: () => Promise<T>): Promise<T> {
+    await new Promise<void>((wake) => {
+      this.#queue.push({ kind, wake });
+      this.#pump();
+    });
     try {
       if (this.#failed) throw this.#failed;
       return await fn();
     } finally {
-      this.#dumping = false;
-      this.#wakeAll();
+      if (kind === 'dump') this.#dumping = false;
+      else this.#inFlight--;
+      this.#pump();
     }
   }
 
@@ -141,7 +132,7 @@ export class NetlinkRtnl implements Rtnl {
   }
 
   request(request: Request): Promise<void> {
-    return this.#slot(async () => {
+    return this.#run('request', async () => {
       const replies = await this.#send(request);
       for (const m of replies) {
         if (m.type === NLMSG_ERROR) {
@@ -153,7 +144,7 @@ export class NetlinkRtnl implements Rtnl {
   }
 
   dump(request: Request): Promise<Buffer[]> {
-    return this.#exclusive(async () => {
+    return this.#run('dump', async () => {
       const replies = await this.#send(request);
       const out: Buffer[] = [];
       for (const m of replies) {
