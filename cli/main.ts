@@ -13,7 +13,7 @@ import { listAgents, showLeader } from './cluster.ts';
 import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
-import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
+import { networkAdd, networkLease, networkLeases, networkList, networkRemove, networkShow } from './networks.ts';
 
 export interface Verb {
   readonly name: string;
@@ -298,6 +298,24 @@ const VERBS: readonly Verb[] = [
     operands: ['NAME'],
     configFlags: false,
     run: networkRemove,
+  },
+  {
+    name: 'network leases',
+    summary: 'List every agent\'s overlay lease: underlay address, VTEP address and MAC, subnet of each network',
+    usage: 'strata network leases [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: networkLeases,
+  },
+  {
+    name: 'network lease',
+    summary: 'Show one agent\'s overlay lease as JSON',
+    usage: 'strata network lease AGENT_ID',
+    flags: {},
+    operands: ['AGENT_ID'],
+    configFlags: false,
+    run: networkLease,
   },
   {
     name: 'auth login',
