@@ -16,6 +16,7 @@ import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import { vipAllocator } from '../control-plane/vips/allocator.ts';
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
+import { startConfiguredOverlay } from '../overlay/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
@@ -75,9 +76,12 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   const logger = makeLogger(config);
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
-  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}`);
+  const overlay = startConfiguredOverlay({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${overlay ? '; overlay on' : ''}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
+  // The overlay's devices stay: tasks that keep running across an agent restart keep their networking.
+  await overlay?.close();
   await l4lb?.close();
   await agent.close();
   return 0;
@@ -96,6 +100,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -103,6 +108,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
       `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
+      `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,
       `  log:    ${logFile}`,
       existsSync(credentials)
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
@@ -118,6 +124,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     logger.info({ signal }, 'shutting down');
     // A single-node Strata stops as a whole: its tasks end with it (a plain
     // `strata agent` leaves them running for the next start to recover).
+    await overlay?.close({ removeDevices: true });
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
   } finally {
