@@ -15,6 +15,7 @@ import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/
 import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import { vipAllocator } from '../control-plane/vips/allocator.ts';
+import { overlayAddressReaper } from '../control-plane/networks/address-reaper.ts';
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
 import { startConfiguredOverlay } from '../overlay/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
@@ -41,12 +42,13 @@ function makeLogger(config: Readonly<StrataConfig>, file?: string): Logger {
   return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
 }
 
-/** The leader loops every master runs: deployments, agent health, VIP addresses. */
+/** The leader loops every master runs: deployments, agent health, VIP addresses, container IP release. */
 function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
   return [
     deploymentController(),
     agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds }),
     vipAllocator({ ranges: vipRangesOf(config) }),
+    overlayAddressReaper(),
   ];
 }
 

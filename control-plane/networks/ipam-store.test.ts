@@ -3,6 +3,7 @@ import { isStrataError } from '../../common/errors.ts';
 import { startTestMaster } from '../../test/harness/master.ts';
 import { keys } from '../model/keys.ts';
 import type { Agent, Task } from '../model/schemas.ts';
+import { overlayAddressReaper } from './address-reaper.ts';
 import { OverlayIpam } from './ipam-store.ts';
 
 const NOW = new Date().toISOString();
@@ -113,4 +114,30 @@ test('the lease API: an agent allocates its lease, reads it and everyone\'s, and
   t.is(none.statusCode, 409, none.body);
   t.like(none.json(), { code: 'OVERLAY_EXHAUSTED' });
   t.regex((none.json() as { message: string }).message, /agent a2 has no subnet of network "one"/);
+});
+
+test('the leader releases a task\'s container IP when the task ends, not while it is LOST', async (t) => {
+  const h = await startTestMaster({}, { leaderLoops: [overlayAddressReaper({ debounceMs: 5 })] });
+  t.teardown(() => h.close());
+  const ipam = new OverlayIpam(h.store, h.master.records);
+  await ipam.ensureLease('a1', '192.168.1.1');
+  const task = (id: string, state: Task['state']): Task => ({
+    id, appId: '/web', agentId: 'a1', host: 'a1', state, stagedAt: NOW, stateChangedAt: NOW, ports: [], servicePorts: [], ipAddresses: [],
+    healthCheckResults: [], version: NOW, resources: { cpus: 0.1, memMb: 32, diskMb: 0, gpus: 0 }, role: '*',
+  });
+  await h.master.records.put('task', task('web.1', 'RUNNING'));
+  await h.master.records.put('task', task('web.2', 'RUNNING'));
+  const [one] = await ipam.assignAddresses('a1', 'dcos', 'web.1');
+  const [two] = await ipam.assignAddresses('a1', 'dcos', 'web.2');
+  const state = async (ip: string) => (await h.master.records.get('overlayAddress', `dcos/${ip}`))!.value.state;
+  await h.master.records.put('task', task('web.1', 'FINISHED'), {});
+  await h.master.records.put('task', task('web.2', 'LOST'), {});
+  const until = Date.now() + 10_000;
+  while ((await state(one!.ip)) !== 'released' && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.is(await state(one!.ip), 'released');
+  t.truthy((await h.master.records.get('overlayAddress', `dcos/${one!.ip}`))!.value.releasedAt);
+  t.is(await state(two!.ip), 'assigned', 'a LOST task may still hold its address');
+  await h.master.records.delete('task', 'web.2');
+  while ((await state(two!.ip)) !== 'released' && Date.now() < until + 5000) await new Promise((r) => setTimeout(r, 20));
+  t.is(await state(two!.ip), 'released', 'its record gone, the address is released');
 });
