@@ -9,6 +9,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   'dns-zone': () => import('./dns-zone.ts'),
   dns: () => import('./dns.ts'),
   xds: () => import('./xds.ts'),
+  overlay: () => import('./overlay.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -17,7 +17,7 @@ import { dnsLookup } from './dns.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
 import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from './policies.ts';
-import { networkAdd, networkList, networkRemove, networkShow } from './networks.ts';
+import { networkAdd, networkLease, networkLeases, networkList, networkRemove, networkShow } from './networks.ts';
 import { queueList, queueReset } from './queue.ts';
 import { taskLog } from './task-log.ts';
 import { envoyBootstrapVerb } from './envoy.ts';
@@ -415,6 +415,24 @@ const VERBS: readonly Verb[] = [
     booleans: ['grpc'],
     configFlags: false,
     run: envoyBootstrapVerb,
+  },
+  {
+    name: 'network leases',
+    summary: 'List every agent\'s overlay lease: underlay address, VTEP address and MAC, subnet of each network',
+    usage: 'strata network leases [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: networkLeases,
+  },
+  {
+    name: 'network lease',
+    summary: 'Show one agent\'s overlay lease as JSON',
+    usage: 'strata network lease AGENT_ID',
+    flags: {},
+    operands: ['AGENT_ID'],
+    configFlags: false,
+    run: networkLease,
   },
   {
     name: 'auth login',

@@ -1,5 +1,5 @@
 /** `strata network list|show|add|remove`: the overlay networks tasks join with `networks: [{mode: "container", name}]`. */
-import type { Network } from '../control-plane/model/schemas.ts';
+import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { UsageError, type ParsedArgs } from './args.ts';
 import { apiRequest, loggedIn, table } from './client.ts';
 
@@ -45,5 +45,24 @@ export async function networkRemove(args: ParsedArgs): Promise<number> {
   const name = args.words[2]!;
   await apiRequest<unknown>(await loggedIn(), 'DELETE', `/networking/api/v1/networks/${encodeURIComponent(name)}`);
   console.log(`network ${name} removed`);
+  return 0;
+}
+
+/** `strata network leases`: every agent's overlay lease (VTEP address and MAC, subnet per network). */
+export async function networkLeases(args: ParsedArgs): Promise<number> {
+  const { leases } = await apiRequest<{ leases: OverlayLease[] }>(await loggedIn(), 'GET', '/networking/api/v1/overlay/leases');
+  if (args.booleans.has('json')) {
+    console.log(JSON.stringify(leases, null, 2));
+    return 0;
+  }
+  const rows = leases.map((l) => [l.agentId, l.underlayIp, l.vtepIp, l.vtepMac, Object.entries(l.networks).map(([n, s]) => `${n}=${[s.subnet, s.subnet6].filter(Boolean).join(',')}`).join(' ')]);
+  console.log(table(['AGENT', 'UNDERLAY', 'VTEP', 'VTEP MAC', 'SUBNETS'], rows));
+  return 0;
+}
+
+/** `strata network lease AGENT`: one agent's overlay lease as JSON. */
+export async function networkLease(args: ParsedArgs): Promise<number> {
+  const lease = await apiRequest<OverlayLease>(await loggedIn(), 'GET', `/networking/api/v1/agents/${encodeURIComponent(args.words[2]!)}/overlay`);
+  console.log(JSON.stringify(lease, null, 2));
   return 0;
 }

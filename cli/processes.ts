@@ -22,7 +22,9 @@ import { AGENT_PRINCIPAL, ensureAgentPrincipal, startAgent } from '../scheduler/
 import { deploymentController } from '../scheduler/controller/controller.ts';
 import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import { vipAllocator } from '../control-plane/vips/allocator.ts';
+import { overlayAddressReaper } from '../control-plane/networks/address-reaper.ts';
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
+import { startConfiguredOverlay } from '../overlay/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
 import type { ParsedArgs } from './args.ts';
@@ -48,12 +50,13 @@ function makeLogger(config: Readonly<StrataConfig>, file?: string): Logger {
   return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
 }
 
-/** The leader loops every master runs: deployments, agent health, VIP addresses. */
+/** The leader loops every master runs: deployments, agent health, VIP addresses, container IP release. */
 function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
   return [
     deploymentController(),
     agentMonitor({ unreachableAfterSeconds: config.agent.unreachableAfterSeconds }),
     vipAllocator({ ranges: vipRangesOf(config) }),
+    overlayAddressReaper(),
   ];
 }
 
@@ -100,11 +103,16 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   const logger = makeLogger(config);
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
-  const dns = await startAgentDns(config, logger, new MasterUrls(config.agent.masterUrl), token);
-  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}; DNS: ${dns.line}`);
+  const masters = new MasterUrls(config.agent.masterUrl);
+  const dns = await startAgentDns(config, logger, masters, token);
+  // The overlay asks the first master for leases (it does not follow a failover yet).
+  const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
   await dns.close();
+  // The overlay's devices stay: tasks that keep running across an agent restart keep their networking.
+  await overlay?.close();
   await l4lb?.close();
   await agent.close();
   return 0;
@@ -206,6 +214,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
+    const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -214,6 +223,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
       `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
       xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
+      `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,
       `  log:    ${logFile}`,
       existsSync(credentials)
         ? `  bootstrap superuser credentials: ${credentials} (uid ${config.auth.bootstrapUid})${master.bootstrapCredentialsFile ? ' (new)' : ''}`
@@ -230,6 +240,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     // A single-node Strata stops as a whole: its tasks end with it (a plain
     // `strata agent` leaves them running for the next start to recover).
     await dns.close();
+    await overlay?.close({ removeDevices: true });
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
   } finally {

@@ -38,6 +38,11 @@ export const ERROR_CODES = {
   // networks
   NETWORK_CONFLICT: { httpStatus: 409, summary: 'An overlay network overlaps another (or the VTEP range), reuses a VNI, or already exists; the details name each conflict.' },
   NETWORK_IN_USE: { httpStatus: 409, summary: 'The network cannot be removed or re-addressed while apps ask for it or tasks run on it; the message says which.' },
+  // overlay
+  OVERLAY_EXHAUSTED: { httpStatus: 409, summary: 'An overlay pool has nothing free: no subnet of the network for an agent, no VTEP address, or no container IP in the agent\'s subnet; the message names the network and the agent.' },
+  OVERLAY_NO_LEASE: { httpStatus: 409, summary: 'The agent has no overlay lease, or its lease has no subnet of that network (it must PUT /networking/api/v1/agents/{id}/overlay first).' },
+  OVERLAY_CONTENDED: { httpStatus: 503, summary: 'An overlay allocation lost its check-and-set race too many times in a row; retry.' },
+  OVERLAY_NETLINK: { httpStatus: 500, summary: 'The kernel refused a netlink request (the details carry errno, its name and the operation); or the netlink socket failed.' },
   // API
   API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },
   API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },

@@ -31,6 +31,7 @@ import { clusterStateRoutes } from '../../dns/zone/feed-route.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { policyRoutes } from './routes/policies.ts';
 import { taskLogRoutes } from './routes/task-logs.ts';
+import { overlayRoutes } from './routes/overlay.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
@@ -52,6 +53,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   policyRoutes,
   mesosDnsRoutes(),
   clusterStateRoutes(),
+  overlayRoutes,
 ];
 
 export interface BuildApiOptions {

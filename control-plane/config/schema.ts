@@ -168,6 +168,17 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    overlay: Type.Object(
+      {
+        /** The VXLAN overlay on this agent (VXLAN device per network, bridge, routes to other agents): `auto` = on when running as root. */
+        enabled: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], { default: 'auto' }),
+        /** Ask the master for leases and reconcile the kernel this often, repairing hand edits and following other agents (seconds). */
+        reconcileSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 15 }),
+        /** VXLAN UDP port (DC/OS: 64000). */
+        vxlanPort: Type.Integer({ minimum: 1, maximum: 65535, default: 64000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(

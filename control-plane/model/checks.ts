@@ -22,6 +22,9 @@ import {
   type Jwk,
   type LeaderInfo,
   type Network,
+  type OverlayAddress,
+  type OverlayClaim,
+  type OverlayLease,
   type Permission,
   type Policy,
   type PolicyPeer,
@@ -340,6 +343,37 @@ export function checkNetwork(network: Network): Issue[] {
   return issues;
 }
 
+/** DC/OS's VTEP MAC: the OUI 70:b3:d5 and the low 24 bits of the VTEP's IPv4 address. */
+export function vtepMacOf(vtepIp: string): string {
+  const [, b, c, d] = vtepIp.split('.').map(Number) as [number, number, number, number];
+  return ['70', 'b3', 'd5', ...[b, c, d].map((n) => n.toString(16).padStart(2, '0'))].join(':');
+}
+
+function checkOverlayLease(lease: OverlayLease): Issue[] {
+  const issues: Issue[] = [];
+  if (isIPv4(lease.vtepIp) && lease.vtepMac !== vtepMacOf(lease.vtepIp)) issues.push({ path: '/vtepMac', message: `must be ${vtepMacOf(lease.vtepIp)} (OUI 70:b3:d5 and the VTEP address's low 24 bits)` });
+  for (const [name, subnets] of Object.entries(lease.networks)) {
+    if (subnets.subnet !== undefined) checkCidr(issues, `/networks/${name}/subnet`, subnets.subnet, 4);
+    if (subnets.subnet6 !== undefined) checkCidr(issues, `/networks/${name}/subnet6`, subnets.subnet6, 6);
+  }
+  return issues;
+}
+
+function checkOverlayClaim(claim: OverlayClaim): Issue[] {
+  const issues: Issue[] = [];
+  const c = checkCidr(issues, '/cidr', claim.cidr);
+  if (c && claim.pool === '_vtep' && c.length !== (c.family === 4 ? 32 : 128)) issues.push({ path: '/cidr', message: 'a VTEP claim is one address (/32 or /128)' });
+  return issues;
+}
+
+function checkOverlayAddress(address: OverlayAddress): Issue[] {
+  const issues: Issue[] = [];
+  if (!isIP(address.ip)) issues.push({ path: '/ip', message: 'must be an IP address' });
+  if (address.state === 'released' && address.releasedAt === undefined) issues.push({ path: '/releasedAt', message: 'is required once released' });
+  if (address.state === 'assigned' && address.releasedAt !== undefined) issues.push({ path: '/releasedAt', message: 'must be absent while assigned' });
+  return issues;
+}
+
 function checkPeer(issues: Issue[], path: string, peer: PolicyPeer): void {
   const set = (['network', 'cidr', 'appId', 'appLabels'] as const).filter((k) => peer[k] !== undefined);
   if (set.length !== 1) issues.push({ path, message: 'must set exactly one of network, cidr, appId, appLabels' });
@@ -473,4 +507,7 @@ export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K
   certificate: none as (record: IssuedCertificate) => Issue[],
   servicePort: none as (record: RecordTypes['servicePort']) => Issue[],
   launchDelay: none as (record: RecordTypes['launchDelay']) => Issue[],
+  overlayLease: checkOverlayLease,
+  overlayClaim: checkOverlayClaim,
+  overlayAddress: checkOverlayAddress,
 };

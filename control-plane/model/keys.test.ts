@@ -16,12 +16,17 @@ import {
   keyLayoutMarkdown,
   keyOf,
   keys,
+  overlayAddressId,
+  overlayClaimId,
   parseAppVersionId,
+  parseOverlayAddressId,
+  parseOverlayClaimId,
   parseKey,
   parseVipId,
   prefix,
   vipId,
 } from './keys.ts';
+import { canonicalIp } from '../../common/ip.ts';
 import { RECORD_KINDS, type RecordKind } from './schemas.ts';
 
 // ---------------------------------------------------------------------------
@@ -41,6 +46,7 @@ const vipName = fc.oneof(fc.stringMatching(/^\/?[A-Za-z0-9_][A-Za-z0-9_./:-]{0,6
 const version = fc
   .date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true })
   .chain((d) => fc.constantFrom(d.toISOString(), d.toISOString().replace(/\.\d+Z$/, 'Z'), d.toISOString().replace('Z', '123456Z')));
+const networkName = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,11}[a-z0-9])?$/);
 const principalId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9@._-]{0,40}$/);
 
 const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
@@ -49,7 +55,7 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   task: nodeId(400),
   role,
   app: appId,
-  network: fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,11}[a-z0-9])?$/),
+  network: networkName,
   policy: label,
   principal: principalId,
   group: principalId,
@@ -65,6 +71,12 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   certificate: fc.stringMatching(/^[0-9a-f]{32}$/),
   servicePort: fc.integer({ min: 1, max: 65535 }).map(String),
   launchDelay: appId,
+  overlayLease: nodeId(128),
+  overlayClaim: fc.tuple(
+    fc.oneof(fc.constant('_vtep'), networkName),
+    fc.oneof(fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })), fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 }))),
+  ).map(([pool, [ip, length]]) => overlayClaimId(pool, `${canonicalIp(ip)}/${length}`)),
+  overlayAddress: fc.tuple(networkName, fc.oneof(fc.ipV4(), fc.ipV6())).map(([network, ip]) => overlayAddressId(network, canonicalIp(ip))),
 };
 
 const kindAndId = fc.constantFrom(...RECORD_KINDS).chain((kind) => ids[kind].map((id) => ({ kind, id })));
@@ -150,6 +162,17 @@ test('property: app version ids split back, and an app\'s version prefix holds i
   }
   t.is(idFromKey('appVersion', 'strata/app-versions/web/child'), undefined, 'a last segment that is no version');
   t.is(idFromKey('appVersion', 'strata/app-versions/2015-09-25T15%3A13%3A48.343Z'), undefined, 'no app id');
+});
+
+test('overlay claim and address ids: canonical addresses only, keys one segment each', (t) => {
+  t.is(keys.overlayClaim('dcos', '9.0.3.0/24'), 'strata/overlay/claims/dcos/9.0.3.0%2F24');
+  t.is(keys.overlayClaim('_vtep', '44.128.0.1/32'), 'strata/overlay/claims/_vtep/44.128.0.1%2F32');
+  t.is(keys.overlayAddress('dcos', '9.0.3.2'), 'strata/overlay/addresses/dcos/9.0.3.2');
+  t.is(keys.overlayAddressPrefix('dcos'), 'strata/overlay/addresses/dcos/');
+  t.deepEqual(parseOverlayClaimId('dcos6/fd01:b::/80'), { pool: 'dcos6', cidr: 'fd01:b::/80' });
+  t.deepEqual(parseOverlayAddressId('dcos/9.0.3.2'), { network: 'dcos', ip: '9.0.3.2' });
+  for (const bad of ['dcos/9.0.3.0', 'dcos/9.0.3.0/33', 'dcos/FD01::/64', 'dcos/9.0.3.0/024', 'Bad/9.0.3.0/24', 'vtep_/1.2.3.4/32']) t.is(parseOverlayClaimId(bad), undefined, bad);
+  for (const bad of ['dcos/9.0.3.0/24', 'dcos/FD01::1', 'dcos/fd01:0::1', 'x/09.0.0.1']) t.is(parseOverlayAddressId(bad), undefined, bad);
 });
 
 test('kind prefixes are prefix-free', (t) => {

@@ -19,7 +19,9 @@
  *   they are, anything else (and a leading `.`) as `%XX` of its UTF-8 bytes.
  *   So role `*` → `%2A`, role `eng/web` → `eng%2Fweb`, VIP `/db` → `%2Fdb`.
  */
+import { isIP } from 'node:net';
 import { StrataError } from '../../common/errors.ts';
+import { canonicalIp } from '../../common/ip.ts';
 import { KEY_MAX_BYTES } from '../store/port.ts';
 import {
   APP_ID_MAX_LENGTH,
@@ -29,6 +31,7 @@ import {
   DNS_LABEL_PATTERN,
   NETWORK_NAME_PATTERN,
   NODE_ID_PATTERN,
+  OVERLAY_POOL_PATTERN,
   PRINCIPAL_ID_PATTERN,
   RECORD_KINDS,
   RID_PATTERN,
@@ -87,7 +90,7 @@ const rule = (pattern: string, maxLength: number, describe: string): IdRule => (
 
 const NODE_ID = (maxLength: number, what: string): IdRule => rule(NODE_ID_PATTERN, maxLength, `${what}: letters, digits, . _ -, starting with a letter or digit, at most ${maxLength} characters`);
 
-const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion' | 'acl' | 'launchDelay'>]: IdRule } = {
+const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVersion' | 'acl' | 'launchDelay' | 'overlayClaim' | 'overlayAddress'>]: IdRule } = {
   agent: NODE_ID(128, 'agent id'),
   framework: NODE_ID(128, 'framework id'),
   task: NODE_ID(400, 'task id'),
@@ -104,6 +107,7 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVers
   certificateAuthority: rule(KID_PATTERN, 64, 'CA id: letters, digits, _ -, at most 64 characters'),
   certificate: rule(SERIAL_PATTERN, 32, 'certificate serial: 32 lowercase hex digits'),
   servicePort: rule('^(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$', 5, 'service port: a port number from 1 to 65535, no leading zeros'),
+  overlayLease: NODE_ID(128, 'agent id'),
 };
 /** ACL rids are spelled as one encoded segment; the encoded form must fit a store key. */
 const ACL_RID = rule(RID_PATTERN, 512, 'resource id such as dcos:service:marathon:marathon:services:/dev');
@@ -111,6 +115,8 @@ const ACL_KEY_SEGMENT_MAX = 440;
 const APP_VERSION = rule(VERSION_PATTERN, 40, 'version: a UTC timestamp such as 2015-09-25T15:13:48.343Z');
 const FRAMEWORK_NAME = rule(FRAMEWORK_NAME_PATTERN, 63, 'framework name: lowercase letters, digits, . -');
 const VIP_NAME = rule(VIP_NAME_PATTERN, 128, 'VIP name: letters, digits, / . _ : -, at most 128 characters');
+const OVERLAY_POOL = rule(OVERLAY_POOL_PATTERN, 13, 'pool: a network name or _vtep');
+const NETWORK_NAME = rule(NETWORK_NAME_PATTERN, 13, 'network name: a DNS label of at most 13 characters');
 
 function fits(r: IdRule, id: string): boolean {
   return id.length <= r.maxLength && r.pattern.test(id);
@@ -142,6 +148,42 @@ export function parseAppVersionId(id: string): { appId: string; version: string 
   return fits(ID_RULES.app, appId) && fits(APP_VERSION, version) ? { appId, version } : undefined;
 }
 
+/** Canonical IP text (IPv4 dotted quad without leading zeros, or lower-case compressed IPv6). */
+function isCanonicalIp(text: string): boolean {
+  const family = isIP(text);
+  return (family === 4 || family === 6) && canonicalIp(text) === text;
+}
+
+/** An overlay claim's id: `<pool>/<cidr>`, e.g. `dcos/9.0.3.0/24`, `_vtep/44.128.0.1/32` (pools hold no `/`). */
+export function overlayClaimId(pool: string, cidr: string): string {
+  return `${pool}/${cidr}`;
+}
+
+export function parseOverlayClaimId(id: string): { pool: string; cidr: string } | undefined {
+  const slash = id.indexOf('/');
+  if (slash < 0) return undefined;
+  const pool = id.slice(0, slash);
+  const cidr = id.slice(slash + 1);
+  const cut = cidr.lastIndexOf('/');
+  if (cut < 0 || !/^[0-9]{1,3}$/.test(cidr.slice(cut + 1)) || !isCanonicalIp(cidr.slice(0, cut))) return undefined;
+  const length = Number(cidr.slice(cut + 1));
+  if (String(length) !== cidr.slice(cut + 1) || length > (isIP(cidr.slice(0, cut)) === 4 ? 32 : 128)) return undefined;
+  return fits(OVERLAY_POOL, pool) ? { pool, cidr } : undefined;
+}
+
+/** A container address's id: `<network>/<ip>`, e.g. `dcos/9.0.3.2`. */
+export function overlayAddressId(network: string, ip: string): string {
+  return `${network}/${ip}`;
+}
+
+export function parseOverlayAddressId(id: string): { network: string; ip: string } | undefined {
+  const slash = id.indexOf('/');
+  if (slash < 0) return undefined;
+  const network = id.slice(0, slash);
+  const ip = id.slice(slash + 1);
+  return fits(NETWORK_NAME, network) && isCanonicalIp(ip) ? { network, ip } : undefined;
+}
+
 /** Why `id` is not a valid id of `kind`, or `undefined` if it is. */
 export function idProblem(kind: RecordKind, id: string): string | undefined {
   if (typeof id !== 'string') return `a ${kind} id must be a string`;
@@ -152,6 +194,8 @@ export function idProblem(kind: RecordKind, id: string): string | undefined {
   if (kind === 'appVersion') {
     return parseAppVersionId(id) ? undefined : `app version id must be "<app id>@<version>" (${ID_RULES.app.describe}; ${APP_VERSION.describe})`;
   }
+  if (kind === 'overlayClaim') return parseOverlayClaimId(id) ? undefined : `overlay claim id must be "<pool>/<canonical cidr>" (${OVERLAY_POOL.describe})`;
+  if (kind === 'overlayAddress') return parseOverlayAddressId(id) ? undefined : `overlay address id must be "<network>/<canonical ip>" (${NETWORK_NAME.describe})`;
   if (kind === 'acl') {
     if (!fits(ACL_RID, id)) return `must be a valid ${ACL_RID.describe}`;
     return encodeSegment(id).length <= ACL_KEY_SEGMENT_MAX ? undefined : `is too long: encoded (":" and "/" take 3 characters each) it must fit in ${ACL_KEY_SEGMENT_MAX} characters`;
@@ -207,6 +251,12 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
       return (r as RecordTypes['certificateAuthority']).id;
     case 'certificate':
       return (r as RecordTypes['certificate']).serial;
+    case 'overlayLease':
+      return (r as RecordTypes['overlayLease']).agentId;
+    case 'overlayClaim':
+      return overlayClaimId((r as RecordTypes['overlayClaim']).pool, (r as RecordTypes['overlayClaim']).cidr);
+    case 'overlayAddress':
+      return overlayAddressId((r as RecordTypes['overlayAddress']).network, (r as RecordTypes['overlayAddress']).ip);
     default:
       throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
   }
@@ -238,6 +288,9 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   certificate: `${ROOT}security/certificates/`,
   servicePort: `${ROOT}service-ports/`,
   launchDelay: `${ROOT}launch-delays/`,
+  overlayLease: `${ROOT}overlay/leases/`,
+  overlayClaim: `${ROOT}overlay/claims/`,
+  overlayAddress: `${ROOT}overlay/addresses/`,
 };
 
 /** The prefix to list or watch for every record of `kind` (the leader's is its key). */
@@ -265,6 +318,14 @@ export function keyOf(kind: RecordKind, id: string): string {
       const { framework, name } = parseVipId(id)!;
       return `${PREFIXES.vip}${encodeSegment(framework)}/${encodeSegment(name)}`;
     }
+    case 'overlayClaim': {
+      const { pool, cidr } = parseOverlayClaimId(id)!;
+      return `${PREFIXES.overlayClaim}${encodeSegment(pool)}/${encodeSegment(cidr)}`;
+    }
+    case 'overlayAddress': {
+      const { network, ip } = parseOverlayAddressId(id)!;
+      return `${PREFIXES.overlayAddress}${network}/${encodeSegment(ip)}`;
+    }
     default:
       return `${prefix(kind)}${encodeSegment(id)}`;
   }
@@ -283,6 +344,11 @@ export function idFromKey(kind: RecordKind, key: string): string | undefined {
     const slash = rest.lastIndexOf('/');
     const version = slash < 0 ? undefined : decodeSegment(rest.slice(slash + 1));
     id = version === undefined ? undefined : appVersionId(`/${rest.slice(0, slash)}`, version);
+  } else if (kind === 'overlayClaim' || kind === 'overlayAddress') {
+    const [first, second, extra] = rest.split('/');
+    const a = first === undefined ? undefined : decodeSegment(first);
+    const b = second === undefined ? undefined : decodeSegment(second);
+    id = extra === undefined && a !== undefined && b !== undefined ? `${a}/${b}` : undefined;
   } else if (kind === 'vip') {
     const [fw, name, extra] = rest.split('/');
     const framework = fw === undefined ? undefined : decodeSegment(fw);
@@ -344,6 +410,14 @@ export const keys = {
   certificate: (serial: string): string => keyOf('certificate', serial),
   servicePort: (port: number): string => keyOf('servicePort', String(port)),
   launchDelay: (appId: string): string => keyOf('launchDelay', appId),
+  overlayLease: (agentId: string): string => keyOf('overlayLease', agentId),
+  overlayClaim: (pool: string, cidr: string): string => keyOf('overlayClaim', overlayClaimId(pool, cidr)),
+  overlayAddress: (network: string, ip: string): string => keyOf('overlayAddress', overlayAddressId(network, ip)),
+  /** Every container address of one network. */
+  overlayAddressPrefix: (network: string): string => {
+    checkId('network', network);
+    return `${PREFIXES.overlayAddress}${encodeSegment(network)}/`;
+  },
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -377,6 +451,9 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'deployment', key: 'strata/deployments/<deployment id>', example: keys.deployment('5d2c7a1e-0b3f-4c1a-9e7d-2f6b8a9c0d1e'), id: 'deployment id (UUID)', writers: 'API (Marathon /v2/apps, /v2/deployments), deployment controller', readers: 'API (locks, /v2/deployments), deployment controller' },
   { kind: 'servicePort', key: 'strata/service-ports/<port>', example: keys.servicePort(10000), id: 'port number', writers: 'API (every app write claims and releases its service ports in the same transaction)', readers: 'API (service port allocation)' },
   { kind: 'launchDelay', key: 'strata/launch-delays<app id>', example: keys.launchDelay('/group/web'), id: 'Marathon path id', writers: 'deployment controller (fenced), API (DELETE /v2/queue/{id}/delay)', readers: 'deployment controller (after a failover), API (/v2/queue)' },
+  { kind: 'overlayLease', key: 'strata/overlay/leases/<agent id>', example: keys.overlayLease('8b23-S0'), id: 'agent id', writers: 'overlay IPAM (`PUT /networking/api/v1/agents/{id}/overlay`)', readers: 'overlay agents (every agent\'s VTEP and subnets)' },
+  { kind: 'overlayClaim', key: 'strata/overlay/claims/<pool>/<cidr, encoded>', example: keys.overlayClaim('dcos', '9.0.3.0/24'), id: '`<network or _vtep>/<cidr>`', writers: 'overlay IPAM (create-only, with the lease)', readers: 'overlay IPAM' },
+  { kind: 'overlayAddress', key: 'strata/overlay/addresses/<network>/<ip, encoded>', example: keys.overlayAddress('dcos', '9.0.3.2'), id: '`<network>/<ip>`', writers: 'overlay IPAM (task addresses, release, quarantine)', readers: 'overlay IPAM, agents' },
   { kind: 'appVersion', key: 'strata/app-versions<app id>/<version, encoded>', example: keys.appVersion('/group/web', '2015-09-25T15:13:48.343Z'), id: '`<app id>@<version>`', writers: 'API (every app write)', readers: 'API (/v2/apps/{id}/versions, rollback)' },
   { kind: 'acl', key: 'strata/security/acls/<rid, encoded>', example: keys.acl('dcos:service:marathon:marathon:services:/dev'), id: 'resource id (`:` → `%3A`, `/` → `%2F`)', writers: 'IAM API (/acs/api/v1/acls)', readers: 'IAM API' },
   { kind: 'revokedToken', key: 'strata/security/revoked-tokens/<jti>', example: keys.revokedToken('6f0d2b7e-5c1a-4f3e-9d8b-1a2b3c4d5e6f'), id: 'auth token `jti`', writers: 'logout, sweeper (after `exp`)', readers: 'every master (watched; API auth)' },

@@ -438,6 +438,9 @@ const VALID = {
   },
   servicePort: { port: 10000, appId: '/web' },
   launchDelay: { appId: '/web', version: NOW, failures: 2, lastFailureAt: NOW, delayUntil: LATER },
+  overlayLease: { agentId: 'agent-1', underlayIp: '10.0.0.5', vtepIp: '44.128.0.1', vtepMac: '70:b3:d5:80:00:01', networks: { dcos: { subnet: '9.0.1.0/24' }, dcos6: { subnet6: 'fd01:b::/80' } }, updatedAt: NOW },
+  overlayClaim: { pool: '_vtep', cidr: '44.128.0.1/32', agentId: 'agent-1' },
+  overlayAddress: { network: 'dcos', ip: '9.0.1.2', agentId: 'agent-1', taskId: 'web.1', state: 'released', assignedAt: NOW, releasedAt: NOW },
 } satisfies { [K in Exclude<RecordKind, 'app' | 'appVersion'>]: unknown };
 
 test('every kind has a valid example', (t) => {

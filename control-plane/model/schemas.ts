@@ -660,6 +660,67 @@ export const DEFAULT_NETWORKS: readonly Network[] = [
 ];
 
 // ---------------------------------------------------------------------------
+// Overlay IPAM (issue 6.2)
+
+/** The pool a claim is taken from: a network's name, or the VTEP range (`_vtep`, which no network name can be). */
+export const VTEP_POOL = '_vtep';
+export const OVERLAY_POOL_PATTERN = `^(?:_vtep|${NETWORK_NAME_PATTERN.slice(1, -1)})$`;
+export const MacAddress = Type.String({ pattern: '^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$', description: 'lower case, e.g. 70:b3:d5:80:00:01' });
+
+/**
+ * One agent's overlay addressing: its VXLAN endpoint (VTEP address and MAC,
+ * the same on every network's VXLAN device) and its subnet of each network.
+ * Every address here is also held by an {@link OverlayClaim}, created in the
+ * same transaction, which is what makes an allocation unique.
+ */
+export const OverlayLease = Type.Object(
+  {
+    agentId: AgentId,
+    /** The agent's underlay address (where other agents send its VXLAN packets). */
+    underlayIp: Ipv4,
+    vtepIp: Ipv4,
+    vtepMac: MacAddress,
+    /** Per network name: the agent's subnet(s) of it. */
+    networks: Type.Record(Type.String({ pattern: NETWORK_NAME_PATTERN }), Type.Object({ subnet: Type.Optional(Cidr), subnet6: Type.Optional(Cidr) }, STRICT), STRICT),
+    updatedAt: Timestamp,
+  },
+  { ...STRICT, description: 'An agent\'s overlay lease: VTEP address and MAC, and a subnet per network.' },
+);
+export type OverlayLease = Static<typeof OverlayLease>;
+
+/** A taken address or subnet of a pool (create-only: two agents can never hold the same one). */
+export const OverlayClaim = Type.Object(
+  {
+    pool: Type.String({ pattern: OVERLAY_POOL_PATTERN }),
+    /** The subnet (`9.0.3.0/24`) or, for the VTEP pool, the address as a /32. */
+    cidr: Cidr,
+    agentId: AgentId,
+  },
+  { ...STRICT, description: 'One subnet or VTEP address taken by an agent.' },
+);
+export type OverlayClaim = Static<typeof OverlayClaim>;
+
+export const OVERLAY_ADDRESS_STATES = ['assigned', 'released'] as const;
+
+/**
+ * One container IP. `assigned` while a task may hold it; `released` (with
+ * `releasedAt`) once its task ended, and only reusable after the quarantine.
+ */
+export const OverlayAddress = Type.Object(
+  {
+    network: NetworkName,
+    ip: IpAddress,
+    agentId: AgentId,
+    taskId: TaskId,
+    state: Type.Enum(OVERLAY_ADDRESS_STATES),
+    assignedAt: Timestamp,
+    releasedAt: Type.Optional(Timestamp),
+  },
+  { ...STRICT, description: 'A container IP on an overlay network and the task holding it.' },
+);
+export type OverlayAddress = Static<typeof OverlayAddress>;
+
+// ---------------------------------------------------------------------------
 // Policy
 
 export const POLICY_ACTIONS = ['allow', 'deny'] as const;
@@ -1127,6 +1188,9 @@ export const RECORD_SCHEMAS = {
   certificate: IssuedCertificate,
   servicePort: ServicePort,
   launchDelay: LaunchDelay,
+  overlayLease: OverlayLease,
+  overlayClaim: OverlayClaim,
+  overlayAddress: OverlayAddress,
 } as const satisfies Record<string, TSchema>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;
@@ -1155,4 +1219,7 @@ export interface RecordTypes {
   certificate: IssuedCertificate;
   servicePort: ServicePort;
   launchDelay: LaunchDelay;
+  overlayLease: OverlayLease;
+  overlayClaim: OverlayClaim;
+  overlayAddress: OverlayAddress;
 }

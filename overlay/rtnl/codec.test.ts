@@ -1,0 +1,67 @@
+/**
+ * Golden bytes: each request equals what iproute2 6.1 sends for the same
+ * command (captured with `strace -e trace=sendmsg -e write=3`, same
+ * sequence number), except where noted. Decoders read real dump shapes.
+ */
+import test from 'ava';
+import { address, decodeAddress, decodeLink, decodeNeighbour, decodeRoute, errorOf, fdb, message, neighbour, newBridge, newVxlan, parseAttrs, route, setLink, NLA_F_NESTED } from './codec.ts';
+
+const SEQ = 0x6b069807;
+const hex = (b: Buffer): string => b.toString('hex');
+
+test('ip link add vtep1024 mtu 1420 address 70:b3:d5:80:00:01 type vxlan id 1024 local 10.0.0.1 dstport 64000 nolearning', (t) => {
+  const iproute2 = '78000000100005060798066b0000000000000000000000000000000000000000080004008c0500000a00010070b3d580000100000d000300767465703130323400000000340012000900010076786c616e000000240002000800010000040000080004000a000001050007000000000006000f00fa000000';
+  // The one difference: NLA_F_NESTED on IFLA_LINKINFO and IFLA_INFO_DATA (iproute2 leaves it off; the kernel accepts both).
+  const expected = iproute2.replace('340012000900', '340012800900').replace('240002000800', '240002800800');
+  t.is(hex(message(newVxlan({ name: 'vtep1024', vni: 1024, local: '10.0.0.1', port: 64000, mtu: 1420, mac: '70:b3:d5:80:00:01', up: false }), SEQ)), expected);
+});
+
+test('ip link add m-dcos mtu 1420 type bridge', (t) => {
+  const iproute2 = '44000000100005060798066b0000000000000000000000000000000000000000080004008c0500000b0003006d2d64636f730000100012000a0001006272696467650000';
+  t.is(hex(message(newBridge('m-dcos', 1420, false), SEQ)), iproute2.replace('100012000a00', '100012800a00'));
+});
+
+test('ip addr add 44.128.0.1/32 dev vtep1024', (t) => {
+  t.is(hex(message(address('add', 4, '44.128.0.1', 32), SEQ)), '28000000140005060798066b000000000220000004000000080002002c800001080001002c800001');
+});
+
+test('ip link set vtep1024 up; ip link set ul1 master m-dcos', (t) => {
+  t.is(hex(message(setLink(4, { up: true }), SEQ)), '20000000100005000798066b0000000000000000040000000100000001000000');
+  t.is(hex(message(setLink(2, { master: 5 }), SEQ)), '28000000100005000798066b000000000000000002000000000000000000000008000a0005000000');
+});
+
+test('ip route add 9.0.2.0/24 via 44.128.0.2 dev vtep1024 onlink proto 83', (t) => {
+  t.is(hex(message(route('add', { dst: '9.0.2.0', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), SEQ)), '34000000180005060798066b0000000002180000fe530001040000000800010009000200080005002c8000020800040004000000');
+  // replace = CREATE|REPLACE instead of CREATE|EXCL
+  t.is(message(route('replace', { dst: '9.0.2.0', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), SEQ).readUInt16LE(6), 0x0505);
+});
+
+test('ip neigh replace 44.128.0.2 lladdr 70:b3:d5:80:00:02 dev vtep1024 nud permanent', (t) => {
+  t.is(hex(message(neighbour('replace', 4, '44.128.0.2', '70:b3:d5:80:00:02'), 0x6b069808)), '300000001c0005050898066b00000000020000000400000080000000080001002c8000020a00020070b3d58000020000');
+});
+
+test('bridge fdb replace 70:b3:d5:80:00:02 dev vtep1024 dst 10.0.0.2 self permanent', (t) => {
+  t.is(hex(message(fdb('replace', 4, '70:b3:d5:80:00:02', '10.0.0.2'), 0x6b069808)), '300000001c0005050898066b000000000700000004000000c00002000a00020070b3d58000020000080001000a000002');
+});
+
+test('decoders read back what the encoders write (the kernel echoes the same layouts in dumps)', (t) => {
+  const vx = newVxlan({ name: 'vtep1024', vni: 1024, local: '10.0.0.1', port: 64000, mtu: 1420, mac: '70:b3:d5:80:00:01', up: true }).payload;
+  vx.writeInt32LE(4, 4);
+  t.deepEqual(decodeLink(vx), { index: 4, name: 'vtep1024', up: true, mtu: 1420, mac: '70:b3:d5:80:00:01', kind: 'vxlan', vxlan: { vni: 1024, local: '10.0.0.1', port: 64000, learning: false } });
+  t.deepEqual(decodeAddress(address('add', 4, '44.128.0.1', 32).payload), { index: 4, ip: '44.128.0.1', prefixLength: 32 });
+  t.deepEqual(decodeRoute(route('replace', { dst: '9.0.2.0', dstLength: 24, gateway: '44.128.0.2', oif: 4 }).payload), { dst: '9.0.2.0', dstLength: 24, gateway: '44.128.0.2', oif: 4, table: 254, protocol: 83, onlink: true });
+  t.deepEqual(decodeNeighbour(fdb('replace', 4, '70:b3:d5:80:00:02', '10.0.0.2').payload), { family: 7, index: 4, state: 0xc0, flags: 2, dst: '10.0.0.2', mac: '70:b3:d5:80:00:02' });
+  // Attribute types are read with the NESTED / NET_BYTEORDER bits stripped; a truncated attribute ends the walk.
+  const a = Buffer.from('0800' + (18 | NLA_F_NESTED).toString(16).padStart(4, '0').match(/../g)!.reverse().join('') + '01020304' + 'ff00', 'hex');
+  t.deepEqual([...parseAttrs(a, 0).keys()], [18]);
+  // NLMSG_ERROR: a negative errno; 0 is an ACK.
+  const err = Buffer.alloc(20);
+  err.writeInt32LE(-17, 0);
+  t.is(errorOf(err), 17);
+  t.is(errorOf(Buffer.alloc(20)), 0);
+});
+
+test('bad input is refused before anything is sent', (t) => {
+  t.throws(() => route('add', { dst: '9.0.2', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), { message: /not an IPv4 address: 9\.0\.2/ });
+  t.throws(() => neighbour('replace', 4, '44.128.0.2', '70:b3:d5'), { message: /not a MAC address/ });
+});
