@@ -15,6 +15,7 @@ import { BOOTSTRAP_CREDENTIALS_FILE, startMaster, type LeaderLoop, type MasterHa
 import { startDnsServer, type RunningDnsServer } from '../dns/start.ts';
 import { StoreAuthority } from '../dns/zone/store-feed.ts';
 import { ZoneAuthority } from '../dns/zone/authority.ts';
+import { zoneOptionsFromConfig } from '../dns/zone/options.ts';
 import { HttpClusterFeed } from '../dns/zone/http-feed.ts';
 import { MasterUrls } from '../scheduler/agent/masters.ts';
 import { Registry } from 'prom-client';
@@ -129,6 +130,7 @@ async function startNodeDns(config: Readonly<StrataConfig>, logger: Logger, mast
   if (!dns.enabled) return { line: 'off (--dns-enabled false)', close: async () => {} };
   const log = logger.child({ component: 'dns' });
   const authority = new StoreAuthority(master.records, {
+    zone: zoneOptionsFromConfig(config.dns),
     metrics: master.metrics,
     onError: (err) => log.error({ err }, 'dns zone view listener failed'),
     onInvalid: (invalid) => log.warn({ key: invalid.key, err: invalid.error.message }, 'unusable record left out of the DNS zones'),
@@ -139,7 +141,7 @@ async function startNodeDns(config: Readonly<StrataConfig>, logger: Logger, mast
     const upstreams = dns.upstreams.length > 0 ? `forwards to ${dns.upstreams.join(', ')}` : 'no upstreams (--dns-upstreams): other names REFUSED';
     return {
       server,
-      line: `${dns.host} UDP ${server.udpPort}, TCP ${server.tcpPort}; zones mesos and thisdcos.directory; ${upstreams}; try: npx strata dns lookup leader.mesos --dns-udp-port ${server.udpPort}`,
+      line: `${dns.host} UDP ${server.udpPort}, TCP ${server.tcpPort}; zones ${config.dns.domain} and thisdcos.directory; ${upstreams}; try: npx strata dns lookup leader.${config.dns.domain} --dns-udp-port ${server.udpPort}`,
       async close() {
         await server.close();
         await authority.close();
@@ -170,7 +172,7 @@ async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, mas
     masterFailed: (url) => masters.failed(url),
     token,
     onError: (err) => log.warn({ err }, 'cannot read the cluster state for DNS from the master; retrying'),
-  }));
+  }), { zone: zoneOptionsFromConfig(config.dns) });
   void authority.start().catch((err: unknown) => log.error({ err }, 'DNS zones stopped following the master'));
   try {
     const server = await startDnsServer({ config: dns, authority, logger: log, metrics: new Registry() });

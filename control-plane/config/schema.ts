@@ -142,6 +142,20 @@ export const ConfigSchema = Type.Object(
         maxUdpPayloadBytes: Type.Integer({ minimum: 512, maximum: 4096, default: 1232 }),
         /** Forwarded answers kept (never internal names); 0 turns the cache off. */
         cacheMaxEntries: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10000 }),
+        /** The Mesos-DNS domain (`<task>.<framework>.<domain>`). */
+        domain: Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\\.?$', default: 'mesos' }),
+        /** TTL of the `mesos` zone's records (Mesos-DNS `ttl`). */
+        ttlSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60 }),
+        /** Names for tasks before they run (STAGING, STARTING), so a name exists as soon as a task is placed. */
+        includeStartingTasks: Type.Boolean({ default: false }),
+        /** Leave out running tasks whose app has health checks until every check has passed. */
+        healthyOnly: Type.Boolean({ default: false }),
+        /** Mesos-DNS `enforceRFC952`: labels of at most 24 characters starting with a letter. */
+        enforceRfc952: Type.Boolean({ default: false }),
+        /** Master addresses in `master<N>` order (IP literals); the leader is added when it is not listed. */
+        masters: Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { default: [], maxItems: 64 }),
+        /** Reverse zones answered with full authority, e.g. `9.in-addr.arpa` for the `dcos` overlay. */
+        reverseZones: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { default: [], maxItems: 64 }),
         /** The handler chain, first to last; plugins are registered by name in dns/plugins/registry.ts. */
         chain: Type.Array(Type.Union([Type.Literal('ready'), Type.Literal('authority'), Type.Literal('cache'), Type.Literal('forward')]), {
           default: ['ready', 'authority', 'cache', 'forward'],

@@ -24,7 +24,7 @@ import { send } from '../../control-plane/api/errors.ts';
 import { requires, type RoutePermission } from '../../control-plane/api/permissions.ts';
 import { STRATA_VERSION } from '../../control-plane/api/routes/system.ts';
 import type { ZoneReader } from './authority.ts';
-import type { ZoneOptionsInput } from './options.ts';
+import { zoneOptionsFromConfig, type ZoneOptionsInput } from './options.ts';
 import { StoreAuthority } from './store-feed.ts';
 import type { ResourceRecord } from './types.ts';
 
@@ -249,7 +249,7 @@ export function mesosDnsRoutes(routeOptions: MesosDnsRoutesOptions = {}): RouteM
       if (routeOptions.reader) return routeOptions.reader;
       opening ??= (async () => {
         const authority = new StoreAuthority(ctx.records, {
-          ...(routeOptions.zone ? { zone: routeOptions.zone } : {}),
+          zone: routeOptions.zone ?? zoneOptionsFromConfig(ctx.config.dns),
           metrics: ctx.metrics.registry,
           onError: (err) => app.log.error({ err }, 'dns zone view listener failed'),
           onInvalid: (invalid) => app.log.warn({ key: invalid.key, err: invalid.error.message }, 'unusable record left out of the DNS zones'),

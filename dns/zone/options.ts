@@ -228,3 +228,27 @@ export function resolveZoneOptions(input: ZoneOptionsInput = {}): ZoneOptions {
 
 /** The defaults, for the `mesos` domain. */
 export const DEFAULT_ZONE_OPTIONS: ZoneOptions = resolveZoneOptions({});
+
+/** The DNS settings of the process configuration that shape the zones (`dns.domain`, `dns.ttlSeconds`, ...). */
+export interface ZoneConfig {
+  readonly domain: string;
+  readonly ttlSeconds: number;
+  readonly includeStartingTasks: boolean;
+  readonly healthyOnly: boolean;
+  readonly enforceRfc952: boolean;
+  readonly masters: readonly string[];
+  readonly reverseZones: readonly string[];
+}
+
+/** Zone options from the configuration; {@link resolveZoneOptions} checks them and names a wrong field. */
+export function zoneOptionsFromConfig(dns: ZoneConfig): ZoneOptionsInput {
+  return {
+    domain: dns.domain,
+    ttlSeconds: dns.ttlSeconds,
+    includeStartingTasks: dns.includeStartingTasks,
+    healthyOnly: dns.healthyOnly,
+    enforceRfc952: dns.enforceRfc952,
+    masters: [...dns.masters],
+    reverseZones: [...dns.reverseZones],
+  };
+}
