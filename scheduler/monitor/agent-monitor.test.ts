@@ -104,7 +104,9 @@ test('integration: the leader marks a silent agent unreachable, a heartbeat make
   t.is((await status()).status, 'healthy');
   await eventually('unreachable');
   const metrics = (await h.master.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `token=${token}` } })).body;
-  t.regex(metrics, /strata_agents_marked_unreachable_total 2\b/);
+  // At least the two silences above; on a loaded machine a heartbeat can also come late inside the 100 ms loop.
+  const marked = Number(/strata_agents_marked_unreachable_total (\d+)/.exec(metrics)?.[1]);
+  t.true(marked >= 2, `marked ${marked} times`);
 });
 
 test('integration with the deployment controller: a silent agent\'s task is replaced on a live agent', async (t) => {
