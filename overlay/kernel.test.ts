@@ -84,12 +84,7 @@ async function attachContainer(set: NetnsSet, host: Netns, container: Netns, hos
   await set.ip(['-n', container.name, 'route', 'add', 'default', 'via', gateway]);
 }
 
-test('two agent hosts: containers reach each other over VXLAN (TCP, DF packets at the 1420 MTU); a restart keeps a connection; a removed route is repaired', async (t) => {
-  if (skip) {
-    t.log(`skipped: ${skip}`);
-    t.pass();
-    return;
-  }
+(skip ? test.skip : test)('two agent hosts: containers reach each other over VXLAN (TCP, DF packets at the 1420 MTU); a restart keeps a connection; a removed route is repaired', async (t) => {
   const set = netnsSet('sxov');
   const dir = await mkdtemp(join(tmpdir(), 'strata-overlay-'));
   t.teardown(async () => {

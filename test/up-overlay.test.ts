@@ -26,12 +26,7 @@ async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 6
 const links = async (ns: Netns): Promise<{ ifname: string; linkinfo?: { info_kind: string; info_data?: { id?: number; port?: number; learning?: boolean } } }[]> =>
   JSON.parse(await ns.exec('ip', ['-d', '-j', 'link', 'show'])) as never;
 
-test('strata up with --overlay-enabled on: the agent leases a VTEP and subnet and programs vtep1024 and m-dcos; a stop removes them', async (t) => {
-  if (skip) {
-    t.log(`skipped: ${skip}`);
-    t.pass();
-    return;
-  }
+(skip ? test.skip : test)('strata up with --overlay-enabled on: the agent leases a VTEP and subnet and programs vtep1024 and m-dcos; a stop removes them', async (t) => {
   const set = netnsSet('sxupo');
   t.teardown(() => set.cleanup());
   const ns = await set.create('n');

@@ -103,8 +103,8 @@ test('a real grpc-js-xds client balances over the tasks of /web and follows scal
   // Control-plane restart: the client keeps its config, reconnects, and follows the next change.
   await mesh.restart();
   await mesh.records.put('task', task('web.web-1', '/web', port('web-1'), { healthy: [true] }));
-  await settlesOn(client, ['web-1', 'web-3', 'web-4'], 40);
-  t.pass();
+  const afterRestart = await settlesOn(client, ['web-1', 'web-3', 'web-4'], 40);
+  t.deepEqual([...afterRestart.keys()].sort(), ['web-1', 'web-3', 'web-4'], 'after the restart the client follows the new task');
 });
 
 test('a node whose principal may not read the app gets no listener for it (calls fail, nothing leaks)', async (t) => {

@@ -25,7 +25,7 @@ const dig = async (port: number, ...args: string[]): Promise<string> =>
   (await run(DIG!, ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args], { timeout: 10_000 })).stdout;
 
 if (!DIG) {
-  test('dig against the server (skipped: dig is not installed; apt-get install bind9-dnsutils)', (t) => t.pass());
+  test.skip('dig against the server (needs dig: apt-get install bind9-dnsutils)', () => {});
 } else {
   test('dig: A with the question\'s case, AA, NXDOMAIN with SOA, SRV with glue, ready.spartan', async (t) => {
     const s = await startTestServer(zone(), { chain: ['ready', 'authority'] });

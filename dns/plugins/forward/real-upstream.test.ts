@@ -14,7 +14,7 @@ const zone = () => createFakeAuthority({ zones: ['mesos'], records: [{ name: 'le
 
 const missing = ['unbound', 'dnsmasq'].filter((b) => !available(b as 'unbound'));
 if (missing.length > 0) {
-  test(`forwarding to real resolvers (skipped: ${missing.join(' and ')} not installed; apt-get install ${missing.join(' ')})`, (t) => t.pass());
+  test.skip(`forwarding to real resolvers (needs ${missing.join(' and ')}: apt-get install ${missing.join(' ')})`, () => {});
 } else {
   test('through unbound and dnsmasq: answers, NXDOMAIN, TCP, internal names kept, and failover when one dies', async (t) => {
     const unbound = await startUnbound({ zone: 'example.test', records: RECORDS });
