@@ -9,9 +9,9 @@
  * or a concurrent reassignment never releases an address in use.
  */
 import { Counter, type Registry } from 'prom-client';
-import { isStrataError } from '../../common/errors.ts';
 import type { LeaderLoop, LeaderLoopContext } from '../master.ts';
-import { openView } from '../model/records.ts';
+import { runLeaderRounds } from '../leader-rounds.ts';
+import { openView, type RecordView } from '../model/records.ts';
 import type { Leadership } from '../store/election.ts';
 import { released, shouldRelease } from './ipam.ts';
 
@@ -38,58 +38,25 @@ async function runReaper(leadership: Leadership, context: LeaderLoopContext, deb
   const onError = (err: unknown): void => log.error({ err }, 'overlay address view listener failed');
   const tasks = await openView(context.records, 'task', { signal, onError });
   const addresses = await openView(context.records, 'overlayAddress', { signal, onError });
-  let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  let again = false;
-
-  const round = async (): Promise<void> => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        for (const [, record] of addresses.records) {
-          if (signal.aborted) return;
-          const address = record.value;
-          if (!shouldRelease(address, tasks.records.get(address.taskId)?.value)) continue;
-          const next = released(address, new Date().toISOString());
-          const result = await leadership.fencedTxn({ conditions: [{ key: record.key, modifyIndex: record.modifyIndex }], writes: [{ op: 'put', key: record.key, value: JSON.stringify(next) }] });
-          if (result.ok) {
-            counter.inc();
-            log.info({ network: address.network, ip: address.ip, taskId: address.taskId }, 'container IP released (quarantined before reuse)');
-            await addresses.waitFor(result.index);
-          } else again = true; // changed under us: look again from the fresh view
-        }
-      } while (again && !signal.aborted);
-    } catch (err) {
-      if (isStrataError(err, 'STORE_FENCED') || signal.aborted) return;
-      log.error({ err }, 'overlay address release round failed; retrying in 1 s');
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(wake, 1000);
-    } finally {
-      running = false;
-    }
-  };
-  function wake(): void {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => void round(), debounceMs);
-  }
-  tasks.subscribe(wake);
-  addresses.subscribe(wake);
-  wake();
-  try {
-    await Promise.race([tasks.ended, addresses.ended]);
-  } catch (err) {
-    if (!signal.aborted) {
-      log.error({ err }, 'an overlay address view stopped; resigning the leadership');
-      await leadership.resign();
-    }
-  } finally {
-    if (timer) clearTimeout(timer);
-    tasks.close();
-    addresses.close();
-  }
+  await runLeaderRounds({
+    leadership,
+    log,
+    what: 'overlay address release',
+    views: [tasks, addresses] as RecordView<unknown>[],
+    debounceMs,
+    round: async () => {
+      for (const [, record] of addresses.records) {
+        if (signal.aborted) return undefined;
+        const address = record.value;
+        if (!shouldRelease(address, tasks.records.get(address.taskId)?.value)) continue;
+        const next = released(address, new Date().toISOString());
+        const result = await leadership.fencedTxn({ conditions: [{ key: record.key, modifyIndex: record.modifyIndex }], writes: [{ op: 'put', key: record.key, value: JSON.stringify(next) }] });
+        if (!result.ok) return 'again'; // changed under us: look again from the fresh view
+        counter.inc();
+        log.info({ network: address.network, ip: address.ip, taskId: address.taskId }, 'container IP released (quarantined before reuse)');
+        await addresses.waitFor(result.index);
+      }
+      return undefined;
+    },
+  });
 }

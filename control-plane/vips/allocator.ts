@@ -8,10 +8,10 @@
  * simply planned again from the fresh view.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { isStrataError } from '../../common/errors.ts';
+import { runLeaderRounds } from '../leader-rounds.ts';
 import type { LeaderLoop, LeaderLoopContext } from '../master.ts';
 import { keyOf, vipId } from '../model/keys.ts';
-import { openView } from '../model/records.ts';
+import { openView, type RecordView } from '../model/records.ts';
 import { assertRecord } from '../model/validate.ts';
 import type { Leadership } from '../store/election.ts';
 import type { TxnCondition, TxnWrite } from '../store/port.ts';
@@ -60,10 +60,6 @@ async function runAllocator(leadership: Leadership, context: LeaderLoopContext, 
   const apps = await openView(context.records, 'app', { signal, onError });
   const vips = await openView(context.records, 'vip', { signal, onError });
 
-  let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  let again = false;
-
   const toTxn = (batch: readonly VipWrite[]): { conditions: TxnCondition[]; writes: TxnWrite[] } => {
     const conditions: TxnCondition[] = [];
     const writes: TxnWrite[] = [];
@@ -81,16 +77,15 @@ async function runAllocator(leadership: Leadership, context: LeaderLoopContext, 
     return { conditions, writes };
   };
 
-  const round = async (): Promise<void> => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        if (signal.aborted) return;
+  log.info('VIP allocator started');
+  try {
+    await runLeaderRounds({
+      leadership,
+      log,
+      what: 'VIP allocation',
+      views: [apps, vips] as RecordView<unknown>[],
+      debounceMs: options.debounceMs ?? 20,
+      round: async () => {
         const desired = desiredVips([...apps.records.values()].map((r) => r.value));
         const existing = new Map<string, ExistingVip>([...vips.records].map(([id, r]) => [id, { key: r.key, modifyIndex: r.modifyIndex, value: r.value }]));
         const plan = planVips(desired, existing, options.ranges);
@@ -101,11 +96,10 @@ async function runAllocator(leadership: Leadership, context: LeaderLoopContext, 
           const result = await leadership.fencedTxn(toTxn(batch));
           if (!result.ok) {
             log.debug('a VIP changed while being written; planning again');
-            again = true;
-            break;
+            return 'again';
           }
-          for (const w of batch) metrics.writes.inc({ op: w.op });
           for (const w of batch) {
+            metrics.writes.inc({ op: w.op });
             if (w.op === 'put') log.info({ vip: vipId(w.vip.framework, w.vip.name), ipv4: w.vip.ipv4, ipv6: w.vip.ipv6, ports: w.vip.ports }, 'VIP published');
             else log.info({ vip: w.id }, 'VIP released');
           }
@@ -115,36 +109,10 @@ async function runAllocator(leadership: Leadership, context: LeaderLoopContext, 
         for (const r of vips.records.values()) counts[r.value.kind]++;
         metrics.vips.set({ kind: 'named' }, counts.named);
         metrics.vips.set({ kind: 'ip' }, counts.ip);
-      } while (again);
-    } catch (err) {
-      if (isStrataError(err, 'STORE_FENCED') || signal.aborted) return;
-      log.error({ err }, 'VIP allocation round failed; retrying in 1 s');
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(wake, 1000);
-    } finally {
-      running = false;
-    }
-  };
-  function wake(): void {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => void round(), options.debounceMs ?? 20);
-  }
-
-  apps.subscribe(wake);
-  vips.subscribe(wake);
-  log.info('VIP allocator started');
-  wake();
-  try {
-    await Promise.race([apps.ended, vips.ended]);
-  } catch (err) {
-    if (!signal.aborted) {
-      log.error({ err }, 'a VIP allocator view stopped; resigning the leadership');
-      await leadership.resign();
-    }
+        return undefined;
+      },
+    });
   } finally {
-    if (timer) clearTimeout(timer);
-    apps.close();
-    vips.close();
     log.info('VIP allocator stopped');
   }
 }

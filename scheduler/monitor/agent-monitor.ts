@@ -19,9 +19,9 @@
  * the monitor decides again from the new record.
  */
 import { Counter, type Registry } from 'prom-client';
-import { isStrataError } from '../../common/errors.ts';
 import type { LeaderLoop, LeaderLoopContext } from '../../control-plane/master.ts';
-import { openView } from '../../control-plane/model/records.ts';
+import { runLeaderRounds } from '../../control-plane/leader-rounds.ts';
+import { openView, type RecordView } from '../../control-plane/model/records.ts';
 import type { Agent } from '../../control-plane/model/schemas.ts';
 import { assertRecord } from '../../control-plane/model/validate.ts';
 import type { Leadership } from '../../control-plane/store/election.ts';
@@ -119,24 +119,29 @@ async function runMonitor(leadership: Leadership, context: LeaderLoopContext, op
   const observed = new Map<string, number>();
   const lastSeenOf = new Map<string, string>();
 
-  let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  let again = false;
   const view = await openView(context.records, 'agent', { signal, onError: (err) => log.error({ err }, 'agent view listener failed') });
   for (const r of view.records.values()) lastSeenOf.set(r.id, r.value.health.lastSeenAt);
-
-  const check = async (): Promise<void> => {
-    if (running) {
-      again = true;
-      return;
+  // Before each wake-up: note when this leader saw each heartbeat change (its own clock).
+  view.subscribe((update) => {
+    const t = now();
+    for (const r of update.upserted) {
+      if (lastSeenOf.get(r.id) !== r.value.health.lastSeenAt) observed.set(r.id, t);
+      lastSeenOf.set(r.id, r.value.health.lastSeenAt);
     }
-    running = true;
-    try {
-      do {
-        again = false;
-        if (signal.aborted) return;
-        const t = now();
-        const decision = decideUnreachable([...view.records.values()].map((r) => r.value), { now: t, leaderSince, timeoutMs, observed });
+    for (const id of update.removed) {
+      observed.delete(id);
+      lastSeenOf.delete(id);
+    }
+  });
+  log.info({ unreachableAfterSeconds: timeoutMs / 1000 }, 'agent monitor started');
+  try {
+    await runLeaderRounds({
+      leadership,
+      log,
+      what: 'agent monitor',
+      views: [view] as RecordView<unknown>[],
+      round: async () => {
+        const decision = decideUnreachable([...view.records.values()].map((r) => r.value), { now: now(), leaderSince, timeoutMs, observed });
         for (const m of decision.mark) {
           const current = view.records.get(m.agentId);
           if (!current) continue;
@@ -154,46 +159,11 @@ async function runMonitor(leadership: Leadership, context: LeaderLoopContext, op
           log.warn({ agentId: m.agentId, silentMs: m.silentMs }, 'agent marked unreachable');
           await view.waitFor(result.index);
         }
-        if (timer) clearTimeout(timer);
-        timer = decision.nextCheckAt === undefined ? undefined : setTimeout(wake, Math.max(0, decision.nextCheckAt - now()) + 5);
-      } while (again);
-    } catch (err) {
-      if (isStrataError(err, 'STORE_FENCED') || signal.aborted) return;
-      log.error({ err }, 'agent monitor round failed; retrying in 1 s');
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(wake, 1000);
-    } finally {
-      running = false;
-    }
-  };
-  function wake(): void {
-    void check();
-  }
-
-  view.subscribe((update) => {
-    const t = now();
-    for (const r of update.upserted) {
-      if (lastSeenOf.get(r.id) !== r.value.health.lastSeenAt) observed.set(r.id, t);
-      lastSeenOf.set(r.id, r.value.health.lastSeenAt);
-    }
-    for (const id of update.removed) {
-      observed.delete(id);
-      lastSeenOf.delete(id);
-    }
-    wake();
-  });
-  log.info({ unreachableAfterSeconds: timeoutMs / 1000 }, 'agent monitor started');
-  wake();
-  try {
-    await view.ended;
-  } catch (err) {
-    if (!signal.aborted) {
-      log.error({ err }, 'the agent view stopped; resigning the leadership');
-      await leadership.resign();
-    }
+        // The next deadline, on the wall clock the timer runs on (`now` may be a test's clock).
+        return decision.nextCheckAt === undefined ? undefined : Date.now() + (decision.nextCheckAt - now()) + 5;
+      },
+    });
   } finally {
-    if (timer) clearTimeout(timer);
-    view.close();
     log.info('agent monitor stopped');
   }
 }
