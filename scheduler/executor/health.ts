@@ -21,6 +21,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { HealthCheck, HealthCheckResult } from '../../control-plane/model/schemas.ts';
+import { ProbeTimers } from './probe-timers.ts';
 
 export type ProbeOutcome = { readonly ok: true } | { readonly ok: false; readonly cause: string };
 
@@ -180,9 +181,8 @@ export interface HealthCheckerOptions extends ProbeContext {
 /** Runs an app's health checks for one task until {@link stop}. */
 export class HealthChecker {
   readonly #o: HealthCheckerOptions;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #timers = new ProbeTimers();
   #results: HealthCheckResult[];
-  #stopped = false;
 
   constructor(options: HealthCheckerOptions) {
     this.#o = options;
@@ -195,24 +195,17 @@ export class HealthChecker {
   }
 
   stop(): void {
-    this.#stopped = true;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    this.#timers.stop();
   }
 
   #schedule(i: number, delayMs: number): void {
-    if (this.#stopped) return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      void this.#run(i);
-    }, delayMs);
-    this.#timers.add(timer);
+    this.#timers.schedule(delayMs, () => this.#run(i));
   }
 
   async #run(i: number): Promise<void> {
     const check = this.#o.checks[i]!;
     const outcome = await probe(check, this.#o);
-    if (this.#stopped) return;
+    if (this.#timers.stopped) return;
     const now = (this.#o.now ?? Date.now)();
     const before = this.#results;
     const after = [...before];

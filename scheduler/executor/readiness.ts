@@ -14,6 +14,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { App, ReadinessCheck, ReadinessCheckResult } from '../../control-plane/model/schemas.ts';
+import { ProbeTimers } from './probe-timers.ts';
 
 /** Longest response body kept with `preserveLastResponse` (the result's schema bound). */
 export const MAX_PRESERVED_BODY = 65_536;
@@ -82,9 +83,8 @@ export interface ReadinessCheckerOptions {
 /** Runs an app's readiness checks for one task until each is ready, or {@link stop}. */
 export class ReadinessChecker {
   readonly #o: ReadinessCheckerOptions;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #timers = new ProbeTimers();
   #results: ReadinessCheckResult[] = [];
-  #stopped = false;
 
   constructor(options: ReadinessCheckerOptions) {
     this.#o = options;
@@ -96,25 +96,18 @@ export class ReadinessChecker {
   }
 
   stop(): void {
-    this.#stopped = true;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    this.#timers.stop();
   }
 
   #schedule(i: number, delayMs: number): void {
-    if (this.#stopped) return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      void this.#run(i);
-    }, delayMs);
-    this.#timers.add(timer);
+    this.#timers.schedule(delayMs, () => this.#run(i));
   }
 
   async #run(i: number): Promise<void> {
     const check = this.#o.app.readinessChecks[i]!;
     const port = readinessPort(check, this.#o.app, this.#o.ports);
     const response: ReadinessResponse = port === undefined ? { error: `no port named ${check.portName}` } : await probeReadiness(check, this.#o.host ?? '127.0.0.1', port);
-    if (this.#stopped) return;
+    if (this.#timers.stopped) return;
     const result = readinessResult(check, this.#o.taskId, response);
     const before = this.#results.find((r) => r.name === check.name);
     this.#results = [...this.#results.filter((r) => r.name !== check.name), result];
