@@ -13,7 +13,6 @@
  * `--peers N` changes the number of remote agents.
  */
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,7 @@ import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { DEFAULT_NETWORKS } from '../control-plane/model/schemas.ts';
 import { planLease } from '../control-plane/networks/ipam.ts';
 import type { OverlayStateFile } from '../overlay/reconcile-once.ts';
-import { netnsSet, netnsUnavailable, type Netns, type NetnsSet } from '../test/harness/netns.ts';
+import { netnsSet, netnsUnavailable, startTcpSink, tcpThroughputMBps, type Netns, type NetnsSet } from '../test/harness/netns.ts';
 
 const execFileP = promisify(execFile);
 const ONCE = fileURLToPath(new URL('../overlay/reconcile-once.ts', import.meta.url));
@@ -75,25 +74,6 @@ async function reset(set: NetnsSet, ns: Netns): Promise<void> {
   for (const dev of ['vtep1024', 'm-dcos']) await set.ip(['-n', ns.name, 'link', 'del', dev]).catch(() => undefined);
 }
 
-const SINK = `
-const net = require('node:net');
-net.createServer((s) => { let n = 0; s.on('data', (d) => { n += d.length; }); s.on('end', () => s.end(String(n))); }).listen(9000, process.argv.at(-1), () => console.log('up'));
-`;
-const SOURCE = `
-const net = require('node:net');
-const [host, port, mb] = process.argv.slice(-3);
-const chunk = Buffer.alloc(1 << 20, 7);
-const s = net.connect({ host, port: Number(port) }, () => {
-  const started = process.hrtime.bigint();
-  let left = Number(mb);
-  const pump = () => { while (left > 0) { left--; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
-  pump();
-  let reply = '';
-  s.on('data', (d) => { reply += d; });
-  s.on('end', () => { const secs = Number(process.hrtime.bigint() - started) / 1e9; console.log(JSON.stringify({ bytes: Number(reply), secs })); });
-});
-`;
-
 async function throughputPaths(set: NetnsSet, dir: string): Promise<{ overlay: number[]; direct: number[] }> {
   // Overlay: underlay bridge, two hosts programmed by reconcile-once, a container on each.
   const underlay = await set.create('u');
@@ -130,14 +110,9 @@ async function throughputPaths(set: NetnsSet, dir: string): Promise<{ overlay: n
   }
   const target = `${leases[1]!.networks['dcos']!.subnet!.slice(0, -4)}2`;
   for (const [ns, ip] of [[containers[1]!, target], [d2, '10.89.0.2']] as const) {
-    const sink = ns.spawn(process.execPath, ['-e', SINK, ip]);
-    sink.stdout!.setEncoding('utf8');
-    await once(sink.stdout!, 'data');
+    await startTcpSink(ns, ip);
   }
-  const measure = async (from: Netns, to: string): Promise<number> => {
-    const out = JSON.parse(await from.exec(process.execPath, ['-e', SOURCE, to, '9000', '256'])) as { bytes: number; secs: number };
-    return out.bytes / out.secs / 1e6;
-  };
+  const measure = (from: Netns, to: string): Promise<number> => tcpThroughputMBps(from, to, 9000, 256);
   const overlay: number[] = [];
   const direct: number[] = [];
   for (let i = 0; i < 3; i++) {

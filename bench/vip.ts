@@ -9,7 +9,6 @@
  *   route through the host namespace (goal >= 0.95×), median of 3.
  * `--vips N` changes the VIP count.
  */
-import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
@@ -17,7 +16,7 @@ import { L4lbManager } from '../dataplane/l4lb/manager.ts';
 import { NftProcess, defaultNftPath } from '../dataplane/l4lb/nft.ts';
 import { ensureLocalRoute } from '../dataplane/l4lb/routes.ts';
 import type { L4Service } from '../dataplane/l4lb/services.ts';
-import { netnsSet, netnsUnavailable, routedVeth } from '../test/harness/netns.ts';
+import { netnsSet, netnsUnavailable, routedVeth, startTcpSink, tcpThroughputMBps } from '../test/harness/netns.ts';
 
 const execFileP = promisify(execFile);
 const logger = pino({ level: 'silent' });
@@ -40,25 +39,6 @@ function services(n: number): L4Service[] {
     backends: Array.from({ length: 5 }, (_, b) => ({ ip: `10.${100 + (v % 100)}.${b}.${(v >> 7) & 255}`, port: 8080 + b })),
   }));
 }
-
-const SINK = `
-const net = require('node:net');
-net.createServer((s) => { let n = 0; s.on('data', (d) => { n += d.length; }); s.on('end', () => s.end(String(n))); }).listen(9000, process.argv.at(-1), () => console.log('up'));
-`;
-const SOURCE = `
-const net = require('node:net');
-const [host, port, mb] = process.argv.slice(-3);
-const chunk = Buffer.alloc(1 << 20, 7);
-const s = net.connect({ host, port: Number(port) }, () => {
-  const started = process.hrtime.bigint();
-  let left = Number(mb);
-  const pump = () => { while (left > 0) { left--; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
-  pump();
-  let reply = '';
-  s.on('data', (d) => { reply += d; });
-  s.on('end', () => { const secs = Number(process.hrtime.bigint() - started) / 1e9; console.log(JSON.stringify({ bytes: Number(reply), secs })); });
-});
-`;
 
 export async function run(args: string[]): Promise<unknown> {
   const why = netnsUnavailable();
@@ -108,15 +88,10 @@ export async function run(args: string[]): Promise<unknown> {
     await routedVeth(set, host, client, 'vc', '10.88.1');
     await routedVeth(set, host, backend, 'vb', '10.88.2');
     await ensureLocalRoute('11.0.0.0/8', { netns: host.name });
-    const sink = backend.spawn(process.execPath, ['-e', SINK, '10.88.2.2']);
-    sink.stdout!.setEncoding('utf8');
-    await once(sink.stdout!, 'data');
+    await startTcpSink(backend, '10.88.2.2');
     const lb = new L4lbManager({ nft: new NftProcess({ netns: host.name }), logger });
     await lb.sync({ services: [{ vip: '11.0.0.1', protocol: 'tcp', port: 80, backends: [{ ip: '10.88.2.2', port: 9000 }] }], localBackendIps: [] });
-    const throughput = async (target: string, port: number): Promise<number> => {
-      const out = JSON.parse(await client.exec(process.execPath, ['-e', SOURCE, target, String(port), '512'])) as { bytes: number; secs: number };
-      return out.bytes / out.secs / 1e6;
-    };
+    const throughput = (target: string, port: number): Promise<number> => tcpThroughputMBps(client, target, port, 512);
     const direct: number[] = [];
     const viaVip: number[] = [];
     for (let i = 0; i < 3; i++) {

@@ -5,6 +5,7 @@
  * production code never does per operation.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 
@@ -107,4 +108,39 @@ export async function routedVeth(set: NetnsSet, host: Netns, ns: Netns, hostIf: 
   await set.ip(['-n', ns.name, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
   await set.ip(['-n', ns.name, 'link', 'set', 'eth0', 'up']);
   await set.ip(['-n', ns.name, 'route', 'add', 'default', 'via', `${net}.1`]);
+}
+
+// A TCP sink (counts what it receives on port 9000, answers the count) and a
+// source (sends N MiB, prints bytes and seconds): the throughput benchmarks'
+// two ends, run with the test's Node inside namespaces.
+const SINK = `
+const net = require('node:net');
+net.createServer((s) => { let n = 0; s.on('data', (d) => { n += d.length; }); s.on('end', () => s.end(String(n))); }).listen(9000, process.argv.at(-1), () => console.log('up'));
+`;
+const SOURCE = `
+const net = require('node:net');
+const [host, port, mb] = process.argv.slice(-3);
+const chunk = Buffer.alloc(1 << 20, 7);
+const s = net.connect({ host, port: Number(port) }, () => {
+  const started = process.hrtime.bigint();
+  let left = Number(mb);
+  const pump = () => { while (left > 0) { left--; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
+  pump();
+  let reply = '';
+  s.on('data', (d) => { reply += d; });
+  s.on('end', () => { const secs = Number(process.hrtime.bigint() - started) / 1e9; console.log(JSON.stringify({ bytes: Number(reply), secs })); });
+});
+`;
+
+/** Start the TCP sink on `ip`:9000 inside `ns` (stopped at cleanup). */
+export async function startTcpSink(ns: Netns, ip: string): Promise<void> {
+  const sink = ns.spawn(process.execPath, ['-e', SINK, ip]);
+  sink.stdout!.setEncoding('utf8');
+  await once(sink.stdout!, 'data');
+}
+
+/** Send `mb` MiB from `from` to `host`:`port` (a sink, or a VIP in front of one); MB/s. */
+export async function tcpThroughputMBps(from: Netns, host: string, port: number, mb: number): Promise<number> {
+  const out = JSON.parse(await from.exec(process.execPath, ['-e', SOURCE, host, String(port), String(mb)])) as { bytes: number; secs: number };
+  return out.bytes / out.secs / 1e6;
 }
