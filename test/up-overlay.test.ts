@@ -4,12 +4,9 @@
  * device and bridge in its namespace; `strata network leases` shows it; a
  * graceful stop takes the devices out. Skipped without root.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import { netnsSet, netnsUnavailable, type Netns } from './harness/netns.ts';
-import { runStrata, startStrata } from './harness/process.ts';
+import { startUpLoggedInNetns } from './harness/process.ts';
 
 const skip = netnsUnavailable();
 
@@ -30,20 +27,8 @@ const links = async (ns: Netns): Promise<{ ifname: string; linkinfo?: { info_kin
   const set = netnsSet('sxupo');
   t.teardown(() => set.cleanup());
   const ns = await set.create('n');
-  const dir = await mkdtemp(join(tmpdir(), 'strata-up-overlay-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json'), STRATA_OVERLAY_ENABLED: 'on', STRATA_OVERLAY_RECONCILE_SECONDS: '1' };
-  const up = startStrata(['up', '--data-dir', join(dir, 'data'), '--api-port', '0', '--agent-port', '0'], { env, netns: ns.name });
-  t.teardown(async () => {
-    up.kill('SIGKILL');
-    await up.exited();
-  });
-  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/, 60_000);
-  await up.waitFor(/Stop:/);
+  const { up, cli } = await startUpLoggedInNetns(t, 'up-overlay', ns.name, { STRATA_OVERLAY_ENABLED: 'on', STRATA_OVERLAY_RECONCILE_SECONDS: '1' });
   t.regex(up.output(), /overlay: on \(VXLAN dstport 64000/);
-  const cli = (args: string[]) => runStrata(args, { env, netns: ns.name });
-  const login = await cli(['auth', 'login', '--url', apiUrl!, '--password-file', join(dir, 'data', 'bootstrap-credentials.json')]);
-  t.is(login.code, 0, login.output);
 
   const vx = await until(async () => (await links(ns)).find((l) => l.ifname === 'vtep1024'), 'vtep1024');
   t.like(vx.linkinfo, { info_kind: 'vxlan', info_data: { id: 1024, port: 64000, learning: false } });

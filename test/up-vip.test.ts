@@ -5,11 +5,10 @@
  * every running task; scaling down takes the gone task out.
  */
 import test from 'ava';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { netnsSet, netnsUnavailable } from './harness/netns.ts';
-import { runStrata, startStrata } from './harness/process.ts';
+import { startUpLoggedInNetns } from './harness/process.ts';
 
 const skip = netnsUnavailable();
 
@@ -45,20 +44,8 @@ async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 6
   const set = netnsSet('sxup');
   t.teardown(() => set.cleanup());
   const ns = await set.create('n');
-  const dir = await mkdtemp(join(tmpdir(), 'strata-up-vip-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json'), STRATA_DATAPLANE_L4LB: 'on', STRATA_DATAPLANE_RECONCILE_SECONDS: '0' };
-  const up = startStrata(['up', '--data-dir', join(dir, 'data'), '--api-port', '0', '--agent-port', '0'], { env, netns: ns.name });
-  t.teardown(async () => {
-    up.kill('SIGKILL');
-    await up.exited();
-  });
-  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/, 60_000);
-  await up.waitFor(/Stop:/);
+  const { up, dir, cli } = await startUpLoggedInNetns(t, 'up-vip', ns.name, { STRATA_DATAPLANE_L4LB: 'on', STRATA_DATAPLANE_RECONCILE_SECONDS: '0' });
   t.regex(up.output(), /VIPs: +kernel load balancer on/);
-  const cli = (args: string[]) => runStrata(args, { env, netns: ns.name });
-  const login = await cli(['auth', 'login', '--url', apiUrl!, '--password-file', join(dir, 'data', 'bootstrap-credentials.json')]);
-  t.is(login.code, 0, login.output);
 
   const server = `${process.execPath} -e "require('http').createServer((q, s) => s.end(process.env.MESOS_TASK_ID)).listen(Number(process.env.PORT0), '127.0.0.1')"`;
   await writeFile(join(dir, 'web.json'), JSON.stringify({ id: '/web', cmd: server, instances: 2, cpus: 0.1, mem: 64, portDefinitions: [{ port: 0, name: 'http', labels: { VIP_0: '/web:80' } }] }));

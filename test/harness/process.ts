@@ -127,3 +127,30 @@ export async function startUpLoggedIn(t: { teardown(fn: () => Promise<void> | vo
   const { token } = JSON.parse(await readFile(env.STRATA_CLI_CONFIG, 'utf8')) as { token: string };
   return { dir, dataDir, env, up, apiUrl: apiUrl!, token, portBase };
 }
+
+/**
+ * `strata up` inside network namespace `netns` (created by the test), with
+ * `env` (e.g. the load balancer or the overlay turned on), logged in with
+ * `strata auth login` run in the same namespace; `cli` runs more verbs there.
+ */
+export async function startUpLoggedInNetns(
+  t: { teardown(fn: () => Promise<void> | void): void },
+  name: string,
+  netns: string,
+  env: Readonly<Record<string, string>>,
+): Promise<{ dir: string; up: StrataProcess; apiUrl: string; cli(args: readonly string[]): Promise<{ code: number | string; output: string }> }> {
+  const dir = await mkdtemp(join(tmpdir(), `strata-${name}-`));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const allEnv = { STRATA_CLI_CONFIG: join(dir, 'cli.json'), ...env };
+  const up = startStrata(['up', '--data-dir', join(dir, 'data'), '--api-port', '0', '--agent-port', '0'], { env: allEnv, netns });
+  t.teardown(async () => {
+    up.kill('SIGKILL');
+    await up.exited();
+  });
+  const [, apiUrl] = await up.waitFor(/API .*: (http:\/\/127\.0\.0\.1:\d+)/, 60_000);
+  await up.waitFor(/Stop:/);
+  const cli = (args: readonly string[]) => runStrata(args, { env: allEnv, netns });
+  const login = await cli(['auth', 'login', '--url', apiUrl!, '--password-file', join(dir, 'data', 'bootstrap-credentials.json')]);
+  if (login.code !== 0) throw new Error(`login failed: ${login.output}`);
+  return { dir, up, apiUrl: apiUrl!, cli };
+}
