@@ -68,6 +68,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    secrets: Type.Object(
+      {
+        /** The key-encryption keys (JSON `{current, keys: {version: base64}}`, mode 0600); relative paths are under dataDir. Never in the store; every master needs the same file. */
+        kekFile: Type.String({ minLength: 1, default: 'secrets-kek.json' }),
+        /** Create the file with one random key when it is missing (a first master); off, a missing file stops the start. */
+        createKek: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     master: Type.Object(
       {
         /** Leader session TTL: a dead leader is replaced within about this long. */
