@@ -261,6 +261,9 @@ export function checkApp(app: App): Issue[] {
       issues.push({ path: `/env/${ptr(name)}/secret`, message: 'names no entry of secrets' });
     }
   }
+  app.container?.volumes?.forEach((v, i) => {
+    if (!(v.secret in app.secrets)) issues.push({ path: `/container/volumes/${i}/secret`, message: 'names no entry of secrets' });
+  });
   app.dependencies.forEach((d, i) => {
     if (d === app.id) issues.push({ path: `/dependencies/${i}`, message: 'an app cannot depend on itself' });
   });

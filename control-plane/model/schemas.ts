@@ -267,6 +267,16 @@ export const DockerSpec = Type.Object(
 );
 export type DockerSpec = Static<typeof DockerSpec>;
 
+export const SecretVolume = Type.Object(
+  {
+    /** Relative to the sandbox (`$MESOS_SANDBOX`): plain names, no `..`. */
+    containerPath: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$', maxLength: 1024 }),
+    secret: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' }),
+  },
+  STRICT,
+);
+export type SecretVolume = Static<typeof SecretVolume>;
+
 export const Container = Type.Object(
   {
     /** Marathon's RAML default is DOCKER. */
@@ -275,6 +285,8 @@ export const Container = Type.Object(
     docker: Type.Optional(DockerSpec),
     /** Ports in `container/bridge` and `container` network modes. */
     portMappings: Type.Array(PortMapping, { default: [] }),
+    /** File-based secrets (Marathon): the secret named `secret` (an entry of the app's `secrets`) is written to `containerPath`, relative to the sandbox. */
+    volumes: Type.Optional(Type.Array(SecretVolume, { maxItems: 64 })),
   },
   STRICT,
 );
