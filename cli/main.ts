@@ -9,6 +9,7 @@ import { appAdd, appKill, appList, appRemove, appRestart, appScale, appShow, app
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
+import { secretCreate, secretDelete, secretGet, secretList, secretRotateKey, secretUpdate } from './secrets.ts';
 import { ApiError } from './client.ts';
 import { aclGrant, aclList, aclRevoke, groupAdd as iamGroupAdd, groupList as iamGroupList, groupRemove as iamGroupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { listAgents, showLeader } from './cluster.ts';
@@ -629,6 +630,62 @@ const VERBS: readonly Verb[] = [
     flags: { out: 'file for the encrypted root key (0600; must not exist)' },
     configFlags: false,
     run: caRootKeyExport,
+  },
+  {
+    name: 'secret create',
+    summary: 'Create a secret (encrypted at rest); the value comes from a file, standard input or STRATA_SECRET_VALUE, never an argument',
+    usage: 'strata secret create PATH (--value-file FILE | --value-file - | STRATA_SECRET_VALUE=...) [--description TEXT]',
+    flags: { 'value-file': 'file holding the value (- = standard input; one trailing newline is dropped)', description: 'what the secret is for' },
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretCreate,
+  },
+  {
+    name: 'secret update',
+    summary: 'Replace a secret\'s value',
+    usage: 'strata secret update PATH (--value-file FILE | --value-file - | STRATA_SECRET_VALUE=...) [--description TEXT]',
+    flags: { 'value-file': 'file holding the value (- = standard input)', description: 'what the secret is for' },
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretUpdate,
+  },
+  {
+    name: 'secret get',
+    summary: 'Print a secret\'s value (needs read on dcos:secrets:default:/PATH)',
+    usage: 'strata secret get PATH [--json]',
+    flags: {},
+    booleans: ['json'],
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretGet,
+  },
+  {
+    name: 'secret delete',
+    summary: 'Delete a secret',
+    usage: 'strata secret delete PATH',
+    flags: {},
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretDelete,
+  },
+  {
+    name: 'secret list',
+    summary: 'List the secret paths under PATH (all without one)',
+    usage: 'strata secret list [PATH] [--json]',
+    flags: {},
+    booleans: ['json'],
+    optionalOperands: ['PATH'],
+    configFlags: false,
+    run: secretList,
+  },
+  {
+    name: 'secret rotate-key',
+    summary: 'Rotate the key-encryption key: a new version becomes current and every data key is re-wrapped in the background, reads working throughout',
+    usage: 'strata secret rotate-key [--from-file] [--wait] [--status] [--json]',
+    flags: {},
+    booleans: ['from-file', 'wait', 'status', 'json'],
+    configFlags: false,
+    run: secretRotateKey,
   },
   {
     name: 'auth token',
