@@ -459,6 +459,7 @@ const ContainerInput = Type.Object(
     type: Type.Optional(Container.properties.type),
     docker: Type.Optional(DockerSpecInput),
     portMappings: Type.Optional(Type.Array(PortMappingInput)),
+    volumes: Container.properties.volumes,
   },
   STRICT,
 );

@@ -3,7 +3,7 @@
  * or missing KEK, a ciphertext moved to another path, re-wrapping.
  */
 import { randomBytes } from 'node:crypto';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { isStrataError } from '../../common/errors.ts';
 import { openSecret, rewrapSecret, sealSecret, type KekLookup, type SealedValue } from './crypto.ts';
 
@@ -13,7 +13,7 @@ function ring(keys: Record<number, Buffer>, current: number): KekLookup {
 const k1 = randomBytes(32);
 const k2 = randomBytes(32);
 
-const decryptFails = (t: import('ava').ExecutionContext, run: () => unknown, what: string): void => {
+const decryptFails = (t: ExecutionContext, run: () => unknown, what: string): void => {
   const err = t.throws(run, undefined, what);
   t.true(isStrataError(err, 'SECRET_DECRYPT_FAILED'), `${what}: ${String(err)}`);
 };

@@ -6,11 +6,11 @@
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { isStrataError } from '../../common/errors.ts';
 import { Keyring, kekFile, parseKeyring } from './keyring.ts';
 
-async function tempDir(t: import('ava').ExecutionContext): Promise<string> {
+async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'strata-kek-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;

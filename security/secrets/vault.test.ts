@@ -5,7 +5,7 @@
  * go on, every read answering the right value at every moment.
  */
 import { setImmediate } from 'node:timers/promises';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import { isStrataError } from '../../common/errors.ts';
 import { Records } from '../../control-plane/model/records.ts';
@@ -16,7 +16,7 @@ import { SecretVault, normalizeSecretPath, secretListRid, secretRid, secretSpace
 
 const SLOW = process.env.STRATA_SLOW === '1';
 
-async function setup(t: import('ava').ExecutionContext) {
+async function setup(t: ExecutionContext) {
   const store = await openEmbeddedStore({ path: ':memory:' });
   t.teardown(() => store.close());
   const records = new Records(store);
@@ -120,7 +120,7 @@ test('rotation re-wraps every data key in the background while reads and writes 
   // Version 1 is no longer needed: a keyring with only version 2 reads everything.
   const only2 = { currentVersion: 2, key: (v: number) => (v === 2 ? keyring.key(2) : undefined) };
   const { openSecret } = await import('./crypto.ts');
-  for (const r of stored) t.is(openSecret(r.value.path, r.value, only2).toString(), expected.get(r.value.path));
+  for (const r of stored) t.is(openSecret(r.value.path, r.value, only2).toString(), expected.get(r.value.path)!);
 });
 
 test('another master adopts a version an operator put in the KEK file (rotate without generate), and reloads for an unknown version on read', async (t) => {
