@@ -2,16 +2,16 @@
  * Envelope encryption: round trip, tamper detection on every part, a wrong
  * or missing KEK, a ciphertext moved to another path, re-wrapping.
  */
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { isStrataError } from '../../common/errors.ts';
 import { openSecret, rewrapSecret, sealSecret, type KekLookup, type SealedValue } from './crypto.ts';
 
-function ring(keys: Record<number, Buffer>, current: number): KekLookup {
+function ring(keys: Record<number, KeyObject>, current: number): KekLookup {
   return { currentVersion: current, key: (v) => keys[v] };
 }
-const k1 = randomBytes(32);
-const k2 = randomBytes(32);
+const k1 = createSecretKey(randomBytes(32));
+const k2 = createSecretKey(randomBytes(32));
 
 const decryptFails = (t: ExecutionContext, run: () => unknown, what: string): void => {
   const err = t.throws(run, undefined, what);

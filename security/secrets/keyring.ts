@@ -8,7 +8,7 @@
  * cluster every master needs the same file (distribute it like a TLS key);
  * a master that meets an unknown version reloads the file once.
  */
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { StrataError } from '../../common/errors.ts';
 import { KEY_BYTES, type KekLookup } from './crypto.ts';
@@ -93,7 +93,7 @@ export class Keyring implements KekLookup {
   readonly #store: KekStore;
   readonly #where: string;
   #current = 0;
-  #keys = new Map<number, Buffer>();
+  #keys = new Map<number, KeyObject>();
 
   private constructor(store: KekStore, where: string) {
     this.#store = store;
@@ -120,7 +120,7 @@ export class Keyring implements KekLookup {
     return [...this.#keys.keys()].sort((a, b) => a - b);
   }
 
-  key(version: number): Buffer | undefined {
+  key(version: number): KeyObject | undefined {
     return this.#keys.get(version);
   }
 
@@ -130,7 +130,8 @@ export class Keyring implements KekLookup {
     if (!loaded) throw invalid(this.#where, 'the file disappeared');
     const { current, keys } = parseKeyring(loaded, this.#where);
     this.#current = current;
-    this.#keys = keys;
+    this.#keys = new Map([...keys].map(([v, k]) => [v, createSecretKey(k)]));
+    for (const k of keys.values()) k.fill(0);
   }
 
   /** Adds a new random version and makes it current; older versions stay for decryption. */
@@ -138,7 +139,7 @@ export class Keyring implements KekLookup {
     await this.reload();
     const next = Math.max(...this.#keys.keys()) + 1;
     const keys: Record<string, string> = {};
-    for (const [v, k] of this.#keys) keys[String(v)] = k.toString('base64');
+    for (const [v, k] of this.#keys) keys[String(v)] = k.export().toString('base64');
     keys[String(next)] = randomBytes(KEY_BYTES).toString('base64');
     await this.#store.save({ current: next, keys });
     await this.reload();

@@ -60,6 +60,12 @@ export function secretSpaceProblem(appId: string, path: string): string | undefi
   return fits ? undefined : `secret ${path} is outside the space of app ${appId} (an app may use secrets under /${space.join('/')} or above it)`;
 }
 
+export type SecretMetadata = Pick<StoredSecret, 'path' | 'description' | 'author' | 'createdAt' | 'updatedAt' | 'kekVersion'>;
+
+function metadataOf(r: StoredSecret): SecretMetadata {
+  return { path: r.path, kekVersion: r.kekVersion, createdAt: r.createdAt, updatedAt: r.updatedAt, ...(r.description === undefined ? {} : { description: r.description }), ...(r.author === undefined ? {} : { author: r.author }) };
+}
+
 export interface SecretWrite {
   readonly value: Buffer;
   readonly description?: string;
@@ -102,6 +108,11 @@ export class SecretVault {
 
   /** The value (bytes). Counts the read and any decryption failure. */
   async read(path: string): Promise<Buffer> {
+    return (await this.readWithMetadata(path)).value;
+  }
+
+  /** The value and the stored metadata, from one store read. */
+  async readWithMetadata(path: string): Promise<{ value: Buffer; metadata: SecretMetadata }> {
     let record: Versioned<StoredSecret>;
     try {
       record = await this.#get(path);
@@ -113,7 +124,7 @@ export class SecretVault {
       if (this.#keyring.key(record.value.kekVersion) === undefined) await this.#keyring.reload();
       const value = openSecret(path, record.value, this.#keyring);
       this.#metrics?.reads.inc({ result: 'ok' });
-      return value;
+      return { value, metadata: metadataOf(record.value) };
     } catch (err) {
       this.#metrics?.reads.inc({ result: 'decrypt-failed' });
       if (isStrataError(err, 'SECRET_DECRYPT_FAILED')) this.#metrics?.decryptFailures.inc();
@@ -122,9 +133,8 @@ export class SecretVault {
   }
 
   /** The stored metadata (never the value). */
-  async describe(path: string): Promise<Pick<StoredSecret, 'path' | 'description' | 'author' | 'createdAt' | 'updatedAt' | 'kekVersion'>> {
-    const { value: r } = await this.#get(path);
-    return { path: r.path, kekVersion: r.kekVersion, createdAt: r.createdAt, updatedAt: r.updatedAt, ...(r.description === undefined ? {} : { description: r.description }), ...(r.author === undefined ? {} : { author: r.author }) };
+  async describe(path: string): Promise<SecretMetadata> {
+    return metadataOf((await this.#get(path)).value);
   }
 
   #record(path: string, write: SecretWrite, createdAt: string, previous?: StoredSecret): StoredSecret {

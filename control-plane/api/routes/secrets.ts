@@ -93,7 +93,7 @@ export function secretRoutes(app: ApiInstance, ctx: ApiContext): void {
         await store.delete(path);
         return reply.code(204).send();
       }
-      const [value, meta] = await Promise.all([store.read(path), store.describe(path)]);
+      const { value, metadata: meta } = await store.readWithMetadata(path);
       reply.header('cache-control', 'no-store');
       return {
         value: value.toString('utf8'),
