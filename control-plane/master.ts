@@ -157,6 +157,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     throw err;
   });
   const secrets = new SecretVault(records, keyring, { metrics: secretMetrics(metrics.registry) });
+  if (keyring.created) logger.warn({ file: kekPath }, 'created the secrets key-encryption key file: back it up and give every master a copy (without it no secret can be decrypted)');
 
   const ctx: ApiContext = {
     config,

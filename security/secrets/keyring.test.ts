@@ -20,6 +20,7 @@ test('a missing file is created 0600 with version 1; addVersion keeps the old ke
   const file = join(await tempDir(t), 'kek.json');
   const ring = await Keyring.open(kekFile(file), { create: true, where: file });
   t.is(ring.currentVersion, 1);
+  t.true(ring.created);
   t.is((await stat(file)).mode & 0o777, 0o600);
   const first = ring.key(1)!;
   t.is(await ring.addVersion(), 2);
@@ -32,6 +33,7 @@ test('a missing file is created 0600 with version 1; addVersion keeps the old ke
   // Another process (or master) sees the new version after a reload.
   const other = await Keyring.open(kekFile(file), { create: false, where: file });
   t.is(other.currentVersion, 2);
+  t.false(other.created);
 });
 
 test('refused: no file without create, a file others can read, malformed contents', async (t) => {

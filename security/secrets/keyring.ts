@@ -94,6 +94,8 @@ export class Keyring implements KekLookup {
   readonly #where: string;
   #current = 0;
   #keys = new Map<number, KeyObject>();
+  /** This open made the keyring (it did not exist). */
+  created = false;
 
   private constructor(store: KekStore, where: string) {
     this.#store = store;
@@ -107,6 +109,7 @@ export class Keyring implements KekLookup {
     if (!loaded) {
       if (!options.create) throw invalid(options.where, 'the file does not exist');
       await store.save({ current: 1, keys: { 1: randomBytes(KEY_BYTES).toString('base64') } });
+      ring.created = true;
     }
     await ring.reload();
     return ring;
