@@ -130,7 +130,7 @@ test('the compiled table and the evaluator agree for random policies and flows (
           if ((d.action === 'allow') !== (k === 'accept')) throw new Error(`${JSON.stringify(p)}: evaluator ${d.summary}; table ${k}`);
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 1000 },
     ),
   );
 });

@@ -112,12 +112,21 @@ function merge(ranges: Range[]): Range[] {
   return out;
 }
 
+/** An element's text: an address, a CIDR when the range is one, else `first-last`. */
 export function rangeText(r: Range, family: Family): string {
-  return r.start === r.end ? bigIntToIp(r.start, family) : `${bigIntToIp(r.start, family)}-${bigIntToIp(r.end, family)}`;
+  if (r.start === r.end) return bigIntToIp(r.start, family);
+  const size = r.end - r.start + 1n;
+  if ((size & (size - 1n)) === 0n && r.start % size === 0n) {
+    let hostBits = 0;
+    while (1n << BigInt(hostBits) < size) hostBits++;
+    return `${bigIntToIp(r.start, family)}/${(family === 4 ? 32 : 128) - hostBits}`;
+  }
+  return `${bigIntToIp(r.start, family)}-${bigIntToIp(r.end, family)}`;
 }
 
 /** Parse an element written by {@link rangeText} (the interpreter and tests read them back). */
 export function parseRangeText(text: string, family: Family): Range {
+  if (text.includes('/')) return rangeOfCidr(text)!.range;
   const [a, b] = text.split('-') as [string, string | undefined];
   const start = ipToBigInt(a);
   return { start, end: b === undefined ? start : ipToBigInt(b) };
@@ -155,8 +164,15 @@ const shortHash = (text: string): string => createHash('sha256').update(text).di
 /** nft identifiers: policy names are DNS labels, so `-` → `_` keeps them distinct. */
 export const policyChainName = (policy: string): string => `p_${policy.replaceAll('-', '_')}`;
 
+/** JSON with keys sorted at every level: equal selectors, equal text. */
+function canonical(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
 function canonicalPeers(peers: readonly PolicyPeer[]): string {
-  return JSON.stringify(peers.map((p) => JSON.stringify(p, Object.keys(p).sort())).sort());
+  return `[${peers.map(canonical).sort().join(',')}]`;
 }
 
 /** The l4 alternatives of a rule's `ports` (any one matches); `[undefined]` = everything; `[]` = nothing. */
