@@ -125,7 +125,7 @@ export function rangeText(r: Range, family: Family): string {
 }
 
 /** Parse an element written by {@link rangeText} (the interpreter and tests read them back). */
-export function parseRangeText(text: string, family: Family): Range {
+export function parseRangeText(text: string): Range {
   if (text.includes('/')) return rangeOfCidr(text)!.range;
   const [a, b] = text.split('-') as [string, string | undefined];
   const start = ipToBigInt(a);

@@ -8,7 +8,7 @@
  * `reconcileSeconds` the whole table is loaded again, repairing hand edits.
  */
 import type { Registry } from 'prom-client';
-import { MasterUrls } from '../../scheduler/agent/masters.ts';
+import type { MasterUrls } from '../../scheduler/agent/masters.ts';
 import type { NftRunner } from '../l4lb/nft.ts';
 import type { PolicyInputs } from './compile.ts';
 import type { DropCounterReader } from './counter.ts';

@@ -15,10 +15,10 @@ export interface Packet {
   readonly port?: number;
 }
 
-function inElements(elements: Iterable<string>, ip: string, family: Family): string | undefined {
+function inElements(elements: Iterable<string>, ip: string): string | undefined {
   const n = ipToBigInt(ip);
   for (const e of elements) {
-    const r = parseRangeText(e, family);
+    const r = parseRangeText(e);
     if (n >= r.start && n <= r.end) return e;
   }
   return undefined;
@@ -28,7 +28,7 @@ function ruleMatches(c: CompiledPolicy, rule: PolicyRule, p: Packet, family: Fam
   if (rule.family !== undefined && rule.family !== family) return false;
   if (rule.set !== undefined) {
     const set = c.sets.get(rule.set);
-    if (!set || inElements(set.elements, p.src, family) === undefined) return false;
+    if (!set || inElements(set.elements, p.src) === undefined) return false;
   }
   if (rule.l4) {
     if (rule.l4.protocol !== p.protocol) return false;
@@ -44,7 +44,7 @@ export function interpret(c: CompiledPolicy, p: Packet): 'accept' | 'drop' {
   const family = isIP(p.dst) as Family;
   if (isIP(p.src) !== family) return 'accept';
   const dispatch = c.dispatch[family];
-  const range = inElements(dispatch.keys(), p.dst, family);
+  const range = inElements(dispatch.keys(), p.dst);
   if (range === undefined) return 'accept';
   for (const chain of c.comboChains.get(dispatch.get(range)!) ?? []) {
     for (const rule of c.policyChains.get(chain) ?? []) {
