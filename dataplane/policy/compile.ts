@@ -7,12 +7,15 @@
  *     chain forward (hook forward, priority filter)
  *       ct state established,related accept
  *       ip daddr vmap @dispatch4 ; ip6 daddr vmap @dispatch6
- *     map dispatch4/6   destination range → jump d_<combo>      (interval map)
+ *     map dispatch4/6        destination address → jump d_<combo>   (hash map)
+ *     map dispatch4r/6r      destination range → jump d_<combo>     (interval map, for CIDR selectors)
  *     chain d_<combo>    jump p_<a>; jump p_<b> …                (the policies selecting that range)
  *     chain p_<policy>   ip saddr @s_<selector>_4 tcp dport 5432 return   (allow: on to the next policy)
  *                        ip saddr @s_<selector>_4 counter name drops drop (deny)
  *                        [counter name drops drop]                (default deny; default allow falls through)
- *     set s_<selector>_4/6   the source addresses of one `from` list (interval set, merged ranges)
+ *     set s_<selector>_4/6   the source addresses of one `from` list (a hash set of
+ *                            task addresses; an interval set of merged ranges when
+ *                            the list names a CIDR)
  *
  * Only a connection's first packet is judged (established and related
  * traffic is accepted first), so a policy change applies to new
@@ -69,7 +72,9 @@ export interface PolicyRule {
 
 export interface CompiledSet {
   readonly family: Family;
-  /** Disjoint, sorted, merged: `a.b.c.d` or `a.b.c.d-e.f.g.h`. */
+  /** Ranges allowed (the `from` list names a CIDR); else single addresses only. */
+  readonly interval: boolean;
+  /** Sorted; disjoint and merged (`a.b.c.d`, `a.b.c.0/24`, `a.b.c.d-e.f.g.h`) in an interval set, single addresses otherwise. */
   readonly elements: readonly string[];
 }
 
@@ -132,8 +137,8 @@ export function parseRangeText(text: string): Range {
   return { start, end: b === undefined ? start : ipToBigInt(b) };
 }
 
-/** Addresses a peer list selects, per family, as merged ranges. */
-function resolvePeers(peers: readonly PolicyPeer[], endpoints: readonly PolicyEndpoint[]): Record<Family, Range[]> {
+/** Addresses a peer list selects, per family: merged ranges, or (`merged: false`) single addresses, sorted and unique. */
+function resolvePeers(peers: readonly PolicyPeer[], endpoints: readonly PolicyEndpoint[], merged = true): Record<Family, Range[]> {
   const raw: Record<Family, Range[]> = { 4: [], 6: [] };
   for (const peer of peers) {
     if (peer.cidr !== undefined) {
@@ -152,7 +157,12 @@ function resolvePeers(peers: readonly PolicyPeer[], endpoints: readonly PolicyEn
       }
     }
   }
-  return { 4: merge(raw[4]), 6: merge(raw[6]) };
+  if (merged) return { 4: merge(raw[4]), 6: merge(raw[6]) };
+  const unique = (rs: Range[]): Range[] => {
+    const sorted = [...rs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    return sorted.filter((r, i) => i === 0 || r.start !== sorted[i - 1]!.start);
+  };
+  return { 4: unique(raw[4]), 6: unique(raw[6]) };
 }
 
 function asEndpoint(e: PolicyEndpoint): Endpoint {
@@ -208,13 +218,14 @@ export function compilePolicies(inputs: PolicyInputs, table = DEFAULT_POLICY_TAB
       const key = canonicalPeers(rule.from);
       let names = setFor.get(key);
       if (!names) {
-        const resolved = resolvePeers(rule.from, inputs.endpoints);
+        const interval = rule.from.some((p) => p.cidr !== undefined);
+        const resolved = resolvePeers(rule.from, inputs.endpoints, interval);
         const base = `s_${shortHash(key)}`;
         names = { 4: undefined, 6: undefined };
         for (const f of [4, 6] as const) {
           if (resolved[f].length === 0) continue;
           names[f] = `${base}_${f}`;
-          sets.set(`${base}_${f}`, { family: f, elements: resolved[f].map((r) => rangeText(r, f)) });
+          sets.set(`${base}_${f}`, { family: f, interval, elements: resolved[f].map((r) => rangeText(r, f)) });
         }
         setFor.set(key, names);
       }
@@ -228,7 +239,7 @@ export function compilePolicies(inputs: PolicyInputs, table = DEFAULT_POLICY_TAB
     }
     if (policy.defaultAction === 'deny') rules.push({ verdict: 'drop' });
     policyChains.set(chain, rules);
-    const to = resolvePeers(policy.to, inputs.endpoints);
+    const to = resolvePeers(policy.to, inputs.endpoints, policy.to.some((p) => p.cidr !== undefined));
     for (const f of [4, 6] as const) for (const range of to[f]) selected[f].push({ range, chain });
   }
   const comboChains = new Map<string, string[]>();
@@ -245,7 +256,8 @@ export function compilePolicies(inputs: PolicyInputs, table = DEFAULT_POLICY_TAB
 
 /**
  * Split overlapping ranges into disjoint ones, each with the sorted list of
- * chains whose ranges cover it; neighbours with the same list are joined.
+ * chains whose ranges cover it; neighbouring ranges with the same list are
+ * joined (single addresses are left single).
  */
 function partition(items: readonly { range: Range; chain: string }[]): { range: Range; chains: string[] }[] {
   if (items.length === 0) return [];
@@ -274,7 +286,9 @@ function partition(items: readonly { range: Range; chain: string }[]): { range: 
     const chains = [...new Set(active.values())].sort();
     const range = { start: at, end: bounds[i + 1]! - 1n };
     const last = out.at(-1);
-    if (last && last.range.end + 1n === range.start && last.chains.join(',') === chains.join(',')) last.range = { start: last.range.start, end: range.end };
+    // Ranges only join ranges: single addresses stay single (the hash map holds them; task churn never touches the interval map).
+    const isRange = (r: Range): boolean => r.end > r.start;
+    if (last && isRange(last.range) && isRange(range) && last.range.end + 1n === range.start && last.chains.join(',') === chains.join(',')) last.range = { start: last.range.start, end: range.end };
     else out.push({ range, chains });
   }
   return out;

@@ -26,8 +26,18 @@ export function ruleText(rule: PolicyRule): string {
 }
 
 const comboRules = (jumps: readonly string[]): string[] => jumps.map((c) => `jump ${c}`);
-const setDecl = (s: CompiledSet): string => `type ${addrType(s.family)}; flags interval;`;
-const dispatchName = (f: Family): string => `dispatch${f}`;
+const setDecl = (s: CompiledSet): string => `type ${addrType(s.family)};${s.interval ? ' flags interval;' : ''}`;
+/** Single addresses go to the hash map, ranges to the interval map. */
+const dispatchName = (f: Family, element: string): string => `dispatch${f}${element.includes('-') || element.includes('/') ? 'r' : ''}`;
+
+function dispatchGroups(f: Family, entries: Iterable<readonly [string, string]>, text: (range: string, chain: string) => string): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const [range, chain] of entries) {
+    const name = dispatchName(f, range);
+    groups.set(name, [...(groups.get(name) ?? []), text(range, chain)]);
+  }
+  return groups;
+}
 
 /** The whole table, replacing whatever the kernel holds under its name in one transaction (add, delete, define). */
 export function fullScript(c: CompiledPolicy): string {
@@ -37,18 +47,19 @@ export function fullScript(c: CompiledPolicy): string {
     `delete table inet ${t}`,
     `table inet ${t} {`,
     `  counter ${DROPS_COUNTER} { }`,
-    '  map dispatch4 { type ipv4_addr : verdict; flags interval; }',
-    '  map dispatch6 { type ipv6_addr : verdict; flags interval; }',
+    '  map dispatch4 { type ipv4_addr : verdict; }',
+    '  map dispatch6 { type ipv6_addr : verdict; }',
+    '  map dispatch4r { type ipv4_addr : verdict; flags interval; }',
+    '  map dispatch6r { type ipv6_addr : verdict; flags interval; }',
   ];
   for (const [name, s] of c.sets) lines.push(`  set ${name} { ${setDecl(s)} }`);
   for (const [name, rules] of c.policyChains) lines.push(rules.length === 0 ? `  chain ${name} { }` : `  chain ${name} { ${rules.map(ruleText).join('; ')}; }`);
   for (const [name, jumps] of c.comboChains) lines.push(`  chain ${name} { ${comboRules(jumps).join('; ')}; }`);
-  lines.push('  chain forward { type filter hook forward priority filter; policy accept; ct state established,related accept; ip daddr vmap @dispatch4; ip6 daddr vmap @dispatch6; }');
+  lines.push('  chain forward { type filter hook forward priority filter; policy accept; ct state established,related accept; ip daddr vmap @dispatch4; ip daddr vmap @dispatch4r; ip6 daddr vmap @dispatch6; ip6 daddr vmap @dispatch6r; }');
   lines.push('}');
   for (const [name, s] of c.sets) if (s.elements.length > 0) lines.push(`add element inet ${t} ${name} { ${s.elements.join(', ')} }`);
   for (const f of [4, 6] as const) {
-    const els = [...c.dispatch[f]].map(([range, chain]) => `${range} : jump ${chain}`);
-    if (els.length > 0) lines.push(`add element inet ${t} ${dispatchName(f)} { ${els.join(', ')} }`);
+    for (const [map, els] of dispatchGroups(f, c.dispatch[f], (range, chain) => `${range} : jump ${chain}`)) lines.push(`add element inet ${t} ${map} { ${els.join(', ')} }`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -97,8 +108,8 @@ export function updateCommands(previous: CompiledPolicy, next: CompiledPolicy): 
   for (const f of [4, 6] as const) {
     const was = previous.dispatch[f];
     const is = next.dispatch[f];
-    el('delete', dispatchName(f), [...was].filter(([range, chain]) => is.get(range) !== chain).map(([range]) => range));
-    el('add', dispatchName(f), [...is].filter(([range, chain]) => was.get(range) !== chain).map(([range, chain]) => `${range} : jump ${chain}`));
+    for (const [map, els] of dispatchGroups(f, [...was].filter(([range, chain]) => is.get(range) !== chain), (range) => range)) el('delete', map, els);
+    for (const [map, els] of dispatchGroups(f, [...is].filter(([range, chain]) => was.get(range) !== chain), (range, chain) => `${range} : jump ${chain}`)) el('add', map, els);
   }
   // Removed chains: emptied first (they may jump to each other), then deleted; then removed sets.
   const gone = [...before.keys()].filter((n) => !after.has(n));
