@@ -138,7 +138,7 @@ export function parseRangeText(text: string): Range {
 }
 
 /** Addresses a peer list selects, per family: merged ranges, or (`merged: false`) single addresses, sorted and unique. */
-function resolvePeers(peers: readonly PolicyPeer[], endpoints: readonly PolicyEndpoint[], merged = true): Record<Family, Range[]> {
+function resolvePeers(peers: readonly PolicyPeer[], endpoints: EndpointIndex, merged = true): Record<Family, Range[]> {
   const raw: Record<Family, Range[]> = { 4: [], 6: [] };
   for (const peer of peers) {
     if (peer.cidr !== undefined) {
@@ -146,8 +146,10 @@ function resolvePeers(peers: readonly PolicyPeer[], endpoints: readonly PolicyEn
       if (r) raw[r.family].push(r.range);
       continue;
     }
-    for (const e of endpoints) {
-      if (peerMatches(peer, asEndpoint(e)) === undefined) continue;
+    // An exact app id can only select that app's tasks; every other selector looks at every endpoint.
+    const candidates = peer.appId !== undefined && !peer.appId.endsWith('*') ? endpoints.byApp.get(peer.appId) ?? [] : endpoints.all;
+    for (const e of candidates) {
+      if (peerMatches(peer, e) === undefined) continue;
       for (const ip of e.ips) {
         const f = familyOf(ip);
         if (f) {
@@ -165,8 +167,20 @@ function resolvePeers(peers: readonly PolicyPeer[], endpoints: readonly PolicyEn
   return { 4: unique(raw[4]), 6: unique(raw[6]) };
 }
 
-function asEndpoint(e: PolicyEndpoint): Endpoint {
-  return { input: e.appId, appId: e.appId, labels: e.labels, networks: e.networks, ips: e.ips };
+interface EndpointIndex {
+  readonly all: readonly Endpoint[];
+  readonly byApp: ReadonlyMap<string, readonly Endpoint[]>;
+}
+
+function indexEndpoints(endpoints: readonly PolicyEndpoint[]): EndpointIndex {
+  const all = endpoints.map((e): Endpoint => ({ input: e.appId, appId: e.appId, labels: e.labels, networks: e.networks, ips: e.ips }));
+  const byApp = new Map<string, Endpoint[]>();
+  for (const e of all) {
+    const list = byApp.get(e.appId!);
+    if (list) list.push(e);
+    else byApp.set(e.appId!, [e]);
+  }
+  return { all, byApp };
 }
 
 const shortHash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 12);
@@ -210,6 +224,7 @@ export function compilePolicies(inputs: PolicyInputs, table = DEFAULT_POLICY_TAB
   const policyChains = new Map<string, PolicyRule[]>();
   const selected: Record<Family, { range: Range; chain: string }[]> = { 4: [], 6: [] };
   const setFor = new Map<string, Record<Family, string | undefined>>();
+  const endpoints = indexEndpoints(inputs.endpoints);
   const policies = [...inputs.policies].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const policy of policies) {
     const chain = policyChainName(policy.name);
@@ -219,7 +234,7 @@ export function compilePolicies(inputs: PolicyInputs, table = DEFAULT_POLICY_TAB
       let names = setFor.get(key);
       if (!names) {
         const interval = rule.from.some((p) => p.cidr !== undefined);
-        const resolved = resolvePeers(rule.from, inputs.endpoints, interval);
+        const resolved = resolvePeers(rule.from, endpoints, interval);
         const base = `s_${shortHash(key)}`;
         names = { 4: undefined, 6: undefined };
         for (const f of [4, 6] as const) {
@@ -239,7 +254,7 @@ export function compilePolicies(inputs: PolicyInputs, table = DEFAULT_POLICY_TAB
     }
     if (policy.defaultAction === 'deny') rules.push({ verdict: 'drop' });
     policyChains.set(chain, rules);
-    const to = resolvePeers(policy.to, inputs.endpoints, policy.to.some((p) => p.cidr !== undefined));
+    const to = resolvePeers(policy.to, endpoints, policy.to.some((p) => p.cidr !== undefined));
     for (const f of [4, 6] as const) for (const range of to[f]) selected[f].push({ range, chain });
   }
   const comboChains = new Map<string, string[]>();
