@@ -140,3 +140,31 @@ const inputs: PolicyInputs = { policies: [dbIngress, blueIsolated], endpoints: [
   t.true(await nftDropCounter({ netns: host.name })('strata_policy') > 0, 'drops counted');
   hold.kill();
 });
+
+(skip ? test.skip : test)('tasks on one bridge are filtered too once bridged traffic passes the IP hooks (bridge-nf-call-iptables = 1, as the agent sets it)', async (t) => {
+  const set = netnsSet('sxpolbr');
+  t.teardown(() => set.cleanup());
+  const host = await set.create('h');
+  const a = await set.create('a');
+  const b = await set.create('b');
+  await set.ip(['-n', host.name, 'link', 'add', 'br0', 'type', 'bridge']);
+  await set.ip(['-n', host.name, 'addr', 'add', '10.79.1.1/24', 'dev', 'br0']);
+  await set.ip(['-n', host.name, 'link', 'set', 'br0', 'up']);
+  for (const [ns, ip, port] of [[a, '10.79.1.2', 'va'], [b, '10.79.1.3', 'vb']] as const) {
+    await set.ip(['-n', host.name, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+    await set.ip(['-n', host.name, 'link', 'set', port, 'master', 'br0', 'up']);
+    await set.ip(['-n', ns.name, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    await set.ip(['-n', ns.name, 'link', 'set', 'eth0', 'up']);
+  }
+  await serve(b, '10.79.1.3', [8080]);
+  const manager = new PolicyManager({ nft: new NftProcess({ netns: host.name }), logger });
+  t.teardown(() => manager.close());
+  await manager.sync({
+    policies: [{ name: 'b-closed', to: [{ appId: '/b' }], defaultAction: 'deny', rules: [] }],
+    endpoints: [{ appId: '/a', labels: {}, networks: ['dcos'], ips: ['10.79.1.2'] }, { appId: '/b', labels: {}, networks: ['dcos'], ips: ['10.79.1.3'] }],
+  });
+  await host.exec('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0']);
+  t.is(await probe(a, '10.79.1.3', 8080, true), 'open', 'bridged, not forwarded: the table does not see it');
+  await host.exec('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+  t.is(await probe(a, '10.79.1.3', 8080, false), 'blocked', 'with bridge-nf-call-iptables the forward hook sees bridged traffic');
+});
