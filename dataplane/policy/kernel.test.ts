@@ -5,10 +5,9 @@
  * apps on network `dcos`, one on `blue`). Skipped without root or nft.
  */
 import test from 'ava';
-import { once } from 'node:events';
 import { pino } from 'pino';
 import type { Policy } from '../../control-plane/model/schemas.ts';
-import { netnsSet, netnsUnavailable, routedVeth, type Netns } from '../../test/harness/netns.ts';
+import { netnsSet, netnsUnavailable, probeTcp, routedVeth, startEchoServer, type Netns } from '../../test/harness/netns.ts';
 import { L4lbManager } from '../l4lb/manager.ts';
 import { NftProcess, defaultNftPath } from '../l4lb/nft.ts';
 import { servicesFromVips } from '../l4lb/services.ts';
@@ -19,22 +18,6 @@ import { PolicyManager } from './manager.ts';
 const skip = netnsUnavailable();
 const logger = pino({ level: 'silent' });
 
-// Echo server on every given port.
-const SERVER = `
-const net = require('node:net');
-const [ip, ...ports] = process.argv.slice(1);
-let up = 0;
-for (const port of ports) net.createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(Number(port), ip, () => { if (++up === ports.length) console.log('listening'); });
-`;
-// One connection attempt: "open" when the handshake completes, "blocked" when it does not within the wait.
-const PROBE = `
-const net = require('node:net');
-const [host, port, waitMs] = process.argv.slice(-3);
-const s = net.connect({ host, port: Number(port) });
-const timer = setTimeout(() => { console.log('blocked'); process.exit(0); }, Number(waitMs));
-s.on('connect', () => { clearTimeout(timer); console.log('open'); s.destroy(); });
-s.on('error', (e) => { clearTimeout(timer); console.log('error ' + e.code); });
-`;
 // A long-lived connection: sends a line every 100 ms and prints each echo.
 const HOLD = `
 const net = require('node:net');
@@ -45,16 +28,8 @@ s.on('data', (d) => { for (const _ of d.split('\\n').slice(1)) console.log('echo
 s.on('error', (e) => console.log('error ' + e.code));
 `;
 
-async function serve(ns: Netns, ip: string, ports: number[]): Promise<void> {
-  const child = ns.spawn(process.execPath, ['-e', SERVER, ip, ...ports.map(String)]);
-  child.stdout!.setEncoding('utf8');
-  await once(child.stdout!, 'data');
-}
-
-/** An allowed path answers well within 10 s even on a loaded machine; a dropped one never does (1.5 s is enough to say so). */
-async function probe(ns: Netns, host: string, port: number, expectOpen: boolean): Promise<string> {
-  return (await ns.exec(process.execPath, ['-e', PROBE, host, String(port), expectOpen ? '10000' : '1500'])).trim();
-}
+const serve = startEchoServer;
+const probe = (ns: Netns, host: string, port: number, expectOpen: boolean): Promise<string> => probeTcp(ns, host, port, expectOpen ? 'open' : 'blocked');
 
 const web = { appId: '/shop/web', labels: {}, networks: ['dcos'], ips: ['10.78.1.2'] };
 const db = { appId: '/shop/db', labels: { tier: 'data' }, networks: ['dcos'], ips: ['10.78.2.2'] };
