@@ -140,7 +140,7 @@ test('the compiled table and the evaluator agree for random policies and flows (
   );
 });
 
-test('an update applied to the old table reads the same as the new table (property)', (t) => {
+test('updates never delete what the new table needs and send nothing when nothing changed (property)', (t) => {
   const endpoints = policyEndpoints(apps, tasks);
   t.notThrows(() =>
     fc.assert(

@@ -5,6 +5,7 @@
  * apps on network `dcos`, one on `blue`). Skipped without root or nft.
  */
 import test from 'ava';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import type { Policy } from '../../control-plane/model/schemas.ts';
 import { netnsSet, netnsUnavailable, probeTcp, routedVeth, startEchoServer, type Netns } from '../../test/harness/netns.ts';
@@ -16,6 +17,7 @@ import { nftDropCounter } from './counter.ts';
 import { PolicyManager } from './manager.ts';
 
 const skip = netnsUnavailable();
+const STRATA_SLOW = process.env['STRATA_SLOW'] === '1';
 const logger = pino({ level: 'silent' });
 
 // A long-lived connection: sends a line every 100 ms and prints each echo.
@@ -142,4 +144,47 @@ const inputs: PolicyInputs = { policies: [dbIngress, blueIsolated], endpoints: [
   t.is(await probe(a, '10.79.1.3', 8080, true), 'open', 'bridged, not forwarded: the table does not see it');
   await host.exec('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
   t.is(await probe(a, '10.79.1.3', 8080, false), 'blocked', 'with bridge-nf-call-iptables the forward hook sees bridged traffic');
+});
+
+(skip ? test.skip : test)('the kernel accepts every update between random tables, and ends with the chains and set elements compiled (property, IPv4 and IPv6)', async (t) => {
+  const set = netnsSet('sxpolupd');
+  t.teardown(() => set.cleanup());
+  const host = await set.create('h');
+  const nft = new NftProcess({ netns: host.name });
+  const endpoints = [web, db, other, { appId: '/v6', labels: { tier: 'data' }, networks: ['blue'], ips: ['fd00:78::2', 'fd00:78::3'] }];
+  const peer = fc.oneof(
+    fc.constantFrom('dcos', 'blue').map((network) => ({ network })),
+    fc.constantFrom('10.78.0.0/16', '10.78.2.2/32', '0.0.0.0/0', 'fd00::/8').map((cidr) => ({ cidr })),
+    fc.constantFrom('/shop/*', '/blue/other', '/v6').map((appId) => ({ appId })),
+    fc.constant({ appLabels: { tier: 'data' } }),
+  );
+  const policy = fc.record({
+    name: fc.constantFrom('a', 'b-c', 'd'),
+    to: fc.array(peer, { minLength: 1, maxLength: 2 }),
+    defaultAction: fc.constantFrom('allow' as const, 'deny' as const),
+    rules: fc.array(fc.record({
+      action: fc.constantFrom('allow' as const, 'deny' as const),
+      from: fc.array(peer, { minLength: 1, maxLength: 2 }),
+      ports: fc.array(fc.constantFrom({ protocol: 'tcp' as const, port: 80 }, { protocol: 'udp' as const, port: 53, endPort: 60 }, { protocol: 'icmp' as const }, { protocol: 'any' as const }), { maxLength: 2 }),
+    }), { maxLength: 3 }),
+  });
+  const tables = fc.uniqueArray(policy, { selector: (p) => p.name, maxLength: 3 });
+  const samples = fc.sample(fc.tuple(tables, tables), { numRuns: STRATA_SLOW ? 60 : 12, seed: 42 });
+  let incremental = 0;
+  for (const [a, b] of samples) {
+    const manager = new PolicyManager({ nft, logger });
+    t.is(await manager.sync({ policies: a, endpoints }), 'full');
+    const mode = await manager.sync({ policies: b, endpoints });
+    t.not(mode, 'full', `the update from ${JSON.stringify(a)} to ${JSON.stringify(b)} was refused`);
+    if (mode === 'incremental') incremental++;
+    const listed = JSON.parse(await host.exec(defaultNftPath(), ['-j', 'list', 'table', 'inet', 'strata_policy'])) as { nftables: { chain?: { name: string }; set?: { name: string; elem?: unknown[] }; map?: { name: string; elem?: unknown[] } }[] };
+    const compiled = manager.current!;
+    const chains = listed.nftables.flatMap((o) => (o.chain ? [o.chain.name] : [])).sort();
+    t.deepEqual(chains, ['forward', ...compiled.policyChains.keys(), ...compiled.comboChains.keys()].sort());
+    const sets = listed.nftables.flatMap((o) => (o.set ? [`${o.set.name}=${o.set.elem?.length ?? 0}`] : [])).sort();
+    t.deepEqual(sets, [...compiled.sets].map(([name, s]) => `${name}=${s.elements.length}`).sort());
+    const dispatched = listed.nftables.reduce((n, o) => n + (o.map?.elem?.length ?? 0), 0);
+    t.is(dispatched, compiled.dispatch[4].size + compiled.dispatch[6].size);
+  }
+  t.true(incremental >= samples.length / 2, `${incremental} of ${samples.length} samples changed something`);
 });
