@@ -11,6 +11,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   xds: () => import('./xds.ts'),
   overlay: () => import('./overlay.ts'),
   secrets: () => import('./secrets.ts'),
+  policy: () => import('./policy.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -17,7 +17,7 @@ import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './grou
 import { dnsLookup } from './dns.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
-import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from './policies.ts';
+import { policyAdd, policyExplain, policyList, policyRemove, policyRuleset, policyShow } from './policies.ts';
 import { networkAdd, networkLease, networkLeases, networkList, networkRemove, networkShow } from './networks.ts';
 import { queueList, queueReset } from './queue.ts';
 import { taskLog } from './task-log.ts';
@@ -390,6 +390,15 @@ const VERBS: readonly Verb[] = [
     operands: ['SRC', 'DST', 'PORT'],
     configFlags: false,
     run: policyExplain,
+  },
+  {
+    name: 'policy ruleset',
+    summary: 'Show what every agent enforces now: per policy its destinations and nftables rules (--nft: the whole table as agents load it)',
+    usage: 'strata policy ruleset [--nft] [--json]',
+    flags: {},
+    booleans: ['nft', 'json'],
+    configFlags: false,
+    run: policyRuleset,
   },
   {
     name: 'dns lookup',

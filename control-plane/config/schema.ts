@@ -117,6 +117,8 @@ export const ConfigSchema = Type.Object(
       {
         /** The kernel L4 load balancer for VIPs on this agent (nftables): `auto` = on when running as root with nft installed. */
         l4lb: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], { default: 'auto' }),
+        /** Network policy enforced in nftables (table `strata_policy`) on this agent: `auto` = on when running as root with nft installed. */
+        policy: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], { default: 'auto' }),
         /** Reload the whole load balancer table this often, repairing hand edits (0 = never). */
         reconcileSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60 }),
       },
