@@ -57,6 +57,7 @@ export function buildFromConfig(options: StartDnsOptions): { server: DnsServer; 
       metrics: serverMetrics(options.metrics),
       logger: options.logger,
       maxUdpPayloadBytes: options.config.maxUdpPayloadBytes,
+      answerCacheMaxEntries: options.config.answerCacheMaxEntries,
       recursionAvailable: options.config.chain.includes('forward') && (options.config.upstreams.length > 0 || Object.keys(options.config.forwardZones).length > 0),
     });
     return { server, close: async () => void (await Promise.all(cleanups.map((c) => c()))) };

@@ -9,6 +9,7 @@ import { isStrataError } from '../../common/errors.ts';
 import { CLASSIC_UDP_BYTES, RCODE, rcodeName } from '../codec/constants.ts';
 import { parseQuery, type Query } from '../codec/query.ts';
 import { encodeEmptyReply, encodeHeaderOnly, encodeReply, type EncodeOptions } from '../codec/response.ts';
+import { AnswerCache } from './answer-cache.ts';
 import type { DnsReply, DnsRequest, Handler, Transport } from './handler.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -28,6 +29,8 @@ export interface DnsServerOptions {
   readonly maxUdpPayloadBytes: number;
   /** Set RA in replies (the chain forwards to recursive resolvers). */
   readonly recursionAvailable: boolean;
+  /** Encoded reusable answers kept (answer-cache.ts); 0 or absent: every query goes through the chain. */
+  readonly answerCacheMaxEntries?: number;
 }
 
 export interface DnsServer {
@@ -48,6 +51,18 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
   const { handler, metrics, logger } = options;
   const count = (transport: Transport, plugin: string, rcode: string): void =>
     metrics.requests.inc({ transport, plugin, rcode }, `${transport} ${plugin} ${rcode}`);
+  const answers =
+    (options.answerCacheMaxEntries ?? 0) > 0
+      ? new AnswerCache({
+          maxEntries: options.answerCacheMaxEntries!,
+          maxUdpPayloadBytes: options.maxUdpPayloadBytes,
+          countCell: (transport, plugin, rcode) => {
+            const rcodeText = rcodeName(rcode);
+            return metrics.requests.cell({ transport, plugin, rcode: rcodeText }, `${transport} ${plugin} ${rcodeText}`);
+          },
+        })
+      : undefined;
+  if (answers) metrics.trackAnswerCache(answers);
   const encodeOptions = (maxBytes: number): EncodeOptions => ({
     maxBytes,
     serverUdpPayloadBytes: options.maxUdpPayloadBytes,
@@ -87,6 +102,13 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
   };
 
   const respond = (bytes: Buffer, transport: Transport, deliver: (reply: Buffer) => void): boolean => {
+    if (answers) {
+      const cached = answers.answer(bytes, transport);
+      if (cached !== undefined) {
+        deliver(cached);
+        return true;
+      }
+    }
     const parsed = parseQuery(bytes);
     if (parsed.kind === 'drop') {
       metrics.malformed.inc({ reason: parsed.reason });
@@ -131,6 +153,8 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
     let out: Buffer;
     try {
       out = finish(request, reply);
+      // Still synchronous: the cache's last miss is this query.
+      if (answers && reply.kind === 'records' && reply.reuse) answers.fill(reply, out, query.edns !== undefined);
     } catch (err) {
       out = servfail(request, err);
     }
