@@ -94,7 +94,8 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
   let closed = false;
 
   const newSlot = (family: 4 | 6): UdpSlot => {
-    const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    // Upstreams are IP literals (upstream.ts): the lookup answers at once, no dns.lookup tick per query.
+    const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: (host, _options, callback) => callback(null, host, family) });
     const slot: UdpSlot = { socket, pending: new Map(), sent: 0, retired: false };
     socket.on('message', (msg, rinfo) => onMessage(slot, msg, rinfo.address, rinfo.port));
     // Errors on send (ICMP unreachable and such) surface per attempt as timeouts.
