@@ -35,6 +35,17 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../control-plane/config/load.ts';
 import { parseQuery } from '../dns/codec/query.ts';
+import { authorityPlugin } from '../dns/plugins/authority/authority.ts';
+import type { UpstreamExchange } from '../dns/plugins/forward/exchange.ts';
+import { forwardPlugin } from '../dns/plugins/forward/forward.ts';
+import { UpstreamHealth } from '../dns/plugins/forward/health.ts';
+import { forwardMetrics } from '../dns/plugins/forward/metrics.ts';
+import { FAILURE_HALF_LIFE_MS } from '../dns/plugins/forward/setup.ts';
+import { parseUpstream } from '../dns/plugins/forward/upstream.ts';
+import { readyPlugin } from '../dns/plugins/ready/ready.ts';
+import { compose } from '../dns/server/handler.ts';
+import { serverMetrics } from '../dns/server/metrics.ts';
+import { buildDnsServer } from '../dns/server/server.ts';
 import { buildFromConfig } from '../dns/start.ts';
 import { calibrationRecords, createFakeAuthority } from '../dns/zone-fake/fake-authority.ts';
 import { available, freePort, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
@@ -46,7 +57,7 @@ const NAMES = 10_000;
  * in this process (`server.respond` on prepared query bytes). Stable under
  * contention in a way QPS is not; tracks regressions in our code.
  */
-function inProcessUsPerQuery(): { authoritative: number; codecParse: number } {
+function inProcessUsPerQuery(): { authoritative: number; authoritativeNoAnswerCache: number; codecParse: number } {
   const config = loadConfig({ env: {}, overrides: { 'dns.cacheMaxEntries': 0 } });
   const silent = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined };
   const authority = createFakeAuthority({ zones: ['mesos'], records: calibrationRecords(NAMES), record: false });
@@ -67,8 +78,58 @@ function inProcessUsPerQuery(): { authoritative: number; codecParse: number } {
   };
   const authoritative = time((q) => void server.respond(q, 'udp', deliver));
   const codecParse = time((q) => void (sink += parseQuery(q).kind.length));
+  const noAnswerCache = buildFromConfig({ config: { ...config.dns, answerCacheMaxEntries: 0 }, authority, logger: silent, metrics: new Registry() }).server;
+  const authoritativeNoAnswerCache = time((q) => void noAnswerCache.respond(q, 'udp', deliver));
   if (sink === 0) throw new Error('nothing answered');
-  return { authoritative, codecParse };
+  return { authoritative, authoritativeNoAnswerCache, codecParse };
+}
+
+/**
+ * Our own CPU per forwarded query, without sockets: the full chain
+ * (`ready`, `authority`, `forward`) over an exchange that answers at once
+ * (parse, routing, dispatch, timers, promises, metrics, relay), 100 queries
+ * in flight at a time as under dnsperf. CPU time, not wall time.
+ */
+async function inProcessForwardCpuUsPerQuery(): Promise<number> {
+  const registry = new Registry();
+  const exchange: UpstreamExchange = {
+    exchange: (_upstream, query) => {
+      const reply = Buffer.from(query);
+      reply[2] = reply[2]! | 0x80;
+      return { result: Promise.resolve({ ok: true, bytes: reply }), cancel: () => undefined };
+    },
+    close: async () => undefined,
+  };
+  const server = buildDnsServer({
+    handler: compose([
+      readyPlugin(),
+      authorityPlugin(createFakeAuthority({ zones: ['internal'], records: [], record: false })),
+      forwardPlugin({
+        upstreams: [parseUpstream('127.0.0.1:53', 'upstream')], zones: [], upstreamTimeoutMs: 2000, forwardTimeoutMs: 5000,
+        exchange, health: new UpstreamHealth({ halfLifeMs: FAILURE_HALF_LIFE_MS }), metrics: forwardMetrics(registry),
+      }),
+    ]),
+    metrics: serverMetrics(registry),
+    logger: { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined },
+    maxUdpPayloadBytes: 1232,
+    recursionAvailable: true,
+    answerCacheMaxEntries: 32768,
+  });
+  const queries = Array.from({ length: 1000 }, (_, i) => encodeTestQuery(`name-${i}.example.com`, i));
+  const samples: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    const n = 100_000;
+    const before = process.cpuUsage();
+    for (let b = 0; b < n; b += 100) {
+      await new Promise<void>((resolve) => {
+        let left = 100;
+        for (let i = b; i < b + 100; i++) server.respond(queries[i % 1000]!, 'udp', () => void (--left === 0 && resolve()));
+      });
+    }
+    const used = process.cpuUsage(before);
+    samples.push((used.user + used.system) / n);
+  }
+  return round(median(samples.slice(2)), 3);
 }
 
 /** A standard query for `name`, type A, RD set (built by hand: the bench does not load dns-packet). */
@@ -263,7 +324,7 @@ export async function run(args: string[]): Promise<unknown> {
   if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
   if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
 
-  const inProcess = inProcessUsPerQuery();
+  const inProcess = { ...inProcessUsPerQuery(), forwardCpu: await inProcessForwardCpuUsPerQuery() };
   const dir = await mkdtemp(join(tmpdir(), 'strata-bench-dns-'));
   const targets: Target[] = [];
   try {

@@ -9,7 +9,7 @@ import type { ResourceRecord } from '../zone/types.ts';
 import { compose } from './handler.ts';
 import { serverMetrics } from './metrics.ts';
 import { buildDnsServer, type DnsServer } from './server.ts';
-import { buildQuery, recordingLogger } from './testing.ts';
+import { buildQuery, rcodeOf, recordingLogger } from './testing.ts';
 
 const A = (name: string, address: string): ResourceRecord => ({ name, type: 'A', ttlSeconds: 60, address });
 const RECORDS: ResourceRecord[] = [
@@ -72,12 +72,12 @@ test('a change in the zone (version) is answered at once; answers that rotate ar
   const authority = zone();
   const { server } = build(authority, 100);
   const ask = async (name: string): Promise<packet.Packet> => packet.decode((await server.answer(buildQuery(name), 'udp'))!);
-  t.is((await ask('web.marathon.mesos')).answers![0]!.data, '10.0.0.7');
-  t.is((await ask('web.marathon.mesos')).answers![0]!.data, '10.0.0.7');
+  t.like((await ask('web.marathon.mesos')).answers![0], { data: '10.0.0.7' });
+  t.like((await ask('web.marathon.mesos')).answers![0], { data: '10.0.0.7' });
   authority.setRecords([A('web.marathon.mesos', '10.0.0.8')]);
-  t.is((await ask('web.marathon.mesos')).answers![0]!.data, '10.0.0.8');
+  t.like((await ask('web.marathon.mesos')).answers![0], { data: '10.0.0.8' });
   authority.setSynced(false);
-  t.is((await ask('web.marathon.mesos')).rcode, 'SERVFAIL');
+  t.is(rcodeOf(await ask('web.marathon.mesos')), 'SERVFAIL');
   authority.setSynced(true);
   authority.setRecords(RECORDS);
   const before = authority.asked.length;

@@ -36,6 +36,8 @@ export interface UpstreamExchange {
   /**
    * Sends `query` (read, never mutated) to `upstream`. The reply comes back
    * with the query's own ID. `questionEnd` is where the question section ends.
+   * `result` settles within `timeoutMs` whatever the upstream does (reason
+   * `timeout`): the forwarder relies on it.
    */
   exchange(upstream: Upstream, query: Buffer, questionEnd: number, transport: Transport, timeoutMs: number): Attempt;
   close(): Promise<void>;
