@@ -87,7 +87,7 @@ export async function startDnsServer(options: StartDnsOptions): Promise<RunningD
       }
       throw err;
     });
-    logger.info({ host: config.host, udpPort: udp.port, tcpPort: tcp.port, chain: config.chain }, 'dns: listening');
+    logger.info({ host: config.host, udpPort: udp.port, tcpPort: tcp.port, udpRecvBufferBytes: udp.recvBufferBytes, chain: config.chain }, 'dns: listening');
     let closing: Promise<void> | undefined;
     const u = udp;
     return {
