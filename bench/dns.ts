@@ -15,7 +15,13 @@
  * Both cores: two Strata processes sharing one port (`dns.reusePort`), one
  * per core, against unbound with 2 threads, dnsperf unpinned.
  *
- * Also: Strata's RSS with 100,000 names after a short load.
+ * Node floor: a Node process that answers every datagram with a fixed
+ * record and does nothing else (bench/dns-node-floor.ts), measured like the
+ * authoritative servers: what dgram's receive and send cost per query, the
+ * least any Node DNS server can spend, and so the ceiling of Strata's ratios.
+ *
+ * Also: Strata's RSS with 100,000 names after a short load, with V8's
+ * default young generation and with `--max-semi-space-size=2`.
  *
  * Options: --seconds N per measurement (default 2), --runs N (default 5;
  * servers interleaved within a run, order rotated, medians reported),
@@ -35,6 +41,17 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../control-plane/config/load.ts';
 import { parseQuery } from '../dns/codec/query.ts';
+import { authorityPlugin } from '../dns/plugins/authority/authority.ts';
+import type { UpstreamExchange } from '../dns/plugins/forward/exchange.ts';
+import { forwardPlugin } from '../dns/plugins/forward/forward.ts';
+import { UpstreamHealth } from '../dns/plugins/forward/health.ts';
+import { forwardMetrics } from '../dns/plugins/forward/metrics.ts';
+import { FAILURE_HALF_LIFE_MS } from '../dns/plugins/forward/setup.ts';
+import { parseUpstream } from '../dns/plugins/forward/upstream.ts';
+import { readyPlugin } from '../dns/plugins/ready/ready.ts';
+import { compose } from '../dns/server/handler.ts';
+import { serverMetrics } from '../dns/server/metrics.ts';
+import { buildDnsServer } from '../dns/server/server.ts';
 import { buildFromConfig } from '../dns/start.ts';
 import { calibrationRecords, createFakeAuthority } from '../dns/zone-fake/fake-authority.ts';
 import { available, freePort, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
@@ -43,10 +60,11 @@ const NAMES = 10_000;
 
 /**
  * Our own cost per authoritative query, without sockets: the chain and codec
- * in this process (`server.respond` on prepared query bytes). Stable under
+ * in this process (`server.respond` on prepared query bytes), CPU µs, with
+ * and without the answer cache. Stable under
  * contention in a way QPS is not; tracks regressions in our code.
  */
-function inProcessUsPerQuery(): { authoritative: number; codecParse: number } {
+function inProcessUsPerQuery(): { authoritative: number; authoritativeNoAnswerCache: number; codecParse: number } {
   const config = loadConfig({ env: {}, overrides: { 'dns.cacheMaxEntries': 0 } });
   const silent = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined };
   const authority = createFakeAuthority({ zones: ['mesos'], records: calibrationRecords(NAMES), record: false });
@@ -59,16 +77,68 @@ function inProcessUsPerQuery(): { authoritative: number; codecParse: number } {
   const time = (fn: (q: Buffer) => void): number => {
     const samples: number[] = [];
     for (let r = 0; r < 7; r++) {
-      const started = performance.now();
+      // CPU time, not wall time: a shared box preempts us, it does not make our code slower.
+      const before = process.cpuUsage();
       for (let i = 0; i < 100_000; i++) fn(queries[i % 1000]!);
-      samples.push(((performance.now() - started) * 1000) / 100_000);
+      const used = process.cpuUsage(before);
+      samples.push((used.user + used.system) / 100_000);
     }
     return round(median(samples.slice(2)), 3); // first rounds warm the JIT
   };
+  const noAnswerCache = buildFromConfig({ config: { ...config.dns, answerCacheMaxEntries: 0 }, authority, logger: silent, metrics: new Registry() }).server;
+  const authoritativeNoAnswerCache = time((q) => void noAnswerCache.respond(q, 'udp', deliver));
   const authoritative = time((q) => void server.respond(q, 'udp', deliver));
   const codecParse = time((q) => void (sink += parseQuery(q).kind.length));
   if (sink === 0) throw new Error('nothing answered');
-  return { authoritative, codecParse };
+  return { authoritative, authoritativeNoAnswerCache, codecParse };
+}
+
+/**
+ * Our own CPU per forwarded query, without sockets: the full chain
+ * (`ready`, `authority`, `forward`) over an exchange that answers at once
+ * (parse, routing, dispatch, timers, promises, metrics, relay), 100 queries
+ * in flight at a time as under dnsperf. CPU time, not wall time.
+ */
+async function inProcessForwardCpuUsPerQuery(): Promise<number> {
+  const registry = new Registry();
+  const exchange: UpstreamExchange = {
+    exchange: (_upstream, query) => {
+      const reply = Buffer.from(query);
+      reply[2] = reply[2]! | 0x80;
+      return { result: Promise.resolve({ ok: true, bytes: reply }), cancel: () => undefined };
+    },
+    close: async () => undefined,
+  };
+  const server = buildDnsServer({
+    handler: compose([
+      readyPlugin(),
+      authorityPlugin(createFakeAuthority({ zones: ['internal'], records: [], record: false })),
+      forwardPlugin({
+        upstreams: [parseUpstream('127.0.0.1:53', 'upstream')], zones: [], upstreamTimeoutMs: 2000, forwardTimeoutMs: 5000,
+        exchange, health: new UpstreamHealth({ halfLifeMs: FAILURE_HALF_LIFE_MS }), metrics: forwardMetrics(registry),
+      }),
+    ]),
+    metrics: serverMetrics(registry),
+    logger: { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined },
+    maxUdpPayloadBytes: 1232,
+    recursionAvailable: true,
+    answerCacheMaxEntries: 32768,
+  });
+  const queries = Array.from({ length: 1000 }, (_, i) => encodeTestQuery(`name-${i}.example.com`, i));
+  const samples: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    const n = 100_000;
+    const before = process.cpuUsage();
+    for (let b = 0; b < n; b += 100) {
+      await new Promise<void>((resolve) => {
+        let left = 100;
+        for (let i = b; i < b + 100; i++) server.respond(queries[i % 1000]!, 'udp', () => void (--left === 0 && resolve()));
+      });
+    }
+    const used = process.cpuUsage(before);
+    samples.push((used.user + used.system) / n);
+  }
+  return round(median(samples.slice(2)), 3);
 }
 
 /** A standard query for `name`, type A, RD set (built by hand: the bench does not load dns-packet). */
@@ -180,9 +250,14 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function startStrata(options: { names?: number; upstreamPort?: number; port?: number; reusePort?: boolean }, cpu = 1): Promise<Target> {
-  const script = fileURLToPath(new URL('./dns-server.ts', import.meta.url));
-  const child: ChildProcess = spawn('taskset', ['-c', String(cpu), process.execPath, '--disable-warning=ExperimentalWarning', script, JSON.stringify(options)], {
+async function startStrata(options: { names?: number; upstreamPort?: number; port?: number; reusePort?: boolean }, cpu = 1, nodeFlags: readonly string[] = []): Promise<Target> {
+  return startChild('strata', ['./dns-server.ts', JSON.stringify(options)], cpu, nodeFlags);
+}
+
+/** A Node child of this benchmark (`./dns-server.ts`, `./dns-node-floor.ts`) pinned to `cpu`, once it printed `READY <port>`. */
+async function startChild(name: string, [file, ...args]: readonly string[], cpu: number, nodeFlags: readonly string[] = []): Promise<Target> {
+  const script = fileURLToPath(new URL(file!, import.meta.url));
+  const child: ChildProcess = spawn('taskset', ['-c', String(cpu), process.execPath, ...nodeFlags, '--disable-warning=ExperimentalWarning', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -192,11 +267,11 @@ async function startStrata(options: { names?: number; upstreamPort?: number; por
       const m = /READY (\d+)/.exec(text);
       if (m) resolve(Number(m[1]));
     });
-    child.once('exit', (code) => reject(new Error(`Strata DNS child exited (${code}) before listening`)));
+    child.once('exit', (code) => reject(new Error(`${name} DNS child exited (${code}) before listening`)));
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
-    name: 'strata',
+    name,
     port,
     pid: child.pid!,
     stop: async () => {
@@ -263,7 +338,7 @@ export async function run(args: string[]): Promise<unknown> {
   if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
   if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
 
-  const inProcess = inProcessUsPerQuery();
+  const inProcess = { ...inProcessUsPerQuery(), forwardCpu: await inProcessForwardCpuUsPerQuery() };
   const dir = await mkdtemp(join(tmpdir(), 'strata-bench-dns-'));
   const targets: Target[] = [];
   try {
@@ -284,6 +359,8 @@ export async function run(args: string[]): Promise<unknown> {
     targets.push(dnsmasq);
     const unbound = fromPeer(await startUnbound({ zone: 'mesos', records, cpu: 1 }));
     targets.push(unbound);
+    const nodeFloor = await startChild('nodeFloor', ['./dns-node-floor.ts', '0'], 1);
+    targets.push(nodeFloor);
     const upstream = fromPeer(await startUnbound({ zone: 'mesos', records, cpu: 0 }));
     targets.push(upstream);
     const strataFwd = await startStrata({ upstreamPort: upstream.port });
@@ -291,20 +368,21 @@ export async function run(args: string[]): Promise<unknown> {
     const dnsmasqFwd = fromPeer(await startDnsmasq({ forwardTo: upstream.port, cpu: 1 }));
     targets.push(dnsmasqFwd);
 
-    const auth = { strata: empty(), dnsmasq: empty(), unbound: empty() };
+    const auth = { strata: empty(), dnsmasq: empty(), unbound: empty(), nodeFloor: empty() };
     const fwd = { strata: empty(), dnsmasq: empty() };
     // Warm up each (JIT, caches) for a second, unmeasured.
-    for (const t of [strata, dnsmasq, unbound, strataFwd, dnsmasqFwd]) await dnsperf(t.port, queries, 1, ['-c', '10', '-q', '100']);
+    for (const t of [strata, dnsmasq, unbound, nodeFloor, strataFwd, dnsmasqFwd]) await dnsperf(t.port, queries, 1, ['-c', '10', '-q', '100']);
     for (let r = 0; r < runs; r++) {
       // Rotate the order each run so no server always goes first.
       const order = [
         ['strata', strata],
         ['dnsmasq', dnsmasq],
         ['unbound', unbound],
+        ['nodeFloor', nodeFloor],
       ] as const;
       for (let i = 0; i < order.length; i++) {
         const [name, target] = order[(i + r) % order.length]!;
-        await measure(target, queries, seconds, auth[name], true, quietSeconds);
+        await measure(target, queries, seconds, auth[name], name !== 'nodeFloor', quietSeconds);
       }
       const fOrder = [
         ['strata', strataFwd],
@@ -351,8 +429,15 @@ export async function run(args: string[]): Promise<unknown> {
     await dnsperf(big.port, bigQueries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
     const rss100k = memoryMb(big.pid);
     for (const t of targets.splice(0)) await t.stop();
+    // The same with a young generation of 2 MB semi-spaces (V8's default grows
+    // to 16 MB): a start-up flag (`NODE_OPTIONS=--max-semi-space-size=2`).
+    const small = await startStrata({ names: 100_000 }, 1, ['--max-semi-space-size=2']);
+    targets.push(small);
+    await dnsperf(small.port, bigQueries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
+    const rss100kSmallSemiSpace = memoryMb(small.pid);
+    for (const t of targets.splice(0)) await t.stop();
 
-    const a = { strata: summary(auth.strata), dnsmasq: summary(auth.dnsmasq), unbound: summary(auth.unbound) };
+    const a = { strata: summary(auth.strata), dnsmasq: summary(auth.dnsmasq), unbound: summary(auth.unbound), nodeFloor: summary(auth.nodeFloor) };
     const f = { strata: summary(fwd.strata), dnsmasq: summary(fwd.dnsmasq) };
     return {
       area: 'dns',
@@ -371,6 +456,9 @@ export async function run(args: string[]): Promise<unknown> {
         strataVsUnboundPerRunMedian: perRunRatio(auth.strata, auth.unbound),
         capacityStrataVsDnsmasq: round(a.dnsmasq.cpuUsPerQueryMedian / a.strata.cpuUsPerQueryMedian),
         capacityStrataVsUnbound: round(a.unbound.cpuUsPerQueryMedian / a.strata.cpuUsPerQueryMedian),
+        capacityStrataVsNodeFloor: round(a.nodeFloor.cpuUsPerQueryMedian / a.strata.cpuUsPerQueryMedian),
+        capacityNodeFloorVsDnsmasq: round(a.dnsmasq.cpuUsPerQueryMedian / a.nodeFloor.cpuUsPerQueryMedian),
+        capacityNodeFloorVsUnbound: round(a.unbound.cpuUsPerQueryMedian / a.nodeFloor.cpuUsPerQueryMedian),
       },
       forwarding: {
         upstream: 'unbound (local-data, CPU 0 with dnsperf)',
@@ -391,7 +479,8 @@ export async function run(args: string[]): Promise<unknown> {
       },
       strataIdleRssMb: strataIdle.rssMb,
       strataRssAt100kNamesMb: rss100k,
-      note: 'Strata runs as `node file.ts` (type stripping loads a WASM compiler: part of its RSS)',
+      strataRssAt100kNamesWithSemiSpace2MbMb: rss100kSmallSemiSpace,
+      note: 'Strata runs as `node file.ts` (type stripping loads a WASM compiler: part of its RSS); nodeFloor is a Node process that only echoes a fixed answer (bench/dns-node-floor.ts): the cheapest a Node DNS server can be',
     };
   } finally {
     for (const t of targets) await t.stop().catch(() => undefined);

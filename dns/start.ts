@@ -57,6 +57,7 @@ export function buildFromConfig(options: StartDnsOptions): { server: DnsServer; 
       metrics: serverMetrics(options.metrics),
       logger: options.logger,
       maxUdpPayloadBytes: options.config.maxUdpPayloadBytes,
+      answerCacheMaxEntries: options.config.answerCacheMaxEntries,
       recursionAvailable: options.config.chain.includes('forward') && (options.config.upstreams.length > 0 || Object.keys(options.config.forwardZones).length > 0),
     });
     return { server, close: async () => void (await Promise.all(cleanups.map((c) => c()))) };
@@ -86,7 +87,7 @@ export async function startDnsServer(options: StartDnsOptions): Promise<RunningD
       }
       throw err;
     });
-    logger.info({ host: config.host, udpPort: udp.port, tcpPort: tcp.port, chain: config.chain }, 'dns: listening');
+    logger.info({ host: config.host, udpPort: udp.port, tcpPort: tcp.port, udpRecvBufferBytes: udp.recvBufferBytes, chain: config.chain }, 'dns: listening');
     let closing: Promise<void> | undefined;
     const u = udp;
     return {

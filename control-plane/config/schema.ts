@@ -153,6 +153,8 @@ export const ConfigSchema = Type.Object(
         maxUdpPayloadBytes: Type.Integer({ minimum: 512, maximum: 4096, default: 1232 }),
         /** Forwarded answers kept (never internal names); 0 turns the cache off. */
         cacheMaxEntries: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10000 }),
+        /** Encoded answers of the internal zones kept and resent with the ID and case patched (dns/server/answer-cache.ts); 0 turns it off. */
+        answerCacheMaxEntries: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 32768 }),
         /** The Mesos-DNS domain (`<task>.<framework>.<domain>`). */
         domain: Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\\.?$', default: 'mesos' }),
         /** TTL of the `mesos` zone's records (Mesos-DNS `ttl`). */

@@ -18,6 +18,22 @@ import type { ResourceRecord } from '../zone/types.ts';
 
 export type Transport = 'udp' | 'tcp';
 
+/** Something whose answers stay the same while `version()` returns the same number. */
+export interface VersionSource {
+  version(): number;
+}
+
+/**
+ * A plugin's promise that the same question gets the same records (in the
+ * same order) while `source.version()` returns `version`, so the server may
+ * send the encoded answer again without asking (answer-cache.ts). Never set
+ * on answers that rotate or expire.
+ */
+export interface ReplyReuse {
+  readonly source: VersionSource;
+  readonly version: number;
+}
+
 export interface DnsRequest {
   readonly query: Query;
   /** The query exactly as received (read only). */
@@ -38,6 +54,8 @@ export type DnsReply =
       readonly answers: readonly ResourceRecord[];
       readonly authority: readonly ResourceRecord[];
       readonly additionals: readonly ResourceRecord[];
+      /** Set when the same question may get these bytes again (see ReplyReuse). */
+      readonly reuse?: ReplyReuse;
     }
   | {
       readonly kind: 'relay';

@@ -9,6 +9,7 @@ import { isStrataError } from '../../common/errors.ts';
 import { CLASSIC_UDP_BYTES, RCODE, rcodeName } from '../codec/constants.ts';
 import { parseQuery, type Query } from '../codec/query.ts';
 import { encodeEmptyReply, encodeHeaderOnly, encodeReply, type EncodeOptions } from '../codec/response.ts';
+import { AnswerCache } from './answer-cache.ts';
 import type { DnsReply, DnsRequest, Handler, Transport } from './handler.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -28,6 +29,8 @@ export interface DnsServerOptions {
   readonly maxUdpPayloadBytes: number;
   /** Set RA in replies (the chain forwards to recursive resolvers). */
   readonly recursionAvailable: boolean;
+  /** Encoded reusable answers kept (answer-cache.ts); 0 or absent: every query goes through the chain. */
+  readonly answerCacheMaxEntries?: number;
 }
 
 export interface DnsServer {
@@ -46,8 +49,24 @@ const TCP_MAX_BYTES = 65535;
 
 export function buildDnsServer(options: DnsServerOptions): DnsServer {
   const { handler, metrics, logger } = options;
-  const count = (transport: Transport, plugin: string, rcode: string): void =>
-    metrics.requests.inc({ transport, plugin, rcode }, `${transport} ${plugin} ${rcode}`);
+  /** Metric cells by transport, plugin and rcode, so counting a reply builds no label string. */
+  const cells: Record<Transport, Map<string, { value: number }[]>> = { udp: new Map(), tcp: new Map() };
+  const countCell = (transport: Transport, plugin: string, rcode: number): { value: number } => {
+    let byRcode = cells[transport].get(plugin);
+    if (!byRcode) cells[transport].set(plugin, (byRcode = []));
+    let cell = byRcode[rcode];
+    if (!cell) {
+      const rcodeText = rcodeName(rcode);
+      cell = byRcode[rcode] = metrics.requests.cell({ transport, plugin, rcode: rcodeText }, `${transport} ${plugin} ${rcodeText}`);
+    }
+    return cell;
+  };
+  const count = (transport: Transport, plugin: string, rcode: number): void => void countCell(transport, plugin, rcode).value++;
+  const answers =
+    (options.answerCacheMaxEntries ?? 0) > 0
+      ? new AnswerCache({ maxEntries: options.answerCacheMaxEntries!, maxUdpPayloadBytes: options.maxUdpPayloadBytes, countCell })
+      : undefined;
+  if (answers) metrics.trackAnswerCache(answers);
   const encodeOptions = (maxBytes: number): EncodeOptions => ({
     maxBytes,
     serverUdpPayloadBytes: options.maxUdpPayloadBytes,
@@ -63,7 +82,7 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
   const servfail = (request: DnsRequest, err: unknown): Buffer => {
     metrics.handlerErrors.inc();
     logger.warn({ err, code: isStrataError(err) ? err.code : undefined, name: request.query.name, type: request.query.type }, 'dns: answering SERVFAIL');
-    count(request.transport, 'server', 'SERVFAIL');
+    count(request.transport, 'server', RCODE.SERVFAIL);
     return encodeEmptyReply(request.query, request.bytes, RCODE.SERVFAIL, encodeOptions(request.maxReplyBytes));
   };
 
@@ -74,19 +93,26 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
         // A limit of 0 forces the question-only TC form.
         const rcode = reply.bytes[3]! & 0x0f;
         metrics.truncated.inc({ transport: request.transport });
-        count(request.transport, reply.plugin, rcodeName(rcode));
+        count(request.transport, reply.plugin, rcode);
         return encodeReply(request.query, request.bytes, { rcode, authoritative: false, answers: [], authority: [], additionals: [] }, encodeOptions(0)).bytes;
       }
-      count(request.transport, reply.plugin, rcodeName(reply.bytes[3]! & 0x0f));
+      count(request.transport, reply.plugin, reply.bytes[3]! & 0x0f);
       return reply.bytes;
     }
     const encoded = encodeReply(request.query, request.bytes, reply, encodeOptions(request.maxReplyBytes));
     if (encoded.truncated) metrics.truncated.inc({ transport: request.transport });
-    count(request.transport, reply.plugin, rcodeName(reply.rcode));
+    count(request.transport, reply.plugin, reply.rcode);
     return encoded.bytes;
   };
 
   const respond = (bytes: Buffer, transport: Transport, deliver: (reply: Buffer) => void): boolean => {
+    if (answers) {
+      const cached = answers.answer(bytes, transport);
+      if (cached !== undefined) {
+        deliver(cached);
+        return true;
+      }
+    }
     const parsed = parseQuery(bytes);
     if (parsed.kind === 'drop') {
       metrics.malformed.inc({ reason: parsed.reason });
@@ -94,7 +120,7 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
     }
     if (parsed.kind === 'error') {
       metrics.malformed.inc({ reason: parsed.reason });
-      count(transport, 'server', rcodeName(parsed.rcode));
+      count(transport, 'server', parsed.rcode);
       deliver(encodeHeaderOnly(parsed, parsed.rcode));
       return true;
     }
@@ -102,7 +128,7 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
     const request: DnsRequest = { query, bytes, transport, maxReplyBytes: maxReplyBytes(query, transport) };
     if (query.edns && query.edns.version !== 0) {
       // RFC 6891 6.1.3: we speak version 0 only.
-      count(transport, 'server', 'BADVERS');
+      count(transport, 'server', RCODE.BADVERS);
       deliver(encodeEmptyReply(query, bytes, RCODE.BADVERS, encodeOptions(request.maxReplyBytes)));
       return true;
     }
@@ -131,6 +157,8 @@ export function buildDnsServer(options: DnsServerOptions): DnsServer {
     let out: Buffer;
     try {
       out = finish(request, reply);
+      // Still synchronous: the cache's last miss is this query.
+      if (answers && reply.kind === 'records' && reply.reuse) answers.fill(reply, out, query.edns !== undefined);
     } catch (err) {
       out = servfail(request, err);
     }

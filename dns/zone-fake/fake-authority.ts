@@ -4,7 +4,9 @@
  * Mesos-DNS does from a plain record list: NXDOMAIN with the zone's SOA for
  * unknown names, NOERROR/NODATA with the SOA when the name has other types,
  * glue for SRV targets, SERVFAIL for every internal name until `synced`.
- * It records every question it was asked, for tests to inspect.
+ * It records every question it was asked, for tests to inspect (a server
+ * with the answer cache on asks once per question until the records or the
+ * sync state change: `version()` moves with them).
  */
 import type { Authority, Question, ResourceRecord, ZoneAnswer } from '../zone/types.ts';
 
@@ -34,9 +36,11 @@ export function createFakeAuthority(options: FakeAuthorityOptions): FakeAuthorit
   const zones = [...options.zones].sort((a, b) => b.length - a.length);
   let byName = new Map<string, ResourceRecord[]>();
   let synced = options.synced ?? true;
+  let version = 0;
   const keep = options.record ?? true;
   const asked: Question[] = [];
   const setRecords = (records: readonly ResourceRecord[]): void => {
+    version++;
     byName = new Map();
     for (const r of records) {
       const list = byName.get(r.name);
@@ -54,9 +58,11 @@ export function createFakeAuthority(options: FakeAuthorityOptions): FakeAuthorit
     asked,
     setRecords,
     setSynced: (value) => {
+      version++;
       synced = value;
     },
     zones: () => zones,
+    version: () => version,
     lookup(question: Question): ZoneAnswer | undefined {
       const name = question.name.toLowerCase();
       const zone = zoneOf(name);

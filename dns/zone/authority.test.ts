@@ -505,3 +505,16 @@ test('SRV glue follows changes of its targets (the glue cache is dropped on ever
   feed.put({ kind: 'app', value: { ...WEB, portDefinitions: [] } });
   t.is(ask(authority, '_web._tcp.marathon.mesos', 'SRV').rcode, 'NXDOMAIN', 'no discovery ports left');
 });
+
+test('version(): the same between changes (answers may be reused), moves with every applied change', async (t) => {
+  const { authority, feed } = await zoneOf(basic());
+  const v0 = authority.version();
+  ask(authority, 'web.marathon.mesos');
+  ask(authority, 'nope.marathon.mesos');
+  t.is(authority.version(), v0, 'lookups do not move it');
+  feed.put({ kind: 'task', value: mkTask('web.instance-2._app.1', '/web', AGENT2.id) });
+  const v1 = authority.version();
+  t.not(v1, v0);
+  feed.remove('task', 'web.instance-2._app.1');
+  t.not(authority.version(), v1);
+});

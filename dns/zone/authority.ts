@@ -119,6 +119,8 @@ export class ZoneAuthority implements Authority, ZoneReader {
   #glueCacheGeneration = -1;
   readonly #listeners = new Set<(index: number) => void>();
   #serial = 0;
+  /** Moves whenever a lookup result may change (see `Authority.version`). */
+  #version = 0;
   #synced = false;
   #turn = 0;
   #subscription: FeedSubscription | undefined;
@@ -194,6 +196,10 @@ export class ZoneAuthority implements Authority, ZoneReader {
 
   zones(): readonly string[] {
     return this.#zones;
+  }
+
+  version(): number {
+    return this.#version;
   }
 
   lookup(question: Question): ZoneAnswer | undefined {
@@ -381,6 +387,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
       if (this.#closed) break;
     }
     this.#change(state.index, slice);
+    this.#version++;
     this.#synced = true;
     this.#metrics?.synced.set(1);
     this.#observe('snapshot', started);
@@ -408,6 +415,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
 
   #setSerial(index: number): void {
     if (index === this.#serial) return;
+    this.#version++;
     this.#serial = index;
     this.#soas.clear();
   }
@@ -433,6 +441,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
   }
 
   #change(index: number, changes: readonly ClusterChange[], first = false): void {
+    this.#version++;
     const dirty = new Set<string>();
     let cluster = first;
     for (const change of changes) {

@@ -85,4 +85,11 @@ export interface Authority {
    * sync: `{rcode: 'SERVFAIL'}` for every name inside the zones.
    */
   lookup(question: Question): ZoneAnswer | undefined;
+  /**
+   * Optional: a number that changes whenever any `lookup` result may change
+   * (records, serial, sync state). While it holds, the same question gets
+   * the same records; only the order of several answers may differ
+   * (rotation). The wire server then reuses encoded single-answer replies.
+   */
+  version?(): number;
 }

@@ -6,7 +6,7 @@
  */
 import { CLASS_IN, RCODE, TYPE } from '../../codec/constants.ts';
 import type { Query } from '../../codec/query.ts';
-import { emptyReply, type DnsReply, type DnsRequest, type Handler, type Plugin } from '../../server/handler.ts';
+import { emptyReply, type DnsReply, type DnsRequest, type Handler, type Plugin, type VersionSource } from '../../server/handler.ts';
 import type { Authority, Question } from '../../zone/types.ts';
 
 export const NAME = 'authority';
@@ -35,6 +35,7 @@ function inAnyZone(authority: Authority, query: Query): boolean {
 }
 
 export function authorityPlugin(authority: Authority): Plugin {
+  const versioned: VersionSource | undefined = authority.version ? { version: () => authority.version!() } : undefined;
   return (next: Handler): Handler => ({
     name: NAME,
     serve(request: DnsRequest): DnsReply | Promise<DnsReply> {
@@ -53,6 +54,8 @@ export function authorityPlugin(authority: Authority): Plugin {
         answers: answer.answers,
         authority: answer.authority,
         additionals: answer.additionals,
+        // Several answers rotate between lookups: those are encoded every time.
+        reuse: versioned && answer.answers.length <= 1 ? { source: versioned, version: versioned.version() } : undefined,
       };
     },
   });

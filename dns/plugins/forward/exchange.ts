@@ -2,8 +2,11 @@
  * `UpstreamExchange`: one query to one upstream, one validated reply back.
  * The forwarder's only I/O port; tests may replace it.
  *
- * UDP goes through a small shared set of sockets (not a socket per query:
- * the calibration measured that at 3-5x the cost). Each query leaves with a
+ * UDP goes through a small shared set of sockets per upstream (not a socket
+ * per query: the calibration measured that at 3-5x the cost), each one
+ * connected to its upstream: a send then needs no address lookup in Node and
+ * no route lookup in the kernel, and the kernel drops datagrams from any
+ * other source. Each query leaves with a
  * fresh random ID from its socket's free IDs and the reply's ID is set back
  * to the client's; everything else is relayed as the upstream sent it. A
  * reply is accepted only from the address it was sent to, with a pending ID,
@@ -36,13 +39,15 @@ export interface UpstreamExchange {
   /**
    * Sends `query` (read, never mutated) to `upstream`. The reply comes back
    * with the query's own ID. `questionEnd` is where the question section ends.
+   * `result` settles within `timeoutMs` whatever the upstream does (reason
+   * `timeout`): the forwarder relies on it.
    */
   exchange(upstream: Upstream, query: Buffer, questionEnd: number, transport: Transport, timeoutMs: number): Attempt;
   close(): Promise<void>;
 }
 
 export interface ExchangeOptions {
-  /** UDP sockets per address family (default 4). */
+  /** UDP sockets per upstream (default 2). */
   readonly udpSockets?: number;
   /** Queries per UDP socket before it is replaced (default {@link QUERIES_PER_SOCKET}). */
   readonly queriesPerSocket?: number;
@@ -61,6 +66,8 @@ interface Pending {
 
 interface UdpSlot {
   readonly socket: Socket;
+  /** Connected to its upstream (else each send names the address). */
+  readonly connected: boolean;
   readonly pending: Map<number, Pending>;
   /** Queries sent from this socket. */
   sent: number;
@@ -83,22 +90,33 @@ function canonical(address: string): string {
 }
 
 export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamExchange {
-  const perFamily = options.udpSockets ?? 4;
+  const perUpstream = options.udpSockets ?? 2;
   const queriesPerSocket = options.queriesPerSocket ?? QUERIES_PER_SOCKET;
-  const slots: Record<4 | 6, UdpSlot[]> = { 4: [], 6: [] };
+  /** Sockets by upstream key, and the one used last. */
+  const slots = new Map<string, { list: UdpSlot[]; next: number }>();
   /** Every open socket, retired ones included (for close()). */
   const open = new Set<UdpSlot>();
-  const next: Record<4 | 6, number> = { 4: 0, 6: 0 };
   const tcpAttempts = new Set<() => void>();
   const hostOf = new Map<string, string>();
   let closed = false;
 
-  const newSlot = (family: 4 | 6): UdpSlot => {
-    const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
-    const slot: UdpSlot = { socket, pending: new Map(), sent: 0, retired: false };
-    socket.on('message', (msg, rinfo) => onMessage(slot, msg, rinfo.address, rinfo.port));
-    // Errors on send (ICMP unreachable and such) surface per attempt as timeouts.
+  const newSlot = (upstream: Upstream): UdpSlot => {
+    const family = upstream.family;
+    // Upstreams are IP literals (upstream.ts): the lookup answers at once, so
+    // bind and connect complete inside connect() (no dns.lookup tick).
+    const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: (host, _options, callback) => callback(null, host, family) });
+    // Errors (ICMP unreachable and such) surface per attempt as timeouts.
     socket.on('error', () => undefined);
+    let connected = false;
+    try {
+      socket.connect(upstream.port, upstream.host);
+      socket.remoteAddress(); // throws unless connected
+      connected = true;
+    } catch {
+      // Not connected at once: every send names the upstream instead.
+    }
+    const slot: UdpSlot = { socket, connected, pending: new Map(), sent: 0, retired: false };
+    socket.on('message', (msg, rinfo) => onMessage(slot, msg, rinfo.address, rinfo.port));
     socket.unref();
     open.add(slot);
     return slot;
@@ -109,19 +127,21 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
     if (slot.retired && slot.pending.size === 0 && open.delete(slot)) slot.socket.close();
   };
 
-  const slotFor = (family: 4 | 6): UdpSlot => {
-    const list = slots[family];
-    if (list.length < perFamily) {
-      const slot = newSlot(family);
+  const slotFor = (upstream: Upstream): UdpSlot => {
+    let pool = slots.get(upstream.key);
+    if (!pool) slots.set(upstream.key, (pool = { list: [], next: 0 }));
+    const list = pool.list;
+    if (list.length < perUpstream) {
+      const slot = newSlot(upstream);
       list.push(slot);
       return slot;
     }
-    const i = (next[family] = (next[family] + 1) % list.length);
+    const i = (pool.next = (pool.next + 1) % list.length);
     const slot = list[i]!;
     if (slot.sent < queriesPerSocket) return slot;
     slot.retired = true;
     closeIfDrained(slot);
-    return (list[i] = newSlot(family));
+    return (list[i] = newSlot(upstream));
   };
 
   const settle = (slot: UdpSlot, id: number): Pending | undefined => {
@@ -154,7 +174,7 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
 
   const udp = (upstream: Upstream, query: Buffer, questionEnd: number, timeoutMs: number): Attempt => {
     if (!hostOf.has(upstream.host)) hostOf.set(upstream.host, canonical(upstream.host));
-    const slot = slotFor(upstream.family);
+    const slot = slotFor(upstream);
     let resolveResult!: (r: ExchangeResult) => void;
     const result = new Promise<ExchangeResult>((resolve) => (resolveResult = resolve));
     if (slot.pending.size >= MAX_PENDING_PER_SOCKET) {
@@ -173,12 +193,14 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
     }, timeoutMs);
     slot.pending.set(id, { upstream, clientId: (query[0]! << 8) | query[1]!, query, questionEnd, timer, resolve: resolveResult });
     slot.sent++;
-    slot.socket.send(out, upstream.port, upstream.host, (err) => {
+    const sent = (err: Error | null): void => {
       if (err && slot.pending.get(id)?.timer === timer) {
         settle(slot, id);
         resolveResult({ ok: false, reason: 'network' });
       }
-    });
+    };
+    if (slot.connected) slot.socket.send(out, sent);
+    else slot.socket.send(out, upstream.port, upstream.host, sent);
     return {
       result,
       cancel: () => {
@@ -237,8 +259,7 @@ export function createUpstreamExchange(options: ExchangeOptions = {}): UpstreamE
         slot.pending.clear();
         await new Promise<void>((resolve) => slot.socket.close(() => resolve()));
       }
-      slots[4] = [];
-      slots[6] = [];
+      slots.clear();
     },
   };
 }

@@ -85,11 +85,21 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
         if (done) return;
         done = true;
         inFlight--;
-        clearTimeout(overall);
+        if (overall !== undefined) clearTimeout(overall);
         const reply = bytes ?? lastBad;
         resolve(reply ? { kind: 'relay', plugin: NAME, bytes: reply } : emptyReply(NAME, RCODE.SERVFAIL));
       };
-      const overall = setTimeout(() => finish(undefined), options.forwardTimeoutMs);
+      // The overall timeout. Without fallbacks the first attempts settle
+      // within upstreamTimeoutMs (the exchange's contract), so when that is
+      // the shorter of the two, the timer starts only if a fallback is
+      // launched (one timer per query instead of two: the common case of 1-2
+      // upstreams).
+      const dispatchedMs = now();
+      let overall: NodeJS.Timeout | undefined;
+      const armOverall = (): void => {
+        if (overall === undefined && !done) overall = setTimeout(() => finish(undefined), Math.max(0, options.forwardTimeoutMs - (now() - dispatchedMs)));
+      };
+      if (fallbacks.length > 0 || options.forwardTimeoutMs <= options.upstreamTimeoutMs) armOverall();
       const launch = (upstream: Upstream): void => {
         const startedMs = performance.now();
         const attempt = exchange.exchange(upstream, request.bytes, request.query.questionEnd, request.transport, options.upstreamTimeoutMs);
@@ -99,7 +109,7 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
           // Aborted only when the exchange closes: the server is stopping.
           if (!result.ok && result.reason === 'aborted') return finish(undefined);
           if (result.ok) {
-            metrics.upstreamSeconds.observe({ upstream: upstream.key }, (performance.now() - startedMs) / 1000);
+            metrics.upstreamSeconds.cell(upstream.key).observe((performance.now() - startedMs) / 1000);
             const rcode = result.bytes[3]! & 0x0f;
             if (!isBad(rcode)) {
               health.recordSuccess(upstream.key, now());
@@ -114,7 +124,10 @@ export function forwardPlugin(options: ForwardOptions): Plugin {
           health.recordFailure(upstream.key, now());
           if (done) return;
           const next = fallbacks.shift();
-          if (next) launch(next);
+          if (next) {
+            armOverall();
+            launch(next);
+          }
           else if (running.size === 0) finish(undefined);
         }).catch(() => finish(undefined)); // a bug here must cost one SERVFAIL, not the process
       };

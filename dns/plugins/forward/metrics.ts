@@ -1,13 +1,13 @@
 import type { Registry } from 'prom-client';
-import { counter, histogram } from '../../server/metrics.ts';
+import { counter, hotHistogram } from '../../server/metrics.ts';
 
 export function forwardMetrics(registry: Registry) {
   return {
-    /** Time from sending to an upstream to its reply, good or bad. */
-    upstreamSeconds: histogram(registry, {
+    /** Time from sending to an upstream to its reply, good or bad (`cell(upstream.key)`). */
+    upstreamSeconds: hotHistogram(registry, {
       name: 'strata_dns_forward_upstream_duration_seconds',
       help: 'DNS upstream reply latency, by upstream',
-      labelNames: ['upstream'],
+      labelName: 'upstream',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     }),
     /** timeout, network, garbage (wrong question, not a reply), busy, SERVFAIL, REFUSED. */

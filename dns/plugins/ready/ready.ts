@@ -7,7 +7,7 @@
  * and 3600; SOA `ns.spartan` `support.mesosphere.com` 1 60 180 86400 1).
  */
 import { CLASS_IN, RCODE, TYPE } from '../../codec/constants.ts';
-import type { DnsReply, DnsRequest, Handler, Plugin } from '../../server/handler.ts';
+import type { DnsReply, DnsRequest, Handler, Plugin, ReplyReuse } from '../../server/handler.ts';
 import type { ResourceRecord } from '../../zone/types.ts';
 import { inZone } from '../authority/authority.ts';
 
@@ -29,11 +29,15 @@ const TYPES: Record<number, ResourceRecord['type'] | 'ANY'> = {
   [TYPE.A]: 'A', [TYPE.AAAA]: 'AAAA', [TYPE.NS]: 'NS', [TYPE.SOA]: 'SOA', [TYPE.ANY]: 'ANY',
 };
 
+/** The spartan zone never changes: its single-record answers may be reused for good. */
+const FOREVER: ReplyReuse = { source: { version: () => 0 }, version: 0 };
+
 /** The answer for a name inside `spartan` (pure). */
 export function answerSpartan(nameLower: string, type: number): DnsReply {
   const records = RECORDS.get(nameLower);
   const reply = (rcode: number, answers: readonly ResourceRecord[], authority: readonly ResourceRecord[]): DnsReply => ({
     kind: 'records', plugin: NAME, rcode, authoritative: true, answers, authority, additionals: [],
+    reuse: answers.length <= 1 ? FOREVER : undefined,
   });
   if (!records) return reply(RCODE.NXDOMAIN, [], [SOA]);
   const wanted = TYPES[type];
