@@ -93,6 +93,7 @@ export function pathProblem(path: string): string | undefined {
     }
     if (decoded === '.' || decoded === '..') return 'the path may not contain "." or ".." segments';
     if (decoded.includes('\0')) return 'the path may not contain NUL';
+    if (decoded.includes('\\')) return 'the path may not contain a backslash (also encoded)';
   }
   return undefined;
 }
