@@ -96,7 +96,9 @@ export function proxyRequest(
   upstream.on('socket', (socket) => {
     socket.setNoDelay(true);
     // The connect timeout only: once connected, the response timer rules.
-    const connected = (): void => upstream.setTimeout(0);
+    const connected = (): void => {
+      upstream.setTimeout(0);
+    };
     if ((socket as { connecting?: boolean }).connecting) socket.once('connect', connected);
     else connected();
   });
