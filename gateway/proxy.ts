@@ -129,7 +129,8 @@ export function proxyRequest(
       return;
     }
     res.writeHead(status, answer.statusMessage, forwardHeaders(answer.headers));
-    res.flushHeaders();
+    // A stream (no length: events, logs) shows its headers at once; a sized body goes out with them in one write.
+    if (answer.headers['content-length'] === undefined) res.flushHeaders();
     settle({ kind: 'response', status, upstreamMs });
     answer.pipe(res);
     answer.on('error', (err) => res.destroy(err));
