@@ -59,7 +59,6 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const services = await ServiceDirectory.open(options.records, { onError: (err) => logger.error({ err }, 'gateway: app view failed') });
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
   const stop = new AbortController();
-  let server: Server | undefined;
   const handler = createGatewayHandler({
     access: iamAccess(options.tokens, options.iam),
     services,
@@ -77,7 +76,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     }),
   });
   const caFingerprint = certificateFingerprint(options.ca.rootPem);
-  server = createServer({ cert: serving.cert, key: serving.key, minVersion: 'TLSv1.2', keepAliveTimeout: 65_000 }, handler.onRequest);
+  const server: Server = createServer({ cert: serving.cert, key: serving.key, minVersion: 'TLSv1.2', keepAliveTimeout: 65_000 }, handler.onRequest);
   server.on('upgrade', handler.onUpgrade);
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
@@ -88,9 +87,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   server.on('tlsClientError', () => undefined);
   try {
     await new Promise<void>((resolve, reject) => {
-      server!.once('error', reject);
-      server!.listen(gw.port, gw.host, () => {
-        server!.off('error', reject);
+      server.once('error', reject);
+      server.listen(gw.port, gw.host, () => {
+        server.off('error', reject);
         resolve();
       });
     });
@@ -107,7 +106,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     signal: stop.signal,
     apply: (next) => {
       serving = next;
-      server?.setSecureContext({ cert: next.cert, key: next.key });
+      server.setSecureContext({ cert: next.cert, key: next.key });
       logger.info({ serial: next.serial, notAfter: next.notAfter.toISOString() }, 'gateway certificate renewed');
     },
     onError: (err) => logger.error({ err }, 'gateway certificate renewal failed; retrying in a minute'),
@@ -118,7 +117,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     caFingerprint,
     async close() {
       stop.abort();
-      const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Open streams (events, websockets) would hold the close forever.
       for (const s of sockets) s.destroy();
       await closed;

@@ -5,9 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../control-plane/config/load.ts';
 import type { TestMaster } from '../test/harness/master.ts';
@@ -124,7 +125,7 @@ export async function startUpstream(name: string): Promise<Upstream & { releaseS
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
-  const upgraded = new Set<import('node:stream').Duplex>();
+  const upgraded = new Set<Duplex>();
   server.on('upgrade', (req, socket) => {
     upgraded.add(socket);
     socket.on('close', () => upgraded.delete(socket));
