@@ -31,7 +31,7 @@ test('classify: every route class, its upstream path and its rid', (t) => {
     const route = classify(url);
     t.truthy(route && !('problem' in route), url);
     if (!route || 'problem' in route) continue;
-    t.is<string>(route.routeClass, routeClass, url);
+    t.is(route.routeClass as string, routeClass, url);
     if (upstream !== undefined) t.deepEqual(route.target, { kind: 'api', path: upstream }, url);
     t.is(route.access.public ? undefined : route.access.rid, rid, url);
   }
