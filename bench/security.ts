@@ -228,10 +228,18 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
   const direct: LoadResult[] = [];
   const tls: LoadResult[] = [];
   const through: LoadResult[] = [];
+  // The main thread's event-loop utilisation while it serves (1 = saturated: latency is then queueing).
+  const elu = { tls: [] as number[], gateway: [] as number[] };
+  const measured = async (into: number[], run: () => Promise<LoadResult>): Promise<LoadResult> => {
+    const before = performance.eventLoopUtilization();
+    const result = await run();
+    into.push(performance.eventLoopUtilization(before).utilization);
+    return result;
+  };
   for (let r = 0; r < options.runs; r++) {
     direct.push(await load({ ...job, url: `http://127.0.0.1:${port}/hello` }));
-    tls.push(await load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem }));
-    through.push(await load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem }));
+    tls.push(await measured(elu.tls, () => load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem })));
+    through.push(await measured(elu.gateway, () => load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem })));
   }
   tlsOnly.closeAllConnections();
   await new Promise<void>((r) => tlsOnly.close(() => r()));
@@ -258,6 +266,7 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
     through_gateway: g,
     added_p50_us: g.p50_us - d.p50_us,
     added_p99_us: g.p99_us - d.p99_us,
+    event_loop_utilisation: { https_server_alone: round(median(elu.tls), 2), gateway: round(median(elu.gateway), 2) },
     decision_p50_us: round(percentile(decisions, 50), 2),
     decision_p99_us: round(percentile(decisions, 99), 2),
   };
