@@ -72,7 +72,10 @@ test('authorisation matrix: every route class x {anonymous, authenticated withou
     const send = (headers: Record<string, string> = {}) => call(gw, c.method, c.path, { headers, ...(c.body === undefined ? {} : { body: c.body }) });
     const anonymous = await send();
     if (!c.rid) {
+      // Public: every caller alike.
       t.is(anonymous.status, c.ok, `${c.name}: public, anonymous: ${anonymous.text.slice(0, 200)}`);
+      t.is((await send(auth(nobody))).status, c.ok, `${c.name}: public, authenticated without permission`);
+      t.is((await send(auth(superuser))).status, c.ok, `${c.name}: public, superuser`);
       continue;
     }
     t.is(anonymous.status, 401, `${c.name}: anonymous`);
