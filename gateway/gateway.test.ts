@@ -328,3 +328,37 @@ test('metrics: requests by route class and status, upstream latency, auth decisi
   t.true(Date.parse(body.certificate.notAfter) > Date.now());
   t.regex(body.caFingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
 });
+
+test('Marathon\'s event stream (SSE) flows through the gateway as events happen', async (t) => {
+  const { h, gw } = await setup(t);
+  const su = await h.superuserToken();
+  const received: string[] = [];
+  let onData: () => void = () => undefined;
+  const req = httpsRequest({ host: '127.0.0.1', port: gw.gateway.port, path: '/marathon/v2/events', ca: gw.ca, agent: false, headers: { ...auth(su), accept: 'text/event-stream' } });
+  const response = new Promise<number>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        received.push(c);
+        onData();
+      });
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+  });
+  req.end();
+  t.teardown(() => req.destroy());
+  const until = (pattern: RegExp): Promise<void> =>
+    new Promise((resolve) => {
+      onData = () => {
+        if (pattern.test(received.join(''))) resolve();
+      };
+      onData();
+    });
+  t.is(await response, 200);
+  await until(/event_stream_attached/);
+  const added = await call(gw, 'POST', '/marathon/v2/apps', { headers: auth(su), body: { id: '/sse/app', cmd: 'sleep 100', cpus: 0.1, mem: 16, instances: 0 } });
+  t.is(added.status, 201, added.text);
+  await until(/\/sse\/app/);
+  t.pass('the event about the new app arrived on the open stream');
+});
