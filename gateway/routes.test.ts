@@ -11,6 +11,8 @@ const cases: [url: string, routeClass: string, upstream: string | undefined, rid
   ['/marathon', 'marathon', '/', 'dcos:adminrouter:service:marathon'],
   ['/v2/apps/shop/web', 'marathon', '/v2/apps/shop/web', 'dcos:adminrouter:service:marathon'],
   ['/ping', 'marathon', '/ping', 'dcos:adminrouter:service:marathon'],
+  ['/service/marathon/v2/apps?x=1', 'marathon', '/v2/apps?x=1', 'dcos:adminrouter:service:marathon'],
+  ['/service/marathon', 'marathon', '/', 'dcos:adminrouter:service:marathon'],
   ['/acs/api/v1/auth/login', 'acs', '/acs/api/v1/auth/login', undefined],
   ['/acs/api/v1/auth/jwks', 'acs', '/acs/api/v1/auth/jwks', undefined],
   ['/acs/api/v1/users/alice', 'acs', '/acs/api/v1/users/alice', 'dcos:adminrouter:acs'],
@@ -38,6 +40,7 @@ test('classify: every route class, its upstream path and its rid', (t) => {
   t.is(classify('/v2apps'), undefined, 'prefixes end at a segment');
   t.is(classify('/acs/api/v1x'), undefined);
   t.is(classify('/unknown'), undefined);
+  t.like(classify('/service/marathonx/y'), { routeClass: 'service', target: { kind: 'service', rest: 'marathonx/y' } });
   t.like(classify('/service/shop/web/x?y=1'), { routeClass: 'service', target: { kind: 'service', rest: 'shop/web/x', query: '?y=1' } });
   t.like(classify('/acs/api/v1/auth/login'), { login: true });
 });

@@ -73,6 +73,8 @@ export const ROUTE_TABLE: readonly TableEntry[] = [
   { pattern: /^\/ca(\/.*)?$/, routeClass: 'ca', access: full('dcos:adminrouter:ops:ca:rw') },
   { pattern: /^\/marathon(\/.*)?$/, routeClass: 'marathon', access: full('dcos:adminrouter:service:marathon'), rewrite: (p) => p.slice('/marathon'.length) || '/' },
   { pattern: /^\/(v2(\/.*)?|ping)$/, routeClass: 'marathon', access: full('dcos:adminrouter:service:marathon') },
+  // DC/OS also serves Marathon as the service "marathon" (so an app named /marathon is not reachable at /service/marathon).
+  { pattern: /^\/service\/marathon(\/.*)?$/, routeClass: 'marathon', access: full('dcos:adminrouter:service:marathon'), rewrite: (p) => p.slice('/service/marathon'.length) || '/' },
   { pattern: /^\/mesos_dns\/v1(\/.*)?$/, routeClass: 'mesos_dns', access: full('dcos:adminrouter:ops:mesos-dns') },
   { pattern: /^\/networking\/api\/v1(\/.*)?$/, routeClass: 'networking', access: full('dcos:adminrouter:ops:networking') },
   { pattern: /^\/secrets\/v1(\/.*)?$/, routeClass: 'secrets', access: full('dcos:adminrouter:secrets') },
@@ -108,15 +110,15 @@ export function classify(url: string): GatewayRoute | { readonly problem: string
   const query = q < 0 ? '' : url.slice(q);
   const problem = pathProblem(path);
   if (problem) return { problem };
-  const service = /^\/service\/(.+)$/.exec(path);
-  if (service) {
-    // The rid names the app, so it is decided once the app is known.
-    return { routeClass: 'service', target: { kind: 'service', rest: service[1]!, query }, access: full('dcos:adminrouter:service:') };
-  }
   for (const entry of ROUTE_TABLE) {
     if (!entry.pattern.test(path)) continue;
     const target: RouteTarget = entry.self ? { kind: 'self', page: entry.self } : { kind: 'api', path: `${entry.rewrite ? entry.rewrite(path) : path}${query}` };
     return { routeClass: entry.routeClass, target, access: entry.access, ...(entry.login ? { login: true as const } : {}) };
+  }
+  const service = /^\/service\/(.+)$/.exec(path);
+  if (service) {
+    // The rid names the app, so it is decided once the app is known.
+    return { routeClass: 'service', target: { kind: 'service', rest: service[1]!, query }, access: full('dcos:adminrouter:service:') };
   }
   return undefined;
 }
