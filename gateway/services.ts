@@ -35,7 +35,7 @@ export interface ResolvedService {
 }
 
 /** Pure: the app a `/service/` path names (longest id first), and the path its task gets. */
-export function resolveService(rest: string, query: string, apps: ReadonlyMap<string, App>): ResolvedService | undefined {
+export function resolveService(rest: string, query: string, apps: { get(appId: string): App | undefined }): ResolvedService | undefined {
   const segments = rest.split('/');
   for (let n = segments.length; n >= 1; n--) {
     const appId = `/${segments.slice(0, n).join('/')}`;
@@ -125,12 +125,6 @@ export class ServiceDirectory implements ServiceCatalog {
     return new ServiceDirectory(apps, tasks, agents);
   }
 
-  #appMap(): Map<string, App> {
-    const out = new Map<string, App>();
-    for (const [id, v] of this.#apps.records) out.set(id, v.value);
-    return out;
-  }
-
   #tasksOf(appId: string): Task[] {
     if (!this.#tasksByApp) {
       const byApp = new Map<string, Task[]>();
@@ -145,7 +139,8 @@ export class ServiceDirectory implements ServiceCatalog {
   }
 
   resolve(rest: string, query: string): ResolvedService | undefined {
-    return resolveService(rest, query, this.#appMap());
+    // One lookup per path prefix in the watched view: nothing per request grows with the number of apps.
+    return resolveService(rest, query, this.#apps);
   }
 
   pick(appId: string): { backend: ServiceBackend } | { problem: string } {
