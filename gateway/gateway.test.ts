@@ -108,6 +108,10 @@ test('authorisation matrix: every route class x {anonymous, authenticated withou
 test('login through the gateway sets a Secure, HttpOnly, SameSite=Strict cookie; cookie-only state changes need the gateway origin', async (t) => {
   const { h, gw } = await setup(t);
   const { uid, password } = await bootstrapCredentials(h);
+  const foreignLogin = await call(gw, 'POST', '/acs/api/v1/auth/login', { body: { uid, password }, headers: { origin: 'https://evil.example' } });
+  t.is(foreignLogin.status, 403, 'login CSRF: a foreign page cannot log the browser in');
+  t.is(foreignLogin.json().code, 'GATEWAY_CSRF_REFUSED');
+  t.is(foreignLogin.headers['set-cookie'], undefined);
   const login = await call(gw, 'POST', '/acs/api/v1/auth/login', { body: { uid, password } });
   t.is(login.status, 200, login.text);
   const token = login.json<{ token: string }>().token;

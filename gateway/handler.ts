@@ -160,6 +160,11 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
     let uid: string | undefined;
     const headers: Record<string, string | undefined> = { ...forwarded };
     if (route.access.public) {
+      // Login CSRF: a foreign page must not log the browser in as someone else (tools send no Origin).
+      if (route.login && req.headers.origin !== undefined && csrfProblem(req.method ?? 'POST', req.headers) !== undefined) {
+        metrics.decision('csrf', (performance.now() - started) / 1000);
+        return { kind: 'error', routeClass: route.routeClass, error: new StrataError('GATEWAY_CSRF_REFUSED', `a login from ${req.headers.origin} is refused: log in from https://${req.headers.host ?? 'the gateway'} itself`) };
+      }
       metrics.decision('public', (performance.now() - started) / 1000);
       // A cross-site state change must not ride the cookie even on public paths (logout).
       if (credentials.via === 'cookie' && csrfProblem(req.method ?? 'GET', req.headers) !== undefined) headers['cookie'] = withoutAuthCookie(req.headers.cookie);
