@@ -9,7 +9,7 @@ import test from 'ava';
 import { Records } from '../control-plane/model/records.ts';
 import { openEmbeddedStore } from '../control-plane/store/embedded/embedded-store.ts';
 import { ClusterCa } from '../security/ca/authority.ts';
-import { issueServingCertificate } from './certificate.ts';
+import { issueServingCertificate, keepRenewed } from './certificate.ts';
 
 const run = promisify(execFile);
 
@@ -41,4 +41,24 @@ test('component certificate: chains to the root, names the DNS names and IPs ask
   t.like(recorded?.value, { uid: 'component.gateway', spiffeId: 'spiffe://strata.local/component/gateway' });
   await t.throwsAsync(ca.issueComponentCertificate('gateway', { dnsNames: [], ipAddresses: ['not-an-ip'] }), { code: 'CA_CSR_REJECTED' } as never);
   await t.throwsAsync(ca.issueComponentCertificate('Bad Name', { dnsNames: [], ipAddresses: [] }), { code: 'CA_CSR_REJECTED' } as never);
+});
+
+test('keepRenewed: a certificate past its renewal point is replaced, and the next renewal is scheduled from the new one', async (t) => {
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  t.teardown(() => store.close());
+  const ca = await ClusterCa.open(new Records(store), { trustDomain: 'strata.local', maxLeafTtlSeconds: 72 * 3600 }, { persistPassphrase: async () => undefined, discardPassphrase: async () => undefined });
+  const names = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
+  const first = await issueServingCertificate(ca, names);
+  const stop = new AbortController();
+  t.teardown(() => stop.abort());
+  // The renewal timer is unref'd (a server keeps the process alive); here this does.
+  const alive = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(alive));
+  const renewed = await new Promise<Awaited<ReturnType<typeof issueServingCertificate>>>((resolve) => {
+    // As if its renewal time had come: the renewal runs after the 1 s floor.
+    keepRenewed(ca, names, { ...first, renewAt: new Date(Date.now() - 1000) }, { signal: stop.signal, apply: resolve, onError: (err) => t.fail(String(err)) });
+  });
+  t.not(renewed.serial, first.serial);
+  t.true(renewed.renewAt.getTime() > Date.now() + 3600_000, 'the next renewal is hours away');
+  t.regex(new X509Certificate(renewed.cert.split(/(?<=-----END CERTIFICATE-----\n)/)[0]!).subjectAltName ?? '', /DNS:localhost/);
 });
