@@ -52,8 +52,8 @@ const MATRIX: readonly MatrixCase[] = [
   { name: 'mesos (/v1)', method: 'GET', path: '/v1/leader', rid: 'dcos:adminrouter:ops:mesos', ok: 200 },
   { name: 'mesos_dns', method: 'GET', path: '/mesos_dns/v1/version', rid: 'dcos:adminrouter:ops:mesos-dns', ok: 200 },
   { name: 'networking', method: 'GET', path: '/networking/api/v1/vips', rid: 'dcos:adminrouter:ops:networking', ok: 200 },
-  // No secrets store on this branch yet: a permitted caller reaches the API, which answers 404.
-  { name: 'secrets', method: 'GET', path: '/secrets/v1/secret/default/x', rid: 'dcos:adminrouter:secrets', ok: 404 },
+  // A permitted caller reaches the API, which answers 404: no such secret (or, before the secrets store, no such route).
+  { name: 'secrets', method: 'GET', path: '/secrets/v1/secret/default/x', rid: 'dcos:adminrouter:secrets', upstream: [{ rid: 'dcos:secrets:default:/x', actions: ['read'] }], ok: 404 },
   { name: 'metrics', method: 'GET', path: '/metrics', rid: 'dcos:adminrouter:ops:metrics', ok: 200 },
   { name: 'system health', method: 'GET', path: '/system/health/v1', rid: 'dcos:adminrouter:ops:system-health', ok: 200 },
   { name: 'gateway status', method: 'GET', path: '/gateway/v1/status', rid: 'dcos:adminrouter:ops:gateway', ok: 200 },
