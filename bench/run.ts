@@ -10,6 +10,8 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   dns: () => import('./dns.ts'),
   xds: () => import('./xds.ts'),
   overlay: () => import('./overlay.ts'),
+  secrets: () => import('./secrets.ts'),
+  policy: () => import('./policy.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -10,6 +10,7 @@ import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { gatewayStatus } from './gateway.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
+import { secretCreate, secretDelete, secretGet, secretList, secretRotateKey, secretUpdate } from './secrets.ts';
 import { ApiError } from './client.ts';
 import { aclGrant, aclList, aclRevoke, groupAdd as iamGroupAdd, groupList as iamGroupList, groupRemove as iamGroupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { listAgents, showLeader } from './cluster.ts';
@@ -17,7 +18,7 @@ import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './grou
 import { dnsLookup } from './dns.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
 import { vipList, vipShow } from './vips.ts';
-import { policyAdd, policyExplain, policyList, policyRemove, policyShow } from './policies.ts';
+import { policyAdd, policyExplain, policyList, policyRemove, policyRuleset, policyShow } from './policies.ts';
 import { networkAdd, networkLease, networkLeases, networkList, networkRemove, networkShow } from './networks.ts';
 import { queueList, queueReset } from './queue.ts';
 import { taskLog } from './task-log.ts';
@@ -392,6 +393,15 @@ const VERBS: readonly Verb[] = [
     run: policyExplain,
   },
   {
+    name: 'policy ruleset',
+    summary: 'Show what every agent enforces now: per policy its destinations and nftables rules (--nft: the whole table as agents load it)',
+    usage: 'strata policy ruleset [--nft] [--json]',
+    flags: {},
+    booleans: ['nft', 'json'],
+    configFlags: false,
+    run: policyRuleset,
+  },
+  {
     name: 'dns lookup',
     summary: 'Ask this node\'s DNS server for NAME (TYPE: A, AAAA, SRV, PTR, NS, SOA, TXT, CNAME, ANY; default A)',
     usage: 'strata dns lookup NAME [TYPE] [--server IP:PORT] [--json] [config flags, e.g. --dns-udp-port]',
@@ -641,6 +651,62 @@ const VERBS: readonly Verb[] = [
     flags: { out: 'file for the encrypted root key (0600; must not exist)' },
     configFlags: false,
     run: caRootKeyExport,
+  },
+  {
+    name: 'secret create',
+    summary: 'Create a secret (encrypted at rest); the value comes from a file, standard input or STRATA_SECRET_VALUE, never an argument',
+    usage: 'strata secret create PATH (--value-file FILE | --value-file - | STRATA_SECRET_VALUE=...) [--description TEXT]',
+    flags: { 'value-file': 'file holding the value (- = standard input; one trailing newline is dropped)', description: 'what the secret is for' },
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretCreate,
+  },
+  {
+    name: 'secret update',
+    summary: 'Replace a secret\'s value',
+    usage: 'strata secret update PATH (--value-file FILE | --value-file - | STRATA_SECRET_VALUE=...) [--description TEXT]',
+    flags: { 'value-file': 'file holding the value (- = standard input)', description: 'what the secret is for' },
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretUpdate,
+  },
+  {
+    name: 'secret get',
+    summary: 'Print a secret\'s value (needs read on dcos:secrets:default:/PATH)',
+    usage: 'strata secret get PATH [--json]',
+    flags: {},
+    booleans: ['json'],
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretGet,
+  },
+  {
+    name: 'secret delete',
+    summary: 'Delete a secret',
+    usage: 'strata secret delete PATH',
+    flags: {},
+    operands: ['PATH'],
+    configFlags: false,
+    run: secretDelete,
+  },
+  {
+    name: 'secret list',
+    summary: 'List the secret paths under PATH (all without one)',
+    usage: 'strata secret list [PATH] [--json]',
+    flags: {},
+    booleans: ['json'],
+    optionalOperands: ['PATH'],
+    configFlags: false,
+    run: secretList,
+  },
+  {
+    name: 'secret rotate-key',
+    summary: 'Rotate the key-encryption key: a new version becomes current and every data key is re-wrapped in the background, reads working throughout',
+    usage: 'strata secret rotate-key [--from-file] [--wait] [--status] [--json]',
+    flags: {},
+    booleans: ['from-file', 'wait', 'status', 'json'],
+    configFlags: false,
+    run: secretRotateKey,
   },
   {
     name: 'auth token',

@@ -1,6 +1,8 @@
-/** `strata policy list|show|add|remove|explain`: network policy between networks, subnets and apps. */
+/** `strata policy list|show|add|remove|explain|ruleset`: network policy between networks, subnets and apps. */
 import { readFile } from 'node:fs/promises';
 import { UsageError, type ParsedArgs } from './args.ts';
+import { compilePolicies, ruleCount, type PolicyInputs } from '../dataplane/policy/compile.ts';
+import { fullScript, ruleText } from '../dataplane/policy/ruleset.ts';
 import { apiRequest, loggedIn, table } from './client.ts';
 
 interface PolicyView { name: string; version: number; defaultAction: string; to: object[]; rules: { action: string }[]; description?: string }
@@ -73,5 +75,35 @@ export async function policyExplain(args: ParsedArgs): Promise<number> {
   }
   console.log(decision.summary);
   for (const v of decision.verdicts) console.log(`  ${v.policy}: ${v.action} — ${v.why}`);
+  return 0;
+}
+
+/**
+ * `strata policy ruleset [--nft] [--json]`: what every agent enforces now,
+ * compiled here from the masters' policy view with the agents' own
+ * compiler: per policy the addresses it selects and its nftables rules;
+ * `--nft` prints the whole table as the agents load it.
+ */
+export async function policyRuleset(args: ParsedArgs): Promise<number> {
+  const view = await apiRequest<PolicyInputs & { index: number }>(await loggedIn(), 'GET', '/networking/api/v1/policy-view');
+  const compiled = compilePolicies(view);
+  if (args.booleans.has('nft')) {
+    process.stdout.write(fullScript(compiled));
+    return 0;
+  }
+  const selected = new Map<string, string[]>();
+  for (const f of [4, 6] as const) {
+    for (const [range, combo] of compiled.dispatch[f]) for (const chain of compiled.comboChains.get(combo) ?? []) selected.set(chain, [...(selected.get(chain) ?? []), range]);
+  }
+  const rows = [...compiled.policyChains].map(([chain, rules]) => ({ chain, destinations: selected.get(chain) ?? [], rules: rules.map(ruleText) }));
+  if (args.booleans.has('json')) {
+    console.log(JSON.stringify({ index: view.index, endpoints: view.endpoints.length, rules: ruleCount(compiled), sets: compiled.sets.size, policies: rows }, null, 2));
+    return 0;
+  }
+  console.log(`${view.endpoints.length} task addresses, ${rows.length} policies: ${ruleCount(compiled)} nftables rules, ${compiled.sets.size} address sets (table inet ${compiled.table})`);
+  for (const r of rows) {
+    console.log(`${r.chain}: destinations ${r.destinations.length === 0 ? 'none now' : r.destinations.join(', ')}`);
+    for (const rule of r.rules) console.log(`  ${rule}`);
+  }
   return 0;
 }

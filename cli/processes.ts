@@ -25,6 +25,7 @@ import { agentMonitor } from '../scheduler/monitor/agent-monitor.ts';
 import { vipAllocator } from '../control-plane/vips/allocator.ts';
 import { overlayAddressReaper } from '../control-plane/networks/address-reaper.ts';
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
+import { startConfiguredPolicy } from '../dataplane/policy/start.ts';
 import { startConfiguredOverlay } from '../overlay/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
@@ -135,15 +136,18 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const masters = new MasterUrls(config.agent.masterUrl);
+  const policy = await startConfiguredPolicy({ config, masters, token, logger: logger.child({ component: 'policy' }) });
   const dns = await startAgentDns(config, logger, masters, token);
   // The overlay asks the first master for leases (it does not follow a failover yet).
   const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
-  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
+  console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${policy ? '; network policy enforced' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
   await dns.close();
   // The overlay's devices stay: tasks that keep running across an agent restart keep their networking.
   await overlay?.close();
+  // The policy table stays: it keeps enforcing until the next start replaces it in one transaction.
+  await policy?.close();
   await l4lb?.close();
   await agent.close();
   return 0;
@@ -246,6 +250,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const policy = await startConfiguredPolicy({ config, masters: new MasterUrls(master.apiUrl), token, logger: logger.child({ component: 'policy' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
     gateway = await gatewayOf(config, master, logger);
     const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
@@ -256,6 +261,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
       `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
+      `  policy: ${policy ? 'enforced in nftables (table strata_policy); npx strata policy list' : 'not enforced (needs root and nft, or --dataplane-policy on)'}`,
       xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
       `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,
       `  log:    ${logFile}`,
@@ -276,6 +282,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     // `strata agent` leaves them running for the next start to recover).
     await dns.close();
     await overlay?.close({ removeDevices: true });
+    await policy?.close({ removeRules: true });
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
   } finally {

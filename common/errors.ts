@@ -65,6 +65,13 @@ export const ERROR_CODES = {
   CA_CSR_INVALID: { httpStatus: 400, summary: 'The certificate request is not a readable PKCS#10 CSR, or its self-signature does not verify.' },
   CA_CSR_REJECTED: { httpStatus: 422, summary: 'The CA refuses what the request asks for: CA:true or certificate signing, names the caller does not own, a key type or size not allowed, or a lifetime over the maximum.' },
   CA_NOT_READY: { httpStatus: 503, summary: 'The cluster CA has not been created yet (the first master creates it at start).' },
+  // secrets
+  SECRET_NOT_FOUND: { httpStatus: 404, summary: 'No secret exists at that path of the store.' },
+  SECRET_EXISTS: { httpStatus: 409, summary: 'PUT /secrets/v1/secret/{store}/{path} named a secret that already exists (change it with PATCH).' },
+  SECRET_STORE_NOT_FOUND: { httpStatus: 404, summary: 'No secret store has that name (there is one: `default`).' },
+  SECRET_DECRYPT_FAILED: { httpStatus: 500, summary: 'A stored secret did not decrypt: its ciphertext or key was altered, or the key-encryption key of its version is missing or wrong.' },
+  SECRET_KEK_INVALID: { httpStatus: 500, summary: 'The key-encryption key file is unreadable, malformed, too open (not 0600) or lacks the current version; the message names the problem.' },
+  SECRET_NOT_ALLOWED: { httpStatus: 403, summary: 'A task\'s app refers to a secret outside its path (an app may use secrets at its own path or above it) or to none; the message names the secret.' },
   // Marathon API and deployments
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },

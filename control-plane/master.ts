@@ -7,12 +7,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Registry } from 'prom-client';
 import { StrataError, isStrataError } from '../common/errors.ts';
 import { ClusterCa } from '../security/ca/authority.ts';
 import { Iam } from '../security/iam.ts';
+import { Keyring, kekFile } from '../security/secrets/keyring.ts';
+import { secretMetrics } from '../security/secrets/metrics.ts';
+import { SecretVault } from '../security/secrets/vault.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
 import { createMetrics } from './api/metrics.ts';
@@ -56,6 +59,7 @@ export interface MasterHandle {
   readonly metrics: Registry;
   readonly iam: Iam;
   readonly ca: ClusterCa;
+  readonly secrets: SecretVault;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -146,6 +150,14 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   let leadership: Leadership | undefined;
   const leaderWaiters: ((l: Leadership) => void)[] = [];
   const metrics = createMetrics({ store, isLeader: () => leadership !== undefined && !leadership.signal.aborted });
+  const kekPath = isAbsolute(config.secrets.kekFile) ? config.secrets.kekFile : join(config.dataDir, config.secrets.kekFile);
+  const keyring = await Keyring.open(kekFile(kekPath), { create: config.secrets.createKek, where: kekPath }).catch((err: unknown) => {
+    iam.close();
+    clearInterval(caSweeper);
+    throw err;
+  });
+  const secrets = new SecretVault(records, keyring, { metrics: secretMetrics(metrics.registry) });
+  if (keyring.created) logger.warn({ file: kekPath }, 'created the secrets key-encryption key file: back it up and give every master a copy (without it no secret can be decrypted)');
 
   const ctx: ApiContext = {
     config,
@@ -154,6 +166,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     tokens,
     iam,
     ca,
+    secrets,
     metrics,
     role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
     async leader(): Promise<LeaderInfo> {
@@ -231,6 +244,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     metrics: metrics.registry,
     iam,
     ca,
+    secrets,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
@@ -243,6 +257,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         // The loop may have won once more while stopping; give that back too.
         await leadership?.resign();
         await app.close();
+        await secrets.rotationSettled().catch(() => undefined);
         iam.close();
         clearInterval(caSweeper);
         if (ownsStore) await store.close();

@@ -11,6 +11,7 @@ import type { LeaderInfo } from '../model/schemas.ts';
 import type { StateStore } from '../store/port.ts';
 import type { ClusterCa } from '../../security/ca/authority.ts';
 import type { Iam } from '../../security/iam.ts';
+import type { SecretVault } from '../../security/secrets/vault.ts';
 import type { TokenService } from '../../security/tokens.ts';
 import type { ApiMetrics } from './metrics.ts';
 
@@ -25,6 +26,8 @@ export interface ApiContext {
   readonly iam: Iam;
   /** The cluster CA; absent in contexts built without one (its routes then answer `CA_NOT_READY`). */
   readonly ca?: ClusterCa;
+  /** The secret store; absent in contexts built without one (its routes then answer `SECRET_STORE_NOT_FOUND`). */
+  readonly secrets?: SecretVault;
   readonly metrics: ApiMetrics;
   role(): 'leader' | 'standby';
   /** The current leader; throws `RECORD_NOT_FOUND` while there is none. */

@@ -68,6 +68,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    secrets: Type.Object(
+      {
+        /** The key-encryption keys (JSON `{current, keys: {version: base64}}`, mode 0600); relative paths are under dataDir. Never in the store; every master needs the same file. */
+        kekFile: Type.String({ minLength: 1, default: 'secrets-kek.json' }),
+        /** Create the file with one random key when it is missing (a first master); off, a missing file stops the start. */
+        createKek: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     master: Type.Object(
       {
         /** Leader session TTL: a dead leader is replaced within about this long. */
@@ -108,6 +117,8 @@ export const ConfigSchema = Type.Object(
       {
         /** The kernel L4 load balancer for VIPs on this agent (nftables): `auto` = on when running as root with nft installed. */
         l4lb: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], { default: 'auto' }),
+        /** Network policy enforced in nftables (table `strata_policy`) on this agent: `auto` = on when running as root with nft installed. */
+        policy: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], { default: 'auto' }),
         /** Reload the whole load balancer table this often, repairing hand edits (0 = never). */
         reconcileSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 60 }),
       },

@@ -86,7 +86,7 @@ function container(c: NonNullable<AppDefinition['container']>, mode: AppNetwork[
       privileged: c.docker.privileged ?? false,
       parameters: c.docker.parameters ?? [],
     });
-  return defined({ type: c.type ?? 'DOCKER', docker, portMappings });
+  return defined({ type: c.type ?? 'DOCKER', docker, portMappings, volumes: c.volumes });
 }
 
 /** The stored form of a client's app definition, every Marathon default made explicit. */

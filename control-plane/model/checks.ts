@@ -27,6 +27,7 @@ import {
   type OverlayLease,
   type Permission,
   type Policy,
+  type StoredSecret,
   type PolicyPeer,
   type Principal,
   type RecordKind,
@@ -260,6 +261,9 @@ export function checkApp(app: App): Issue[] {
       issues.push({ path: `/env/${ptr(name)}/secret`, message: 'names no entry of secrets' });
     }
   }
+  app.container?.volumes?.forEach((v, i) => {
+    if (!(v.secret in app.secrets)) issues.push({ path: `/container/volumes/${i}/secret`, message: 'names no entry of secrets' });
+  });
   app.dependencies.forEach((d, i) => {
     if (d === app.id) issues.push({ path: `/dependencies/${i}`, message: 'an app cannot depend on itself' });
   });
@@ -505,6 +509,7 @@ export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K
   usedLoginToken: none as (record: UsedLoginToken) => Issue[],
   certificateAuthority: none as (record: CertificateAuthority) => Issue[],
   certificate: none as (record: IssuedCertificate) => Issue[],
+  secret: none as (record: StoredSecret) => Issue[],
   servicePort: none as (record: RecordTypes['servicePort']) => Issue[],
   launchDelay: none as (record: RecordTypes['launchDelay']) => Issue[],
   overlayLease: checkOverlayLease,

@@ -36,6 +36,7 @@ import {
   RECORD_KINDS,
   RID_PATTERN,
   ROLE_PATTERN,
+  SECRET_PATH_PATTERN,
   SERIAL_PATTERN,
   VERSION_PATTERN,
   VIP_NAME_PATTERN,
@@ -108,6 +109,7 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVers
   certificate: rule(SERIAL_PATTERN, 32, 'certificate serial: 32 lowercase hex digits'),
   servicePort: rule('^(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$', 5, 'service port: a port number from 1 to 65535, no leading zeros'),
   overlayLease: NODE_ID(128, 'agent id'),
+  secret: rule(SECRET_PATH_PATTERN, 256, 'secret path: "/"-separated names of letters, digits, _ . - (not starting with . or -), no leading "/", at most 256 characters'),
 };
 /** ACL rids are spelled as one encoded segment; the encoded form must fit a store key. */
 const ACL_RID = rule(RID_PATTERN, 512, 'resource id such as dcos:service:marathon:marathon:services:/dev');
@@ -257,6 +259,8 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
       return overlayClaimId((r as RecordTypes['overlayClaim']).pool, (r as RecordTypes['overlayClaim']).cidr);
     case 'overlayAddress':
       return overlayAddressId((r as RecordTypes['overlayAddress']).network, (r as RecordTypes['overlayAddress']).ip);
+    case 'secret':
+      return (r as RecordTypes['secret']).path;
     default:
       throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
   }
@@ -291,6 +295,7 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   overlayLease: `${ROOT}overlay/leases/`,
   overlayClaim: `${ROOT}overlay/claims/`,
   overlayAddress: `${ROOT}overlay/addresses/`,
+  secret: `${ROOT}security/secrets/`,
 };
 
 /** The prefix to list or watch for every record of `kind` (the leader's is its key). */
@@ -413,6 +418,7 @@ export const keys = {
   overlayLease: (agentId: string): string => keyOf('overlayLease', agentId),
   overlayClaim: (pool: string, cidr: string): string => keyOf('overlayClaim', overlayClaimId(pool, cidr)),
   overlayAddress: (network: string, ip: string): string => keyOf('overlayAddress', overlayAddressId(network, ip)),
+  secret: (path: string): string => keyOf('secret', path),
   /** Every container address of one network. */
   overlayAddressPrefix: (network: string): string => {
     checkId('network', network);
@@ -459,6 +465,7 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'revokedToken', key: 'strata/security/revoked-tokens/<jti>', example: keys.revokedToken('6f0d2b7e-5c1a-4f3e-9d8b-1a2b3c4d5e6f'), id: 'auth token `jti`', writers: 'logout, sweeper (after `exp`)', readers: 'every master (watched; API auth)' },
   { kind: 'usedLoginToken', key: 'strata/security/used-login-tokens/<sha256>', example: keys.usedLoginToken('0'.repeat(64)), id: 'SHA-256 of a service login token', writers: 'service login (create-only), sweeper', readers: 'service login (replay check)' },
   { kind: 'certificateAuthority', key: 'strata/security/ca/<id>', example: keys.certificateAuthority('ca-1'), id: 'CA id', writers: 'bootstrap (first master)', readers: 'CA API (/ca/api/v2)' },
+  { kind: 'secret', key: 'strata/security/secrets/<path, encoded>', example: keys.secret('mysql/password'), id: 'secret path in the `default` store (`/` → `%2F`)', writers: 'secrets API (/secrets/v1), KEK rotation (re-wrap)', readers: 'secrets API, agents\' task secrets (through the master)' },
   { kind: 'certificate', key: 'strata/security/certificates/<serial>', example: keys.certificate('0123456789abcdef0123456789abcdef'), id: 'serial (32 hex digits)', writers: 'CA API (issue, revoke), sweeper', readers: 'CA API (CRL)' },
 ];
 

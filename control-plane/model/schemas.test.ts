@@ -441,6 +441,7 @@ const VALID = {
   overlayLease: { agentId: 'agent-1', underlayIp: '10.0.0.5', vtepIp: '44.128.0.1', vtepMac: '70:b3:d5:80:00:01', networks: { dcos: { subnet: '9.0.1.0/24' }, dcos6: { subnet6: 'fd01:b::/80' } }, updatedAt: NOW },
   overlayClaim: { pool: '_vtep', cidr: '44.128.0.1/32', agentId: 'agent-1' },
   overlayAddress: { network: 'dcos', ip: '9.0.1.2', agentId: 'agent-1', taskId: 'web.1', state: 'released', assignedAt: NOW, releasedAt: NOW },
+  secret: { path: 'mysql/password', kekVersion: 1, dataKey: 'A'.repeat(80), value: 'B'.repeat(44), author: 'admin', createdAt: NOW, updatedAt: NOW },
 } satisfies { [K in Exclude<RecordKind, 'app' | 'appVersion'>]: unknown };
 
 test('every kind has a valid example', (t) => {

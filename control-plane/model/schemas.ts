@@ -267,6 +267,16 @@ export const DockerSpec = Type.Object(
 );
 export type DockerSpec = Static<typeof DockerSpec>;
 
+export const SecretVolume = Type.Object(
+  {
+    /** Relative to the sandbox (`$MESOS_SANDBOX`): plain names, no `..`. */
+    containerPath: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$', maxLength: 1024 }),
+    secret: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' }),
+  },
+  STRICT,
+);
+export type SecretVolume = Static<typeof SecretVolume>;
+
 export const Container = Type.Object(
   {
     /** Marathon's RAML default is DOCKER. */
@@ -275,6 +285,8 @@ export const Container = Type.Object(
     docker: Type.Optional(DockerSpec),
     /** Ports in `container/bridge` and `container` network modes. */
     portMappings: Type.Array(PortMapping, { default: [] }),
+    /** File-based secrets (Marathon): the secret named `secret` (an entry of the app's `secrets`) is written to `containerPath`, relative to the sandbox. */
+    volumes: Type.Optional(Type.Array(SecretVolume, { maxItems: 64 })),
   },
   STRICT,
 );
@@ -447,6 +459,7 @@ const ContainerInput = Type.Object(
     type: Type.Optional(Container.properties.type),
     docker: Type.Optional(DockerSpecInput),
     portMappings: Type.Optional(Type.Array(PortMappingInput)),
+    volumes: Container.properties.volumes,
   },
   STRICT,
 );
@@ -955,6 +968,33 @@ export const IssuedCertificate = Type.Object(
 export type IssuedCertificate = Static<typeof IssuedCertificate>;
 
 // ---------------------------------------------------------------------------
+// Secrets (security/secrets/)
+
+/** A secret's path in its store (`default`): `/`-separated names of letters, digits, `_ . -` (not starting with `.` or `-`), no leading `/`. */
+export const SECRET_PATH_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,15}$';
+/** base64 of `iv (12 bytes) || ciphertext || tag (16 bytes)` (AES-256-GCM). */
+const SealedBytes = Type.String({ pattern: '^[A-Za-z0-9+/]+={0,2}$', minLength: 40, maxLength: 1_500_000 });
+
+export const StoredSecret = Type.Object(
+  {
+    path: Type.String({ pattern: SECRET_PATH_PATTERN, maxLength: 256 }),
+    /** The version of the key-encryption key (KEK, kept outside the store) that wraps `dataKey`. */
+    kekVersion: Type.Integer({ minimum: 1 }),
+    /** The secret's own data key (AES-256), wrapped by the KEK; additional data binds it to `path` and `kekVersion`. */
+    dataKey: SealedBytes,
+    /** The value, encrypted under the data key; additional data binds it to `path`. */
+    value: SealedBytes,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** Who wrote the value last (uid). */
+    author: Type.Optional(Type.String({ maxLength: 96 })),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  },
+  { ...STRICT, description: 'A secret (DC/OS /secrets/v1): only ciphertext, never the value in clear.' },
+);
+export type StoredSecret = Static<typeof StoredSecret>;
+
+// ---------------------------------------------------------------------------
 // Cluster-level records
 
 export const LeaderInfo = Type.Object(
@@ -1191,6 +1231,7 @@ export const RECORD_SCHEMAS = {
   overlayLease: OverlayLease,
   overlayClaim: OverlayClaim,
   overlayAddress: OverlayAddress,
+  secret: StoredSecret,
 } as const satisfies Record<string, TSchema>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;
@@ -1222,4 +1263,5 @@ export interface RecordTypes {
   overlayLease: OverlayLease;
   overlayClaim: OverlayClaim;
   overlayAddress: OverlayAddress;
+  secret: StoredSecret;
 }

@@ -136,3 +136,25 @@ export function resolveEndpoint(input: string, apps: ReadonlyMap<string, App>, t
   if (parseCidr(`${input}/${input.includes(':') ? 128 : 32}`)) return { input, labels: {}, networks: [], ips: [input] };
   return undefined;
 }
+
+/**
+ * Every live task with a container IP, as the policies see it (its app's
+ * id, labels and networks, its addresses): what the agents' nftables
+ * enforcement compiles selectors from, built the way {@link resolveEndpoint}
+ * resolves a task's IP, so both see the same endpoint.
+ */
+export function policyEndpoints(apps: ReadonlyMap<string, App>, tasks: readonly Task[]): { appId: string; labels: Readonly<Record<string, string>>; networks: string[]; ips: string[] }[] {
+  const out: { appId: string; labels: Readonly<Record<string, string>>; networks: string[]; ips: string[] }[] = [];
+  for (const task of tasks) {
+    if (TERMINAL_TASK_STATES.has(task.state) || task.ipAddresses.length === 0) continue;
+    const app = apps.get(task.appId);
+    if (!app) continue;
+    out.push({
+      appId: app.id,
+      labels: app.labels,
+      networks: app.networks.flatMap((n) => (n.mode === 'container' ? [n.name ?? 'dcos'] : [])),
+      ips: task.ipAddresses.map((a) => a.ipAddress),
+    });
+  }
+  return out;
+}

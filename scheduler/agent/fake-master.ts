@@ -29,6 +29,10 @@ export class FakeMaster {
   /** App version reads answer this status instead of the app while set (503: transient, 403: forbidden). */
   appStatus: number | undefined;
   appReads = 0;
+  /** Secret values by the app's secret name, handed out for launching tasks; `secretsRefusal` answers 403 with it instead. */
+  readonly secretValues = new Map<string, string>();
+  secretsRefusal: string | undefined;
+  secretReads = 0;
   index = 1;
   readonly #server: Server;
   readonly #waiters = new Set<() => void>();
@@ -145,6 +149,19 @@ export class FakeMaster {
       if (!task || task.agentId !== decodeURIComponent(m[1]!)) return send(404, { code: 'RECORD_NOT_FOUND' });
       const app = this.apps.get(`${task.appId}@${task.version}`);
       return app ? send(200, app) : send(404, { message: 'no such app version' });
+    }
+    if (req.method === 'GET' && (m = /^\/v1\/agents\/([^/]+)\/tasks\/([^/]+)\/secrets$/.exec(url.pathname))) {
+      this.secretReads++;
+      const task = this.tasks.get(decodeURIComponent(m[2]!));
+      if (!task || task.agentId !== decodeURIComponent(m[1]!)) return send(404, { code: 'RECORD_NOT_FOUND' });
+      if (this.secretsRefusal !== undefined) return send(403, { code: 'SECRET_NOT_ALLOWED', message: this.secretsRefusal });
+      const app = this.apps.get(`${task.appId}@${task.version}`);
+      const secrets: Record<string, string> = {};
+      for (const name of Object.keys(app?.secrets ?? {})) {
+        const value = this.secretValues.get(name);
+        if (value !== undefined) secrets[name] = value;
+      }
+      return send(200, { secrets });
     }
     send(404, { code: 'API_NOT_FOUND' });
   }

@@ -331,3 +331,34 @@ test('a task whose app has no health checks: the app is read once, reports carry
   master.setState(id, 'KILLING');
   await waitFor('KILLED reported', () => master.tasks.get(id)!.state === 'KILLED');
 });
+
+test('secrets: env and file secrets fetched at launch reach the task (never its arguments); a refusal is ERROR with REASON_SECRET_GENERATION_FAILED', async (t) => {
+  const dir = await tempDir(t);
+  const master = await fakeMaster(t);
+  const executor = executorFor(t, join(dir, 'sandboxes'));
+  await runner(t, master, executor);
+  master.secretValues.set('db', 'db-secret-value');
+  master.secretValues.set('cert', 'cert-secret-value');
+  const out = join(dir, 'out');
+  const seen = join(dir, 'seen');
+  const id = appTask(master, out, `printf "%s|%s|%s" "$DB_PASS" "$(cat "$MESOS_SANDBOX/certs/tls.pem")" "$(stat -c %a "$MESOS_SANDBOX/certs/tls.pem")" > ${seen}; exec sleep 300`, {
+    env: { DB_PASS: { secret: 'db' } },
+    secrets: { db: { source: 'group/db' }, cert: { source: 'group/cert' } },
+    container: { type: 'MESOS', portMappings: [], volumes: [{ containerPath: 'certs/tls.pem', secret: 'cert' }] },
+  });
+  const { pid } = await pidIn(out);
+  let text = '';
+  await waitFor('the task to write what it saw', async () => (text = await readFile(seen, 'utf8').catch(() => '')).includes('|4'));
+  t.is(text, 'db-secret-value|cert-secret-value|400');
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  t.false(cmdline.includes('secret-value'), 'not in the process arguments');
+  t.is(master.secretReads, 1);
+  const record = await readFile(join(executor.get(id)!.sandbox, 'task.json'), 'utf8');
+  t.false(record.includes('secret-value'), 'not in the task record');
+
+  master.secretsRefusal = 'secret other/x is outside the space of app /group/appN';
+  const refused = appTask(master, join(dir, 'out2'), 'exec sleep 300', { env: { X: { secret: 's' } }, secrets: { s: { source: 'other/x' } } });
+  await waitFor('ERROR reported', () => master.tasks.get(refused)!.state === 'ERROR');
+  t.like(master.reports.at(-1), { state: 'ERROR', reason: 'REASON_SECRET_GENERATION_FAILED' });
+  t.regex(master.reports.at(-1)!.message!, /outside the space/);
+});

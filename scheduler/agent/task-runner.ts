@@ -95,6 +95,8 @@ export const REASON_HEALTH_CHECK_FAILED = 'REASON_HEALTH_CHECK_FAILED';
 
 /** A failure worth retrying (network, 5xx, 401/403 while a token renews). */
 class TransientError extends Error {}
+/** The master refused a task's secrets: the launch fails with Mesos's `REASON_SECRET_GENERATION_FAILED`. */
+class SecretFetchError extends Error {}
 
 const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.has(state);
 /** The app's health checks (a master may leave the field out). */
@@ -140,6 +142,8 @@ export class TaskRunner {
   readonly #killAfterLaunch = new Set<string>();
   readonly #missingSince = new Map<string, { since: number; listings: number }>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Secret values of tasks launched here (for their COMMAND health checks' environment), dropped when the task ends. */
+  readonly #secrets = new Map<string, Readonly<Record<string, string>>>();
   /** Apps of the tasks launched here (for their health checks). */
   readonly #apps = new Map<string, App>();
   readonly #checkers = new Map<string, HealthChecker>();
@@ -182,6 +186,7 @@ export class TaskRunner {
     if (status.state !== 'STAGING') this.#enqueue(status);
     if (isTerminal(status.state)) {
       this.#apps.delete(status.taskId);
+      this.#secrets.delete(status.taskId);
       this.#noChecks.delete(status.taskId);
       this.#healthKilled.delete(status.taskId);
     }
@@ -348,7 +353,10 @@ export class TaskRunner {
     try {
       const app = await this.#fetchApp(task.id, task.appId, task.version);
       if (this.#closed) return;
-      const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] });
+      const secrets = Object.keys(app.secrets ?? {}).length > 0 ? await this.#fetchSecrets(task.id) : undefined;
+      if (this.#closed) return;
+      const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] }, secrets);
+      if (secrets) this.#secrets.set(task.id, secrets);
       if (hasChecks(app)) this.#apps.set(task.id, app);
       else this.#noChecks.add(task.id);
       const handle = executor.launch(spec);
@@ -372,7 +380,9 @@ export class TaskRunner {
       logger.error({ err, taskId: task.id }, 'cannot launch a task');
       const status: TaskStatus = killed
         ? { taskId: task.id, state: 'KILLED', timestamp: new Date().toISOString(), reason: 'REASON_TASK_KILLED_DURING_LAUNCH', message: 'Killed before it was launched' }
-        : { taskId: task.id, state: 'ERROR', timestamp: new Date().toISOString(), reason: 'REASON_TASK_INVALID', message: `Cannot launch: ${(err as Error).message}` };
+        : err instanceof SecretFetchError
+          ? { taskId: task.id, state: 'ERROR', timestamp: new Date().toISOString(), reason: 'REASON_SECRET_GENERATION_FAILED', message: `Cannot launch: ${err.message}` }
+          : { taskId: task.id, state: 'ERROR', timestamp: new Date().toISOString(), reason: 'REASON_TASK_INVALID', message: `Cannot launch: ${(err as Error).message}` };
       this.#local.set(task.id, status);
       this.#enqueue(status);
     }
@@ -406,6 +416,27 @@ export class TaskRunner {
     const app = body;
     if (!app || typeof app !== 'object' || app.id !== appId) throw new StrataError('API_BAD_REQUEST', `the master answered ${path} without the app`);
     return app;
+  }
+
+  /**
+   * The values of a launching task's secrets, from the master (which checks
+   * that the task is launching here and that each secret is in its app's
+   * space). Kept in memory only, for the task's life (COMMAND health checks
+   * see the task's environment); never logged.
+   */
+  async #fetchSecrets(taskId: string): Promise<Record<string, string>> {
+    const path = `/v1/agents/${encodeURIComponent(this.#o.agentId)}/tasks/${encodeURIComponent(taskId)}/secrets`;
+    let body: { secrets?: Record<string, string> } | undefined;
+    try {
+      body = (await this.#request('GET', path, undefined, 10_000)) as typeof body;
+    } catch (err) {
+      // Refused (not this task's, outside the app's space, no permission): retrying will not help.
+      if (err instanceof TransientError && / 403 /.test(err.message)) throw new SecretFetchError(err.message);
+      if (err instanceof StrataError) throw new SecretFetchError(err.message);
+      throw err;
+    }
+    if (!body || typeof body.secrets !== 'object' || body.secrets === null) throw new SecretFetchError(`the master answered ${path} without the secrets`);
+    return body.secrets;
   }
 
   /** A task the master lists that this agent does not know: answered with a terminal state, once. */
@@ -451,7 +482,7 @@ export class TaskRunner {
       logger.debug({ taskId, checks: readinessOf(app).length }, 'readiness checks started');
     }
     if (checksOf(app).length === 0) return;
-    const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts });
+    const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts }, this.#secrets.get(taskId));
     let env: Record<string, string>;
     try {
       env = taskEnvironment(spec, { host: executor.host, sandbox: handle.sandbox });

@@ -25,8 +25,9 @@ export const DEFAULT_BASE_ENV: Readonly<Record<string, string>> = {
 
 export class SecretMissingError extends Error {
   readonly secret: string;
+  /** `variable` names the user: `DB_PASS` (an env variable) or `file <path>`. */
   constructor(variable: string, secret: string) {
-    super(`env ${variable} refers to secret ${JSON.stringify(secret)}, which was not provided`);
+    super(`${variable.startsWith('file ') ? variable : `env ${variable}`} refers to secret ${JSON.stringify(secret)}, which was not provided`);
     this.secret = secret;
   }
 }

@@ -33,6 +33,7 @@ import { StrataError } from '../../common/errors.ts';
 import { TERMINAL_TASK_STATES, type TaskState } from '../../control-plane/model/schemas.ts';
 import { noCgroups, type CgroupManager } from './cgroups.ts';
 import { SecretMissingError, taskEnvironment } from './env.ts';
+import { writeSecretFiles } from './secret-files.ts';
 import { DEFAULT_LOG_ROTATION, LOG_STREAMS, openLogFiles, readLogRange, readLogTail, rotateIfNeeded, type LogRange, type LogRotation } from './logs.ts';
 import { bootId, decodeWaitStatus, isSameLiveProcess, processGroupExists, readProcStat, signalGroup } from './proc.ts';
 import { checkLaunchSpec, sandboxName, type TaskLaunchSpec } from './spec.ts';
@@ -230,6 +231,7 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
     let environment: Record<string, string>;
     try {
       environment = taskEnvironment(spec, { host: env.host, sandbox: this.sandbox, ...(env.baseEnv ? { baseEnv: env.baseEnv } : {}) });
+      await writeSecretFiles(this.sandbox, spec);
     } catch (err) {
       if (!(err instanceof SecretMissingError)) throw err;
       return this.#end('ERROR', { reason: 'REASON_SECRET_GENERATION_FAILED', message: err.message });

@@ -21,6 +21,8 @@ export interface TaskLaunchSpec {
   readonly env?: App['env'];
   /** Values of the app's `secrets`, keyed by secret name, resolved by the caller; never persisted. */
   readonly secrets?: Readonly<Record<string, string>>;
+  /** File-based secrets: `secret` (a name of the app's `secrets`) written to `path` in the sandbox (Marathon `container.volumes[].secret`). */
+  readonly secretFiles?: readonly { readonly path: string; readonly secret: string }[];
   readonly labels?: Readonly<Record<string, string>>;
   /** The app's host-mode port definitions (requested port, name), in order. */
   readonly portDefinitions?: readonly { readonly port: number; readonly name?: string }[];
@@ -45,6 +47,7 @@ export function launchSpecFromApp(
     ...(app.args !== undefined ? { args: app.args } : {}),
     env: app.env,
     ...(secrets ? { secrets } : {}),
+    ...(app.container?.volumes?.length ? { secretFiles: app.container.volumes.map((v) => ({ path: v.containerPath, secret: v.secret })) } : {}),
     labels: app.labels,
     portDefinitions: app.portDefinitions.map((p) => (p.name === undefined ? { port: p.port } : { port: p.port, name: p.name })),
     ports: task.ports,

@@ -144,3 +144,38 @@ export async function tcpThroughputMBps(from: Netns, host: string, port: number,
   const out = JSON.parse(await from.exec(process.execPath, ['-e', SOURCE, host, String(port), String(mb)])) as { bytes: number; secs: number };
   return out.bytes / out.secs / 1e6;
 }
+
+// An echo server on several ports, and a single connection attempt that
+// says whether the handshake completed: the policy tests' two ends.
+const ECHO = `
+const net = require('node:net');
+const [ip, ...ports] = process.argv.slice(1);
+let up = 0;
+for (const port of ports) net.createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(Number(port), ip, () => { if (++up === ports.length) console.log('listening'); });
+`;
+const PROBE = `
+const net = require('node:net');
+const [host, port, waitMs] = process.argv.slice(-3);
+const s = net.connect({ host, port: Number(port) });
+const timer = setTimeout(() => { console.log('blocked'); process.exit(0); }, Number(waitMs));
+s.on('connect', () => { clearTimeout(timer); console.log('open'); s.destroy(); });
+s.on('error', (e) => { clearTimeout(timer); console.log('error ' + e.code); });
+`;
+
+/** TCP echo servers on `ip` at each port inside `ns` (stopped at cleanup). */
+export async function startEchoServer(ns: Netns, ip: string, ports: readonly number[]): Promise<void> {
+  const child = ns.spawn(process.execPath, ['-e', ECHO, ip, ...ports.map(String)]);
+  child.stdout!.setEncoding('utf8');
+  await once(child.stdout!, 'data');
+}
+
+/**
+ * One TCP connection attempt from `ns`: `open`, `blocked` (no handshake
+ * within the wait: a dropped SYN), or `error <code>`. Expecting `open`,
+ * wait long (a loaded machine is slow, and an open path answers as soon as
+ * it can); expecting `blocked`, a short wait says the same (a dropped path
+ * never answers).
+ */
+export async function probeTcp(ns: Netns, host: string, port: number, expect: 'open' | 'blocked'): Promise<string> {
+  return (await ns.exec(process.execPath, ['-e', PROBE, host, String(port), expect === 'open' ? '10000' : '1500'])).trim();
+}

@@ -32,9 +32,9 @@ export function startStrata(args: readonly string[], options: { env?: NodeJS.Pro
   const [cmd, argv] = options.netns === undefined ? [process.execPath, [STRATA_BIN, ...args]] : ['ip', ['netns', 'exec', options.netns, process.execPath, STRATA_BIN, ...args]];
   const child = spawn(cmd, argv, {
     cwd: options.cwd,
-    // Tests never program the root namespace's nftables or links (the VIP load balancer and the overlay are off unless a
+    // Tests never program the root namespace's nftables or links (the VIP load balancer, network policy and the overlay are off unless a
     // test turns them on, in its own namespace), and DNS, xDS and gateway servers take free ports.
-    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', STRATA_XDS_PORT: '0', STRATA_GATEWAY_PORT: '0', ...options.env },
+    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'off', STRATA_DATAPLANE_POLICY: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', STRATA_XDS_PORT: '0', STRATA_GATEWAY_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

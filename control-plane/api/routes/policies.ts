@@ -4,10 +4,11 @@
  * a flow. Each policy carries its store version (`version`, the record's
  * modify index) so a client can replace exactly what it read (`?version=`).
  */
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { DnsLabel, Policy } from '../../model/schemas.ts';
-import { decide, resolveEndpoint } from '../../policies/evaluate.ts';
+import { decide, policyEndpoints, resolveEndpoint } from '../../policies/evaluate.ts';
+import { blockingView, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS } from '../blocking.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { NETWORKING_RID } from './vips.ts';
@@ -32,7 +33,39 @@ const Decision = Type.Object({
   verdicts: Type.Array(Type.Object({ policy: Type.String(), action: Type.String(), decidedBy: Type.Union([Type.Integer(), Type.String()]), why: Type.String() })),
 });
 
+const Endpoint = Type.Object({
+  appId: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+  networks: Type.Array(Type.String()),
+  ips: Type.Array(Type.String()),
+});
+const ViewQuery = Type.Object({
+  index: Type.Optional(Type.Integer({ minimum: 0, description: 'block until policies, apps or tasks change after this store index (from the previous reply)' })),
+  wait: Type.Optional(Type.Number({ minimum: 0, description: `longest wait in seconds (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})` })),
+});
+/** What the enforcement view is made of: a change to any of these may change it. */
+const VIEW_INPUTS = ['policy', 'app', 'task'] as const;
+
+/** Every policy and every live task with a container IP (its app, labels, networks): what agents compile into nftables. */
+async function policyView(ctx: ApiContext): Promise<{ index: number; policies: Static<typeof Versioned>[]; endpoints: ReturnType<typeof policyEndpoints> }> {
+  const [policies, apps, tasks] = await Promise.all([ctx.records.list('policy'), ctx.records.list('app'), ctx.records.list('task')]);
+  return {
+    index: Math.max(policies.index, apps.index, tasks.index),
+    policies: policies.records.map((r) => ({ ...r.value, version: r.modifyIndex })),
+    endpoints: policyEndpoints(new Map(apps.records.map((r) => [r.id, r.value])), tasks.records.map((r) => r.value)),
+  };
+}
+
 export function policyRoutes(app: ApiInstance, ctx: ApiContext): void {
+  app.get('/networking/api/v1/policy-view', {
+    config: { permission: requires(NETWORKING_RID, 'read') },
+    schema: {
+      summary: 'What the agents enforce: every policy and every live task with a container IP (app, labels, networks, addresses); with ?index=N a blocking query (the agents\' policy enforcement follows it)',
+      querystring: ViewQuery,
+      response: { 200: Type.Object({ index: Type.Integer({ minimum: 0 }), policies: Type.Array(Versioned), endpoints: Type.Array(Endpoint) }) },
+    },
+  }, async (request, reply) => blockingView(ctx, reply, { kinds: VIEW_INPUTS, index: request.query.index, waitSeconds: request.query.wait, view: () => policyView(ctx) }));
+
   app.get('/networking/api/v1/policies', {
     config: { permission: requires(NETWORKING_RID, 'read') },
     schema: { summary: 'Every network policy, with its version', response: { 200: Type.Object({ policies: Type.Array(Versioned) }) } },

@@ -12,10 +12,10 @@ import { StrataError } from '../../../common/errors.ts';
 import { canonicalIp } from '../../../common/ip.ts';
 import { isIP } from 'node:net';
 import type { App, Task, Vip } from '../../model/schemas.ts';
-import { prefix } from '../../model/keys.ts';
 import { vipDnsLabel } from '../../model/vip-label.ts';
 import { vipBackends, type VipBackend } from '../../vips/backends.ts';
 import { desiredVips } from '../../vips/plan.ts';
+import { DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, blockingView } from '../blocking.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 
@@ -57,8 +57,6 @@ type VipView = {
   allocated: boolean; ports: { port: number; protocol: string }[]; apps: string[]; backends: (VipBackend & { agentUnreachable?: boolean })[];
 };
 
-const DEFAULT_WAIT_SECONDS = 30;
-const MAX_WAIT_SECONDS = 60;
 const ListQuery = Type.Object({
   index: Type.Optional(Type.Integer({ minimum: 0, description: 'block until apps, tasks, VIPs or agents change after this store index (from the previous reply)' })),
   wait: Type.Optional(Type.Number({ minimum: 0, description: `longest wait in seconds (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})` })),
@@ -100,25 +98,6 @@ async function vipViews(ctx: ApiContext): Promise<{ index: number; vips: VipView
   return { index: Math.max(apps.index, tasks.index, vips.index, agents.index), vips: views };
 }
 
-/** Resolve when anything under the VIP inputs changes after `fromIndex`, or when `signal` aborts. */
-async function changedAfter(ctx: ApiContext, fromIndex: number, signal: AbortSignal): Promise<void> {
-  const inner = new AbortController();
-  const stop = (): void => inner.abort();
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    await Promise.race(
-      VIP_INPUTS.map(async (kind) => {
-        for await (const batch of ctx.store.watch(prefix(kind), { fromIndex, signal: inner.signal })) {
-          if (batch.kind === 'resync' || batch.events.length > 0) return;
-        }
-      }),
-    );
-  } finally {
-    inner.abort();
-    signal.removeEventListener('abort', stop);
-  }
-}
-
 function matches(view: VipView, wanted: string): boolean {
   if (view.name === wanted || view.id === wanted) return true;
   if (view.kind === 'named' && vipDnsLabel(view.name) === wanted.toLowerCase()) return true;
@@ -137,24 +116,7 @@ export function vipRoutes(app: ApiInstance, ctx: ApiContext): void {
       querystring: ListQuery,
       response: { 200: Type.Object({ index: Type.Integer({ minimum: 0 }), vips: Type.Array(VipView) }) },
     },
-  }, async (request, reply) => {
-    const first = await vipViews(ctx);
-    const from = request.query.index;
-    if (from === undefined || from === 0 || from > first.index) return first;
-    const stop = new AbortController();
-    const timer = setTimeout(() => stop.abort(), Math.min(request.query.wait ?? DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS) * 1000);
-    const onClose = (): void => stop.abort();
-    reply.raw.once('close', onClose);
-    try {
-      await changedAfter(ctx, from, stop.signal);
-    } finally {
-      clearTimeout(timer);
-      stop.abort();
-      reply.raw.off('close', onClose);
-    }
-    const now = await vipViews(ctx);
-    return { index: Math.max(now.index, from), vips: now.vips };
-  });
+  }, async (request, reply) => blockingView(ctx, reply, { kinds: VIP_INPUTS, index: request.query.index, waitSeconds: request.query.wait, view: () => vipViews(ctx) }));
 
   app.get('/networking/api/v1/vips/:vip', {
     config: { permission: requires(NETWORKING_RID, 'read') },
