@@ -6,7 +6,17 @@
  * interleaved in the same run), and certificate issuance per second (CSR parse + verify, sign,
  * store write).
  *
- * Options: --runs N (default 3, medians), --seconds S per phase (default 1).
+ * The gateway (`--parts gateway`): a proxied request's latency at a fixed
+ * open-loop rate (default 2,000 requests/s) through the gateway (HTTPS,
+ * token, revocation, ACL, /service/<app> resolution, keep-alive upstream)
+ * against the same requests straight to the same upstream and against an
+ * HTTPS server answering by itself (the TLS share), phases interleaved; load
+ * and upstream each in a worker thread; and the gateway's authentication
+ * and authorisation decision (`iamAccess`) alone.
+ *
+ * Options: --runs N (default 3, medians), --seconds S per phase (default 1),
+ * --parts tokens,decision,auth_hook,ca,gateway (default all), --rate R and
+ * --load-seconds S for the gateway (default 2000 and 5).
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { pino } from 'pino';
@@ -22,6 +32,13 @@ import { TokenService } from '../security/tokens.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { Registry } from 'prom-client';
+import { iamAccess } from '../gateway/access.ts';
+import { startGateway } from '../gateway/start.ts';
+import { mkApp, mkTask } from '../dns/zone/testing.ts';
 
 function option(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
@@ -148,14 +165,126 @@ async function issuanceRate(seconds: number, runs: number): Promise<Record<strin
   return { certificates_per_second: round(median(rates)), issued, crl_build_ms_over_all_issued: round(crlMs, 1) };
 }
 
+interface LoadResult {
+  readonly latenciesUs: number[];
+  readonly achievedPerSecond: number;
+}
+
+function load(job: { url: string; ca?: string; headers: Record<string, string>; ratePerSecond: number; seconds: number; sockets: number }): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./gateway-load.ts', import.meta.url), { workerData: job });
+    worker.once('message', (m: LoadResult) => resolve(m));
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`load worker exited with ${code}`));
+    });
+  });
+}
+
+/**
+ * The gateway against its upstream at a fixed rate: a small upstream HTTP
+ * server standing in for an app task, reached directly and through
+ * `/service/bench/web/` (a user holding only that app's rid), in alternating
+ * phases of `loadSeconds`, `runs` times each.
+ */
+async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: number; runs: number }): Promise<Record<string, unknown>> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'strata-bench-gw-'));
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  const config = loadConfig({ env: {}, overrides: { dataDir, 'api.port': 0, 'gateway.port': 0, 'log.level': 'silent' } });
+  const master = await startMaster({ config, logger: pino({ level: 'silent' }), store });
+  const body = JSON.stringify({ ok: true, data: 'x'.repeat(200) });
+  const upstream = new Worker(new URL('./gateway-upstream.ts', import.meta.url));
+  const port = await new Promise<number>((resolve, reject) => {
+    upstream.once('message', (m: { port: number }) => resolve(m.port));
+    upstream.once('error', reject);
+  });
+  await master.records.put('app', mkApp('/bench/web', { portDefinitions: [{ port: 0 }] }));
+  await master.records.put('task', mkTask('bench_web.instance-1._app.1', '/bench/web', 'ag-S0', { host: '127.0.0.1', ports: [port] }));
+  await master.iam.createPrincipal({ uid: 'bench', kind: 'user', permissions: [{ rid: 'dcos:adminrouter:service:bench/web', actions: ['full'] }] });
+  const { token } = await master.tokens.issue('bench');
+  const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  const gateway = await startGateway({ config, apiUrl: master.apiUrl, tokens: master.tokens, iam: master.iam, ca: master.ca, records: master.records, registry: new Registry(), logger: quiet });
+
+  // The decision alone: token (seen before), revocation, ACL.
+  const access = iamAccess(master.tokens, master.iam);
+  const decisions: number[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    const startedAt = performance.now();
+    const who = await access.authenticate(token);
+    if (!who.ok || !access.allows(who.principal, 'dcos:adminrouter:service:bench/web', 'full')) throw new Error('bench principal refused');
+    decisions.push((performance.now() - startedAt) * 1000);
+  }
+
+  // A peer for the TLS share of the cost: an HTTPS server with a certificate of the same CA answering the same body itself.
+  const leaf = await master.ca.issueComponentCertificate('bench', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const tlsOnly = createHttpsServer({ cert: leaf.certificateChain, key: leaf.privateKey }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise<void>((r) => tlsOnly.listen(0, '127.0.0.1', r));
+  const tlsPort = (tlsOnly.address() as AddressInfo).port;
+
+  const job = { headers: { authorization: `token=${token}` }, ratePerSecond: options.ratePerSecond, seconds: options.loadSeconds, sockets: 32 };
+  const direct: LoadResult[] = [];
+  const tls: LoadResult[] = [];
+  const through: LoadResult[] = [];
+  // The main thread's event-loop utilisation while it serves (1 = saturated: latency is then queueing).
+  const elu = { tls: [] as number[], gateway: [] as number[] };
+  const measured = async (into: number[], run: () => Promise<LoadResult>): Promise<LoadResult> => {
+    const before = performance.eventLoopUtilization();
+    const result = await run();
+    into.push(performance.eventLoopUtilization(before).utilization);
+    return result;
+  };
+  for (let r = 0; r < options.runs; r++) {
+    direct.push(await load({ ...job, url: `http://127.0.0.1:${port}/hello` }));
+    tls.push(await measured(elu.tls, () => load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem })));
+    through.push(await measured(elu.gateway, () => load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem })));
+  }
+  tlsOnly.closeAllConnections();
+  await new Promise<void>((r) => tlsOnly.close(() => r()));
+  await gateway.close();
+  upstream.postMessage('stop');
+  await new Promise<void>((r) => upstream.once('exit', () => r()));
+  await master.close();
+  await store.close();
+  await rm(dataDir, { recursive: true, force: true });
+
+  const summary = (results: LoadResult[]): { p50_us: number; p99_us: number; achieved_per_second: number } => ({
+    p50_us: round(median(results.map((x) => percentile(x.latenciesUs, 50)))),
+    p99_us: round(median(results.map((x) => percentile(x.latenciesUs, 99)))),
+    achieved_per_second: round(median(results.map((x) => x.achievedPerSecond))),
+  });
+  const d = summary(direct);
+  const g = summary(through);
+  return {
+    rate_per_second: options.ratePerSecond,
+    requests_per_phase: Math.round(options.ratePerSecond * options.loadSeconds),
+    runs: options.runs,
+    direct: d,
+    https_server_alone: summary(tls),
+    through_gateway: g,
+    added_p50_us: g.p50_us - d.p50_us,
+    added_p99_us: g.p99_us - d.p99_us,
+    event_loop_utilisation: { https_server_alone: round(median(elu.tls), 2), gateway: round(median(elu.gateway), 2) },
+    decision_p50_us: round(percentile(decisions, 50), 2),
+    decision_p99_us: round(percentile(decisions, 99), 2),
+  };
+}
+
+const PARTS = ['tokens', 'decision', 'auth_hook', 'ca', 'gateway'] as const;
+
 export async function run(args: string[]): Promise<unknown> {
   const runs = option(args, 'runs', 3);
   const seconds = option(args, 'seconds', 1);
-  return {
-    node: process.version,
-    tokens: await tokenRates(seconds, runs),
-    decision: decisionLatency(),
-    auth_hook: await hookOverhead(option(args, 'requests', 3000)),
-    ca: await issuanceRate(seconds, runs),
-  };
+  const i = args.indexOf('--parts');
+  const wanted = new Set(i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : PARTS);
+  for (const p of wanted) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--parts: unknown part ${p} (parts: ${PARTS.join(', ')})`);
+  const out: Record<string, unknown> = { node: process.version };
+  if (wanted.has('tokens')) out['tokens'] = await tokenRates(seconds, runs);
+  if (wanted.has('decision')) out['decision'] = decisionLatency();
+  if (wanted.has('auth_hook')) out['auth_hook'] = await hookOverhead(option(args, 'requests', 3000));
+  if (wanted.has('ca')) out['ca'] = await issuanceRate(seconds, runs);
+  if (wanted.has('gateway')) out['gateway'] = await gatewayOverhead({ ratePerSecond: option(args, 'rate', 2000), loadSeconds: option(args, 'load-seconds', 5), runs });
+  return out;
 }

@@ -13,11 +13,14 @@ import { createPrivateKey, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
+import { clusterCaForLogin, trustKeptCa } from './trust.ts';
 
 export interface CliState {
   readonly url: string;
   readonly uid: string;
   readonly token: string;
+  /** The cluster root CA trusted for an https (gateway) URL. */
+  readonly caFile?: string;
 }
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
@@ -125,6 +128,7 @@ export async function authLogin(args: ParsedArgs): Promise<number> {
     const password = fromFile?.password ?? process.env.STRATA_PASSWORD ?? (await prompt(`password for ${uid}: `));
     body = { uid, password };
   }
+  const caFile = await clusterCaForLogin(url, args, statePath, previous);
   let response: Response;
   try {
     response = await fetch(`${url}/acs/api/v1/auth/login`, {
@@ -141,7 +145,7 @@ export async function authLogin(args: ParsedArgs): Promise<number> {
     console.error(`strata: login failed (${response.status} ${answer.code ?? ''}): ${answer.message ?? 'no message'}`);
     return 1;
   }
-  await writeCliState(statePath, { url, uid, token: answer.token });
+  await writeCliState(statePath, { url, uid, token: answer.token, ...(caFile ? { caFile } : {}) });
   console.log(`Logged in to ${url} as ${uid}; token kept in ${statePath}`);
   return 0;
 }
@@ -152,6 +156,7 @@ export async function authLogout(): Promise<number> {
   const state = await readCliState(path);
   let revoked = false;
   if (state) {
+    await trustKeptCa(state).catch(() => undefined);
     const response = await fetch(`${state.url}/acs/api/v1/auth/logout`, { method: 'POST', headers: { authorization: `token=${state.token}` }, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
     revoked = response?.status === 204;
     if (!revoked) console.error(`strata: could not revoke the token at ${state.url}; it stays valid until it expires`);

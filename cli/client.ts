@@ -4,6 +4,7 @@
  */
 import { readCliState, type CliState } from './auth.ts';
 import { UsageError } from './args.ts';
+import { trustKeptCa } from './trust.ts';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -19,6 +20,7 @@ export class ApiError extends Error {
 export async function loggedIn(): Promise<CliState> {
   const state = await readCliState();
   if (!state) throw new UsageError('not logged in: run `strata auth login` first');
+  await trustKeptCa(state);
   return state;
 }
 

@@ -8,6 +8,7 @@ import { configFlags } from '../control-plane/config/load.ts';
 import { appAdd, appKill, appList, appRemove, appRestart, appScale, appShow, appUpdate, deploymentList, deploymentRollback, taskKill, taskList } from './apps.ts';
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
+import { gatewayStatus } from './gateway.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
 import { secretCreate, secretDelete, secretGet, secretList, secretRotateKey, secretUpdate } from './secrets.ts';
 import { ApiError } from './client.ts';
@@ -447,16 +448,27 @@ const VERBS: readonly Verb[] = [
   {
     name: 'auth login',
     summary: 'Log in to a Strata API and keep the token for later commands',
-    usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)\n       strata auth login [--url URL] --service-account UID --private-key FILE',
+    usage: 'strata auth login [--url URL] [--uid UID] [--password-file FILE]   (or STRATA_PASSWORD in the environment)\n       strata auth login [--url URL] --service-account UID --private-key FILE\n       strata auth login --url https://HOST:8443 (--ca-fingerprint SHA256 | --ca-file FILE) ...   (through the gateway)',
     flags: {
       url: 'API address (default http://127.0.0.1:8080, or the last one logged in to)',
       uid: 'user id (default: the uid in --password-file when it is a bootstrap credentials file)',
       'password-file': 'file holding the password, or a bootstrap-credentials.json written by `strata up`',
       'service-account': 'log in as this service account (with --private-key): signs a 5-minute login token',
       'private-key': 'PEM private key of the service account (RSA or EC P-256)',
+      'ca-file': 'https (the gateway): trust this cluster root CA (PEM)',
+      'ca-fingerprint': 'https (the gateway): fetch /ca/dcos-ca.crt and trust it only if its SHA-256 fingerprint is this (strata up prints it)',
     },
     configFlags: false,
     run: authLogin,
+  },
+  {
+    name: 'gateway status',
+    summary: 'Show the gateway you logged in through: its address, certificate, upstream API and app endpoints (/service/<app-id>/)',
+    usage: 'strata gateway status [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: gatewayStatus,
   },
   {
     name: 'iam user list',

@@ -29,6 +29,7 @@ import { startConfiguredPolicy } from '../dataplane/policy/start.ts';
 import { startConfiguredOverlay } from '../overlay/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
+import { startGateway, type GatewayHandle } from '../gateway/start.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -68,6 +69,32 @@ async function xdsOf(config: Readonly<StrataConfig>, master: MasterHandle, logge
   return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }) });
 }
 
+/**
+ * The gateway every master runs when `gateway.enabled` (HTTPS in front of its
+ * API and the apps). A taken port is reported and the rest runs on.
+ */
+async function gatewayOf(config: Readonly<StrataConfig>, master: MasterHandle, logger: Logger): Promise<{ handle?: GatewayHandle; line: string }> {
+  if (!config.gateway.enabled) return { line: 'off (--gateway-enabled false)' };
+  try {
+    const handle = await startGateway({
+      config, apiUrl: master.apiUrl, tokens: master.tokens, iam: master.iam, ca: master.ca, records: master.records, registry: master.metrics,
+      logger: logger.child({ component: 'gateway' }),
+    });
+    return { handle, line: `${handle.url} (HTTPS, cluster CA SHA-256 ${handle.caFingerprint})` };
+  } catch (err) {
+    if (!/EADDRINUSE|address already in use/.test(String(err))) throw err;
+    logger.warn({ err }, 'gateway: not started');
+    return { line: `not started: port ${config.gateway.port} is taken (pick another with --gateway-port; 0 picks a free one)` };
+  }
+}
+
+/** The login line: through the gateway (pinning the CA) when it runs, else the plain API. */
+function loginLine(master: MasterHandle, gateway: GatewayHandle | undefined, credentials: string): string {
+  return gateway
+    ? `npx strata auth login --url ${gateway.url} --ca-fingerprint ${gateway.caFingerprint} --password-file ${credentials}`
+    : `npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`;
+}
+
 export async function runMaster(args: ParsedArgs): Promise<number> {
   const config = loadConfig({ flags: args.values, env: process.env });
   const logger = makeLogger(config);
@@ -80,11 +107,14 @@ export async function runMaster(args: ParsedArgs): Promise<number> {
     throw err;
   }
   const dns = await startNodeDns(config, logger, master);
+  const gateway = await gatewayOf(config, master, logger);
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend}); DNS: ${dns.line}`);
   if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}`);
+  console.log(`gateway (Admin Router): ${gateway.line}`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
+  await gateway.handle?.close();
   await dns.close();
   await xds?.close();
   await master.close();
@@ -205,6 +235,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
   const master = await startMaster({ config, logger: logger.child({ component: 'master' }), leaderLoops: leaderLoopsOf(config) });
   let xds: XdsHandle | undefined;
   let xdsProblem: string | undefined;
+  let gateway: { handle?: GatewayHandle; line: string } | undefined;
   try {
     // A taken xDS port (another Strata or an Istio on this machine) is reported, as DNS's is; strata up runs on.
     xds = await xdsOf(config, master, logger).catch((err: unknown) => {
@@ -221,6 +252,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const policy = await startConfiguredPolicy({ config, masters: new MasterUrls(master.apiUrl), token, logger: logger.child({ component: 'policy' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
+    gateway = await gatewayOf(config, master, logger);
     const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
@@ -238,8 +270,9 @@ export async function runUp(args: ParsedArgs): Promise<number> {
         : `  bootstrap superuser: created on an earlier start; its credentials file is no longer in ${config.dataDir}`,
       '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
       `  DNS:    ${dns.line}`,
+      `  gateway: ${gateway.line}; every API and /service/<app-id>/ behind one login`,
       '',
-      `Log in:  npx strata auth login --url ${master.apiUrl} --password-file ${credentials}`,
+      `Log in:  ${loginLine(master, gateway.handle, credentials)}`,
       'Stop:    Ctrl-C (or SIGTERM)',
     ];
     console.log(lines.join('\n'));
@@ -253,6 +286,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
   } finally {
+    await gateway?.handle?.close();
     await xds?.close();
     await master.close();
     logger.flush();

@@ -81,6 +81,12 @@ export const ERROR_CODES = {
   TASK_LOG_AGENT_UNAVAILABLE: { httpStatus: 502, summary: 'A task\'s log could not be read: its agent is unknown, cannot be reached, or refused the master\'s request; the message says which.' },
   TASK_LOG_GONE: { httpStatus: 410, summary: 'The task is known but its sandbox (and so its log) is no longer on its agent.' },
   DEPLOYMENT_DEPENDENCY_CYCLE: { httpStatus: 422, summary: 'The apps\' dependencies would form a cycle; the message names the apps in it.' },
+  // gateway
+  GATEWAY_NO_ROUTE: { httpStatus: 404, summary: 'The gateway serves no such path (see the gateway README for its route classes), or /service/<app> names no app.' },
+  GATEWAY_CSRF_REFUSED: { httpStatus: 403, summary: 'A request authenticated only by the auth cookie changes state (not GET/HEAD/OPTIONS) but its Origin (or Referer) is not the gateway\'s own origin; send the token in the Authorization header, or the request from the gateway\'s origin.' },
+  GATEWAY_UPSTREAM_UNAVAILABLE: { httpStatus: 502, summary: 'The gateway could not connect to the upstream (refused, reset or connect timeout); the message names the route class and the upstream.' },
+  GATEWAY_NO_HEALTHY_TASK: { httpStatus: 503, summary: 'The app behind /service/<app> has no running, healthy task with the port the gateway proxies to; the message says how many tasks it has and why none serves.' },
+  GATEWAY_UPSTREAM_TIMEOUT: { httpStatus: 504, summary: 'The upstream accepted the connection but sent no response headers within gateway.upstreamTimeoutMs.' },
   // processes
   PROCESS_LEADER_LOST: { httpStatus: 503, summary: 'This master lost leadership and is stepping down.' },
   // executor (tasks on an agent)

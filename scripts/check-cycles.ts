@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
-const folders = ['common', 'control-plane', 'dataplane', 'dns', 'overlay', 'scheduler', 'security', 'cli', 'test', 'bench'];
+const folders = ['common', 'control-plane', 'dataplane', 'dns', 'overlay', 'gateway', 'scheduler', 'security', 'cli', 'test', 'bench'];
 
 function files(dir: string): string[] {
   let out: string[] = [];

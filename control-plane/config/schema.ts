@@ -206,6 +206,24 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    gateway: Type.Object(
+      {
+        /** The authenticating HTTPS gateway (Admin Router) in front of the API, the other components and app endpoints. */
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ ...Host, default: '127.0.0.1' }),
+        /** HTTPS port (DC/OS Admin Router: 443); 0 picks a free one. */
+        port: Type.Integer({ ...Port, default: 8443 }),
+        /** Extra DNS names and IP addresses for the gateway's certificate (localhost, 127.0.0.1, ::1, the host name and `host` are always in it). */
+        certificateNames: Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:*-]+$' }), { default: [], maxItems: 64 }),
+        /** Give up on an upstream that has not answered (headers) in this long; 504. Streams (events, logs, websockets) are not cut once they answer. */
+        upstreamTimeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
+        /** Give up connecting to an upstream after this long; 502. */
+        connectTimeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 5_000 }),
+        /** Write one access log line per request (info level, component "gateway"). */
+        accessLog: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(

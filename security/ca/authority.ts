@@ -323,6 +323,51 @@ export class ClusterCa {
     return { ...issued, privateKey: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), certificateRequest: csr };
   }
 
+  /**
+   * A server certificate for one of the cluster's own components (the
+   * gateway): a fresh EC P-256 key, `spiffe://<trust domain>/component/<name>`
+   * plus the DNS names and IP addresses clients dial (so HTTPS clients that
+   * trust the root verify the host name), serverAuth+clientAuth, CA:false,
+   * at most `maxLeafTtlSeconds`. Only processes holding the CA object call
+   * this; no API route reaches it (callers of `/sign` get their own SPIFFE
+   * id only). Recorded like every leaf, so it can be revoked.
+   */
+  async issueComponentCertificate(component: string, options: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[]; readonly ttlSeconds?: number }): Promise<IssuedLeaf & { privateKey: string }> {
+    if (!/^[a-z][a-z0-9-]{0,62}$/.test(component)) throw new StrataError('CA_CSR_REJECTED', `component name ${JSON.stringify(component)} must be lower-case letters, digits and dashes`);
+    const ttlSeconds = Math.min(options.ttlSeconds ?? this.#options.maxLeafTtlSeconds, this.#options.maxLeafTtlSeconds);
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spiffeId = `spiffe://${this.trustDomain}/component/${component}`;
+    const notBefore = new Date(Math.floor(this.#now() / 1000) * 1000 - BACKDATE_SECONDS * 1000);
+    const wanted = new Date(notBefore.getTime() + ttlSeconds * 1000);
+    const notAfter = wanted < this.#intermediateNotAfter ? wanted : this.#intermediateNotAfter;
+    const serial = newSerial();
+    let der: Buffer;
+    try {
+      der = buildCertificate(
+        {
+          serial, issuer: this.#intermediateSubject, subject: name([[OID.commonName, component]]), notBefore, notAfter,
+          publicKey: pair.publicKey, issuerPublicKey: this.#intermediatePublicKey, ca: false,
+          keyUsage: [KEY_USAGE.digitalSignature], extKeyUsage: [OID.serverAuth, OID.clientAuth],
+          uris: [spiffeId], dnsNames: options.dnsNames, ipAddresses: options.ipAddresses,
+        },
+        this.#intermediateKey,
+      );
+    } catch (err) {
+      if (err instanceof DerError) throw new StrataError('CA_CSR_REJECTED', `component certificate refused: ${err.message}`);
+      throw err;
+    }
+    const serialHex = serial.toString('hex');
+    const record: IssuedCertificate = { serial: serialHex, authorityId: this.#record.id, uid: `component.${component}`, spiffeId, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() };
+    const written = await this.#records.put('certificate', record, { casIndex: 0 });
+    if (!written.ok) throw new StrataError('API_INTERNAL', 'a certificate serial repeated; retry');
+    const certificate = toPem(der, 'CERTIFICATE');
+    return {
+      certificate, certificateChain: `${certificate}${this.intermediatePem}`, issuingCa: this.intermediatePem, rootCa: this.rootPem,
+      serial: serialHex, spiffeId, notBefore, notAfter, renewal: renewalWindow(notBefore, notAfter),
+      privateKey: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+  }
+
   async revoke(serial: string, reason: RevocationReason): Promise<IssuedCertificate> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const current = await this.#records.get('certificate', serial);

@@ -10,6 +10,7 @@
  * - {@link buildCrl}: a v2 CRL.
  */
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import {
   DerError,
   TAG,
@@ -113,6 +114,32 @@ export interface CertificateSpec {
   readonly extKeyUsage?: readonly string[];
   /** URI SANs (a SPIFFE leaf has exactly one). */
   readonly uris?: readonly string[];
+  /** DNS name SANs (component server certificates only, e.g. the gateway's host names). */
+  readonly dnsNames?: readonly string[];
+  /** IP address SANs, IPv4 or IPv6 text (component server certificates only). */
+  readonly ipAddresses?: readonly string[];
+}
+
+/** The 4 or 16 bytes of an IP literal, for an iPAddress SAN. */
+function ipBytes(text: string): Buffer {
+  if (isIPv4(text)) return Buffer.from(text.split('.').map(Number));
+  if (!isIPv6(text) || text.includes('.')) throw new DerError(`${JSON.stringify(text)} is not an IP address (IPv4, or IPv6 in hex groups)`);
+  const [head = '', tail] = text.split('::');
+  const groups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const out = Buffer.alloc(16);
+  all.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  return out;
+}
+
+function generalNames(spec: CertificateSpec): Buffer[] {
+  return [
+    ...(spec.uris ?? []).map((u) => implicit(6, Buffer.from(u, 'ascii'))),
+    ...(spec.dnsNames ?? []).map((d) => implicit(2, Buffer.from(d, 'ascii'))),
+    ...(spec.ipAddresses ?? []).map((ip) => implicit(7, ipBytes(ip))),
+  ];
 }
 
 /** Build and sign a v3 certificate; returns its DER. */
@@ -125,7 +152,7 @@ export function buildCertificate(spec: CertificateSpec, issuerKey: KeyObject): B
     extension(OID.basicConstraints, true, basic),
     extension(OID.keyUsage, true, namedBits(spec.keyUsage)),
     ...(spec.extKeyUsage ? [extension(OID.extKeyUsage, false, seq(...spec.extKeyUsage.map(oid)))] : []),
-    ...(spec.uris && spec.uris.length > 0 ? [extension(OID.subjectAltName, subjectEmpty, seq(...spec.uris.map((u) => implicit(6, Buffer.from(u, 'ascii')))))] : []),
+    ...(generalNames(spec).length > 0 ? [extension(OID.subjectAltName, subjectEmpty, seq(...generalNames(spec)))] : []),
     extension(OID.subjectKeyIdentifier, false, octets(keyIdentifier(spki))),
     extension(OID.authorityKeyIdentifier, false, seq(implicit(0, keyIdentifier(issuerSpki)))),
   ];

@@ -33,8 +33,8 @@ export function startStrata(args: readonly string[], options: { env?: NodeJS.Pro
   const child = spawn(cmd, argv, {
     cwd: options.cwd,
     // Tests never program the root namespace's nftables or links (the VIP load balancer, network policy and the overlay are off unless a
-    // test turns them on, in its own namespace), and DNS and xDS servers take free ports.
-    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'off', STRATA_DATAPLANE_POLICY: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', STRATA_XDS_PORT: '0', ...options.env },
+    // test turns them on, in its own namespace), and DNS, xDS and gateway servers take free ports.
+    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'off', STRATA_DATAPLANE_POLICY: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', STRATA_XDS_PORT: '0', STRATA_GATEWAY_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
