@@ -26,6 +26,7 @@ import { vipAllocator } from '../control-plane/vips/allocator.ts';
 import { overlayAddressReaper } from '../control-plane/networks/address-reaper.ts';
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
 import { startConfiguredOverlay } from '../overlay/start.ts';
+import { overlayTaskNetworking } from '../overlay/task-networking.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
 import type { ParsedArgs } from './args.ts';
@@ -102,12 +103,15 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
     })).trim();
   await token();
   const logger = makeLogger(config);
-  const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
+  const masters0 = new MasterUrls(config.agent.masterUrl);
+  const networking = overlayTaskNetworking({ masterUrl: () => masters0.current, token });
+  const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token, networking });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const masters = new MasterUrls(config.agent.masterUrl);
   const dns = await startAgentDns(config, logger, masters, token);
   // The overlay asks the first master for leases (it does not follow a failover yet).
   const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  networking.bind({ agentId: agent.id, overlay });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
@@ -116,6 +120,7 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   await overlay?.close();
   await l4lb?.close();
   await agent.close();
+  networking.close();
   return 0;
 }
 
@@ -213,10 +218,12 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await ensureAgentPrincipal(master.iam);
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
-    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
+    const networking = overlayTaskNetworking({ masterUrl: () => master.apiUrl, token, metrics: master.metrics });
+    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, networking });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
     const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
+    networking.bind({ agentId: agent.id, overlay });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -245,6 +252,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await overlay?.close({ removeDevices: true });
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
+    networking.close();
   } finally {
     await xds?.close();
     await master.close();
