@@ -3,8 +3,10 @@
  * its own network namespace, on node-api only (so one build works across
  * Node versions):
  *
- *   createNetns(path)      a new network namespace, kept alive by a bind
- *                          mount on `path` (what `ip netns add` does)
+ *   createNetns(path, share)  a new network namespace, kept alive by a bind
+ *                          mount on `path` (what `ip netns add` does); with
+ *                          `share`, the directory is first made a shared
+ *                          mount point, as iproute2 does for /run/netns
  *   removeNetns(path)      unmount and unlink it (`ip netns del`)
  *   withNetns(path, fn)    run `fn` synchronously with the calling (main)
  *                          thread inside the namespace at `path`, then
@@ -24,6 +26,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,12 +89,19 @@ static void share_dir(const char *dir) {
 }
 
 static napi_value create_netns(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
+  napi_value argv[2];
   char path[4096];
-  if (path_arg(env, info, 1, argv, path, sizeof path) != 0) return NULL;
-  char dir_buf[4096];
-  strcpy(dir_buf, path);
-  share_dir(dirname(dir_buf));
+  if (path_arg(env, info, 2, argv, path, sizeof path) != 0) return NULL;
+  bool share = false;
+  if (napi_get_value_bool(env, argv[1], &share) != napi_ok) {
+    napi_throw_type_error(env, "STRATA_NETNS", "the second argument must be a boolean");
+    return NULL;
+  }
+  if (share) {
+    char dir_buf[4096];
+    strcpy(dir_buf, path);
+    share_dir(dirname(dir_buf));
+  }
   int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return throw_errno(env, errno, "create", path);
   close(fd);

@@ -75,6 +75,14 @@ const CLIENT = `const s = require('node:net').connect({ host: process.argv.at(-1
   await t.throwsAsync(host.exec('ip', ['link', 'show', attached.hostIf]));
   await networks.detachTask(taskId); // idempotent
   t.throws(() => netns.within(attached.netnsPath, () => 1), { code: 'OVERLAY_NETNS' });
+
+  // The bridge re-created (a new ifindex) since the last attach: the remembered index is looked up again.
+  await host.exec('ip', ['link', 'del', 'm-dcos']);
+  await host.exec('ip', ['link', 'add', 'm-dcos', 'mtu', '1420', 'type', 'bridge']);
+  const again = await networks.attachTask(`${taskId}-2`, link);
+  t.teardown(() => networks.detachTask(`${taskId}-2`).catch(() => undefined));
+  t.is((JSON.parse(await host.exec('ip', ['-j', 'link', 'show', again.hostIf])) as { master?: string }[])[0]!.master, 'm-dcos');
+  await networks.detachTask(`${taskId}-2`);
   t.throws(() => netns.within(`/run/netns/${host.name}`, async () => 1), { code: 'OVERLAY_NETNS', message: /synchronous/ });
 });
 

@@ -14,7 +14,7 @@
 import { openSync, closeSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { StrataError } from '../common/errors.ts';
-import { address, decodeAddress, decodeLink, decodeRoute, defaultRoute, delLinkNamed, dump, newVeth, setLink, type LinkInfo } from './rtnl/codec.ts';
+import { address, decodeAddress, decodeLink, decodeRoute, defaultRoute, delLinkNamed, dump, newVeth, setLink, type LinkInfo, type Request } from './rtnl/codec.ts';
 import { NetlinkRtnl, type Rtnl } from './rtnl/socket.ts';
 import { hostVethName, taskNetnsPath, type NetnsOps } from './netns.ts';
 
@@ -37,6 +37,8 @@ export interface Attached {
   readonly ifName: string;
   /** MAC of the interface inside the namespace. */
   readonly mac?: string;
+  /** The bridge's ifindex on the host (a hint for the next attach). */
+  readonly bridgeIndex: number;
 }
 
 const errnoOf = (err: unknown): string | undefined => ((err as StrataError).details as { code?: string } | undefined)?.code;
@@ -45,31 +47,42 @@ async function linkNamed(rtnl: Rtnl, name: string): Promise<LinkInfo | undefined
   return (await rtnl.dump(dump.links())).map(decodeLink).find((l) => l.name === name);
 }
 
-/** The steps above; `container` is a socket opened inside the namespace, `netnsFd` an open fd of it. */
-export async function attachContainer(host: Rtnl, container: Rtnl, netnsFd: number, link: ContainerLink): Promise<Attached> {
-  const bridge = await linkNamed(host, link.bridge);
-  if (!bridge) throw new StrataError('OVERLAY_ATTACH', `no bridge ${link.bridge} on this agent: its overlay has not programmed the network yet (or is off)`);
-  const veth = newVeth({ name: link.hostIf, mtu: link.mtu, master: bridge.index, peer: { name: link.ifName, netnsFd } });
+/**
+ * The steps above; `container` is a socket opened inside the namespace,
+ * `netnsFd` an open fd of it. `bridgeIndex` (from an earlier attach) saves
+ * the host dump; a stale one is looked up again.
+ */
+export async function attachContainer(host: Rtnl, container: Rtnl, netnsFd: number, link: ContainerLink, hints: { readonly bridgeIndex?: number } = {}): Promise<Attached> {
+  const lookup = async (): Promise<number> => {
+    const bridge = await linkNamed(host, link.bridge);
+    if (!bridge) throw new StrataError('OVERLAY_ATTACH', `no bridge ${link.bridge} on this agent: its overlay has not programmed the network yet (or is off)`);
+    return bridge.index;
+  };
+  let bridgeIndex = hints.bridgeIndex ?? (await lookup());
+  const veth = (): Request => newVeth({ name: link.hostIf, mtu: link.mtu, master: bridgeIndex, peer: { name: link.ifName, netnsFd } });
   try {
-    await host.request(veth);
+    await host.request(veth());
   } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
-    // Left by an attach that failed half-way (or a crash): start again.
-    await host.request(delLinkNamed(link.hostIf)).catch(() => undefined);
-    await host.request(veth);
+    if (errnoOf(err) === 'EEXIST') {
+      // Left by an attach that failed half-way (or a crash): start again.
+      await host.request(delLinkNamed(link.hostIf)).catch(() => undefined);
+    } else if (hints.bridgeIndex !== undefined) {
+      bridgeIndex = await lookup(); // the bridge was re-created since
+    } else throw err;
+    await host.request(veth());
   }
   const inside = (await container.dump(dump.links())).map(decodeLink);
   const lo = inside.find((l) => l.name === 'lo');
   const eth = inside.find((l) => l.name === link.ifName);
   if (!eth) throw new StrataError('OVERLAY_ATTACH', `${link.ifName} did not appear in the namespace after creating the veth pair`);
-  const steps = [
-    ...(lo && !lo.up ? [setLink(lo.index, { up: true }, 'lo')] : []),
-    address('add', eth.index, link.ip, link.prefixLength),
-    setLink(eth.index, { up: true }, link.ifName),
-    defaultRoute(link.gateway),
-  ];
-  for (const step of steps) await container.request(step);
-  return { hostIf: link.hostIf, ifName: link.ifName, ...(eth.mac ? { mac: eth.mac } : {}) };
+  // Independent steps go together; the route needs the address and the link up.
+  await Promise.all([
+    ...(lo && !lo.up ? [container.request(setLink(lo.index, { up: true }, 'lo'))] : []),
+    container.request(address('add', eth.index, link.ip, link.prefixLength)),
+    container.request(setLink(eth.index, { up: true }, link.ifName)),
+  ]);
+  await container.request(defaultRoute(link.gateway));
+  return { hostIf: link.hostIf, ifName: link.ifName, bridgeIndex, ...(eth.mac ? { mac: eth.mac } : {}) };
 }
 
 /** Delete the host end (and so the pair); true if it existed. */
@@ -144,6 +157,8 @@ export class ContainerNetworks {
   readonly #o: ContainerNetworksOptions;
   readonly #open: OpenRtnlIn;
   readonly #metrics: AttachMetrics | undefined;
+  /** Bridge ifindexes seen by earlier attaches (each attach then skips a dump of the host's links). */
+  readonly #bridges = new Map<string, number>();
 
   constructor(options: ContainerNetworksOptions) {
     this.#o = options;
@@ -179,7 +194,10 @@ export class ContainerNetworks {
     let container: Rtnl | undefined;
     try {
       container = this.#open(netnsPath);
-      return await attachContainer(this.#o.host, container, fd, link);
+      const known = this.#bridges.get(link.bridge);
+      const attached = await attachContainer(this.#o.host, container, fd, link, known === undefined ? {} : { bridgeIndex: known });
+      this.#bridges.set(link.bridge, attached.bridgeIndex);
+      return attached;
     } finally {
       container?.close();
       closeSync(fd);

@@ -28,7 +28,7 @@ export interface NetnsOps {
 }
 
 interface Addon {
-  createNetns(path: string): void;
+  createNetns(path: string, share: boolean): void;
   removeNetns(path: string): void;
   withNetns(path: string, fn: () => unknown): unknown;
 }
@@ -68,7 +68,8 @@ export function nativeNetns(): NetnsOps {
     create(path) {
       mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
       try {
-        a.createNetns(path);
+        // /run/netns is made a shared mount point as iproute2 does (mounts there reach other mount namespaces); other directories are left as they are.
+        a.createNetns(path, dirname(path) === NETNS_DIR);
       } catch (err) {
         throw wrap(err);
       }

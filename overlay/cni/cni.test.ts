@@ -35,7 +35,7 @@ function fakes(): { master: CniMaster; kernel: CniKernel; calls: string[]; held:
     attachNetns: async (path, link) => {
       calls.push(`attach ${path} ${JSON.stringify(link)}`);
       links.set(link.hostIf, link);
-      return { hostIf: link.hostIf, ifName: link.ifName, mac: '0a:58:09:00:03:02' };
+      return { hostIf: link.hostIf, ifName: link.ifName, mac: '0a:58:09:00:03:02', bridgeIndex: 3 };
     },
     check: async (_path, link) => (links.get(link.hostIf)?.ip === link.ip ? [] : [`${link.ifName} lacks ${link.ip}/${link.prefixLength}`]),
     detachLink: async (hostIf) => {
