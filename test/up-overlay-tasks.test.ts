@@ -89,6 +89,21 @@ interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string;
   t.is(ports.filter((p) => p.ifname.startsWith('sv')).length, 2);
   for (const p of ports.filter((x) => x.ifname.startsWith('sv'))) t.is(p.mtu, 1420);
 
+  // Mesos-DNS-style names: containerip and autoip (no host ports: the container IPs) answer the container IPs.
+  const dnsPort = /DNS: +127\.0\.0\.1 UDP (\d+)/.exec(up.output())?.[1];
+  t.truthy(dnsPort, up.output());
+  for (const name of ['web.marathon.containerip.dcos.thisdcos.directory', 'web.marathon.autoip.dcos.thisdcos.directory']) {
+    const found = await until(async () => {
+      const r = await cli(['dns', 'lookup', name, 'A', '--dns-udp-port', dnsPort!]);
+      const got = [...r.output.matchAll(/(9\.0\.0\.\d+)/g)].map((m) => m[1]!).sort();
+      return got.length === 2 ? got : undefined;
+    }, `${name} answering both container IPs`);
+    t.deepEqual(found, ips, name);
+  }
+  // The CLI shows a task's container IP.
+  const shown = await cli(['task', 'show', tasks[0]!.id]);
+  t.regex(shown.output, new RegExp(`CONTAINER IP +${tasks[0]!.ipAddresses[0]!.ipAddress.replace(/\./g, '\\.')} \\(IPv4\\)`));
+
   // By VIP, from another namespace routed through the agent host.
   const client: Netns = await set.create('c');
   await routedVeth(set, ns, client, 'sxc0', '10.77.0');
