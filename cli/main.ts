@@ -227,6 +227,7 @@ const VERBS: readonly Verb[] = [
     name: 'task show',
     summary: 'Show one task: state, agent host, its container IP on a virtual network (or host networking), ports, last message; TASK may be part of an id',
     usage: 'strata task show TASK [--json]',
+    flags: {},
     booleans: ['json'],
     operands: ['TASK'],
     configFlags: false,
