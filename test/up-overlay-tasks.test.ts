@@ -2,7 +2,8 @@
  * Tasks on the `dcos` overlay, end to end: `strata up` as root inside a
  * namespace this test creates (overlay and VIP load balancer on), an app
  * with `networks: [{mode: "container", name: "dcos"}]` whose tasks start in
- * their own network namespaces: the container IP is in the task's status,
+ * their own network namespaces: the container IP is in the task's status
+ * (and its HTTP health check probes it there),
  * the task answers on it (its port is its own: two tasks bind the same
  * port), and through its VIP from another namespace; a network whose
  * subnet is exhausted fails the extra task with a clear reason the
@@ -44,7 +45,7 @@ async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 9
   }
 }
 
-interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string; protocol: string }[]; message?: string }
+interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string; protocol: string }[]; healthCheckResults?: { alive: boolean }[] }
 
 (skip ? test.skip : test)('strata up as root: a task on the dcos overlay gets its own namespace and container IP, reachable by that IP and by VIP; an exhausted subnet fails a task with the reason', async (t) => {
   const set = netnsSet('sxupt');
@@ -66,14 +67,16 @@ interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string;
     id: '/web', cmd: server, instances: 2, cpus: 0.1, mem: 64,
     networks: [{ mode: 'container', name: 'dcos' }],
     container: { type: 'MESOS', portMappings: [{ containerPort: 8080, name: 'http', labels: { VIP_0: '/web:80' } }] },
+    // Probed by the agent at the container IP and port (the VIP takes a backend only once it is healthy).
+    healthChecks: [{ protocol: 'HTTP', path: '/', portIndex: 0, gracePeriodSeconds: 30, intervalSeconds: 1, timeoutSeconds: 2 }],
   }));
   const added = await cli(['app', 'add', join(dir, 'web.json')]);
   t.is(added.code, 0, added.output);
 
   const tasks = await until(async () => {
     const { tasks } = await api<{ tasks: ApiTask[] }>('GET', '/v2/apps/web/tasks');
-    return tasks.length === 2 && tasks.every((x) => x.state === 'TASK_RUNNING' && x.ipAddresses.length === 1) ? tasks : undefined;
-  }, 'two RUNNING tasks with container IPs');
+    return tasks.length === 2 && tasks.every((x) => x.state === 'TASK_RUNNING' && x.ipAddresses.length === 1 && x.healthCheckResults?.[0]?.alive === true) ? tasks : undefined;
+  }, 'two RUNNING, healthy tasks with container IPs');
   const ips = tasks.map((x) => x.ipAddresses[0]!.ipAddress).sort();
   for (const ip of ips) t.regex(ip, /^9\.0\.0\.\d+$/);
   t.not(ips[0], ips[1]);

@@ -489,6 +489,8 @@ export class TaskRunner {
     }
     if (checksOf(app).length === 0) return;
     const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts });
+    // A task on a container network is probed at its container IP and container ports (its own namespace).
+    const containerIp = containerNetworkOf(app) === undefined ? undefined : (this.#ips.get(taskId) ?? this.#listed.get(taskId)?.ipAddresses)?.[0]?.ipAddress;
     let env: Record<string, string>;
     try {
       env = taskEnvironment(spec, { host: executor.host, sandbox: handle.sandbox });
@@ -500,7 +502,8 @@ export class TaskRunner {
     const startedAt = firstRunning ? Date.parse(firstRunning.timestamp) : Date.now();
     const checker = new HealthChecker({
       checks: checksOf(app),
-      ports: taskPorts,
+      ports: containerIp === undefined ? taskPorts : spec.ports ?? [],
+      ...(containerIp === undefined ? {} : { host: containerIp }),
       sandbox: handle.sandbox,
       env,
       startedAt,
