@@ -104,7 +104,7 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   await token();
   const logger = makeLogger(config);
   const masters0 = new MasterUrls(config.agent.masterUrl);
-  const networking = overlayTaskNetworking({ masterUrl: () => masters0.current, token });
+  const networking = overlayTaskNetworking({ masterUrl: () => masters0.current, token, netnsDir: config.overlay.netnsDir });
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token, networking });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const masters = new MasterUrls(config.agent.masterUrl);
@@ -218,7 +218,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await ensureAgentPrincipal(master.iam);
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
-    const networking = overlayTaskNetworking({ masterUrl: () => master.apiUrl, token, metrics: master.metrics });
+    const networking = overlayTaskNetworking({ masterUrl: () => master.apiUrl, token, metrics: master.metrics, netnsDir: config.overlay.netnsDir });
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, networking });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);

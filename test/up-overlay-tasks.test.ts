@@ -11,7 +11,8 @@
  * without root or the strata_netns addon.
  */
 import test from 'ava';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsSet, netnsUnavailable, routedVeth, type Netns } from './harness/netns.ts';
 import { startUpLoggedInNetns } from './harness/process.ts';
@@ -51,11 +52,15 @@ interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string;
   const set = netnsSet('sxupt');
   t.teardown(() => set.cleanup());
   const ns = await set.create('n');
+  // Task namespaces in a directory of the test's own (left behind only there if the test dies).
+  const nsDir = await mkdtemp(join(tmpdir(), 'strata-test-netns-'));
+  t.teardown(() => rm(nsDir, { recursive: true, force: true }));
   const { up, dir, cli, apiUrl } = await startUpLoggedInNetns(t, 'up-overlay-tasks', ns.name, {
     STRATA_OVERLAY_ENABLED: 'on',
     STRATA_OVERLAY_RECONCILE_SECONDS: '1',
     STRATA_DATAPLANE_L4LB: 'on',
     STRATA_DATAPLANE_RECONCILE_SECONDS: '0',
+    STRATA_OVERLAY_NETNS_DIR: nsDir,
   });
   const { token } = JSON.parse(await readFile(join(dir, 'cli.json'), 'utf8')) as { token: string };
   // The API listens inside the namespace: ask from there.
