@@ -3,7 +3,7 @@
  * namespace this test creates (overlay and VIP load balancer on), an app
  * with `networks: [{mode: "container", name: "dcos"}]` whose tasks start in
  * their own network namespaces: the container IP is in the task's status
- * (and its HTTP health check probes it there),
+ * (its HTTP health and readiness checks probe it there),
  * the task answers on it (its port is its own: two tasks bind the same
  * port), and through its VIP from another namespace; a network whose
  * subnet is exhausted fails the extra task with a clear reason the
@@ -46,7 +46,7 @@ async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 9
   }
 }
 
-interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string; protocol: string }[]; healthCheckResults?: { alive: boolean }[] }
+interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string; protocol: string }[]; healthCheckResults?: { alive: boolean }[]; readinessCheckResults?: { ready: boolean }[] }
 
 (skip ? test.skip : test)('strata up as root: a task on the dcos overlay gets its own namespace and container IP, reachable by that IP and by VIP; an exhausted subnet fails a task with the reason', async (t) => {
   const set = netnsSet('sxupt');
@@ -74,14 +74,15 @@ interface ApiTask { id: string; state: string; ipAddresses: { ipAddress: string;
     container: { type: 'MESOS', portMappings: [{ containerPort: 8080, name: 'http', labels: { VIP_0: '/web:80' } }] },
     // Probed by the agent at the container IP and port (the VIP takes a backend only once it is healthy).
     healthChecks: [{ protocol: 'HTTP', path: '/', portIndex: 0, gracePeriodSeconds: 30, intervalSeconds: 1, timeoutSeconds: 2 }],
+    readinessChecks: [{ name: 'ready', protocol: 'HTTP', path: '/', portName: 'http', intervalSeconds: 2, timeoutSeconds: 1 }],
   }));
   const added = await cli(['app', 'add', join(dir, 'web.json')]);
   t.is(added.code, 0, added.output);
 
   const tasks = await until(async () => {
     const { tasks } = await api<{ tasks: ApiTask[] }>('GET', '/v2/apps/web/tasks');
-    return tasks.length === 2 && tasks.every((x) => x.state === 'TASK_RUNNING' && x.ipAddresses.length === 1 && x.healthCheckResults?.[0]?.alive === true) ? tasks : undefined;
-  }, 'two RUNNING, healthy tasks with container IPs');
+    return tasks.length === 2 && tasks.every((x) => x.state === 'TASK_RUNNING' && x.ipAddresses.length === 1 && x.healthCheckResults?.[0]?.alive === true && x.readinessCheckResults?.[0]?.ready === true) ? tasks : undefined;
+  }, 'two RUNNING, healthy and ready tasks with container IPs');
   const ips = tasks.map((x) => x.ipAddresses[0]!.ipAddress).sort();
   for (const ip of ips) t.regex(ip, /^9\.0\.0\.\d+$/);
   t.not(ips[0], ips[1]);

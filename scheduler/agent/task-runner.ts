@@ -482,15 +482,19 @@ export class TaskRunner {
     const handle = executor.get(taskId);
     if (this.#closed || this.#checkers.has(taskId) || this.#readinessCheckers.has(taskId) || !handle || handle.state !== 'RUNNING' || !hasChecks(app)) return;
     const taskPorts = ports ?? this.#listed.get(taskId)?.ports ?? [];
+    // A task on a container network is probed at its container IP and container ports (its own namespace).
+    const containerIp = containerNetworkOf(app) === undefined ? undefined : (this.#ips.get(taskId) ?? this.#listed.get(taskId)?.ipAddresses)?.[0]?.ipAddress;
     if (readinessOf(app).length > 0) {
-      const readiness = new ReadinessChecker({ taskId, app: { ...app, readinessChecks: readinessOf(app) }, ports: taskPorts, onResult: (results) => this.#onReadiness(taskId, results) });
+      const readiness = new ReadinessChecker({
+        taskId, app: { ...app, readinessChecks: readinessOf(app) }, ports: taskPorts,
+        ...(containerIp === undefined ? {} : { host: containerIp, containerNetwork: true }),
+        onResult: (results) => this.#onReadiness(taskId, results),
+      });
       this.#readinessCheckers.set(taskId, readiness);
       logger.debug({ taskId, checks: readinessOf(app).length }, 'readiness checks started');
     }
     if (checksOf(app).length === 0) return;
     const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts });
-    // A task on a container network is probed at its container IP and container ports (its own namespace).
-    const containerIp = containerNetworkOf(app) === undefined ? undefined : (this.#ips.get(taskId) ?? this.#listed.get(taskId)?.ipAddresses)?.[0]?.ipAddress;
     let env: Record<string, string>;
     try {
       env = taskEnvironment(spec, { host: executor.host, sandbox: handle.sandbox });
