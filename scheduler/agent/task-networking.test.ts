@@ -56,9 +56,9 @@ function setup(t: ExecutionContext, master: FakeMaster, workDir: string, network
   };
 }
 
-function containerTask(master: FakeMaster, out: string, network = 'dcos'): string {
+function containerTask(master: FakeMaster, out: string, network = 'dcos', extra: Record<string, unknown> = {}): string {
   const appId = `/net/app${++seq}`;
-  master.addApp({ id: appId, version: VERSION, cmd: `echo "$PORT0 $$" > ${out}; exec sleep 300`, networks: [{ mode: 'container', name: network }], container: { type: 'MESOS', portMappings: [{ containerPort: 8080, servicePort: 0, protocol: 'tcp', labels: {} }] }, taskKillGracePeriodSeconds: 1 } as never);
+  master.addApp({ id: appId, version: VERSION, cmd: `echo "$PORT0 $$" > ${out}; exec sleep 300`, networks: [{ mode: 'container', name: network }], container: { type: 'MESOS', portMappings: [{ containerPort: 8080, servicePort: 0, protocol: 'tcp', labels: {} }] }, taskKillGracePeriodSeconds: 1, ...extra } as never);
   const id = `net_app${seq}.instance-${process.pid}-${seq}._app.1`;
   master.addTask({ id, appId, agentId: AGENT, version: VERSION, ports: [] });
   return id;
@@ -141,4 +141,16 @@ test('agent restart: a running task\'s networking is left alone, the one that di
   await waitFor('the dead task detached', () => net.calls.slice(before).includes(`detach ${dies}`));
   t.false(net.calls.slice(before).some((c) => c.includes(keep)), 'the running task\'s networking is untouched');
   t.false(gone(keepPid));
+});
+
+test('COMMAND health checks of a container-network task are spawned within its namespace', async (t) => {
+  const dir = await tempDir(t);
+  const master = await FakeMaster.start();
+  t.teardown(() => master.close());
+  const net = new FakeNetworking();
+  await setup(t, master, join(dir, 'sandboxes'), net).start();
+  const check = { protocol: 'COMMAND', command: { value: 'true' }, gracePeriodSeconds: 5, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 3, delaySeconds: 0, ignoreHttp1xx: false };
+  const id = containerTask(master, join(dir, 'out'), 'dcos', { healthChecks: [check] });
+  await waitFor('a healthy report', () => master.reports.some((r) => r.taskId === id && r.healthCheckResults?.[0]?.alive === true));
+  t.true(net.calls.filter((c) => c === `within /fake/netns/${id}`).length >= 2, net.calls.join('\n'));
 });

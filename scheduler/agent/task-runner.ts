@@ -495,6 +495,9 @@ export class TaskRunner {
     }
     if (checksOf(app).length === 0) return;
     const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts });
+    // COMMAND checks of a task in its own namespace run there too (`curl localhost:8080` means the task's port).
+    const netnsPath = handle.netnsPath;
+    const networking = this.#o.networking;
     let env: Record<string, string>;
     try {
       env = taskEnvironment(spec, { host: executor.host, sandbox: handle.sandbox });
@@ -508,6 +511,7 @@ export class TaskRunner {
       checks: checksOf(app),
       ports: containerIp === undefined ? taskPorts : spec.ports ?? [],
       ...(containerIp === undefined ? {} : { host: containerIp }),
+      ...(netnsPath !== undefined && networking ? { spawnWithin: <T>(fn: () => T): T => networking.within(netnsPath, fn) } : {}),
       sandbox: handle.sandbox,
       env,
       startedAt,

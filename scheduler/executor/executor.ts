@@ -91,6 +91,8 @@ interface TaskRecord {
   procStartTime?: string;
   bootId: string;
   killRequested?: boolean;
+  /** The network namespace it was started in (a container network). */
+  netnsPath?: string;
   history: TaskStatus[];
 }
 
@@ -170,6 +172,11 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
   /** The task's main process and process group id, once it runs. */
   get pid(): number | undefined {
     return this.#record.pid;
+  }
+
+  /** The network namespace the task runs in (a container network; kept across agent restarts), if any. */
+  get netnsPath(): string | undefined {
+    return this.#record.netnsPath;
   }
 
   /**
@@ -259,6 +266,7 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
       if (spec.netnsPath !== undefined) {
         // Forked by the main thread while it is inside the task's network namespace: the task starts (and stays) there.
         if (!this.#ctx.enterNetns) return this.#end('ERROR', { reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: `The task needs the network namespace ${spec.netnsPath} but this executor cannot enter namespaces` });
+        this.#record.netnsPath = spec.netnsPath;
         child = this.#ctx.enterNetns(spec.netnsPath, start);
       } else child = start();
     } catch (err) {
