@@ -103,11 +103,11 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
     })).trim();
   await token();
   const logger = makeLogger(config);
-  const masters0 = new MasterUrls(config.agent.masterUrl);
-  const networking = overlayTaskNetworking({ masterUrl: () => masters0.current, token, netnsDir: config.overlay.netnsDir });
+  const masters = new MasterUrls(config.agent.masterUrl);
+  // Tasks on virtual networks: bound to the agent and its overlay once both run.
+  const networking = overlayTaskNetworking({ masterUrl: () => masters.current, token, netnsDir: config.overlay.netnsDir });
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token, networking });
   const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
-  const masters = new MasterUrls(config.agent.masterUrl);
   const dns = await startAgentDns(config, logger, masters, token);
   // The overlay asks the first master for leases (it does not follow a failover yet).
   const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
