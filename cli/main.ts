@@ -22,6 +22,7 @@ import { policyAdd, policyExplain, policyList, policyRemove, policyRuleset, poli
 import { networkAdd, networkLease, networkLeases, networkList, networkRemove, networkShow } from './networks.ts';
 import { queueList, queueReset } from './queue.ts';
 import { taskLog } from './task-log.ts';
+import { taskShow } from './task-show.ts';
 import { envoyBootstrapVerb } from './envoy.ts';
 
 export interface Verb {
@@ -223,6 +224,16 @@ const VERBS: readonly Verb[] = [
     booleans: ['json'],
     configFlags: false,
     run: taskList,
+  },
+  {
+    name: 'task show',
+    summary: 'Show one task: state, agent host, its container IP on a virtual network (or host networking), ports, last message; TASK may be part of an id',
+    usage: 'strata task show TASK [--json]',
+    flags: {},
+    booleans: ['json'],
+    operands: ['TASK'],
+    configFlags: false,
+    run: taskShow,
   },
   {
     name: 'task log',

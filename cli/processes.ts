@@ -27,6 +27,7 @@ import { overlayAddressReaper } from '../control-plane/networks/address-reaper.t
 import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
 import { startConfiguredPolicy } from '../dataplane/policy/start.ts';
 import { startConfiguredOverlay } from '../overlay/start.ts';
+import { overlayTaskNetworking } from '../overlay/task-networking.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
 import { startGateway, type GatewayHandle } from '../gateway/start.ts';
@@ -133,13 +134,16 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
     })).trim();
   await token();
   const logger = makeLogger(config);
-  const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
-  const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const masters = new MasterUrls(config.agent.masterUrl);
+  // Tasks on virtual networks: bound to the agent and its overlay once both run.
+  const networking = overlayTaskNetworking({ masterUrl: () => masters.current, token, netnsDir: config.overlay.netnsDir });
+  const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token, networking });
+  const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const policy = await startConfiguredPolicy({ config, masters, token, logger: logger.child({ component: 'policy' }) });
   const dns = await startAgentDns(config, logger, masters, token);
   // The overlay asks the first master for leases (it does not follow a failover yet).
   const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  networking.bind({ agentId: agent.id, overlay });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${policy ? '; network policy enforced' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
@@ -150,6 +154,7 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   await policy?.close();
   await l4lb?.close();
   await agent.close();
+  networking.close();
   return 0;
 }
 
@@ -248,12 +253,14 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await ensureAgentPrincipal(master.iam);
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
-    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
+    const networking = overlayTaskNetworking({ masterUrl: () => master.apiUrl, token, metrics: master.metrics, netnsDir: config.overlay.netnsDir });
+    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, networking });
     const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const policy = await startConfiguredPolicy({ config, masters: new MasterUrls(master.apiUrl), token, logger: logger.child({ component: 'policy' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
     gateway = await gatewayOf(config, master, logger);
     const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
+    networking.bind({ agentId: agent.id, overlay });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -285,6 +292,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await policy?.close({ removeRules: true });
     await l4lb?.close({ removeRules: true });
     await agent.close({ killTasks: true });
+    networking.close();
   } finally {
     await gateway?.handle?.close();
     await xds?.close();

@@ -10,7 +10,7 @@ import { UsageError, type ParsedArgs } from './args.ts';
 import { ApiError, apiRequest, loggedIn } from './client.ts';
 
 /** The one task id containing `text` (itself when it is an exact id). */
-async function resolveTask(state: Awaited<ReturnType<typeof loggedIn>>, text: string): Promise<string> {
+export async function resolveTask(state: Awaited<ReturnType<typeof loggedIn>>, text: string): Promise<string> {
   const { tasks } = await apiRequest<{ tasks: { id: string }[] }>(state, 'GET', '/v2/tasks');
   if (tasks.some((t) => t.id === text)) return text;
   const matches = tasks.filter((t) => t.id.includes(text)).map((t) => t.id);

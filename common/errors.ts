@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   OVERLAY_NO_LEASE: { httpStatus: 409, summary: 'The agent has no overlay lease, or its lease has no subnet of that network (it must PUT /networking/api/v1/agents/{id}/overlay first).' },
   OVERLAY_CONTENDED: { httpStatus: 503, summary: 'An overlay allocation lost its check-and-set race too many times in a row; retry.' },
   OVERLAY_NETLINK: { httpStatus: 500, summary: 'The kernel refused a netlink request (the details carry errno, its name and the operation); or the netlink socket failed.' },
+  OVERLAY_NETNS: { httpStatus: 500, summary: 'A task\'s network namespace could not be created, entered or removed (the details carry errno), or the strata_netns addon is not built (`npm run build:native`).' },
+  OVERLAY_ATTACH: { httpStatus: 500, summary: 'A container could not be attached to an overlay network: the agent\'s overlay is off or not ready, the network has no bridge here, or the kernel refused a step (the message names it).' },
   // API
   API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },
   API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },

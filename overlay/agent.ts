@@ -7,7 +7,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
-import { desiredOverlay } from './desired.ts';
+import { desiredOverlay, type DesiredNetwork } from './desired.ts';
 import { OverlayManager } from './manager.ts';
 import { delLink, dump, decodeLink } from './rtnl/codec.ts';
 import type { Rtnl } from './rtnl/socket.ts';
@@ -38,6 +38,8 @@ export interface OverlayAgent {
   readonly ready: Promise<void>;
   /** The last lease the master gave this agent. */
   lease(): OverlayLease | undefined;
+  /** The bridge of `network` on this agent as last reconciled (name, gateway, prefix length, MTU), if it has a subnet here. */
+  network(network: string): DesiredNetwork['bridge'] | undefined;
   /** Stop; with `removeDevices`, also delete this agent's VXLAN devices and bridges (and with them its routes and entries). */
   close(options?: { readonly removeDevices?: boolean }): Promise<void>;
 }
@@ -103,6 +105,7 @@ export function startOverlayAgent(options: OverlayAgentOptions): OverlayAgent {
     manager,
     ready,
     lease: () => current,
+    network: (name) => lastDesired?.networks.find((n) => n.network === name)?.bridge,
     async close(closeOptions = {}) {
       stop.abort();
       await loop.catch(() => undefined);

@@ -5,8 +5,9 @@
  * attached to the host's overlay bridge with an IP from the host's subnet.
  * Each host's overlay is programmed by this code (`reconcile-once.ts`
  * run inside the host namespace: a netlink socket belongs to the namespace
- * of the process that opens it); test setup uses `ip` for the underlay and
- * the container veths. Skipped without root.
+ * of the process that opens it); the containers are attached by
+ * `ContainerNetworks` (the code tasks and the CNI plugin use); test setup
+ * uses `ip` for the underlay. Skipped without root or the strata_netns addon.
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
@@ -19,10 +20,13 @@ import { fileURLToPath } from 'node:url';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { DEFAULT_NETWORKS } from '../control-plane/model/schemas.ts';
 import { planLease } from '../control-plane/networks/ipam.ts';
-import { netnsSet, netnsUnavailable, type Netns, type NetnsSet } from '../test/harness/netns.ts';
+import { netnsSet, netnsUnavailable, type Netns } from '../test/harness/netns.ts';
 import type { OverlayStateFile } from './reconcile-once.ts';
+import { ContainerNetworks } from './attach.ts';
+import { nativeNetns, netnsAddonMissing } from './netns.ts';
+import { NetlinkRtnl } from './rtnl/socket.ts';
 
-const skip = netnsUnavailable();
+const skip = netnsUnavailable() ?? netnsAddonMissing();
 const ONCE = fileURLToPath(new URL('./reconcile-once.ts', import.meta.url));
 
 /** TCP echo server (lines) and UDP echo server on the container's address. */
@@ -76,12 +80,15 @@ async function reconcile(host: Netns, dir: string, state: OverlayStateFile): Pro
   return JSON.parse(await host.exec(process.execPath, [ONCE, file])) as { ops: number; failures: unknown[] };
 }
 
-async function attachContainer(set: NetnsSet, host: Netns, container: Netns, hostIf: string, ip: string, gateway: string): Promise<void> {
-  await set.ip(['-n', host.name, 'link', 'add', hostIf, 'mtu', '1420', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1420', 'netns', container.name]);
-  await set.ip(['-n', host.name, 'link', 'set', hostIf, 'master', 'm-dcos', 'up']);
-  await set.ip(['-n', container.name, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-  await set.ip(['-n', container.name, 'link', 'set', 'eth0', 'up']);
-  await set.ip(['-n', container.name, 'route', 'add', 'default', 'via', gateway]);
+/** The container's veth, IP, MTU and default route, by the agent's own code (`ContainerNetworks`, as tasks and the CNI plugin are attached). */
+async function attachContainer(host: Netns, container: Netns, hostIf: string, ip: string, gateway: string): Promise<void> {
+  const netns = nativeNetns();
+  const hostRtnl = netns.within(`/run/netns/${host.name}`, () => new NetlinkRtnl());
+  try {
+    await new ContainerNetworks({ host: hostRtnl, netns }).attachNetns(`/run/netns/${container.name}`, { bridge: 'm-dcos', hostIf, ifName: 'eth0', ip, prefixLength: 24, gateway, mtu: 1420 });
+  } finally {
+    hostRtnl.close();
+  }
 }
 
 (skip ? test.skip : test)('two agent hosts: containers reach each other over VXLAN (TCP, DF packets at the 1420 MTU); a restart keeps a connection; a removed route is repaired', async (t) => {
@@ -128,8 +135,8 @@ async function attachContainer(set: NetnsSet, host: Netns, container: Netns, hos
   t.regex(await h1.exec('bridge', ['fdb', 'show', 'dev', 'vtep1024']), /70:b3:d5:80:00:02 dst 192\.168\.77\.2 self permanent/);
   t.regex(await h1.exec('ip', ['neigh', 'show', 'dev', 'vtep1024']), /44\.128\.0\.2 lladdr 70:b3:d5:80:00:02 PERMANENT/);
 
-  await attachContainer(set, h1, c1, 'vc1', '9.0.0.2', '9.0.0.1');
-  await attachContainer(set, h2, c2, 'vc2', '9.0.1.2', '9.0.1.1');
+  await attachContainer(h1, c1, 'vc1', '9.0.0.2', '9.0.0.1');
+  await attachContainer(h2, c2, 'vc2', '9.0.1.2', '9.0.1.1');
   const server = c2.spawn(process.execPath, ['-e', SERVER, '9.0.1.2']);
   server.stdout!.setEncoding('utf8');
   await once(server.stdout!, 'data');

@@ -3,7 +3,9 @@
 # the Debian packages: etcd-server for the 3-member etcd cluster tests;
 # dig (bind9-dnsutils), dnsperf, dnsmasq and unbound for the DNS tests and
 # the DNS benchmark's peers; nftables and iproute2 for the VIP load balancer
-# tests (in network namespaces they create).
+# tests (in network namespaces they create); build-essential and python3 to
+# build the strata_netns addon (native/); nsenter (util-linux) for the
+# namespace tests.
 # Idempotent; prints what it did. Elsewhere it says what is missing.
 set -euo pipefail
 
@@ -16,6 +18,10 @@ command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v unbound >/dev/null 2>&1 || need+=(unbound)
 [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The strata_netns addon (native/, built by npm ci's install script): make and a C compiler.
+{ command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; } || need+=(build-essential)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: Debian packages already present"

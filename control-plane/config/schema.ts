@@ -203,6 +203,8 @@ export const ConfigSchema = Type.Object(
         reconcileSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 15 }),
         /** VXLAN UDP port (DC/OS: 64000). */
         vxlanPort: Type.Integer({ minimum: 1, maximum: 65535, default: 64000 }),
+        /** Where tasks' network namespaces are mounted (`strata-<hash of the task id>`; iproute2's directory, so `ip netns exec` reaches them). */
+        netnsDir: Type.String({ minLength: 1, maxLength: 1024, pattern: '^/', default: '/run/netns' }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -728,6 +728,8 @@ export const OverlayAddress = Type.Object(
     state: Type.Enum(OVERLAY_ADDRESS_STATES),
     assignedAt: Timestamp,
     releasedAt: Type.Optional(Timestamp),
+    /** `cni`: held by a container the CNI plugin attached (`taskId` = `cni.<container id>`), released by its DEL, not when a task ends. */
+    holder: Type.Optional(Type.Enum(['task', 'cni'] as const)),
   },
   { ...STRICT, description: 'A container IP on an overlay network and the task holding it.' },
 );

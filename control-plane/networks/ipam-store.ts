@@ -146,7 +146,7 @@ export class OverlayIpam {
    * agent's subnet of `network`. Idempotent per task: asking again returns
    * the same addresses.
    */
-  async assignAddresses(agentId: string, network: string, taskId: string): Promise<OverlayAddress[]> {
+  async assignAddresses(agentId: string, network: string, taskId: string, options: { readonly holder?: 'task' | 'cni' } = {}): Promise<OverlayAddress[]> {
     const lease = await this.lease(agentId);
     if (!lease) throw new StrataError('OVERLAY_NO_LEASE', `agent ${agentId} has no overlay lease yet (it must PUT /networking/api/v1/agents/${agentId}/overlay first)`);
     const subnets = lease.networks[network];
@@ -157,12 +157,12 @@ export class OverlayIpam {
     }
     const out: OverlayAddress[] = [];
     for (const subnet of [subnets.subnet, subnets.subnet6]) {
-      if (subnet !== undefined) out.push(await this.#assignOne(agentId, network, subnet, taskId));
+      if (subnet !== undefined) out.push(await this.#assignOne(agentId, network, subnet, taskId, options.holder));
     }
     return out;
   }
 
-  async #assignOne(agentId: string, network: string, subnet: string, taskId: string): Promise<OverlayAddress> {
+  async #assignOne(agentId: string, network: string, subnet: string, taskId: string, holder: 'task' | 'cni' | undefined): Promise<OverlayAddress> {
     for (let attempt = 0; attempt < this.#maxAttempts; attempt++) {
       if (attempt > 0) await backoff(attempt);
       const all = (await this.#addresses(network)).filter((a) => inSubnet(subnet, a.value.ip));
@@ -174,7 +174,7 @@ export class OverlayIpam {
         const assigned = all.filter((a) => a.value.state === 'assigned').length;
         throw new StrataError('OVERLAY_EXHAUSTED', `network ${JSON.stringify(network)}: agent ${agentId}'s subnet ${subnet} has no free container IP (${assigned} assigned, ${all.length - assigned} released and still in their ${this.#quarantineSeconds} s quarantine)`);
       }
-      const record: OverlayAddress = { network, ip: pick.ip, agentId, taskId, state: 'assigned', assignedAt: now.toISOString() };
+      const record: OverlayAddress = { network, ip: pick.ip, agentId, taskId, state: 'assigned', assignedAt: now.toISOString(), ...(holder === 'cni' ? { holder } : {}) };
       assertRecord('overlayAddress', record);
       const casIndex = pick.reuses ? all.find((a) => a.value.ip === pick.ip)!.modifyIndex : 0;
       const result = await this.#store.put(keyOf('overlayAddress', overlayAddressId(network, pick.ip)), JSON.stringify(record), { casIndex });
@@ -202,11 +202,11 @@ export class OverlayIpam {
     return count;
   }
 
-  /** Release one task's addresses now (its agent reported it ended). */
-  async releaseTask(network: string, taskId: string): Promise<number> {
+  /** Release one task's (or CNI container's) addresses now; with `agentId`, only those held on that agent. */
+  async releaseTask(network: string, taskId: string, agentId?: string): Promise<number> {
     let count = 0;
     for (const a of await this.#addresses(network)) {
-      if (a.value.taskId !== taskId || a.value.state !== 'assigned') continue;
+      if (a.value.taskId !== taskId || a.value.state !== 'assigned' || (agentId !== undefined && a.value.agentId !== agentId)) continue;
       const result = await this.#store.put(a.key, JSON.stringify(released(a.value, this.#now().toISOString())), { casIndex: a.modifyIndex });
       if (result.ok) count++;
     }

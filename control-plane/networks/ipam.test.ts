@@ -135,6 +135,7 @@ test('container addresses: released ones stay quarantined, and are not released 
   t.true(shouldRelease(base, task('FINISHED')));
   t.true(shouldRelease(base, task('KILLED')));
   t.true(shouldRelease(base, undefined), 'the task record is gone');
+  t.false(shouldRelease({ ...base, taskId: 'cni.abc', holder: 'cni' }, undefined), 'a CNI container\'s address goes with its DEL, not with a task');
 
   // A full /29: fresh addresses first; then only a quarantine-expired one.
   const subnet = '9.0.3.0/29';

@@ -184,9 +184,9 @@ export function addressReusable(address: OverlayAddress, nowMs: number, quaranti
   return Date.parse(address.releasedAt) + quarantineSeconds * 1000 <= nowMs;
 }
 
-/** Whether an `assigned` address should be released now: its task record is gone, or in a state where it holds nothing. */
+/** Whether an `assigned` address should be released now: its task record is gone, or in a state where it holds nothing (never a CNI container's). */
 export function shouldRelease(address: OverlayAddress, task: Task | undefined): boolean {
-  if (address.state !== 'assigned') return false;
+  if (address.state !== 'assigned' || address.holder === 'cni') return false; // a CNI container's address goes with its DEL
   if (task === undefined) return true;
   return ADDRESS_RELEASING_STATES.has(task.state);
 }

@@ -35,7 +35,8 @@ export const AF_INET = 2;
 export const AF_BRIDGE = 7;
 export const IFF_UP = 0x1;
 
-const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18 } as const;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
+const VETH_INFO_PEER = 1;
 const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 const IFLA_VXLAN = { ID: 1, LOCAL: 4, LEARNING: 7, PORT: 15 } as const;
 const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
@@ -189,6 +190,39 @@ export function newBridge(name: string, mtu: number, up: boolean): Request {
   return { type: RTM.NEWLINK, flags: NLM_F.CREATE | NLM_F.EXCL, payload, what: `add bridge ${name}` };
 }
 
+export interface VethSpec {
+  /** The end that stays in this namespace. */
+  readonly name: string;
+  readonly mtu: number;
+  /** Bridge (ifindex) to enslave this end to, in the same request. */
+  readonly master?: number;
+  /** The other end: its name and the namespace (an open fd of it) it is created in. */
+  readonly peer: { readonly name: string; readonly netnsFd: number };
+}
+
+/** `ip link add NAME mtu M [master B] up type veth peer name PEER netns FD mtu M` (the peer is created down, inside its namespace). */
+export function newVeth(spec: VethSpec): Request {
+  const peer = Buffer.concat([
+    ifinfomsg(AF_UNSPEC, 0, 0, 0),
+    attr(IFLA.IFNAME, cstring(spec.peer.name)),
+    attr(IFLA.MTU, u32(spec.mtu)),
+    attr(IFLA.NET_NS_FD, u32(spec.peer.netnsFd)),
+  ]);
+  const payload = Buffer.concat([
+    ifinfomsg(AF_UNSPEC, 0, IFF_UP, IFF_UP),
+    attr(IFLA.MTU, u32(spec.mtu)),
+    attr(IFLA.IFNAME, cstring(spec.name)),
+    ...(spec.master !== undefined ? [attr(IFLA.MASTER, u32(spec.master))] : []),
+    nested(IFLA.LINKINFO, [attr(IFLA_INFO.KIND, Buffer.from('veth')), nested(IFLA_INFO.DATA, [attr(VETH_INFO_PEER, peer)])]),
+  ]);
+  return { type: RTM.NEWLINK, flags: NLM_F.CREATE | NLM_F.EXCL, payload, what: `add veth ${spec.name} peer ${spec.peer.name}` };
+}
+
+/** `ip link del NAME` by name (no index needed); ENODEV when there is none. */
+export function delLinkNamed(name: string): Request {
+  return { type: RTM.DELLINK, flags: 0, payload: Buffer.concat([ifinfomsg(AF_UNSPEC, 0, 0, 0), attr(IFLA.IFNAME, cstring(name))]), what: `delete link ${name}` };
+}
+
 export interface LinkChange {
   readonly up?: boolean;
   readonly mtu?: number;
@@ -237,6 +271,12 @@ export function route(op: 'replace' | 'add' | 'del', spec: RouteSpec): Request {
   const what = `${op} route ${spec.dst}/${spec.dstLength} via ${spec.gateway} dev #${spec.oif} onlink`;
   if (op === 'del') return { type: RTM.DELROUTE, flags: 0, payload, what };
   return { type: RTM.NEWROUTE, flags: op === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : NLM_F.CREATE | NLM_F.EXCL, payload, what };
+}
+
+/** `ip route add default via GW proto 83` (a container's route out through its bridge). */
+export function defaultRoute(gateway: string): Request {
+  const payload = Buffer.concat([rtmsg(0, RTPROT_STRATA, 0), attr(RTA.GATEWAY, ipv4Bytes(gateway))]);
+  return { type: RTM.NEWROUTE, flags: NLM_F.CREATE | NLM_F.EXCL, payload, what: `add default route via ${gateway}` };
 }
 
 /** `ip neigh replace IP lladdr MAC dev INDEX nud permanent` (or `del`). */

@@ -24,6 +24,7 @@ import { Executor } from '../executor/executor.ts';
 import { MasterUrls } from './masters.ts';
 import { jwksGrantVerifier, sandboxLogHandler } from './sandbox-logs.ts';
 import { TaskRunner, type TaskRunnerOptions } from './task-runner.ts';
+import type { TaskNetworking } from './task-networking.ts';
 
 /** The service account agents authenticate as in `strata up`. */
 export const AGENT_PRINCIPAL = 'strata-agent';
@@ -141,6 +142,8 @@ export async function startAgent(options: {
   token: () => Promise<string>;
   /** Default: `detectCgroups()` (cgroup v1 limits where the host has them). */
   cgroups?: CgroupManager;
+  /** Container networks for tasks (the overlay's, bound once the agent is registered); without it tasks on virtual networks are ERROR. */
+  networking?: TaskNetworking;
   /** Task runner tuning (tests). */
   taskRunner?: Pick<TaskRunnerOptions, 'waitSeconds' | 'retryInitialMs' | 'retryMaxMs' | 'orphanGraceMs' | 'minPollIntervalMs'>;
 }): Promise<AgentHandle> {
@@ -220,8 +223,14 @@ export async function startAgent(options: {
   let executor: Executor | undefined;
   let runner: TaskRunner | undefined;
   try {
-    executor = new Executor({ workDir: join(config.dataDir, 'sandboxes'), host: registration.hostname, cgroups: options.cgroups ?? (await detectCgroups()) });
-    runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, agentId: id, masterUrl: options.masterUrl, masters, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
+    const networking = options.networking;
+    executor = new Executor({
+      workDir: join(config.dataDir, 'sandboxes'),
+      host: registration.hostname,
+      cgroups: options.cgroups ?? (await detectCgroups()),
+      ...(networking ? { enterNetns: <T>(path: string, fn: () => T): T => networking.within(path, fn) } : {}),
+    });
+    runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, ...(networking ? { networking } : {}), agentId: id, masterUrl: options.masterUrl, masters, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
     await runner.start();
     serveLogs = sandboxLogHandler({ agentId: id, executor, verify: jwksGrantVerifier({ masterUrl: () => masters.current, issuer: config.auth.issuer, audience: config.auth.audience }) });
   } catch (err) {
@@ -240,7 +249,11 @@ export async function startAgent(options: {
       stopped = true;
       clearTimeout(timer);
       await runner.close();
-      if (closeOptions.killTasks) await executor.killAll();
+      if (closeOptions.killTasks) {
+        await executor.killAll();
+        // The runner stopped listening: remove the killed tasks' namespaces here.
+        for (const handle of executor.tasks()) await options.networking?.detach(handle.taskId).catch((err: unknown) => logger.warn({ err, taskId: handle.taskId }, 'cannot remove the network namespace of a killed task'));
+      }
       await executor.close();
       // Followed logs stream until their task ends: end them with the agent.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

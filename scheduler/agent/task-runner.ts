@@ -48,13 +48,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
-import { TERMINAL_TASK_STATES, type App, type HealthCheckResult, type ReadinessCheckResult, type Task, type TaskState } from '../../control-plane/model/schemas.ts';
+import { TERMINAL_TASK_STATES, type App, type HealthCheckResult, type ReadinessCheckResult, type Task, type TaskIpAddress, type TaskState } from '../../control-plane/model/schemas.ts';
 import { taskEnvironment } from '../executor/env.ts';
 import type { Executor, TaskStatus } from '../executor/executor.ts';
 import { HealthChecker } from '../executor/health.ts';
 import { ReadinessChecker } from '../executor/readiness.ts';
 import { launchSpecFromApp } from '../executor/spec.ts';
 import { MasterUrls } from './masters.ts';
+import { containerNetworkOf, type TaskNetworking } from './task-networking.ts';
 
 export interface TaskRunnerOptions {
   readonly agentId: string;
@@ -76,6 +77,8 @@ export interface TaskRunnerOptions {
   readonly orphanGraceMs?: number;
   /** Shortest time between two listings that return the same index (guards against a master that does not block). Default 250 ms. */
   readonly minPollIntervalMs?: number;
+  /** Container networks (apps with `networks: [{mode: "container"}]`); without it their tasks are ERROR. */
+  readonly networking?: TaskNetworking;
 }
 
 /** What the status endpoint takes. */
@@ -88,6 +91,7 @@ export interface StatusReport {
   readonly timestamp?: string;
   readonly healthCheckResults?: readonly HealthCheckResult[];
   readonly readinessCheckResults?: readonly ReadinessCheckResult[];
+  readonly ipAddresses?: readonly TaskIpAddress[];
 }
 
 /** Mesos's reason for a task killed because its health checks failed. */
@@ -106,8 +110,9 @@ const readinessOf = (app: App): App['readinessChecks'] => (Array.isArray(app.rea
 /** Whether the agent has checks to run for the app's tasks (health or readiness). */
 const hasChecks = (app: App): boolean => checksOf(app).length > 0 || readinessOf(app).length > 0;
 
-function statusReport(status: TaskStatus, health: readonly HealthCheckResult[] | undefined, readiness?: readonly ReadinessCheckResult[]): StatusReport {
+function statusReport(status: TaskStatus, health: readonly HealthCheckResult[] | undefined, readiness?: readonly ReadinessCheckResult[], ipAddresses?: readonly TaskIpAddress[]): StatusReport {
   return {
+    ...(ipAddresses !== undefined ? { ipAddresses } : {}),
     ...(health !== undefined ? { healthCheckResults: health } : {}),
     ...(readiness !== undefined ? { readinessCheckResults: readiness } : {}),
     state: status.state,
@@ -131,7 +136,9 @@ interface ReportQueue {
 const MAX_APP_VERSIONS = 256;
 
 export class TaskRunner {
-  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
+  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters' | 'networking'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'networking'>;
+  /** Container IPs of tasks attached by this run, sent with their reports. */
+  readonly #ips = new Map<string, readonly TaskIpAddress[]>();
   readonly #masters: MasterUrls;
   readonly #abort = new AbortController();
   readonly #queues = new Map<string, ReportQueue>();
@@ -185,6 +192,7 @@ export class TaskRunner {
     }
     if (status.state !== 'STAGING') this.#enqueue(status);
     if (isTerminal(status.state)) {
+      this.#detach(status.taskId);
       this.#apps.delete(status.taskId);
       this.#secrets.delete(status.taskId);
       this.#noChecks.delete(status.taskId);
@@ -216,6 +224,8 @@ export class TaskRunner {
     executor.on('status', this.#onStatus);
     const report = await executor.recover();
     for (const status of report.terminated) if (!this.#local.has(status.taskId)) this.#local.set(status.taskId, status);
+    // Running tasks keep their namespaces and veths untouched; those of tasks that ended meanwhile go.
+    for (const status of [...report.terminated, ...report.lost]) this.#detach(status.taskId);
     if (report.recovered.length + report.lost.length > 0) {
       logger.info({ recovered: report.recovered.map((h) => h.taskId), lost: report.lost.map((s) => s.taskId) }, 'recovered the sandboxes of an earlier run');
     }
@@ -353,9 +363,30 @@ export class TaskRunner {
     try {
       const app = await this.#fetchApp(task.id, task.appId, task.version);
       if (this.#closed) return;
+      // Secrets before the network: a refused secret leaves nothing attached.
       const secrets = Object.keys(app.secrets ?? {}).length > 0 ? await this.#fetchSecrets(task.id) : undefined;
       if (this.#closed) return;
-      const spec = launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] }, secrets);
+      const network = containerNetworkOf(app);
+      let netnsPath: string | undefined;
+      if (network !== undefined) {
+        try {
+          if (!this.#o.networking) throw new StrataError('OVERLAY_ATTACH', 'this agent runs without container networking');
+          const attached = await this.#o.networking.attach(task.id, network);
+          netnsPath = attached.netnsPath;
+          this.#ips.set(task.id, attached.ipAddresses);
+        } catch (err) {
+          if (this.#closed) return;
+          this.#launching.delete(task.id);
+          this.#killAfterLaunch.delete(task.id);
+          logger.error({ err, taskId: task.id, network }, 'cannot attach a task to its network');
+          const status: TaskStatus = { taskId: task.id, state: 'ERROR', timestamp: new Date().toISOString(), reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: `Cannot join network ${JSON.stringify(network)}: ${(err as Error).message}` };
+          this.#local.set(task.id, status);
+          this.#enqueue(status);
+          return;
+        }
+        if (this.#closed) return;
+      }
+      const spec = { ...launchSpecFromApp(app, { id: task.id, ports: task.ports ?? [] }, secrets), ...(netnsPath !== undefined ? { netnsPath } : {}) };
       if (secrets) this.#secrets.set(task.id, secrets);
       if (hasChecks(app)) this.#apps.set(task.id, app);
       else this.#noChecks.add(task.id);
@@ -447,6 +478,13 @@ export class TaskRunner {
     this.#enqueue(status);
   }
 
+  /** A task ended (or ended while the agent was down): its veth and namespace go (the master releases its IP). */
+  #detach(taskId: string): void {
+    const networking = this.#o.networking;
+    if (!networking) return;
+    networking.detach(taskId).catch((err: unknown) => this.#o.logger.warn({ err, taskId }, 'cannot remove the network namespace of an ended task'));
+  }
+
   #reReport(status: TaskStatus): void {
     const q = this.#queues.get(status.taskId);
     if (q && (q.pending || q.inFlight)) return;
@@ -476,13 +514,22 @@ export class TaskRunner {
     const handle = executor.get(taskId);
     if (this.#closed || this.#checkers.has(taskId) || this.#readinessCheckers.has(taskId) || !handle || handle.state !== 'RUNNING' || !hasChecks(app)) return;
     const taskPorts = ports ?? this.#listed.get(taskId)?.ports ?? [];
+    // A task on a container network is probed at its container IP and container ports (its own namespace).
+    const containerIp = containerNetworkOf(app) === undefined ? undefined : (this.#ips.get(taskId) ?? this.#listed.get(taskId)?.ipAddresses)?.[0]?.ipAddress;
     if (readinessOf(app).length > 0) {
-      const readiness = new ReadinessChecker({ taskId, app: { ...app, readinessChecks: readinessOf(app) }, ports: taskPorts, onResult: (results) => this.#onReadiness(taskId, results) });
+      const readiness = new ReadinessChecker({
+        taskId, app: { ...app, readinessChecks: readinessOf(app) }, ports: taskPorts,
+        ...(containerIp === undefined ? {} : { host: containerIp, containerNetwork: true }),
+        onResult: (results) => this.#onReadiness(taskId, results),
+      });
       this.#readinessCheckers.set(taskId, readiness);
       logger.debug({ taskId, checks: readinessOf(app).length }, 'readiness checks started');
     }
     if (checksOf(app).length === 0) return;
     const spec = launchSpecFromApp(app, { id: taskId, ports: taskPorts }, this.#secrets.get(taskId));
+    // COMMAND checks of a task in its own namespace run there too (`curl localhost:8080` means the task's port).
+    const netnsPath = handle.netnsPath;
+    const networking = this.#o.networking;
     let env: Record<string, string>;
     try {
       env = taskEnvironment(spec, { host: executor.host, sandbox: handle.sandbox });
@@ -494,7 +541,9 @@ export class TaskRunner {
     const startedAt = firstRunning ? Date.parse(firstRunning.timestamp) : Date.now();
     const checker = new HealthChecker({
       checks: checksOf(app),
-      ports: taskPorts,
+      ports: containerIp === undefined ? taskPorts : spec.ports ?? [],
+      ...(containerIp === undefined ? {} : { host: containerIp }),
+      ...(netnsPath !== undefined && networking ? { spawnWithin: <T>(fn: () => T): T => networking.within(netnsPath, fn) } : {}),
       sandbox: handle.sandbox,
       env,
       startedAt,
@@ -563,7 +612,7 @@ export class TaskRunner {
       q.pending = undefined;
       q.inFlight = true;
       try {
-        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status, this.#health.get(taskId), this.#readiness.get(taskId)), 10_000);
+        await this.#request('PUT', `/v1/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/status`, statusReport(status, this.#health.get(taskId), this.#readiness.get(taskId), this.#ips.get(taskId)), 10_000);
         if (q.failures > 0) logger.info({ taskId, state: status.state, failures: q.failures }, 'status delivered after retries');
         q.failures = 0;
         logger.debug({ taskId, state: status.state }, 'status reported');
@@ -594,6 +643,7 @@ export class TaskRunner {
       this.#queues.delete(taskId);
       const state = this.#local.get(taskId)?.state;
       if (state !== undefined && isTerminal(state)) {
+        this.#ips.delete(taskId);
         this.#health.delete(taskId);
         this.#readiness.delete(taskId);
       }

@@ -450,6 +450,8 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
   // --- Backoff: count new failures of the current version.
   const backoff = new Map<string, BackoffState>();
   const failuresByApp = new Map<string, number[]>();
+  /** The latest failed task's state and message per app, shown with the backoff (why the launches fail: a network without free IPs, a crash). */
+  const lastFailure = new Map<string, { at: number; message: string }>();
   for (const t of view.tasks) {
     if (!isTerminal(t) || NOT_FAILURES.has(t.state)) continue;
     const app = apps.get(t.appId);
@@ -457,6 +459,8 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     const list = failuresByApp.get(t.appId) ?? [];
     list.push(time(t.stateChangedAt));
     failuresByApp.set(t.appId, list);
+    const last = lastFailure.get(t.appId);
+    if (t.message !== undefined && (!last || time(t.stateChangedAt) >= last.at)) lastFailure.set(t.appId, { at: time(t.stateChangedAt), message: `${t.state}: ${t.message}` });
   }
   for (const app of view.apps) {
     const before = options.backoff?.get(app.id);
@@ -570,7 +574,7 @@ export function reconcileOnce(view: ReconcileView, options: ReconcileOptions): R
     for (const u of placed.unplaced.filter((x) => x.appId === appId)) out.push({ app: appId, ...describeUnplaced(u) });
     const b = backoff.get(appId);
     if (b !== undefined && b.delayUntil > now) {
-      out.push({ app: appId, reason: 'backoff', message: `launches delayed until ${new Date(b.delayUntil).toISOString()} after ${b.failures} failed task(s) (backoffSeconds ${app.backoffSeconds}, backoffFactor ${app.backoffFactor})` });
+      out.push({ app: appId, reason: 'backoff', message: `launches delayed until ${new Date(b.delayUntil).toISOString()} after ${b.failures} failed task(s) (backoffSeconds ${app.backoffSeconds}, backoffFactor ${app.backoffFactor})${lastFailure.has(appId) ? `; last failure: ${lastFailure.get(appId)!.message.slice(0, 512)}` : ''}` });
     }
     if (killing > 0) out.push({ app: appId, reason: 'waiting-for-kill', message: `${killing} task(s) being killed before the deployment can go on`, instances: killing });
     const current = g.current.filter((t) => !killed.has(t.id));

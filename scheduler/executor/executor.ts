@@ -76,6 +76,8 @@ export interface ExecutorOptions {
   /** How often re-attached tasks (not children of this process) are checked for exit. Default 250 ms. */
   readonly pollIntervalMs?: number;
   readonly now?: () => Date;
+  /** Runs `fn` synchronously inside a network namespace (tasks whose spec has `netnsPath` are spawned through it); without it such tasks are ERROR. */
+  readonly enterNetns?: <T>(netnsPath: string, fn: () => T) => T;
 }
 
 /** What `<sandbox>/task.json` holds. */
@@ -90,6 +92,8 @@ interface TaskRecord {
   procStartTime?: string;
   bootId: string;
   killRequested?: boolean;
+  /** The network namespace it was started in (a container network). */
+  netnsPath?: string;
   history: TaskStatus[];
 }
 
@@ -113,6 +117,7 @@ interface ExitInfo {
 
 interface TaskContext {
   readonly now: () => Date;
+  readonly enterNetns: (<T>(netnsPath: string, fn: () => T) => T) | undefined;
   readonly cgroups: CgroupManager;
   readonly pollIntervalMs: number;
   readonly logRotation: LogRotation;
@@ -168,6 +173,11 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
   /** The task's main process and process group id, once it runs. */
   get pid(): number | undefined {
     return this.#record.pid;
+  }
+
+  /** The network namespace the task runs in (a container network; kept across agent restarts), if any. */
+  get netnsPath(): string | undefined {
+    return this.#record.netnsPath;
   }
 
   /**
@@ -254,7 +264,13 @@ export class TaskHandle extends EventEmitter<{ status: [TaskStatus] }> {
     const argv = spec.cmd !== undefined ? ['-c', spec.cmd] : spec.args!.slice(1);
     let child: ChildProcess;
     try {
-      child = spawn(file, argv, { cwd: this.sandbox, env: environment, detached: true, stdio: ['ignore', fds.stdout, fds.stderr] });
+      const start = (): ChildProcess => spawn(file, argv, { cwd: this.sandbox, env: environment, detached: true, stdio: ['ignore', fds.stdout, fds.stderr] });
+      if (spec.netnsPath !== undefined) {
+        // Forked by the main thread while it is inside the task's network namespace: the task starts (and stays) there.
+        if (!this.#ctx.enterNetns) return this.#end('ERROR', { reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: `The task needs the network namespace ${spec.netnsPath} but this executor cannot enter namespaces` });
+        this.#record.netnsPath = spec.netnsPath;
+        child = this.#ctx.enterNetns(spec.netnsPath, start);
+      } else child = start();
     } catch (err) {
       return this.#end('ERROR', { reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: `Cannot start ${file}: ${(err as Error).message}` });
     } finally {
@@ -491,6 +507,7 @@ export class Executor extends EventEmitter<{ status: [TaskStatus] }> {
     this.logRotation = { ...DEFAULT_LOG_ROTATION, ...options.logRotation };
     this.#ctx = {
       now: options.now ?? (() => new Date()),
+      enterNetns: options.enterNetns,
       cgroups: options.cgroups ?? noCgroups('cgroups not configured for this executor; running without limits'),
       pollIntervalMs: options.pollIntervalMs ?? 250,
       logRotation: this.logRotation,

@@ -78,6 +78,8 @@ export interface ProbeContext {
   readonly env: Readonly<Record<string, string>>;
   /** Default 127.0.0.1 (tasks share the agent's network). */
   readonly host?: string;
+  /** Spawns COMMAND checks inside the task's network namespace (a task on a container network): runs `fn` (synchronous) there. */
+  readonly spawnWithin?: <T>(fn: () => T) => T;
 }
 
 /** Runs one probe of `check`; never throws. */
@@ -142,7 +144,13 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<ProbeO
 
 function probeCommand(command: string, ctx: ProbeContext, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { cwd: ctx.sandbox, env: { ...ctx.env }, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const start = (): ReturnType<typeof spawn> => spawn('/bin/sh', ['-c', command], { cwd: ctx.sandbox, env: { ...ctx.env }, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = ctx.spawnWithin ? ctx.spawnWithin(start) : start();
+    } catch (err) {
+      return resolve({ ok: false, cause: `command: ${(err as Error).message}` });
+    }
     let stderr = '';
     child.stderr?.on('data', (b: Buffer) => {
       if (stderr.length < 1024) stderr += b.toString();

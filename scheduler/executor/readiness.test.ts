@@ -24,6 +24,10 @@ test('readinessPort: the task port at the index of the port named portName', (t)
   const app = withAppDefaults({ id: '/a', cmd: 'x', portDefinitions: [{ port: 0, name: 'admin' }, { port: 0, name: 'http' }] }, { version: '2026-01-01T00:00:00.000Z' });
   t.is(readinessPort(CHECK, app, [31000, 31001]), 31001);
   t.is(readinessPort({ portName: 'nope' }, app, [31000, 31001]), undefined);
+  // A container network: the mapping's container port (the task has its own namespace); a mapping without one takes its host port.
+  const onOverlay = withAppDefaults({ id: '/b', cmd: 'x', networks: [{ mode: 'container', name: 'dcos' }], container: { type: 'MESOS', portMappings: [{ containerPort: 9000, name: 'admin' }, { containerPort: 8080, name: 'http' }, { containerPort: 0, hostPort: 0, name: 'dyn' }] } }, { version: '2026-01-01T00:00:00.000Z' });
+  t.is(readinessPort(CHECK, onOverlay, [31005], { containerNetwork: true }), 8080);
+  t.is(readinessPort({ portName: 'dyn' }, onOverlay, [31005], { containerNetwork: true }), 31005);
 });
 
 test('ReadinessChecker probes until ready, reports each change, then stops probing', async (t) => {

@@ -36,11 +36,15 @@ export function readinessResult(check: ReadinessCheck, taskId: string, response:
 
 /**
  * The host port of the port named `portName`: the task's ports follow the
- * app's port definitions (host mode) or its port mappings with a host port.
+ * app's port definitions (host mode) or its port mappings with a host port;
+ * with `containerNetwork`, the mapping's container port when it has one.
  */
-export function readinessPort(check: Pick<ReadinessCheck, 'portName'>, app: Pick<App, 'networks' | 'portDefinitions' | 'container'>, ports: readonly number[]): number | undefined {
+export function readinessPort(check: Pick<ReadinessCheck, 'portName'>, app: Pick<App, 'networks' | 'portDefinitions' | 'container'>, ports: readonly number[], options: { readonly containerNetwork?: boolean } = {}): number | undefined {
   // Tolerant of a partial app (an agent may be handed one without Marathon's defaults filled in).
   const mode = (app.networks as App['networks'] | undefined)?.[0]?.mode ?? 'host';
+  // A task in its own namespace on a container network is probed at the mapping's container port.
+  const mapped = options.containerNetwork ? (app.container?.portMappings ?? []).find((m) => m.name === check.portName) : undefined;
+  if (mapped && mapped.containerPort > 0) return mapped.containerPort;
   const names = mode === 'host' ? ((app.portDefinitions as App['portDefinitions'] | undefined) ?? []).map((p) => p.name) : (app.container?.portMappings ?? []).filter((m) => m.hostPort !== undefined).map((m) => m.name);
   const i = names.indexOf(check.portName);
   return i === -1 ? undefined : ports[i];
@@ -74,8 +78,10 @@ export interface ReadinessCheckerOptions {
   readonly taskId: string;
   readonly app: Pick<App, 'readinessChecks' | 'networks' | 'portDefinitions' | 'container'>;
   readonly ports: readonly number[];
-  /** Default 127.0.0.1 (tasks share the agent's network). */
+  /** Default 127.0.0.1 (tasks share the agent's network); a container-network task's container IP. */
   readonly host?: string;
+  /** The task runs in its own namespace on a container network: probe the mappings' container ports. */
+  readonly containerNetwork?: boolean;
   /** After every probe whose verdict (or preserved response) changed: every check's latest result. */
   readonly onResult: (results: readonly ReadinessCheckResult[]) => void;
 }
@@ -105,7 +111,7 @@ export class ReadinessChecker {
 
   async #run(i: number): Promise<void> {
     const check = this.#o.app.readinessChecks[i]!;
-    const port = readinessPort(check, this.#o.app, this.#o.ports);
+    const port = readinessPort(check, this.#o.app, this.#o.ports, { containerNetwork: this.#o.containerNetwork ?? false });
     const response: ReadinessResponse = port === undefined ? { error: `no port named ${check.portName}` } : await probeReadiness(check, this.#o.host ?? '127.0.0.1', port);
     if (this.#timers.stopped) return;
     const result = readinessResult(check, this.#o.taskId, response);

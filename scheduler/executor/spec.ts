@@ -31,6 +31,8 @@ export interface TaskLaunchSpec {
   readonly resources: Resources;
   /** SIGTERM to SIGKILL; unset = the executor's default (3 s). */
   readonly taskKillGracePeriodSeconds?: number;
+  /** Start the task inside this network namespace (a container network; see `TaskNetworking`). */
+  readonly netnsPath?: string;
 }
 
 /** The launch spec for task `taskId` of a stored app. */
@@ -49,11 +51,36 @@ export function launchSpecFromApp(
     ...(secrets ? { secrets } : {}),
     ...(app.container?.volumes?.length ? { secretFiles: app.container.volumes.map((v) => ({ path: v.containerPath, secret: v.secret })) } : {}),
     labels: app.labels,
-    portDefinitions: app.portDefinitions.map((p) => (p.name === undefined ? { port: p.port } : { port: p.port, name: p.name })),
-    ports: task.ports,
+    ...portsOf(app, task.ports),
     resources: { cpus: app.cpus, memMb: app.mem, diskMb: app.disk, gpus: app.gpus },
     ...(app.taskKillGracePeriodSeconds !== undefined ? { taskKillGracePeriodSeconds: app.taskKillGracePeriodSeconds } : {}),
   };
+}
+
+/**
+ * The task's ports for its environment (`PORT0`…). Host networking: the
+ * app's port definitions and the host ports allocated. A container network
+ * (the task has its own namespace, every port free): the port mappings'
+ * container ports; a container port of 0 takes the host port allocated for
+ * that mapping, as Marathon does.
+ */
+function portsOf(app: App, hostPorts: readonly number[]): Pick<TaskLaunchSpec, 'portDefinitions' | 'ports'> {
+  const mode = Array.isArray(app.networks) ? app.networks[0]?.mode : undefined;
+  if (mode !== 'container') {
+    return { portDefinitions: app.portDefinitions.map((p) => (p.name === undefined ? { port: p.port } : { port: p.port, name: p.name })), ports: hostPorts };
+  }
+  const mappings = app.container?.portMappings ?? [];
+  let nextHost = 0;
+  const ports: number[] = [];
+  const portDefinitions: { port: number; name?: string }[] = [];
+  for (const m of mappings) {
+    const host = m.hostPort !== undefined ? hostPorts[nextHost++] : undefined;
+    const port = m.containerPort > 0 ? m.containerPort : host;
+    if (port === undefined) continue;
+    ports.push(port);
+    portDefinitions.push(m.name === undefined ? { port: m.containerPort } : { port: m.containerPort, name: m.name });
+  }
+  return { portDefinitions, ports };
 }
 
 const TASK_ID = new RegExp(NODE_ID_PATTERN);

@@ -18,14 +18,15 @@
  *   STAGING/STARTING/RUNNING report: the kill the master asked for stands.
  *   An optional `healthCheckResults` (the agent's health checks, one per app
  *   check) replaces the task's; the agent sends it only when it changes.
- *   So does `readinessCheckResults` (one per readiness check).
+ *   So does `readinessCheckResults` (one per readiness check), and
+ *   `ipAddresses` (the container IPs of a task on a container network).
  * - A kill is the master setting `state` to KILLING; the agent kills the
  *   process and reports KILLED.
  */
 import { Type, type Static } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { appVersionId } from '../../model/keys.ts';
-import { AgentId, AppVersion, HealthCheckResult, ReadinessCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, Timestamp, type TaskState } from '../../model/schemas.ts';
+import { AgentId, AppVersion, HealthCheckResult, ReadinessCheckResult, TASK_STATES, TERMINAL_TASK_STATES, Task, TaskId, TaskIpAddress, Timestamp, type TaskState } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { requires } from '../permissions.ts';
 import { isInactive } from '../../../scheduler/monitor/queue.ts';
@@ -56,6 +57,8 @@ export const TaskStatusReport = Type.Object(
     healthCheckResults: Type.Optional(Type.Array(HealthCheckResult, { maxItems: 64 })),
     /** The task's readiness verdicts, one per app readiness check (run by the agent until ready); absent = unchanged. */
     readinessCheckResults: Type.Optional(Type.Array(ReadinessCheckResult, { maxItems: 8 })),
+    /** The task's container IPs (container networks: given when the agent attached it); absent = unchanged. */
+    ipAddresses: Type.Optional(Type.Array(TaskIpAddress, { maxItems: 2 })),
   },
   { additionalProperties: false },
 );
@@ -83,6 +86,7 @@ export function applyStatus(task: Task, report: TaskStatusReport, receivedAt: st
     ...(report.reason === undefined ? {} : { reason: report.reason }),
     ...(report.healthCheckResults === undefined ? {} : { healthCheckResults: report.healthCheckResults }),
     ...(report.readinessCheckResults === undefined ? {} : { readinessCheckResults: report.readinessCheckResults.map((r) => ({ ...r, taskId: task.id })) }),
+    ...(report.ipAddresses === undefined ? {} : { ipAddresses: report.ipAddresses }),
   };
   return next;
 }

@@ -61,8 +61,25 @@ export function overlayRoutes(app: ApiInstance, ctx: ApiContext): void {
     schema: {
       summary: 'A container IP (one per family of the network) for a task on this agent (idempotent per task)',
       params: Params,
-      body: Type.Object({ network: NetworkName, taskId: TaskId }, { additionalProperties: false }),
+      body: Type.Object({
+        network: NetworkName,
+        taskId: TaskId,
+        holder: Type.Optional(Type.Enum(['task', 'cni'] as const, { description: '`cni`: a container the CNI plugin attaches (taskId `cni.<container id>`); released by DELETE, not when a task ends' })),
+      }, { additionalProperties: false }),
       response: { 200: Type.Object({ addresses: Type.Array(OverlayAddress) }) },
     },
-  }, async (request) => ({ addresses: await ipam.assignAddresses(request.params.agentId, request.body.network, request.body.taskId) }));
+  }, async (request) => {
+    const { network, taskId, holder } = request.body;
+    if (holder === 'cni' && !taskId.startsWith('cni.')) throw new StrataError('API_BAD_REQUEST', `taskId ${JSON.stringify(taskId)}: a CNI container's id must start with "cni."`, { details: [{ path: '/taskId', message: 'must start with cni. when holder is cni' }] });
+    return { addresses: await ipam.assignAddresses(request.params.agentId, network, taskId, holder ? { holder } : {}) };
+  });
+
+  app.delete('/networking/api/v1/agents/:agentId/overlay/addresses/:network/:taskId', {
+    config: { permission: requires(AGENT_RID, 'update') },
+    schema: {
+      summary: 'Release the container IPs a task or CNI container holds on this agent (CNI DEL); they are quarantined before reuse. Idempotent.',
+      params: Type.Object({ agentId: AgentId, network: NetworkName, taskId: TaskId }),
+      response: { 200: Type.Object({ released: Type.Integer({ minimum: 0 }) }) },
+    },
+  }, async (request) => ({ released: await ipam.releaseTask(request.params.network, request.params.taskId, request.params.agentId) }));
 }
