@@ -3,7 +3,8 @@
 # the Debian packages: etcd-server for the 3-member etcd cluster tests;
 # dig (bind9-dnsutils), dnsperf, dnsmasq and unbound for the DNS tests and
 # the DNS benchmark's peers; nftables and iproute2 for the VIP load balancer
-# tests (in network namespaces they create).
+# tests (in network namespaces they create); slapd and ldap-utils for the
+# LDAP identity-provider tests (each test starts its own slapd; no service).
 # Idempotent; prints what it did. Elsewhere it says what is missing.
 set -euo pipefail
 
@@ -16,6 +17,9 @@ command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v unbound >/dev/null 2>&1 || need+=(unbound)
 [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: Debian packages already present"
@@ -28,7 +32,8 @@ if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The package may start a system etcd on 2379; tests use their own ports, but stop it to save memory.
   # unbound's package may start a system resolver on :53; tests start their own.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd unbound >/dev/null 2>&1 || true; fi
+  # slapd's package may start a system slapd on 389; tests start their own on free ports.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd unbound slapd >/dev/null 2>&1 || true; fi
 else
   echo "install-test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) or the etcd and DNS tests fail" >&2
   exit 1

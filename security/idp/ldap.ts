@@ -10,6 +10,7 @@
  * is its adapter over `ldapts` (one connection per operation: logins are
  * rare and a pooled, bound connection would carry the last user's identity).
  */
+import { isIP } from 'node:net';
 import { Client, InvalidCredentialsError, type Entry } from 'ldapts';
 import { StrataError } from '../../common/errors.ts';
 import type { LdapConfig } from '../../control-plane/model/schemas.ts';
@@ -89,7 +90,9 @@ function all(entry: Entry, attribute: string): string[] {
 
 /** The adapter over ldapts. `config` was validated by the model (one of dntemplate / user-search is set). */
 export function openLdapDirectory(config: LdapConfig): LdapDirectory {
-  const tlsOptions = { ...(config['ca-certs'] ? { ca: config['ca-certs'] } : {}), minVersion: 'TLSv1.2' as const };
+  // The name the certificate must carry (an IP address is matched against its IP SANs; SNI only for names).
+  const host = config.host.replace(/^\[|\]$/g, '');
+  const tlsOptions = { ...(config['ca-certs'] ? { ca: config['ca-certs'] } : {}), minVersion: 'TLSv1.2' as const, host, ...(isIP(host) ? {} : { servername: host }) };
 
   /** A connected client, TLS as configured (StartTLS before anything else when enforced), bound as `as`, or anonymous. */
   async function session<T>(as: { dn: string; password: string } | 'lookup' | 'none', fn: (client: Client) => Promise<T>): Promise<T> {
