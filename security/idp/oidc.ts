@@ -7,6 +7,8 @@
  * client id, `azp` when several audiences, `exp`/`iat`, `nonce`), on top of
  * openid-client's own checks: openid-client alone may skip the signature of an
  * ID token fetched from the token endpoint over TLS (OIDC Core §3.1.3.7).
+ * Claims the ID token leaves out (email, name) are read from userinfo for the
+ * same `sub`.
  *
  * Plain `http://` issuers are accepted only on loopback addresses (tests,
  * a provider on the same host); `ca_certs` and `verify_server_certificate`
@@ -132,6 +134,7 @@ export async function openOidcRelyingParty(id: string, config: OidcProviderConfi
       const current = new URL(redirectUri);
       for (const [k, v] of query) current.searchParams.append(k, v);
       let idToken: string | undefined;
+      let accessToken: string | undefined;
       try {
         const tokens = await client.authorizationCodeGrant(configuration, current, {
           pkceCodeVerifier: challenge.codeVerifier,
@@ -140,6 +143,7 @@ export async function openOidcRelyingParty(id: string, config: OidcProviderConfi
           idTokenExpected: true,
         });
         idToken = tokens.id_token;
+        accessToken = tokens.access_token;
       } catch (err) {
         const e = err as { code?: string; error?: string; message: string };
         if (e.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || e.code === 'ECONNREFUSED' || e.code === 'UND_ERR_CONNECT_TIMEOUT') throw new StrataError('IDP_UNAVAILABLE', `OIDC token endpoint failed: ${e.message}`, { cause: err });
@@ -160,7 +164,18 @@ export async function openOidcRelyingParty(id: string, config: OidcProviderConfi
       }
       if (payload['nonce'] !== challenge.nonce) throw rejected('ID token nonce does not match the login');
       if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload['azp'] !== config.client_id) throw rejected('ID token has several audiences and azp is not our client');
-      return { issuer: metadata.issuer, subject: payload.sub!, claims: payload };
+      // Providers may keep scope claims (email, name) out of the ID token and serve them at userinfo
+      // (OIDC Core §5.4): fetch them for the same subject; the verified ID token's claims win.
+      let claims: JWTPayload = payload;
+      if (accessToken && metadata.userinfo_endpoint) {
+        try {
+          const info = await client.fetchUserInfo(configuration, accessToken, payload.sub!);
+          claims = { ...info, ...payload };
+        } catch (err) {
+          throw rejected(`userinfo: ${(err as Error).message}`, err);
+        }
+      }
+      return { issuer: metadata.issuer, subject: payload.sub!, claims };
     },
   };
 }
