@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { escapeDnValue, escapeFilterValue, fillTemplate } from './ldap.ts';
-import { startTestMaster, type TestMaster } from '../../test/harness/master.ts';
+import { startTestMaster } from '../../test/harness/master.ts';
 import { LDAP_SUFFIX, slapdUnavailable, startSlapd, type Slapd } from '../../test/harness/slapd.ts';
 
 test('filter values are escaped per RFC 4515: injection input stays one value', (t) => {
@@ -29,9 +29,7 @@ test('DN values are escaped per RFC 4514: no extra RDNs or attributes', (t) => {
 const skip = slapdUnavailable();
 const slapdTest = skip ? test.skip : test;
 
-interface Ctx { h: TestMaster; su: string; slapd: Slapd }
-
-async function setup(t: { teardown(fn: () => Promise<void>): void }): Promise<Ctx & { call: (method: string, url: string, token: string | undefined, payload?: unknown) => ReturnType<TestMaster['master']['app']['inject']> }> {
+async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   const slapd = await startSlapd();
   t.teardown(() => slapd.close());
   const h = await startTestMaster();

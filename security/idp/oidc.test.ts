@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import test from 'ava';
 import Provider from 'oidc-provider';
 import { browse } from '../../test/harness/browser.ts';
-import { startTestMaster, type TestMaster } from '../../test/harness/master.ts';
+import { startTestMaster } from '../../test/harness/master.ts';
 
 interface Idp { issuer: string; close(): Promise<void> }
 

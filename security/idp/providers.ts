@@ -301,11 +301,12 @@ export class IdentityProviders {
       const config = await this.must('saml', id);
       const sp = this.#adapters.saml(id, config);
       const identity = await sp.verify(samlResponse, this.#now());
-      const flow = await this.#takeFlow(identity.inResponseTo, 'saml', provider);
-      // The assertion is single use: its digest is written create-only until it expires.
+      // The assertion is single use: its digest is written create-only (until it expires) before the
+      // request is taken, so a replay is refused as such and does not use up a pending request.
       const digest = createHash('sha256').update(`saml\0${provider}\0${identity.assertionId}`).digest('hex');
       const replay = await this.#records.put('usedLoginToken', { digest, uid: 'saml-assertion', expiresAt: new Date(Math.max(identity.notOnOrAfterMs, this.#now()) + 60_000).toISOString() }, { casIndex: 0 });
       if (!replay.ok) throw new StrataError('IDP_RESPONSE_REJECTED', 'SAML login rejected: this assertion was already used');
+      const flow = await this.#takeFlow(identity.inResponseTo, 'saml', provider);
       const attribute = config.uid_attribute;
       const uid = attribute === undefined ? uidFromClaims({ nameId: identity.nameId }, 'nameId') : uidFromClaims(identity.attributes, attribute);
       const principal = await this.#linkUser({ type: 'saml', id, subject: identity.nameId.slice(0, 1024) }, uid, attribute ?? 'NameID', undefined);

@@ -17,7 +17,26 @@ import * as samlify from 'samlify';
 import { StrataError } from '../../common/errors.ts';
 import type { SamlProviderConfig } from '../../control-plane/model/schemas.ts';
 
-samlify.setSchemaValidator(validator);
+/**
+ * samlify refuses to parse without an XSD validator. node-xmllint (emscripten,
+ * about 50 ms a document) adds a process `uncaughtException` listener and a
+ * stdout `drain` listener on every call and never removes them: the wrapper
+ * removes what each (synchronous) validation added, so a long-running master
+ * does not collect two listeners per SAML login.
+ */
+const LEAKED: readonly [NodeJS.EventEmitter, string][] = [[process, 'uncaughtException'], [process.stdout, 'drain'], [process.stderr, 'drain']];
+samlify.setSchemaValidator({
+  validate: async (xml: string): Promise<unknown> => {
+    const before = LEAKED.map(([emitter, event]) => new Set(emitter.listeners(event)));
+    try {
+      return await validator.validate(xml);
+    } finally {
+      LEAKED.forEach(([emitter, event], i) => {
+        for (const listener of emitter.listeners(event)) if (!before[i]!.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+      });
+    }
+  },
+});
 
 const BASE = '/acs/api/v1/auth/saml/providers';
 

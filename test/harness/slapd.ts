@@ -11,11 +11,12 @@
  * `close()` kills it and removes the directory. `slapdUnavailable()` says why it cannot run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeTestCa, run } from './pki.ts';
 
 export const SLAPD = '/usr/sbin/slapd';
 const SLAPADD = '/usr/sbin/slapadd';
@@ -48,19 +49,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-function run(cmd: string, args: string[], cwd: string): void {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
-}
-
-/** A CA and, when `serverIp` is given, a server certificate for it (files in `dir`). */
-export function makeTestCa(dir: string, name: string, serverIp?: string): void {
-  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-days', '2', '-subj', `/CN=${name} test CA`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
-  if (serverIp === undefined) return;
-  writeFileSync(join(dir, `${name}-server.ext`), `subjectAltName=IP:${serverIp}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-server.key`, '-out', `${name}-server.csr`, '-subj', `/CN=${serverIp}`], dir);
-  run('openssl', ['x509', '-req', '-in', `${name}-server.csr`, '-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-CAcreateserial', '-out', `${name}-server.crt`, '-days', '2', '-extfile', `${name}-server.ext`], dir);
-}
 
 function ldif(): string {
   const person = (uid: string, cn: string): string => `dn: uid=${uid},ou=people,${LDAP_SUFFIX}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${cn}\nsn: ${cn}\nmail: ${uid}@example.test\nuserPassword: ${uid}pw\n`;
