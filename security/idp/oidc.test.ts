@@ -7,37 +7,10 @@
  * callback, a forged state, a PKCE verifier or nonce that does not match, a
  * uid that belongs to someone else and an open-redirect target are refused.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import test from 'ava';
-import Provider from 'oidc-provider';
 import { browse } from '../../test/harness/browser.ts';
+import { startOidcIdp as startIdp } from '../../test/harness/oidc-idp.ts';
 import { startTestMaster } from '../../test/harness/master.ts';
-
-interface Idp { issuer: string; close(): Promise<void> }
-
-async function startIdp(redirectUri: string, clientSecret: string): Promise<Idp> {
-  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
-  const server: Server = createServer((req, res) => handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const provider = new Provider(issuer, {
-    clients: [{ client_id: 'strata', client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
-    features: { devInteractions: { enabled: true } },
-    pkce: { required: () => true },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    cookies: { keys: ['test-cookie-key-0123456789abcdef'] },
-    // devInteractions: any login name is an account; its email is <login>@example.test.
-    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, email: `${sub}@example.test`, email_verified: true, name: `User ${sub}` }) }),
-  } as never);
-  handler = provider.callback() as never;
-  return {
-    issuer,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   const h = await startTestMaster();
