@@ -43,6 +43,10 @@ test('code flow with PKCE: first login creates the user, the next links it; toke
   const providers = (await call('GET', '/acs/api/v1/auth/providers')).json();
   t.like(providers['test-idp'], { 'authentication-type': 'oidc-authorization-code-flow', description: 'test IdP' });
 
+  const dcosStart = await call('GET', '/acs/api/v1/auth/login?oidc-provider=test-idp');
+  t.is(dcosStart.statusCode, 302, 'DC/OS\'s SSO start');
+  t.true(String(dcosStart.headers.location).startsWith(idp.issuer));
+  t.is((await call('GET', '/acs/api/v1/auth/login')).statusCode, 400, 'a provider is required');
   const start = await call('GET', '/acs/api/v1/auth/oidc/providers/test-idp/login');
   const auth = new URL(start.headers.location as string);
   t.true(auth.href.startsWith(idp.issuer));

@@ -11,6 +11,7 @@
  *
  * Logins (public, as in Admin Router):
  * - `GET /auth/providers`: every way to log in (DC/OS's login page list).
+ * - `GET /auth/login?oidc-provider=ID` (DC/OS; also `saml-provider`): as `.../login` below.
  * - `GET /auth/{oidc,saml}/providers/{id}/login?target=`: redirect to the provider.
  * - `GET /auth/oidc/providers/{id}/callback`, `POST /auth/saml/providers/{id}/acs-callback`
  *   (form `SAMLResponse`): verify, create or link the user, issue the auth
@@ -209,6 +210,27 @@ export function idpRoutes(app: ApiInstance, ctx: ApiContext): void {
       }
     }
     return out;
+  });
+
+  // DC/OS's SSO start: GET /acs/api/v1/auth/login?oidc-provider=<id> (Strata adds saml-provider=<id> and target).
+  app.get(`${BASE}/auth/login`, {
+    config: { permission: PUBLIC },
+    schema: {
+      summary: 'Start a browser login (DC/OS: ?oidc-provider=ID; also ?saml-provider=ID), redirecting to the provider',
+      querystring: Type.Object({
+        'oidc-provider': Type.Optional(Type.String({ pattern: IDP_ID_PATTERN })),
+        'saml-provider': Type.Optional(Type.String({ pattern: IDP_ID_PATTERN })),
+        target: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+      }, { additionalProperties: false }),
+    },
+  }, async (request, reply) => {
+    const q = request.query;
+    if ((q['oidc-provider'] === undefined) === (q['saml-provider'] === undefined)) {
+      throw new StrataError('API_BAD_REQUEST', 'give exactly one of oidc-provider or saml-provider', { details: [{ path: '/oidc-provider', errors: ['exactly one of oidc-provider and saml-provider is required'] }] });
+    }
+    checkTarget(q.target);
+    const [type, id] = q['oidc-provider'] !== undefined ? ['oidc' as const, q['oidc-provider']] : ['saml' as const, q['saml-provider']!];
+    return reply.redirect(await idps.startLogin(type, id, q.target), 302);
   });
 
   app.post(`${BASE}/auth/handoff`, {
