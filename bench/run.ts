@@ -10,6 +10,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   dns: () => import('./dns.ts'),
   xds: () => import('./xds.ts'),
   overlay: () => import('./overlay.ts'),
+  idp: () => import('./idp.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);
