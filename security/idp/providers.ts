@@ -278,8 +278,9 @@ export class IdentityProviders {
 
   async finishOidc(id: string, query: URLSearchParams): Promise<{ principal: Versioned<Principal>; target: string | undefined }> {
     const provider = `oidc.${id}`;
+    // Outside the try: only configured providers are counted (ids in URLs are anyone's to invent).
+    const config = await this.must('oidc', id);
     try {
-      const config = await this.must('oidc', id);
       const flow = await this.#takeFlow(query.get('state'), 'oidc', provider);
       const rp = await this.#rp(id, config);
       const identity = await rp.finish(query, { state: flow.id, nonce: flow.nonce!, codeVerifier: flow.codeVerifier! });
@@ -297,8 +298,8 @@ export class IdentityProviders {
 
   async finishSaml(id: string, samlResponse: string): Promise<{ principal: Versioned<Principal>; target: string | undefined }> {
     const provider = `saml.${id}`;
+    const config = await this.must('saml', id);
     try {
-      const config = await this.must('saml', id);
       const sp = this.#adapters.saml(id, config);
       const identity = await sp.verify(samlResponse, this.#now());
       // The assertion is single use: its digest is written create-only (until it expires) before the
