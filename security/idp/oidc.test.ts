@@ -121,7 +121,7 @@ test('CLI hand-off: a loopback target gets a one-time code for the token; other 
   t.is(toPath.headers.location, '/dashboard');
   t.regex(String(toPath.headers['set-cookie']), /^dcos-acs-auth-cookie=/);
 
-  for (const target of ['https://evil.example/steal', '//evil.example/x', 'http://10.0.0.1:8080/cb', 'javascript:alert(1)']) {
+  for (const target of ['https://evil.example/steal', '//evil.example/x', '/\\evil.example', '/\t/evil.example', 'http://10.0.0.1:8080/cb', 'http://127.0.0.1@evil.example/', 'javascript:alert(1)']) {
     const r = await call('GET', `/acs/api/v1/auth/oidc/providers/test-idp/login?target=${encodeURIComponent(target)}`);
     t.is(r.statusCode, 400, target);
     t.deepEqual(r.json().details.map((d: { path: string }) => d.path), ['/target']);

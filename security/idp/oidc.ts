@@ -146,7 +146,8 @@ export async function openOidcRelyingParty(id: string, config: OidcProviderConfi
         accessToken = tokens.access_token;
       } catch (err) {
         const e = err as { code?: string; error?: string; message: string };
-        if (e.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || e.code === 'ECONNREFUSED' || e.code === 'UND_ERR_CONNECT_TIMEOUT') throw new StrataError('IDP_UNAVAILABLE', `OIDC token endpoint failed: ${e.message}`, { cause: err });
+        // Transport failures (fetch's TypeError, timeouts) and non-OAuth answers are the provider's outage, not a bad login.
+        if (e.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || err instanceof TypeError || (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError') throw new StrataError('IDP_UNAVAILABLE', `OIDC token endpoint failed: ${e.message}`, { cause: err });
         throw rejected(e.error ? `${e.error}: ${e.message}` : e.message, err);
       }
       if (!idToken) throw rejected('the token response has no id_token');

@@ -47,7 +47,8 @@ export const DEFAULT_ADAPTERS: IdpAdapters = { ldap: openLdapDirectory, oidc: op
 
 /** Where the browser may be sent after a login: a path on this cluster, or a loopback URL (the CLI). */
 export function targetProblem(target: string): string | undefined {
-  if (target.startsWith('/') && !target.startsWith('//') && !target.startsWith('/\\')) return undefined;
+  // A path on this cluster; browsers drop tabs and newlines and read `\` as `/`, so `/\t/evil` would be `//evil`.
+  if (target.startsWith('/')) return /^\/(?![/\\])[^\s\\\x00-\x1f\x7f]*$/.test(target) ? undefined : 'a path must not start with // and holds no spaces, control characters or backslashes';
   let url: URL;
   try {
     url = new URL(target);
