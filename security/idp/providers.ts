@@ -48,7 +48,10 @@ export const DEFAULT_ADAPTERS: IdpAdapters = { ldap: openLdapDirectory, oidc: op
 /** Where the browser may be sent after a login: a path on this cluster, or a loopback URL (the CLI). */
 export function targetProblem(target: string): string | undefined {
   // A path on this cluster; browsers drop tabs and newlines and read `\` as `/`, so `/\t/evil` would be `//evil`.
-  if (target.startsWith('/')) return /^\/(?![/\\])[^\s\\\x00-\x1f\x7f]*$/.test(target) ? undefined : 'a path must not start with // and holds no spaces, control characters or backslashes';
+  if (target.startsWith('/')) {
+    const unsafe = target.startsWith('//') || [...target].some((ch) => ch <= ' ' || ch === '\\' || ch === '\u007f');
+    return unsafe ? 'a path must not start with // and holds no spaces, control characters or backslashes' : undefined;
+  }
   let url: URL;
   try {
     url = new URL(target);
