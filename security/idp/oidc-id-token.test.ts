@@ -3,24 +3,32 @@
  * the test (discovery, JWKS, a token endpoint) hands Strata crafted ID
  * tokens. Refused: `alg: none`, a signature by a key the JWKS does not hold
  * (same kid), another issuer (mix-up), another audience, expired, without
- * the login's nonce. A genuine token passes, so the fake is a fair one.
+ * the login's nonce. A genuine token passes, so the fake is a fair one. And an
+ * https provider is reached through its `ca_certs` (discovery, token
+ * endpoint, JWKS) and refused without them.
  */
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import { startTestMaster } from '../../test/harness/master.ts';
+import { makeTestCa } from '../../test/harness/pki.ts';
 
 interface Claims { iss?: string; aud?: string; exp?: number; nonce?: string; sub?: string; email?: string }
 type Craft = (nonce: string) => Promise<string>;
 
-async function startLyingIdp(): Promise<{ issuer: string; goodKey: CryptoKey; otherKey: CryptoKey; setCraft(c: Craft): void; close(): Promise<void> }> {
+async function startLyingIdp(tls?: { key: string; cert: string }): Promise<{ issuer: string; goodKey: CryptoKey; otherKey: CryptoKey; setCraft(c: Craft): void; close(): Promise<void> }> {
   const good = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(good.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
   let craft: Craft = () => Promise.reject(new Error('no craft set'));
   let lastNonce = '';
   let issuer = '';
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', issuer);
     const json = (body: unknown): void => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -38,9 +46,10 @@ async function startLyingIdp(): Promise<{ issuer: string; goodKey: CryptoKey; ot
       lastNonce = url.searchParams.get('nonce') ?? '';
       res.writeHead(204).end();
     } else res.writeHead(404).end();
-  });
+  };
+  const server: Server = tls ? (createHttpsServer(tls, handler) as unknown as Server) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`;
   return {
     issuer,
     goodKey: good.privateKey,
@@ -107,4 +116,35 @@ test('crafted ID tokens: alg none, a foreign key, issuer mix-up, wrong audience,
   const genuine = await login((nonce) => sign({ nonce }));
   t.is(genuine.statusCode, 200, genuine.body);
   t.is(genuine.json().uid, 'liar-victim@example.test');
+});
+
+test('an https provider is trusted through ca_certs (discovery, token endpoint and JWKS), and refused without it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-oidc-tls-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  makeTestCa(dir, 'idp', '127.0.0.1');
+  const idp = await startLyingIdp({ key: readFileSync(join(dir, 'idp-server.key'), 'utf8'), cert: readFileSync(join(dir, 'idp-server.crt'), 'utf8') });
+  t.teardown(() => idp.close());
+  const h = await startTestMaster();
+  t.teardown(() => h.close());
+  const su = await h.superuserToken();
+  const configure = (extra: object) => h.master.app.inject({
+    method: 'PUT', url: '/acs/api/v1/auth/oidc/providers/tls', headers: { authorization: `token=${su}` },
+    payload: { issuer: idp.issuer, base_url: h.master.apiUrl, client_id: 'strata', client_secret: 'secret-0123456789', ...extra },
+  });
+  t.is((await configure({})).statusCode, 201);
+  const untrusted = await h.master.app.inject({ method: 'GET', url: '/acs/api/v1/auth/oidc/providers/tls/login' });
+  t.is(untrusted.statusCode, 502, untrusted.body);
+  t.is(untrusted.json().code, 'IDP_UNAVAILABLE');
+  t.is((await configure({ ca_certs: readFileSync(join(dir, 'idp-ca.crt'), 'utf8') })).statusCode, 200);
+  const now = Math.floor(Date.now() / 1000);
+  idp.setCraft((nonce) => new SignJWT({ email: 'tls-user@example.test', nonce }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(idp.issuer).setAudience('strata').setSubject('tls-user').setIssuedAt(now).setExpirationTime(now + 300).sign(idp.goodKey));
+  const start = await h.master.app.inject({ method: 'GET', url: '/acs/api/v1/auth/oidc/providers/tls/login' });
+  t.is(start.statusCode, 302, start.body);
+  const auth = new URL(start.headers.location as string);
+  // The "browser" trusts the test CA too (it is not the code under test).
+  const { request } = await import('node:https');
+  await new Promise<void>((resolve, reject) => request(auth, { ca: readFileSync(join(dir, 'idp-ca.crt'), 'utf8') }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+  const done = await h.master.app.inject({ method: 'GET', url: `/acs/api/v1/auth/oidc/providers/tls/callback?code=c0de&state=${auth.searchParams.get('state')}&iss=${encodeURIComponent(idp.issuer)}` });
+  t.is(done.statusCode, 200, done.body);
+  t.is(done.json().uid, 'tls-user@example.test');
 });
