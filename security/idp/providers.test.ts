@@ -1,4 +1,4 @@
-/** The pure decisions of external logins: where a browser may be sent, which uid a provider names, which user a login links to. */
+/** The pure decisions of external logins (where a browser may be sent, which uid a provider names, which user a login links to), and the sweep of expired flows. */
 import test from 'ava';
 import type { Principal } from '../../control-plane/model/schemas.ts';
 import { isLoopbackTarget, linkedPrincipal, targetProblem, uidFromClaims } from './providers.ts';
@@ -32,4 +32,19 @@ test('linking: only the same (type, id, subject) finds a user', (t) => {
   t.is(linkedPrincipal(users, { type: 'saml', id: 'corp', subject: 'https://idp 123' })?.uid, 'b@x');
   t.is(linkedPrincipal(users, { type: 'oidc', id: 'other', subject: 'https://idp 123' }), undefined, 'another provider with the same subject');
   t.is(linkedPrincipal(users, { type: 'oidc', id: 'corp', subject: 'https://evil 123' }), undefined, 'another issuer with the same sub');
+});
+
+test('the IAM sweeper deletes login flows (and used SAML assertions) once expired, keeps live ones', async (t) => {
+  const { startTestMaster } = await import('../../test/harness/master.ts');
+  const h = await startTestMaster();
+  t.teardown(() => h.close());
+  const old = new Date(Date.now() - 5 * 60_000).toISOString();
+  const later = new Date(Date.now() + 5 * 60_000).toISOString();
+  await h.master.records.put('loginFlow', { id: 'a'.repeat(32), kind: 'oidc', provider: 'oidc.x', expiresAt: old, nonce: 'n', codeVerifier: 'v' });
+  await h.master.records.put('loginFlow', { id: 'b'.repeat(32), kind: 'handoff', provider: 'oidc.x', expiresAt: later, uid: 'u', token: 't' });
+  await h.master.records.put('usedLoginToken', { digest: 'c'.repeat(64), uid: 'saml-assertion', expiresAt: old });
+  t.is(await h.master.iam.sweep(), 2);
+  t.is(await h.master.records.get('loginFlow', 'a'.repeat(32)), undefined);
+  t.truthy(await h.master.records.get('loginFlow', 'b'.repeat(32)));
+  t.is(await h.master.records.get('usedLoginToken', 'c'.repeat(64)), undefined);
 });
