@@ -58,7 +58,7 @@ async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   };
 
   /** A Response signed by `signer` (default: the configured IdP), with template values overridden. */
-  const respond = async (requestId: string, overrides: Record<string, string> = {}, signer = idp): Promise<{ response: string; assertionId: string }> => {
+  const respond = async (requestId: string, overrides: Record<string, string> = {}, signer = idp, attributeStatementXml = ''): Promise<{ response: string; assertionId: string }> => {
     const now = new Date();
     const later = new Date(now.getTime() + 5 * 60_000).toISOString();
     const assertionId = `_${randomBytes(16).toString('hex')}`;
@@ -72,7 +72,8 @@ async function setup(t: { teardown(fn: () => Promise<void>): void }) {
     const { context } = await signer.createLoginResponse(sp, {} as never, 'post', {}, (template: string) => ({
       id: values['ID']!,
       // IdP-initiated: no InResponseTo attribute at all (an empty one is not schema-valid).
-      context: samlify.SamlLib.replaceTagsByValue(requestId === '' ? template.replace(/ InResponseTo="\{InResponseTo\}"/g, '') : template, values),
+      // An attribute statement is XML: put into the template as is (tag values are escaped).
+      context: samlify.SamlLib.replaceTagsByValue((requestId === '' ? template.replace(/ InResponseTo="\{InResponseTo\}"/g, '') : template).replace('{AttributeStatement}', attributeStatementXml), values),
     })) as { context: string };
     return { response: context, assertionId: values['AssertionID']! };
   };
@@ -164,4 +165,22 @@ test('provider config: bad metadata names the field; admin only; removed provide
   t.is((await call('DELETE', '/acs/api/v1/auth/saml/providers/corp', su)).statusCode, 204);
   t.is((await call('GET', '/acs/api/v1/auth/saml/providers/corp/login')).json().code, 'IDP_NOT_CONFIGURED');
   t.is((await call('DELETE', '/acs/api/v1/auth/saml/providers/corp', su)).statusCode, 404);
+});
+
+test('uid_attribute: the uid comes from an assertion attribute; a missing one is refused naming it', async (t) => {
+  const { h, su, call, idp, start, respond, post } = await setup(t);
+  const put = await call('PUT', '/acs/api/v1/auth/saml/providers/corp', su, { idp_metadata: idp.getMetadata(), sp_base_url: h.master.apiUrl, uid_attribute: 'uid' });
+  t.is(put.statusCode, 200, 'replaced');
+  const attribute = (value: string): string =>
+    `<saml:AttributeStatement><saml:Attribute Name="uid" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic"><saml:AttributeValue xsi:type="xs:string">${value}</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>`;
+  const requestId = await start();
+  const missing = await post((await respond(requestId)).response);
+  t.is(missing.statusCode, 401);
+  t.regex(missing.json().message, /uid is missing or not a valid uid/);
+  const ok = await post((await respond(await start(), { NameID: 'opaque-id-123' }, idp, attribute('carol'))).response); // the refusal used its request up
+  t.is(ok.statusCode, 200, ok.body);
+  t.is(ok.json().uid, 'carol');
+  // Linked by the NameID: the next login finds carol even if the attribute changed.
+  const next = await post((await respond(await start(), { NameID: 'opaque-id-123' }, idp, attribute('carol-renamed'))).response);
+  t.is(next.json().uid, 'carol');
 });
