@@ -12,6 +12,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   overlay: () => import('./overlay.ts'),
   secrets: () => import('./secrets.ts'),
   policy: () => import('./policy.ts'),
+  idp: () => import('./idp.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -18,6 +18,7 @@
  * --parts tokens,decision,auth_hook,ca,gateway (default all), --rate R and
  * --load-seconds S for the gateway (default 2000 and 5).
  */
+import { performance } from 'node:perf_hooks';
 import { generateKeyPairSync } from 'node:crypto';
 import { pino } from 'pino';
 import { loadConfig } from '../control-plane/config/load.ts';

@@ -37,7 +37,7 @@ export async function readCliState(path = cliStatePath()): Promise<CliState | un
   }
 }
 
-async function writeCliState(path: string, state: CliState): Promise<void> {
+export async function writeCliState(path: string, state: CliState): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}-${randomUUID()}.tmp`;
   await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, flag: 'wx' });

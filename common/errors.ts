@@ -63,6 +63,11 @@ export const ERROR_CODES = {
   IAM_PRINCIPAL_KIND: { httpStatus: 400, summary: 'The operation does not fit the principal\'s kind (a password for a service account, a public key for a user).' },
   IAM_LAST_SUPERUSER: { httpStatus: 409, summary: 'The change would leave no enabled principal holding dcos:superuser (nobody could administer the cluster); grant it to another principal first.' },
   IAM_ACL_NOT_FOUND: { httpStatus: 404, summary: 'No ACL exists for that resource id: create it with PUT /acs/api/v1/acls/{rid} before granting on it.' },
+  // external identity providers
+  IDP_NOT_CONFIGURED: { httpStatus: 404, summary: 'No such identity provider is configured (LDAP: PUT /acs/api/v1/ldap/config; OIDC, SAML: PUT /acs/api/v1/auth/{oidc,saml}/providers/{id}), or it lacks the part the operation needs (LDAP group-search).' },
+  IDP_UNAVAILABLE: { httpStatus: 502, summary: 'The identity provider could not be reached or answered wrongly (connection, TLS or StartTLS failure, a lookup bind refused, a search matching several entries, discovery failed); the message says which.' },
+  IDP_RESPONSE_REJECTED: { httpStatus: 401, summary: 'An OIDC or SAML answer failed a check (state or login expired/used, signature, issuer, audience, recipient, expiry, nonce, InResponseTo, a replayed assertion, a missing uid claim); the message says which.' },
+  IDP_USER_CONFLICT: { httpStatus: 409, summary: 'The uid an external provider names belongs to a local user or to another provider\'s user; it is not taken over.' },
   // ca
   CA_CSR_INVALID: { httpStatus: 400, summary: 'The certificate request is not a readable PKCS#10 CSR, or its self-signature does not verify.' },
   CA_CSR_REJECTED: { httpStatus: 422, summary: 'The CA refuses what the request asks for: CA:true or certificate signing, names the caller does not own, a key type or size not allowed, or a lifetime over the maximum.' },

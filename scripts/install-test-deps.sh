@@ -6,6 +6,8 @@
 # tests (in network namespaces they create); build-essential and python3 to
 # build the strata_netns addon (native/); nsenter (util-linux) for the
 # namespace tests.
+# tests (in network namespaces they create); slapd and ldap-utils for the
+# LDAP identity-provider tests (each test starts its own slapd; no service).
 # Idempotent; prints what it did. Elsewhere it says what is missing.
 set -euo pipefail
 
@@ -22,6 +24,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 { command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; } || need+=(build-essential)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: Debian packages already present"
@@ -34,7 +39,8 @@ if [ -r /etc/debian_version ] && [ "$(id -u)" = 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The package may start a system etcd on 2379; tests use their own ports, but stop it to save memory.
   # unbound's package may start a system resolver on :53; tests start their own.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd unbound >/dev/null 2>&1 || true; fi
+  # slapd's package may start a system slapd on 389; tests start their own on free ports.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd unbound slapd >/dev/null 2>&1 || true; fi
 else
   echo "install-test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) or the etcd and DNS tests fail" >&2
   exit 1

@@ -165,6 +165,13 @@ interface Views {
   readonly revokedToken: RecordView<RecordTypes['revokedToken']>;
 }
 
+/**
+ * Checks the password of a user whose `provider` says it lives elsewhere
+ * (LDAP: a bind as the user). Resolves whether the password is right; throws
+ * for a provider that cannot answer.
+ */
+export type ExternalPasswordCheck = (principal: Principal, password: string) => Promise<boolean>;
+
 /** How many times a read-modify-write retries a lost check-and-set before giving up with `RECORD_CONFLICT`. */
 const CAS_ATTEMPTS = 16;
 
@@ -174,6 +181,7 @@ export class Iam {
   readonly #options: IamOptions;
   #views: Views | undefined;
   #sweeper: NodeJS.Timeout | undefined;
+  #externalPassword: ExternalPasswordCheck | undefined;
 
   constructor(records: Records, options: IamOptions = {}) {
     this.#records = records;
@@ -494,10 +502,19 @@ export class Iam {
 
   // Logins and tokens ---------------------------------------------------------
 
+  /** Let users marked as LDAP users log in with their directory password (security/idp). */
+  useExternalPasswords(check: ExternalPasswordCheck): void {
+    this.#externalPassword = check;
+  }
+
   /** Check a password; `AUTH_LOGIN_FAILED` for a wrong uid, password, or a disabled account alike. Returns the record (its createIndex goes into the token). */
   async login(uid: string, password: string): Promise<Versioned<Principal>> {
     const stored = await this.#records.get('principal', uid);
     const principal = stored?.value;
+    if (principal?.kind === 'user' && principal.provider?.type === 'ldap' && this.#externalPassword && !principal.disabled) {
+      if (await this.#externalPassword(principal, password)) return stored!;
+      throw new StrataError('AUTH_LOGIN_FAILED', 'login failed: unknown uid or wrong password');
+    }
     const storedHash = principal?.kind === 'user' ? principal.passwordHash : undefined;
     const hash = storedHash ?? (await dummyHash!);
     const ok = await this.#limiter.run(() => verifyPassword(password, hash));
@@ -544,11 +561,11 @@ export class Iam {
     if (result.ok) await this.#seen('revokedToken', result.index);
   }
 
-  /** Delete revocations and used login tokens whose token has expired (they can no longer matter). */
+  /** Delete revocations, used login tokens (and SAML assertions) and login flows that have expired (they can no longer matter). */
   async sweep(): Promise<number> {
     const now = this.#now();
     let removed = 0;
-    for (const kind of ['revokedToken', 'usedLoginToken'] as const) {
+    for (const kind of ['revokedToken', 'usedLoginToken', 'loginFlow'] as const) {
       const { records } = await this.#records.list(kind);
       for (const r of records) {
         if (Date.parse(r.value.expiresAt) < now - 60_000) {

@@ -21,6 +21,7 @@ import { agentRoutes } from './routes/agents.ts';
 import { authRoutes } from './routes/auth.ts';
 import { caRoutes } from './routes/ca.ts';
 import { iamRoutes } from './routes/iam.ts';
+import { idpRoutes } from './routes/idp.ts';
 import { marathonRoutes } from './routes/marathon-deployments.ts';
 import { marathonTaskRoutes } from './routes/marathon-tasks.ts';
 import { marathonQueueRoutes } from './routes/marathon-queue.ts';
@@ -41,6 +42,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   systemRoutes,
   authRoutes,
   iamRoutes,
+  idpRoutes,
   caRoutes,
   agentRoutes,
   marathonRoutes,

@@ -16,6 +16,16 @@ const EXPECTED_PUBLIC = new Set([
   'GET /ca/dcos-ca.crt',
   'POST /ca/api/v2/info',
   'GET /ca/api/v2/crl',
+  // external identity providers: login starts, callbacks, SP metadata, the login page list, the CLI hand-off
+  'GET /acs/api/v1/auth/login',
+  'GET /acs/api/v1/auth/providers',
+  'POST /acs/api/v1/auth/handoff',
+  'GET /acs/api/v1/auth/oidc/providers/:id/login',
+  'GET /acs/api/v1/auth/oidc/providers/:id/callback',
+  'GET /acs/api/v1/auth/saml/providers/:id/login',
+  'POST /acs/api/v1/auth/saml/providers/:id/acs-callback',
+  'GET /acs/api/v1/auth/saml/providers/:id/sp-metadata',
+  'GET /acs/api/v1/auth/saml/providers/:id/acs-callback-url',
 ]);
 
 const fill = (url: string): string => url.replace(/:[^/]+/g, 'x').replace(/\*/g, 'x');

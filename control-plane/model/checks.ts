@@ -488,6 +488,19 @@ export function checkDeployment(d: Deployment): Issue[] {
 
 const none = (): Issue[] => [];
 
+/** LDAP: a direct-bind template or a search bind (with its lookup account), and a lookup password only beside a lookup DN. */
+function checkIdentityProvider(p: RecordTypes['identityProvider']): Issue[] {
+  if (p.type !== 'ldap') return [];
+  const issues: Issue[] = [];
+  const c = p.config;
+  if (c.dntemplate === undefined && c['user-search'] === undefined) issues.push({ path: '/config/dntemplate', message: 'give a dntemplate (direct bind) or a user-search (search bind)' });
+  if ((c['lookup-dn'] === undefined) !== (c['lookup-password'] === undefined)) issues.push({ path: '/config/lookup-password', message: 'lookup-dn and lookup-password go together' });
+  if (c['enforce-starttls'] && c['use-ldaps']) issues.push({ path: '/config/enforce-starttls', message: 'StartTLS upgrades a plain connection; with use-ldaps the connection is TLS already (set one)' });
+  if (c['user-search'] && !c['user-search']['search-filter-template'].includes('%(username)s')) issues.push({ path: '/config/user-search/search-filter-template', message: 'must contain %(username)s' });
+  if (c['group-search'] && !c['group-search']['search-filter-template'].includes('%(groupname)s')) issues.push({ path: '/config/group-search/search-filter-template', message: 'must contain %(groupname)s' });
+  return issues;
+}
+
 /** The cross-field rules of each kind (none for kinds whose schema says everything). */
 export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K]) => Issue[] } = {
   agent: checkAgent,
@@ -510,6 +523,8 @@ export const RECORD_CHECKS: { readonly [K in RecordKind]: (record: RecordTypes[K
   certificateAuthority: none as (record: CertificateAuthority) => Issue[],
   certificate: none as (record: IssuedCertificate) => Issue[],
   secret: none as (record: StoredSecret) => Issue[],
+  identityProvider: checkIdentityProvider,
+  loginFlow: none as (record: RecordTypes['loginFlow']) => Issue[],
   servicePort: none as (record: RecordTypes['servicePort']) => Issue[],
   launchDelay: none as (record: RecordTypes['launchDelay']) => Issue[],
   overlayLease: checkOverlayLease,

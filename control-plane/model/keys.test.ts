@@ -70,6 +70,8 @@ const ids: { [K in RecordKind]: fc.Arbitrary<string> } = {
   certificateAuthority: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
   certificate: fc.stringMatching(/^[0-9a-f]{32}$/),
   secret: fc.array(fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/), { minLength: 1, maxLength: 4 }).map((parts) => parts.join('/')),
+  identityProvider: fc.tuple(fc.constantFrom('ldap', 'oidc', 'saml'), fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/)).map(([type, id]) => `${type}.${id}`),
+  loginFlow: fc.stringMatching(/^[0-9a-f]{32}$/),
   servicePort: fc.integer({ min: 1, max: 65535 }).map(String),
   launchDelay: appId,
   overlayLease: nodeId(128),

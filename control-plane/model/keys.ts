@@ -107,6 +107,8 @@ const ID_RULES: { readonly [K in Exclude<RecordKind, 'vip' | 'leader' | 'appVers
   usedLoginToken: rule('^[0-9a-f]{64}$', 64, 'login token digest: 64 lowercase hex digits (SHA-256)'),
   certificateAuthority: rule(KID_PATTERN, 64, 'CA id: letters, digits, _ -, at most 64 characters'),
   certificate: rule(SERIAL_PATTERN, 32, 'certificate serial: 32 lowercase hex digits'),
+  identityProvider: rule('^(?:ldap|oidc|saml)\\.[A-Za-z0-9_-]{1,64}$', 69, 'identity provider: <ldap|oidc|saml>.<id of letters, digits, _ ->'),
+  loginFlow: rule('^[0-9a-f]{32}$', 32, 'login flow id: 32 lowercase hex digits'),
   servicePort: rule('^(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$', 5, 'service port: a port number from 1 to 65535, no leading zeros'),
   overlayLease: NODE_ID(128, 'agent id'),
   secret: rule(SECRET_PATH_PATTERN, 256, 'secret path: "/"-separated names of letters, digits, _ . - (not starting with . or -), no leading "/", at most 256 characters'),
@@ -253,6 +255,10 @@ export function recordId<K extends RecordKind>(kind: K, record: RecordTypes[K]):
       return (r as RecordTypes['certificateAuthority']).id;
     case 'certificate':
       return (r as RecordTypes['certificate']).serial;
+    case 'identityProvider':
+      return `${(r as RecordTypes['identityProvider']).type}.${(r as RecordTypes['identityProvider']).id}`;
+    case 'loginFlow':
+      return (r as RecordTypes['loginFlow']).id;
     case 'overlayLease':
       return (r as RecordTypes['overlayLease']).agentId;
     case 'overlayClaim':
@@ -290,6 +296,8 @@ const PREFIXES: { readonly [K in RecordKind]: string } = {
   usedLoginToken: `${ROOT}security/used-login-tokens/`,
   certificateAuthority: `${ROOT}security/ca/`,
   certificate: `${ROOT}security/certificates/`,
+  identityProvider: `${ROOT}security/identity-providers/`,
+  loginFlow: `${ROOT}security/login-flows/`,
   servicePort: `${ROOT}service-ports/`,
   launchDelay: `${ROOT}launch-delays/`,
   overlayLease: `${ROOT}overlay/leases/`,
@@ -413,6 +421,8 @@ export const keys = {
   usedLoginToken: (digest: string): string => keyOf('usedLoginToken', digest),
   certificateAuthority: (id: string): string => keyOf('certificateAuthority', id),
   certificate: (serial: string): string => keyOf('certificate', serial),
+  identityProvider: (type: string, id: string): string => keyOf('identityProvider', `${type}.${id}`),
+  loginFlow: (id: string): string => keyOf('loginFlow', id),
   servicePort: (port: number): string => keyOf('servicePort', String(port)),
   launchDelay: (appId: string): string => keyOf('launchDelay', appId),
   overlayLease: (agentId: string): string => keyOf('overlayLease', agentId),
@@ -467,6 +477,8 @@ export const KEY_LAYOUT: readonly KeyLayoutRow[] = [
   { kind: 'certificateAuthority', key: 'strata/security/ca/<id>', example: keys.certificateAuthority('ca-1'), id: 'CA id', writers: 'bootstrap (first master)', readers: 'CA API (/ca/api/v2)' },
   { kind: 'secret', key: 'strata/security/secrets/<path, encoded>', example: keys.secret('mysql/password'), id: 'secret path in the `default` store (`/` → `%2F`)', writers: 'secrets API (/secrets/v1), KEK rotation (re-wrap)', readers: 'secrets API, agents\' task secrets (through the master)' },
   { kind: 'certificate', key: 'strata/security/certificates/<serial>', example: keys.certificate('0123456789abcdef0123456789abcdef'), id: 'serial (32 hex digits)', writers: 'CA API (issue, revoke), sweeper', readers: 'CA API (CRL)' },
+  { kind: 'identityProvider', key: 'strata/security/identity-providers/<type>.<id>', example: keys.identityProvider('oidc', 'google'), id: '`ldap.default`, `oidc.<id>` or `saml.<id>`', writers: 'IAM API (/acs/api/v1/ldap/config, /auth/oidc/providers, /auth/saml/providers)', readers: 'logins (LDAP bind, OIDC and SAML callbacks)' },
+  { kind: 'loginFlow', key: 'strata/security/login-flows/<id>', example: keys.loginFlow('0123456789abcdef0123456789abcdef'), id: 'OIDC state, SAML request id or CLI hand-off code (32 hex digits)', writers: 'OIDC/SAML login start, callbacks (hand-off), sweeper', readers: 'OIDC/SAML callbacks (deleted on use: single use)' },
 ];
 
 /** The layout as a Markdown table. */

@@ -411,6 +411,8 @@ const VALID = {
     rootCrlPem: `-----BEGIN X509 CRL-----\nMIIBszCCAVmgAwIBAgIQ\n-----END X509 CRL-----\n`,
   },
   certificate: { serial: '0123456789abcdef0123456789abcdef', authorityId: 'ca-1', uid: 'alice', spiffeId: 'spiffe://strata.local/user/alice', notBefore: NOW, notAfter: LATER, revokedAt: NOW, revocationReason: 'keyCompromise' },
+  identityProvider: { type: 'ldap', id: 'default', config: { host: '127.0.0.1', port: 389, 'enforce-starttls': true, 'use-ldaps': false, dntemplate: 'uid=%(username)s,ou=people,dc=example,dc=com' } },
+  loginFlow: { id: '0123456789abcdef0123456789abcdef', kind: 'oidc', provider: 'oidc.google', expiresAt: LATER, target: '/', nonce: 'n', codeVerifier: 'v' },
   signingKey: {
     kid: '3f1c9a2e-0000-4000-8000-000000000000',
     alg: 'ES256',

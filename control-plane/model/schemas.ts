@@ -845,12 +845,32 @@ const principalCommon = {
   tokensValidFromSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
 };
 
+/** The external identity provider kinds (security/idp). */
+export const IDP_TYPES = ['ldap', 'oidc', 'saml'] as const;
+export type IdpType = (typeof IDP_TYPES)[number];
+/** A provider's id within its type (LDAP has one: `default`). */
+export const IDP_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+
+/** Which external provider a user or group comes from, and (OIDC, SAML, LDAP) its stable id there. */
+export const ProviderLink = Type.Object(
+  {
+    type: Type.Enum(IDP_TYPES),
+    id: Type.String({ pattern: IDP_ID_PATTERN }),
+    /** OIDC: the `sub` of the issuer; SAML: the NameID; LDAP: the entry's DN. */
+    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  },
+  STRICT,
+);
+export type ProviderLink = Static<typeof ProviderLink>;
+
 export const UserPrincipal = Type.Object(
   {
     kind: Type.Literal('user'),
     ...principalCommon,
     /** Local users log in with a password; users from an external provider have none. */
     passwordHash: Type.Optional(PasswordHash),
+    /** Set for users of an external provider: they log in there (LDAP: through /auth/login, checked by a bind). */
+    provider: Type.Optional(ProviderLink),
   },
   STRICT,
 );
@@ -874,6 +894,8 @@ export const Group = Type.Object(
     gid: PrincipalId,
     description: Type.Optional(Type.String({ maxLength: 1024 })),
     permissions: Type.Array(Permission, { default: [] }),
+    /** Set for groups imported from an external provider (LDAP). */
+    provider: Type.Optional(ProviderLink),
   },
   { ...STRICT, description: 'An IAM group: its permissions apply to every member.' },
 );
@@ -914,6 +936,108 @@ export const UsedLoginToken = Type.Object(
   { ...STRICT, description: 'A service login token already exchanged for an auth token (login tokens are single use).' },
 );
 export type UsedLoginToken = Static<typeof UsedLoginToken>;
+
+// ---------------------------------------------------------------------------
+// External identity providers (security/idp)
+
+const PemCertificates = Type.String({ pattern: '-----BEGIN CERTIFICATE-----', maxLength: 65536, description: 'PEM certificates to trust (the provider\'s CA)' });
+const LdapSearch = Type.Object(
+  {
+    'search-base': Type.String({ minLength: 1, maxLength: 1024 }),
+    /** With `%(username)s` (users) or `%(groupname)s` (groups), filled in escaped (RFC 4515). */
+    'search-filter-template': Type.String({ minLength: 3, maxLength: 1024, pattern: '^\\(.*\\)$' }),
+  },
+  STRICT,
+);
+
+/** DC/OS's LDAPConfiguration (kebab-case names as in the DC/OS IAM API). */
+export const LdapConfig = Type.Object(
+  {
+    host: Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:\\[\\]-]+$' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    /** Upgrade the plain connection with StartTLS before any bind; refuse to go on without it. */
+    'enforce-starttls': Type.Boolean(),
+    /** Connect with TLS from the start (ldaps). */
+    'use-ldaps': Type.Boolean(),
+    /** Direct bind: the user's DN, e.g. `uid=%(username)s,ou=people,dc=example,dc=com` (the name escaped per RFC 4514). */
+    dntemplate: Type.Optional(Type.String({ minLength: 3, maxLength: 1024, pattern: '%\\(username\\)s' })),
+    /** Search bind: the account that looks users up. */
+    'lookup-dn': Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    'lookup-password': Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    'user-search': Type.Optional(LdapSearch),
+    'group-search': Type.Optional(LdapSearch),
+    /** PEM CA certificates that sign the server's certificate (else the system's). */
+    'ca-certs': Type.Optional(PemCertificates),
+  },
+  STRICT,
+);
+export type LdapConfig = Static<typeof LdapConfig>;
+
+/** DC/OS's OIDCProviderConfig, with Strata's `uid_claim` and `scopes`. */
+export const OidcProviderConfig = Type.Object(
+  {
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    issuer: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 }),
+    /** The cluster's URL as the browser reaches it; the redirect URI is `<base_url>/acs/api/v1/auth/oidc/providers/<id>/callback`. */
+    base_url: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 }),
+    client_id: Type.String({ minLength: 1, maxLength: 1024 }),
+    client_secret: Type.String({ minLength: 1, maxLength: 4096 }),
+    verify_server_certificate: Type.Optional(Type.Boolean()),
+    ca_certs: Type.Optional(PemCertificates),
+    /** The ID token claim that names the Strata uid on first login (default `email`). */
+    uid_claim: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    scopes: Type.Optional(Type.Array(Type.String({ pattern: '^[!#-\\[\\]-~]+$', maxLength: 128 }), { maxItems: 32 })),
+  },
+  STRICT,
+);
+export type OidcProviderConfig = Static<typeof OidcProviderConfig>;
+
+/** DC/OS's SAML provider config, with Strata's `uid_attribute`. */
+export const SamlProviderConfig = Type.Object(
+  {
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** The IdP's metadata XML (entity id, SSO URL, signing certificate). */
+    idp_metadata: Type.String({ minLength: 1, maxLength: 262144 }),
+    /** The cluster's URL as the browser reaches it (SP entity id and ACS URL derive from it). */
+    sp_base_url: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 }),
+    /** The attribute naming the Strata uid (default: the NameID). */
+    uid_attribute: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  },
+  STRICT,
+);
+export type SamlProviderConfig = Static<typeof SamlProviderConfig>;
+
+export const IdentityProvider = Type.Union(
+  [
+    Type.Object({ type: Type.Literal('ldap'), id: Type.String({ pattern: IDP_ID_PATTERN }), config: LdapConfig }, STRICT),
+    Type.Object({ type: Type.Literal('oidc'), id: Type.String({ pattern: IDP_ID_PATTERN }), config: OidcProviderConfig }, STRICT),
+    Type.Object({ type: Type.Literal('saml'), id: Type.String({ pattern: IDP_ID_PATTERN }), config: SamlProviderConfig }, STRICT),
+  ],
+  { description: 'An external identity provider: the LDAP directory, an OIDC or a SAML provider.' },
+);
+export type IdentityProvider = Static<typeof IdentityProvider>;
+
+export const LOGIN_FLOW_KINDS = ['oidc', 'saml', 'handoff'] as const;
+
+export const LoginFlow = Type.Object(
+  {
+    /** 32 hex digits: the OIDC `state`, the SAML AuthnRequest ID (after `_`), or a hand-off code. */
+    id: Type.String({ pattern: '^[0-9a-f]{32}$' }),
+    kind: Type.Enum(LOGIN_FLOW_KINDS),
+    /** `<type>.<id>` of the provider. */
+    provider: Type.String({ pattern: '^(?:ldap|oidc|saml)\\.[A-Za-z0-9_-]{1,64}$' }),
+    expiresAt: Timestamp,
+    /** Where the browser goes after the login (a path on the cluster, or a loopback URL for the CLI). */
+    target: Type.Optional(Type.String({ maxLength: 2048 })),
+    nonce: Type.Optional(Type.String({ maxLength: 256 })),
+    codeVerifier: Type.Optional(Type.String({ maxLength: 256 })),
+    /** A hand-off: the auth token the CLI exchanges its code for, once. */
+    uid: Type.Optional(PrincipalId),
+    token: Type.Optional(Type.String({ maxLength: 16384 })),
+  },
+  { ...STRICT, description: 'A browser login in progress at an external provider (single use, swept after expiresAt).' },
+);
+export type LoginFlow = Static<typeof LoginFlow>;
 
 // ---------------------------------------------------------------------------
 // Cluster CA
@@ -1228,6 +1352,8 @@ export const RECORD_SCHEMAS = {
   usedLoginToken: UsedLoginToken,
   certificateAuthority: CertificateAuthority,
   certificate: IssuedCertificate,
+  identityProvider: IdentityProvider,
+  loginFlow: LoginFlow,
   servicePort: ServicePort,
   launchDelay: LaunchDelay,
   overlayLease: OverlayLease,
@@ -1260,6 +1386,8 @@ export interface RecordTypes {
   usedLoginToken: UsedLoginToken;
   certificateAuthority: CertificateAuthority;
   certificate: IssuedCertificate;
+  identityProvider: IdentityProvider;
+  loginFlow: LoginFlow;
   servicePort: ServicePort;
   launchDelay: LaunchDelay;
   overlayLease: OverlayLease;

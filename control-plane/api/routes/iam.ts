@@ -58,16 +58,16 @@ export function userView(p: Principal): Record<string, unknown> {
     uid: p.uid,
     url: userUrl(p.uid),
     description: p.description ?? '',
-    is_remote: false,
+    is_remote: p.kind === 'user' && p.provider !== undefined,
     is_service: p.kind === 'service',
-    provider_type: 'internal',
-    provider_id: '',
+    provider_type: p.kind === 'user' && p.provider ? p.provider.type : 'internal',
+    provider_id: p.kind === 'user' && p.provider ? p.provider.id : '',
     ...(p.kind === 'service' ? { public_key: p.publicKey } : {}),
     disabled: p.disabled ?? false,
   };
 }
 
-const groupView = (g: Group): Record<string, unknown> => ({ gid: g.gid, url: groupUrl(g.gid), description: g.description ?? '', provider_type: 'internal' });
+const groupView = (g: Group): Record<string, unknown> => ({ gid: g.gid, url: groupUrl(g.gid), description: g.description ?? '', provider_type: g.provider?.type ?? 'internal' });
 
 const actionsView = (rid: string, who: string, actions: readonly Action[]): { name: Action; url: string }[] =>
   actions.map((name) => ({ name, url: `${aclUrl(rid)}/${who}/${name}` }));
