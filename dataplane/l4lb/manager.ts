@@ -127,7 +127,7 @@ export class L4lbManager {
   removeAll(): Promise<void> {
     const run = this.#queue.then(async () => {
       const table = this.#state.table;
-      await this.#nft.load(`add table ip ${table}\ndelete table ip ${table}\n`);
+      await this.#nft.load(`add table inet ${table}\ndelete table inet ${table}\nadd table ip ${table}\ndelete table ip ${table}\n`);
       this.#state = emptyState(table);
       this.#loaded = false;
     });

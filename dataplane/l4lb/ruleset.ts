@@ -2,11 +2,12 @@
  * The nftables ruleset of the kernel L4 load balancer, as text (pure).
  *
  * Design "D" of net-calibration.md (10,000 VIPs × 5 backends load in about
- * half a second here; per-service anonymous maps took 11 s):
+ * half a second here; per-service anonymous maps took 11 s), in one `inet`
+ * table serving both families:
  *
- *     map vips   ip daddr . l4proto . dport → jump svc_<n>   (one element per VIP port)
+ *     map vips / vips6   daddr . l4proto . dport → jump svc_<n>   (one element per VIP port)
  *     chain svc_<n>   meta mark set numgen random mod K offset base_n
- *     map be_tcp / be_udp   mark → backend ip . port          (K elements per VIP port)
+ *     map be_tcp / be_udp / be6_tcp / be6_udp   mark → backend ip . port   (K elements per VIP port)
  *
  * The hook chains (prerouting for traffic from containers and other hosts,
  * output for traffic the host itself starts) look the VIP up, let its chain
@@ -15,11 +16,14 @@
  * the tag {@link MARK_TAG}; only the first packet of a connection passes the
  * nat hooks, so only it carries the mark.
  *
- * A VIP port with no backend is in the `dead` set, refused at once (TCP
- * reset, ICMP port unreachable) by filter chains instead of timing out.
+ * A VIP port with no backend is in the `dead`/`dead6` set, refused at once
+ * (TCP reset, ICMP port unreachable) by filter chains instead of timing out.
  * Hairpin: a client that reaches itself through a VIP (it is one of the
- * backends) is masqueraded, and only then (`hairpin` set of `ip . ip`
- * pairs), so every other flow keeps its source address.
+ * backends) is masqueraded, and only then (`hairpin`/`hairpin6` sets of
+ * `ip . ip` pairs), so every other flow keeps its source address. An IPv6
+ * VIP balances over IPv6 backends only, an IPv4 VIP over IPv4 ones (no
+ * NAT64). UDP VIP ports work the same way: conntrack keeps a flow's
+ * datagrams on the backend its first one was sent to.
  *
  * Updates are small transactions: per changed service, its backend
  * elements (and its chain's one rule only when the number of backends
@@ -83,6 +87,15 @@ function vipElement(s: { vip: string; protocol: string; port: number }): string 
   return `${s.vip} . ${s.protocol} . ${s.port}`;
 }
 
+/** The set-name suffix of an address's family: '' for IPv4, '6' for IPv6. */
+function fam(ip: string): '' | '6' {
+  return ip.includes(':') ? '6' : '';
+}
+
+function beMap(s: { vip: string; protocol: L4Protocol }): string {
+  return `be${fam(s.vip)}_${s.protocol}`;
+}
+
 function chainRule(s: ProgrammedService): string {
   return `meta mark set numgen random mod ${s.backends.length} offset ${markOf(s.block, 0)}`;
 }
@@ -98,31 +111,44 @@ function hairpinPairs(desired: DesiredState): Set<string> {
   return pairs;
 }
 
-/** Assign blocks: services that keep their key keep their block; new ones take the lowest free. */
+/**
+ * Assign blocks: services that keep their key keep their block (and their
+ * programmed object, when their backends are the same: an unchanged
+ * service costs one map lookup); new ones take the lowest free block.
+ */
 function assign(previous: RulesetState, desired: DesiredState): { services: Map<string, ProgrammedService>; overflow: string[] } {
-  const services = new Map<string, ProgrammedService>();
-  const used = new Set<number>();
+  const services = new Map<string, ProgrammedService | undefined>();
   const overflow: string[] = [];
-  for (const s of desired.services) {
-    const old = previous.services.get(serviceKey(s));
-    if (old) used.add(old.block);
-  }
-  let next = 0;
+  const fresh: L4Service[] = [];
   for (const s of desired.services) {
     const key = serviceKey(s);
-    let block = previous.services.get(key)?.block;
-    if (block === undefined) {
+    const old = previous.services.get(key);
+    if (!old) {
+      services.set(key, undefined);
+      fresh.push(s);
+      continue;
+    }
+    const backends = capped(s.backends);
+    services.set(key, sameBackends(old.backends, backends) ? old : { ...old, backends });
+  }
+  if (fresh.length > 0) {
+    const used = new Set<number>();
+    for (const p of services.values()) if (p) used.add(p.block);
+    let next = 0;
+    for (const s of fresh) {
+      const key = serviceKey(s);
+      if (services.get(key)) continue;
       while (used.has(next)) next++;
       if (next >= MAX_BLOCKS) {
         overflow.push(key);
+        services.delete(key);
         continue;
       }
-      block = next;
-      used.add(block);
+      used.add(next);
+      services.set(key, { key, vip: s.vip, protocol: s.protocol, port: s.port, block: next, backends: capped(s.backends) });
     }
-    services.set(key, { key, vip: s.vip, protocol: s.protocol, port: s.port, block, backends: capped(s.backends) });
   }
-  return { services, overflow };
+  return { services: services as Map<string, ProgrammedService>, overflow };
 }
 
 export interface FullRuleset {
@@ -138,50 +164,67 @@ export function fullRuleset(desired: DesiredState, table = DEFAULT_TABLE, previo
   const { services, overflow } = assign(previous, desired);
   const hairpin = hairpinPairs(desired);
   const lines: string[] = [
+    // The IPv4-only table of earlier versions goes in the same transaction.
     `add table ip ${table}`,
     `delete table ip ${table}`,
-    `table ip ${table} {`,
+    `add table inet ${table}`,
+    `delete table inet ${table}`,
+    `table inet ${table} {`,
     '  map vips { type ipv4_addr . inet_proto . inet_service : verdict; }',
+    '  map vips6 { type ipv6_addr . inet_proto . inet_service : verdict; }',
     '  map be_tcp { typeof meta mark : ip daddr . tcp dport; }',
     '  map be_udp { typeof meta mark : ip daddr . udp dport; }',
+    '  map be6_tcp { typeof meta mark : ip6 daddr . tcp dport; }',
+    '  map be6_udp { typeof meta mark : ip6 daddr . udp dport; }',
     '  set dead { type ipv4_addr . inet_proto . inet_service; }',
+    '  set dead6 { type ipv6_addr . inet_proto . inet_service; }',
     '  set hairpin { type ipv4_addr . ipv4_addr; }',
+    '  set hairpin6 { type ipv6_addr . ipv6_addr; }',
   ];
   for (const s of services.values()) {
     lines.push(s.backends.length > 0 ? `  chain ${chainOf(s.block)} { ${chainRule(s)}; }` : `  chain ${chainOf(s.block)} { }`);
   }
+  const tagged = `meta mark & 0xff000000 == 0x${MARK_TAG.toString(16)}`;
   const dispatch = [
     'ip daddr . meta l4proto . th dport vmap @vips',
-    `meta l4proto tcp meta mark & 0xff000000 == ${`0x${MARK_TAG.toString(16)}`} dnat ip to meta mark map @be_tcp`,
-    `meta l4proto udp meta mark & 0xff000000 == ${`0x${MARK_TAG.toString(16)}`} dnat ip to meta mark map @be_udp`,
+    'ip6 daddr . meta l4proto . th dport vmap @vips6',
+    `meta nfproto ipv4 meta l4proto tcp ${tagged} dnat ip to meta mark map @be_tcp`,
+    `meta nfproto ipv4 meta l4proto udp ${tagged} dnat ip to meta mark map @be_udp`,
+    `meta nfproto ipv6 meta l4proto tcp ${tagged} dnat ip6 to meta mark map @be6_tcp`,
+    `meta nfproto ipv6 meta l4proto udp ${tagged} dnat ip6 to meta mark map @be6_udp`,
   ];
   lines.push(`  chain prerouting { type nat hook prerouting priority dstnat; policy accept; ${dispatch.join('; ')}; }`);
   lines.push(`  chain output { type nat hook output priority -100; policy accept; ${dispatch.join('; ')}; }`);
-  lines.push('  chain postrouting { type nat hook postrouting priority srcnat; policy accept; ct status dnat ip saddr . ip daddr @hairpin masquerade; }');
-  const refuse = 'ip daddr . meta l4proto . th dport @dead meta l4proto tcp reject with tcp reset; ip daddr . meta l4proto . th dport @dead reject';
+  lines.push('  chain postrouting { type nat hook postrouting priority srcnat; policy accept; ct status dnat ip saddr . ip daddr @hairpin masquerade; ct status dnat ip6 saddr . ip6 daddr @hairpin6 masquerade; }');
+  const refuse = [
+    'ip daddr . meta l4proto . th dport @dead meta l4proto tcp reject with tcp reset',
+    'ip daddr . meta l4proto . th dport @dead reject',
+    'ip6 daddr . meta l4proto . th dport @dead6 meta l4proto tcp reject with tcp reset',
+    'ip6 daddr . meta l4proto . th dport @dead6 reject',
+  ].join('; ');
   lines.push(`  chain refuse_output { type filter hook output priority filter; policy accept; ${refuse}; }`);
   lines.push(`  chain refuse_forward { type filter hook forward priority filter; policy accept; ${refuse}; }`);
   lines.push('}');
-  const vipEls: string[] = [];
-  const dead: string[] = [];
-  const be: Record<L4Protocol, string[]> = { tcp: [], udp: [] };
+  const sets = new Map<string, string[]>();
+  const put = (set: string, ...elements: string[]): void => {
+    const list = sets.get(set);
+    if (list) list.push(...elements);
+    else sets.set(set, elements);
+  };
   for (const s of services.values()) {
     if (s.backends.length === 0) {
-      dead.push(vipElement(s));
+      put(`dead${fam(s.vip)}`, vipElement(s));
       continue;
     }
-    vipEls.push(`${vipElement(s)} : jump ${chainOf(s.block)}`);
-    be[s.protocol].push(...backendElements(s));
+    put(beMap(s), ...backendElements(s));
+    put(`vips${fam(s.vip)}`, `${vipElement(s)} : jump ${chainOf(s.block)}`);
   }
-  const add = (set: string, elements: readonly string[]): void => {
-    // Large element lists in one statement are what nft loads fastest.
-    if (elements.length > 0) lines.push(`add element ip ${table} ${set} { ${elements.join(', ')} }`);
-  };
-  add('be_tcp', be.tcp);
-  add('be_udp', be.udp);
-  add('vips', vipEls);
-  add('dead', dead);
-  add('hairpin', [...hairpin]);
+  for (const pair of hairpin) put(`hairpin${fam(pair)}`, pair);
+  // Backend maps before the VIP maps, so no VIP is live before its backends; large element lists in one statement are what nft loads fastest.
+  for (const set of ['be_tcp', 'be_udp', 'be6_tcp', 'be6_udp', 'vips', 'vips6', 'dead', 'dead6', 'hairpin', 'hairpin6']) {
+    const elements = sets.get(set);
+    if (elements && elements.length > 0) lines.push(`add element inet ${table} ${set} { ${elements.join(', ')} }`);
+  }
   return { script: `${lines.join('\n')}\n`, state: { table, services, hairpin }, overflow };
 }
 
@@ -207,7 +250,7 @@ export function updateRuleset(previous: RulesetState, desired: DesiredState): Ru
   const removes: string[] = [];
   const adds: string[] = [];
   const el = (op: 'add' | 'delete', set: string, elements: readonly string[]): void => {
-    if (elements.length > 0) (op === 'add' ? adds : removes).push(`${op} element ip ${table} ${set} { ${elements.join(', ')} }`);
+    if (elements.length > 0) (op === 'add' ? adds : removes).push(`${op} element inet ${table} ${set} { ${elements.join(', ')} }`);
   };
   const slots = (s: ProgrammedService): string[] => s.backends.map((_, slot) => markOf(s.block, slot));
   const chain = chainOf;
@@ -215,41 +258,44 @@ export function updateRuleset(previous: RulesetState, desired: DesiredState): Ru
     const now = services.get(key);
     if (now) continue;
     if (old.backends.length > 0) {
-      el('delete', 'vips', [vipElement(old)]);
-      el('delete', `be_${old.protocol}`, slots(old));
+      el('delete', `vips${fam(old.vip)}`, [vipElement(old)]);
+      el('delete', beMap(old), slots(old));
     } else {
-      el('delete', 'dead', [vipElement(old)]);
+      el('delete', `dead${fam(old.vip)}`, [vipElement(old)]);
     }
-    removes.push(`flush chain ip ${table} ${chain(old.block)}`, `delete chain ip ${table} ${chain(old.block)}`);
+    removes.push(`flush chain inet ${table} ${chain(old.block)}`, `delete chain inet ${table} ${chain(old.block)}`);
   }
   for (const [key, now] of services) {
     const old = previous.services.get(key);
-    if (old && sameBackends(old.backends, now.backends)) continue;
+    if (old === now || (old && sameBackends(old.backends, now.backends))) continue;
     const was = old?.backends.length ?? 0;
     const is = now.backends.length;
-    if (!old) adds.push(`add chain ip ${table} ${chain(now.block)}`);
+    if (!old) adds.push(`add chain inet ${table} ${chain(now.block)}`);
     // Backend slots: changed ones replaced (deleted first), extra ones added or removed.
     if (old && was > 0) {
       const changed = old.backends.map((b, slot) => ({ b, slot })).filter(({ b, slot }) => slot >= is || b.ip !== now.backends[slot]!.ip || b.port !== now.backends[slot]!.port);
-      el('delete', `be_${old.protocol}`, changed.map(({ slot }) => markOf(old.block, slot)));
+      el('delete', beMap(old), changed.map(({ slot }) => markOf(old.block, slot)));
     }
     const fresh = now.backends.map((b, slot) => ({ b, slot })).filter(({ b, slot }) => !old || slot >= was || old.backends[slot]!.ip !== b.ip || old.backends[slot]!.port !== b.port);
-    el('add', `be_${now.protocol}`, fresh.map(({ b, slot }) => `${markOf(now.block, slot)} : ${b.ip} . ${b.port}`));
+    el('add', beMap(now), fresh.map(({ b, slot }) => `${markOf(now.block, slot)} : ${b.ip} . ${b.port}`));
     if (was !== is) {
-      if (old) adds.push(`flush chain ip ${table} ${chain(now.block)}`);
-      if (is > 0) adds.push(`add rule ip ${table} ${chain(now.block)} ${chainRule(now)}`);
+      if (old) adds.push(`flush chain inet ${table} ${chain(now.block)}`);
+      if (is > 0) adds.push(`add rule inet ${table} ${chain(now.block)} ${chainRule(now)}`);
     }
+    const f = fam(now.vip);
     if (was === 0 && is > 0) {
-      if (old) el('delete', 'dead', [vipElement(old)]);
-      el('add', 'vips', [`${vipElement(now)} : jump ${chain(now.block)}`]);
+      if (old) el('delete', `dead${f}`, [vipElement(old)]);
+      el('add', `vips${f}`, [`${vipElement(now)} : jump ${chain(now.block)}`]);
     } else if (was > 0 && is === 0) {
-      el('delete', 'vips', [vipElement(now)]);
-      el('add', 'dead', [vipElement(now)]);
+      el('delete', `vips${f}`, [vipElement(now)]);
+      el('add', `dead${f}`, [vipElement(now)]);
     } else if (!old && is === 0) {
-      el('add', 'dead', [vipElement(now)]);
+      el('add', `dead${f}`, [vipElement(now)]);
     }
   }
-  el('delete', 'hairpin', [...previous.hairpin].filter((p) => !hairpin.has(p)));
-  el('add', 'hairpin', [...hairpin].filter((p) => !previous.hairpin.has(p)));
+  for (const f of ['', '6'] as const) {
+    el('delete', `hairpin${f}`, [...previous.hairpin].filter((p) => fam(p) === f && !hairpin.has(p)));
+    el('add', `hairpin${f}`, [...hairpin].filter((p) => fam(p) === f && !previous.hairpin.has(p)));
+  }
   return { commands: [...removes, ...adds], state: { table, services, hairpin }, overflow };
 }
