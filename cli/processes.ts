@@ -103,11 +103,11 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   await token();
   const logger = makeLogger(config);
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
-  const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
+  // One list of masters for the node-side followers: they move to the next master together.
   const masters = new MasterUrls(config.agent.masterUrl);
+  const l4lb = await startConfiguredL4lb({ config, masters, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const dns = await startAgentDns(config, logger, masters, token);
-  // The overlay asks the first master for leases (it does not follow a failover yet).
-  const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  const overlay = startConfiguredOverlay({ config, masters, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
@@ -214,9 +214,9 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
-    const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const l4lb = await startConfiguredL4lb({ config, masters: new MasterUrls(master.apiUrl), token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
-    const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
+    const overlay = startConfiguredOverlay({ config, masters: new MasterUrls(master.apiUrl), token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,

@@ -21,6 +21,7 @@ export interface L4lbMetrics {
   readonly syncSeconds: Histogram<'mode'>;
   readonly services: Gauge;
   readonly backends: Gauge;
+  readonly nftShellStarts: Counter;
 }
 const byRegistry = new WeakMap<Registry, L4lbMetrics>();
 
@@ -35,6 +36,7 @@ export function l4lbMetrics(registry: Registry): L4lbMetrics {
       }),
       services: new Gauge({ name: 'strata_l4lb_services', help: 'VIP ports programmed in the kernel', registers: [registry] }),
       backends: new Gauge({ name: 'strata_l4lb_backends', help: 'Backends programmed in the kernel', registers: [registry] }),
+      nftShellStarts: new Counter({ name: 'strata_l4lb_nft_shell_starts_total', help: 'Starts of the long-lived nft -i process that applies changes (more than one: it died or hung and was replaced)', registers: [registry] }),
     };
     byRegistry.set(registry, m);
   }
