@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { L4lbManager } from '../dataplane/l4lb/manager.ts';
 import { NftProcess, defaultNftPath, type NftRunner } from '../dataplane/l4lb/nft.ts';
 import { ensureLocalRoute } from '../dataplane/l4lb/routes.ts';
-import type { L4Service } from '../dataplane/l4lb/services.ts';
+import { serviceKey, type L4Service } from '../dataplane/l4lb/services.ts';
 import { netnsSet, netnsUnavailable, routedVeth, startTcpSink, tcpThroughputMBps } from '../test/harness/netns.ts';
 
 const execFileP = promisify(execFile);
@@ -32,13 +32,15 @@ function pct(xs: number[], p: number): number {
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
+/** `n` VIPs × 5 backends, sorted by service key as `servicesFromVips` gives them. */
 function services(n: number): L4Service[] {
-  return Array.from({ length: n }, (_, v) => ({
+  const list = Array.from({ length: n }, (_, v) => ({
     vip: `11.${(v >> 16) & 255}.${(v >> 8) & 255}.${v & 255}`,
     protocol: 'tcp' as const,
     port: 80,
     backends: Array.from({ length: 5 }, (_, b) => ({ ip: `10.${100 + (v % 100)}.${b}.${(v >> 7) & 255}`, port: 8080 + b })),
   }));
+  return list.sort((a, b) => (serviceKey(a) < serviceKey(b) ? -1 : 1));
 }
 
 export async function run(args: string[]): Promise<unknown> {

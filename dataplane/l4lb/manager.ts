@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { NftRunner } from './nft.ts';
-import { DEFAULT_TABLE, emptyState, fullRuleset, updateRuleset, type DesiredState, type RulesetState } from './ruleset.ts';
+import { commitPlan, DEFAULT_TABLE, emptyState, fullRuleset, planUpdate, type DesiredState, type ProgrammedService, type RulesetState } from './ruleset.ts';
 
 export interface L4lbLogger {
   info(obj: object, msg: string): void;
@@ -49,7 +49,8 @@ export class L4lbManager {
   readonly #nft: NftRunner;
   readonly #log: L4lbLogger;
   readonly #metrics: L4lbMetrics | undefined;
-  #state: RulesetState;
+  /** What the kernel holds; its services map is this manager's own, updated in place after each committed change. */
+  #state: RulesetState & { readonly services: Map<string, ProgrammedService> };
   #loaded = false;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -57,9 +58,10 @@ export class L4lbManager {
     this.#nft = options.nft;
     this.#log = options.logger;
     this.#metrics = options.metrics ? l4lbMetrics(options.metrics) : undefined;
-    this.#state = emptyState(options.table ?? DEFAULT_TABLE);
+    this.#state = { ...emptyState(options.table ?? DEFAULT_TABLE), services: new Map() };
   }
 
+  /** What the kernel holds now (a live view: later syncs update it). */
   get state(): RulesetState {
     return this.#state;
   }
@@ -78,18 +80,19 @@ export class L4lbManager {
 
   async #sync(desired: DesiredState): Promise<SyncMode> {
     if (this.#loaded) {
-      const update = updateRuleset(this.#state, desired);
-      this.#warnOverflow(update.overflow);
-      if (update.commands.length === 0) return 'none';
+      const plan = planUpdate(this.#state, desired);
+      this.#warnOverflow(plan.overflow);
+      if (plan.commands.length === 0) return 'none';
       const started = performance.now();
       try {
-        await this.#nft.apply(this.#state.table, update.commands);
-        this.#state = update.state;
+        await this.#nft.apply(this.#state.table, plan.commands);
+        commitPlan(this.#state.services, plan);
+        this.#state = { ...this.#state, hairpin: plan.hairpin };
         this.#record('incremental', 'ok', started);
         return 'incremental';
       } catch (err) {
         this.#record('incremental', 'error', started);
-        this.#log.warn({ err, commands: update.commands.length }, 'incremental load balancer update failed; reloading the whole table');
+        this.#log.warn({ err, commands: plan.commands.length }, 'incremental load balancer update failed; reloading the whole table');
       }
     }
     const full = fullRuleset(desired, this.#state.table, this.#state);
@@ -102,7 +105,7 @@ export class L4lbManager {
       this.#record('full', 'error', started);
       throw err;
     }
-    this.#state = full.state;
+    this.#state = { ...full.state, services: new Map(full.state.services) };
     this.#loaded = true;
     this.#record('full', 'ok', started);
     this.#log.info({ services: full.state.services.size }, 'load balancer table loaded');
@@ -130,7 +133,7 @@ export class L4lbManager {
     const run = this.#queue.then(async () => {
       const table = this.#state.table;
       await this.#nft.load(`add table inet ${table}\ndelete table inet ${table}\nadd table ip ${table}\ndelete table ip ${table}\n`);
-      this.#state = emptyState(table);
+      this.#state = { ...emptyState(table), services: new Map() };
       this.#loaded = false;
     });
     this.#queue = run.catch(() => undefined);
