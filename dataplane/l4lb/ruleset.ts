@@ -139,12 +139,11 @@ function assign(previous: RulesetState, desired: DesiredState): { services: Map<
 function assignFresh(fresh: readonly L4Service[], used: Set<number>): { assigned: ProgrammedService[]; overflow: string[] } {
   const assigned: ProgrammedService[] = [];
   const overflow: string[] = [];
-  const seen = new Set<string>();
+  // One per key, the last one counting (Map.set keeps the first position).
+  const byKey = new Map<string, L4Service>();
+  for (const s of fresh) byKey.set(serviceKey(s), s);
   let next = 0;
-  for (const s of fresh) {
-    const key = serviceKey(s);
-    if (seen.has(key)) continue;
-    seen.add(key);
+  for (const [key, s] of byKey) {
     while (used.has(next)) next++;
     if (next >= MAX_BLOCKS) {
       overflow.push(key);
