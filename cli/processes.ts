@@ -223,7 +223,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  API (IAM /acs/api/v1, /health, /metrics, /openapi.json): ${master.apiUrl}`,
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
-      `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
+      `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; ranges ${config.vips.ipv4Range} and ${config.vips.ipv6Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
       xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
       `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,
       `  log:    ${logFile}`,
