@@ -5,6 +5,9 @@
  * replaced on the next transaction. Skipped without root or nft.
  */
 import test from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { netnsSet, netnsUnavailable } from '../../test/harness/netns.ts';
 import { NftError, NftProcess, defaultNftPath } from './nft.ts';
 
@@ -45,4 +48,23 @@ const skip = netnsUnavailable();
 
   // A newline or ';' inside a command would split the transaction: refused before nft sees it.
   await t.throwsAsync(nft.apply('t', ['add element inet t s { 10.0.0.5 }; delete table inet t']), { instanceOf: NftError, message: /one line/ });
+});
+
+test('a coprocess that never answers is killed after the timeout and replaced; a missing binary is an error, not a hang', async (t) => {
+  // Reads the lines and never writes stderr: like an nft that hangs.
+  const dir = await mkdtemp(join(tmpdir(), 'strata-nft-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const silent = join(dir, 'nft');
+  await writeFile(silent, '#!/bin/sh\nexec cat >/dev/null\n', { mode: 0o755 });
+  let starts = 0;
+  const hung = new NftProcess({ nftPath: silent, timeoutMs: 200, onShellStart: () => starts++ });
+  t.teardown(() => hung.close());
+  await t.throwsAsync(hung.apply('t', ['add element inet t s { 10.0.0.1 }']), { instanceOf: NftError, message: /did not finish a transaction within 200 ms/ });
+  await t.throwsAsync(hung.apply('t', ['add element inet t s { 10.0.0.2 }']), { instanceOf: NftError });
+  t.is(starts, 2, 'a new coprocess for the next transaction');
+
+  const missing = new NftProcess({ nftPath: '/nonexistent/nft' });
+  t.teardown(() => missing.close());
+  await t.throwsAsync(missing.apply('t', ['add element inet t s { 10.0.0.1 }']), { instanceOf: NftError, message: /nft -i cannot run|nft -i exited/ });
+  await t.throwsAsync(missing.load('table inet t {}\n'), { instanceOf: NftError, message: /cannot run nft/ });
 });
