@@ -10,6 +10,7 @@
  * (scheduler/agent/masters.ts) implements it, and one instance is shared by
  * every follower of an agent so they all move together.
  */
+import { StrataError } from './errors.ts';
 
 export interface MasterChoice {
   /** The master to call now (base URL, no trailing slash needed). */
@@ -23,11 +24,11 @@ export interface MasterFetchOptions extends RequestInit {
   readonly timeoutMs?: number;
 }
 
-/** A master that would not answer: the message names it and the path. */
-export class MasterUnreachableError extends Error {
+/** Code `MASTER_UNREACHABLE`: a master that would not answer; the message names it and the path. */
+export class MasterUnreachableError extends StrataError {
   readonly master: string;
   constructor(master: string, path: string, cause: unknown) {
-    super(`cannot reach the master ${master} for ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super('MASTER_UNREACHABLE', `cannot reach the master ${master} for ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause, details: { master, path } });
     this.name = 'MasterUnreachableError';
     this.master = master;
   }

@@ -15,6 +15,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { StrataError } from '../../common/errors.ts';
 
 /**
  * The nftables binary: by absolute path, because `npm`/`npx` put
@@ -33,10 +34,11 @@ export interface NftRunner {
   close(): Promise<void>;
 }
 
-export class NftError extends Error {
+/** Code `L4LB_NFT`: nft refused a transaction, hung or could not run; `nftOutput` has what it said. */
+export class NftError extends StrataError {
   readonly nftOutput: string;
   constructor(message: string, nftOutput: string) {
-    super(message);
+    super('L4LB_NFT', message, { details: { nftOutput } });
     this.name = 'NftError';
     this.nftOutput = nftOutput;
   }
