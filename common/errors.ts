@@ -44,7 +44,7 @@ export const ERROR_CODES = {
   OVERLAY_CONTENDED: { httpStatus: 503, summary: 'An overlay allocation lost its check-and-set race too many times in a row; retry.' },
   OVERLAY_NETLINK: { httpStatus: 500, summary: 'The kernel refused a netlink request (the details carry errno, its name and the operation); or the netlink socket failed.' },
   // kernel load balancer, agent-side followers
-  L4LB_NFT: { httpStatus: 500, summary: 'nft refused a load balancer transaction, did not finish it in time, or could not run; nothing of the transaction was applied (details.nftOutput has what nft said).' },
+  DATAPLANE_NFT: { httpStatus: 500, summary: 'nft refused a load balancer transaction, did not finish it in time, or could not run; nothing of the transaction was applied (details.nftOutput has what nft said).' },
   MASTER_UNREACHABLE: { httpStatus: 503, summary: 'An agent-side call found its master down or silent; the next master (if any) is asked next time. The message names the master and the path.' },
   // API
   API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },

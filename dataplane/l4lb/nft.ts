@@ -34,11 +34,11 @@ export interface NftRunner {
   close(): Promise<void>;
 }
 
-/** Code `L4LB_NFT`: nft refused a transaction, hung or could not run; `nftOutput` has what it said. */
+/** Code `DATAPLANE_NFT`: nft refused a transaction, hung or could not run; `nftOutput` has what it said. */
 export class NftError extends StrataError {
   readonly nftOutput: string;
   constructor(message: string, nftOutput: string) {
-    super('L4LB_NFT', message, { details: { nftOutput } });
+    super('DATAPLANE_NFT', message, { details: { nftOutput } });
     this.name = 'NftError';
     this.nftOutput = nftOutput;
   }
