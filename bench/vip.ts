@@ -90,9 +90,9 @@ export async function run(args: string[]): Promise<unknown> {
     // Peer: the same kind of change (one backend slot replaced) through a new `nft` process each time.
     const perProcessMs: number[] = [];
     for (let i = 0; i < 50; i++) {
-      const mark = `0x${(0x5a000000 + ((i * 53) % vipCount) * 256 + (i % 5)).toString(16)}`;
+      const slot = `${all[(i * 53) % vipCount]!.vip} . 80 . ${i % 5}`;
       const t0 = performance.now();
-      await execFileP('ip', ['netns', 'exec', host.name, defaultNftPath(), `delete element inet strata_l4lb be_tcp { ${mark} } ; add element inet strata_l4lb be_tcp { ${mark} : 10.99.0.${i} . 9 }`]);
+      await execFileP('ip', ['netns', 'exec', host.name, defaultNftPath(), `delete element inet strata_l4lb be_tcp { ${slot} } ; add element inet strata_l4lb be_tcp { ${slot} : 10.99.0.${i} . 9 }`]);
       perProcessMs.push(performance.now() - t0);
     }
     await manager.close();

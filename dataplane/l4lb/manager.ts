@@ -45,12 +45,18 @@ export function l4lbMetrics(registry: Registry): L4lbMetrics {
 
 export type SyncMode = 'full' | 'incremental' | 'none';
 
+type OwnedState = RulesetState & { readonly services: Map<string, ProgrammedService>; readonly chains: Set<string> };
+
+function owned(state: RulesetState): OwnedState {
+  return { ...state, services: new Map(state.services), chains: new Set(state.chains) };
+}
+
 export class L4lbManager {
   readonly #nft: NftRunner;
   readonly #log: L4lbLogger;
   readonly #metrics: L4lbMetrics | undefined;
-  /** What the kernel holds; its services map is this manager's own, updated in place after each committed change. */
-  #state: RulesetState & { readonly services: Map<string, ProgrammedService> };
+  /** What the kernel holds; its services map and chain set are this manager's own, updated in place after each committed change. */
+  #state: OwnedState;
   #loaded = false;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -58,7 +64,7 @@ export class L4lbManager {
     this.#nft = options.nft;
     this.#log = options.logger;
     this.#metrics = options.metrics ? l4lbMetrics(options.metrics) : undefined;
-    this.#state = { ...emptyState(options.table ?? DEFAULT_TABLE), services: new Map() };
+    this.#state = owned(emptyState(options.table ?? DEFAULT_TABLE));
   }
 
   /** What the kernel holds now (a live view: later syncs update it). */
@@ -81,13 +87,11 @@ export class L4lbManager {
   async #sync(desired: DesiredState): Promise<SyncMode> {
     if (this.#loaded) {
       const plan = planUpdate(this.#state, desired);
-      this.#warnOverflow(plan.overflow);
       if (plan.commands.length === 0) return 'none';
       const started = performance.now();
       try {
         await this.#nft.apply(this.#state.table, plan.commands);
-        commitPlan(this.#state.services, plan);
-        this.#state = { ...this.#state, hairpin: plan.hairpin };
+        this.#state = commitPlan(this.#state, plan);
         this.#record('incremental', 'ok', started);
         return 'incremental';
       } catch (err) {
@@ -95,8 +99,7 @@ export class L4lbManager {
         this.#log.warn({ err, commands: plan.commands.length }, 'incremental load balancer update failed; reloading the whole table');
       }
     }
-    const full = fullRuleset(desired, this.#state.table, this.#state);
-    this.#warnOverflow(full.overflow);
+    const full = fullRuleset(desired, this.#state.table);
     const started = performance.now();
     try {
       await this.#nft.load(full.script);
@@ -105,7 +108,7 @@ export class L4lbManager {
       this.#record('full', 'error', started);
       throw err;
     }
-    this.#state = { ...full.state, services: new Map(full.state.services) };
+    this.#state = owned(full.state);
     this.#loaded = true;
     this.#record('full', 'ok', started);
     this.#log.info({ services: full.state.services.size }, 'load balancer table loaded');
@@ -124,16 +127,13 @@ export class L4lbManager {
     }
   }
 
-  #warnOverflow(overflow: readonly string[]): void {
-    if (overflow.length > 0) this.#log.error({ count: overflow.length, first: overflow[0] }, 'more VIP ports than mark blocks; some are not programmed');
-  }
 
   /** Take the whole table out of the kernel (a single-node Strata that stops as a whole). */
   removeAll(): Promise<void> {
     const run = this.#queue.then(async () => {
       const table = this.#state.table;
       await this.#nft.load(`add table inet ${table}\ndelete table inet ${table}\nadd table ip ${table}\ndelete table ip ${table}\n`);
-      this.#state = { ...emptyState(table), services: new Map() };
+      this.#state = owned(emptyState(table));
       this.#loaded = false;
     });
     this.#queue = run.catch(() => undefined);
