@@ -9,9 +9,11 @@
  *   commands are sent as one line (`cmd ; cmd ; ...`).
  *
  * Measured at 10,000 VIPs × 5 backends (docs/benchmarks.md, `npm run bench
- * -- vip`): a backend change through the coprocess takes about 6 ms (nft
- * refetches only the table and sets the change touches); a new process per
- * change took 40-60 ms, most of it process start and library load.
+ * -- vip`): a backend change through the coprocess takes well under a
+ * millisecond of nft's time (it refetches the table's chains and sets
+ * before each transaction, a handful with the ruleset of `ruleset.ts`); a
+ * new process per change took 40-60 ms on a quiet box, most of it process
+ * start and library load.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
