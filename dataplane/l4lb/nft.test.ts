@@ -24,7 +24,8 @@ const skip = netnsUnavailable();
   const elements = async (): Promise<string> => (await ns.exec(defaultNftPath(), ['list', 'set', 'inet', 't', 's'])).replace(/\s+/g, ' ');
 
   await nft.apply('t', ['add element inet t s { 10.0.0.1 }', 'add element inet t s { 10.0.0.2 }']);
-  t.regex(await elements(), /10\.0\.0\.1, 10\.0\.0\.2/);
+  t.regex(await elements(), /10\.0\.0\.1\b/);
+  t.regex(await elements(), /10\.0\.0\.2\b/);
   t.is(starts, 1);
 
   // The second command fails (no such element): the first is not applied either.
@@ -45,6 +46,13 @@ const skip = netnsUnavailable();
   await nft.apply('t', ['add element inet t s { 10.0.0.4 }']);
   t.regex(await elements(), /10\.0\.0\.4/);
   t.is(starts, 2);
+
+  // Recycled after a number of bytes (nft's line editor keeps every line): transactions carry on in a new coprocess.
+  const recycled = new NftProcess({ netns: ns.name, shellRecycleBytes: 1 });
+  t.teardown(() => recycled.close());
+  for (const n of [6, 7, 8]) await recycled.apply('t', [`add element inet t s { 10.0.0.${n} }`]);
+  for (const n of [6, 7, 8]) t.regex(await elements(), new RegExp(`10\\.0\\.0\\.${n}\\b`));
+  t.is(recycled.shell.starts, 3);
 
   // A newline or ';' inside a command would split the transaction: refused before nft sees it.
   await t.throwsAsync(nft.apply('t', ['add element inet t s { 10.0.0.5 }; delete table inet t']), { instanceOf: NftError, message: /one line/ });

@@ -52,8 +52,10 @@ export interface NftProcessOptions {
   readonly nftPath?: string;
   /** How long one transaction may take before nft is killed (default 30 s). */
   readonly timeoutMs?: number;
-  /** Called each time the `nft -i` coprocess is started (the first time, and after it died or hung). */
+  /** Called each time the `nft -i` coprocess is started (the first time, and after it died, hung or was recycled). */
   readonly onShellStart?: () => void;
+  /** Replace the coprocess after it was sent this many bytes (default 32 MiB): nft's line editor keeps every line in memory. */
+  readonly shellRecycleBytes?: number;
 }
 
 function argvOf(options: NftProcessOptions, args: readonly string[]): [string, string[]] {
@@ -90,6 +92,7 @@ export class NftShell {
   #pending: Pending | undefined;
   #seq = 0;
   #starts = 0;
+  #bytes = 0;
 
   constructor(options: NftProcessOptions = {}) {
     this.#options = options;
@@ -107,7 +110,9 @@ export class NftShell {
 
   #start(): ChildProcess {
     const [cmd, args] = argvOf(this.#options, ['-i']);
-    const child = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    // nft's line editor reads and writes `$HOME/.nft.history` (every transaction line): point it nowhere.
+    const child = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, HOME: '/dev/null' } });
+    this.#bytes = 0;
     this.#starts++;
     this.#options.onShellStart?.();
     this.#stderr = '';
@@ -155,6 +160,7 @@ export class NftShell {
     this.#stderr = text.slice(caretEnd + 1);
     this.#pending = undefined;
     clearTimeout(p.timer);
+    if (this.#bytes >= (this.#options.shellRecycleBytes ?? 32 * 1024 * 1024)) void this.close();
     if (said.includes('Error:')) p.reject(new NftError(`nft refused the transaction: ${firstError(said)}`, said));
     else p.resolve();
   }
@@ -172,7 +178,9 @@ export class NftShell {
         this.#stop();
       }, timeoutMs);
       this.#pending = { marker, resolve, reject, timer };
-      child.stdin!.write(`${line}\n${marker}\n`);
+      const text = `${line}\n${marker}\n`;
+      this.#bytes += Buffer.byteLength(text);
+      child.stdin!.write(text);
     });
   }
 
