@@ -63,6 +63,7 @@ function compareBackends(a: L4Backend, b: L4Backend): number {
  */
 export function servicesFromVips(vips: readonly VipViewInput[]): L4Service[] {
   const byKey = new Map<string, L4Service>();
+
   for (const vip of vips) {
     const ofFamily = { 4: vip.backends.filter((b) => isIP(b.ip) === 4), 6: vip.backends.filter((b) => isIP(b.ip) === 6) };
     const none = ofFamily[4].length === 0 && ofFamily[6].length === 0;
@@ -81,5 +82,6 @@ export function servicesFromVips(vips: readonly VipViewInput[]): L4Service[] {
       }
     }
   }
-  return [...byKey.values()].sort((a, b) => (serviceKey(a) < serviceKey(b) ? -1 : serviceKey(a) > serviceKey(b) ? 1 : 0));
+  // Sorted by key (computed once each): the order the manager's diff takes its fast path on.
+  return [...byKey].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, service]) => service);
 }
