@@ -134,15 +134,15 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
     })).trim();
   await token();
   const logger = makeLogger(config);
+  // One list of masters for the node-side followers: they move to the next master together.
   const masters = new MasterUrls(config.agent.masterUrl);
   // Tasks on virtual networks: bound to the agent and its overlay once both run.
   const networking = overlayTaskNetworking({ masterUrl: () => masters.current, token, netnsDir: config.overlay.netnsDir });
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token, networking });
-  const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
+  const l4lb = await startConfiguredL4lb({ config, masters, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const policy = await startConfiguredPolicy({ config, masters, token, logger: logger.child({ component: 'policy' }) });
   const dns = await startAgentDns(config, logger, masters, token);
-  // The overlay asks the first master for leases (it does not follow a failover yet).
-  const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  const overlay = startConfiguredOverlay({ config, masters, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
   networking.bind({ agentId: agent.id, overlay });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${policy ? '; network policy enforced' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
@@ -255,11 +255,11 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const networking = overlayTaskNetworking({ masterUrl: () => master.apiUrl, token, metrics: master.metrics, netnsDir: config.overlay.netnsDir });
     const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, networking });
-    const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const l4lb = await startConfiguredL4lb({ config, masters: new MasterUrls(master.apiUrl), token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const policy = await startConfiguredPolicy({ config, masters: new MasterUrls(master.apiUrl), token, logger: logger.child({ component: 'policy' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
     gateway = await gatewayOf(config, master, logger);
-    const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
+    const overlay = startConfiguredOverlay({ config, masters: new MasterUrls(master.apiUrl), token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
     networking.bind({ agentId: agent.id, overlay });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
@@ -267,7 +267,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  API (IAM /acs/api/v1, /health, /metrics, /openapi.json): ${master.apiUrl}`,
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
-      `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
+      `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; ranges ${config.vips.ipv4Range} and ${config.vips.ipv6Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
       `  policy: ${policy ? 'enforced in nftables (table strata_policy); npx strata policy list' : 'not enforced (needs root and nft, or --dataplane-policy on)'}`,
       xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
       `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,

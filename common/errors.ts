@@ -45,6 +45,9 @@ export const ERROR_CODES = {
   OVERLAY_NETLINK: { httpStatus: 500, summary: 'The kernel refused a netlink request (the details carry errno, its name and the operation); or the netlink socket failed.' },
   OVERLAY_NETNS: { httpStatus: 500, summary: 'A task\'s network namespace could not be created, entered or removed (the details carry errno), or the strata_netns addon is not built (`npm run build:native`).' },
   OVERLAY_ATTACH: { httpStatus: 500, summary: 'A container could not be attached to an overlay network: the agent\'s overlay is off or not ready, the network has no bridge here, or the kernel refused a step (the message names it).' },
+  // kernel load balancer, agent-side followers
+  DATAPLANE_NFT: { httpStatus: 500, summary: 'nft refused a load balancer transaction, did not finish it in time, or could not run; nothing of the transaction was applied (details.nftOutput has what nft said).' },
+  MASTER_UNREACHABLE: { httpStatus: 503, summary: 'An agent-side call found its master down or silent; the next master (if any) is asked next time. The message names the master and the path.' },
   // API
   API_BAD_REQUEST: { httpStatus: 400, summary: 'The request body, query or path failed validation; the details list every wrong field.' },
   API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },

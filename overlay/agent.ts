@@ -3,9 +3,12 @@
  * allocates what it lacks), reads every agent's lease and the networks,
  * and reconciles the kernel; again every `reconcileSeconds`, so new agents
  * and networks are followed and hand edits are repaired. A master that
- * cannot be reached leaves the kernel as it is (working connections stay).
+ * cannot be reached leaves the kernel as it is (working connections stay);
+ * with several masters the next round asks the next one
+ * (`common/masters.ts`).
  */
 import type { Registry } from 'prom-client';
+import { fetchFromMaster, type MasterChoice } from '../common/masters.ts';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { desiredOverlay, type DesiredNetwork } from './desired.ts';
 import { OverlayManager } from './manager.ts';
@@ -20,7 +23,8 @@ export interface OverlayLogger {
 }
 
 export interface OverlayAgentOptions {
-  readonly masterUrl: string;
+  /** The masters to ask (an agent's shared `MasterUrls`). */
+  readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
   readonly agentId: string;
   readonly rtnl: Rtnl;
@@ -45,13 +49,14 @@ export interface OverlayAgent {
 }
 
 async function call<T>(options: OverlayAgentOptions, method: 'GET' | 'PUT', path: string, signal: AbortSignal, body?: object): Promise<T> {
-  const res = await fetch(`${options.masterUrl.replace(/\/$/, '')}${path}`, {
+  const res = await fetchFromMaster(options.masters, path, {
     method,
     headers: { authorization: `token=${await options.token()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
     signal,
+    timeoutMs: 30_000,
   });
-  if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  if (!res.ok) throw new Error(`${method} ${options.masters.current}${path} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   return (await res.json()) as T;
 }
 

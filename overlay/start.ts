@@ -4,6 +4,7 @@
  * root; otherwise say why not and go on without it).
  */
 import type { Registry } from 'prom-client';
+import type { MasterChoice } from '../common/masters.ts';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
 import { startOverlayAgent, type OverlayAgent, type OverlayLogger } from './agent.ts';
 import { NetlinkRtnl } from './rtnl/socket.ts';
@@ -16,7 +17,7 @@ export function overlayUnavailable(): string | undefined {
 
 export function startConfiguredOverlay(options: {
   readonly config: Readonly<StrataConfig>;
-  readonly masterUrl: string;
+  readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
   readonly agentId: string;
   readonly logger: OverlayLogger;
@@ -31,7 +32,7 @@ export function startConfiguredOverlay(options: {
     return undefined;
   }
   return startOverlayAgent({
-    masterUrl: options.masterUrl,
+    masters: options.masters,
     token: options.token,
     agentId: options.agentId,
     rtnl: new NetlinkRtnl(),

@@ -4,7 +4,7 @@
  * not the translator's bookkeeping, so a translator bug cannot vouch for
  * itself.
  * - every RDS name a listener uses exists, and every route config is used;
- * - every cluster a route or TCP proxy sends to exists;
+ * - every cluster a route, TCP proxy or UDP proxy sends to exists;
  * - every EDS cluster has its ClusterLoadAssignment, and every CLA belongs
  *   to an EDS cluster;
  * - every locality has `locality` and a `load_balancing_weight` (grpc-js
@@ -74,7 +74,17 @@ export function checkConsistency(resources: ReadonlyMap<TypeUrl, ReadonlyMap<str
         else if (cfg?.['@type'] === EXTENSION.tcpProxy) clustersUsed.push({ from: name, typeUrl: TYPE.listener, cluster: String(cfg['cluster']) });
       }
     }
-    if (!api && arr(l.value['filter_chains']).length === 0) issues.push({ typeUrl: TYPE.listener, name, message: 'neither an API listener nor any filter chain' });
+    let udpProxy = false;
+    for (const f of arr(l.value['listener_filters'])) {
+      const cfg = obj(obj(f)?.['typed_config']);
+      if (cfg?.['@type'] !== EXTENSION.udpProxy) continue;
+      udpProxy = true;
+      const route = obj(obj(obj(obj(cfg['matcher'])?.['on_no_match'])?.['action'])?.['typed_config']);
+      const cluster = route?.['cluster'] ?? cfg['cluster'];
+      if (typeof cluster !== 'string') issues.push({ typeUrl: TYPE.listener, name, message: 'UDP proxy without a cluster (matcher on_no_match route)' });
+      else clustersUsed.push({ from: name, typeUrl: TYPE.listener, cluster });
+    }
+    if (!api && !udpProxy && arr(l.value['filter_chains']).length === 0) issues.push({ typeUrl: TYPE.listener, name, message: 'neither an API listener, a UDP proxy nor any filter chain' });
   }
 
   for (const [name, rc] of get(TYPE.route)) {

@@ -4,7 +4,7 @@ import { isStrataError } from '../../common/errors.ts';
 import type { App, Task, Vip } from '../model/schemas.ts';
 import { checkConsistency } from './consistency.ts';
 import { MESH_LABELS } from './labels.ts';
-import { decodeMessage, TYPE, type TypeUrl } from './protos.ts';
+import { decodeMessage, encodeMessage, EXTENSION, TYPE, type TypeUrl } from './protos.ts';
 import { SnapshotBuilder } from './snapshot.ts';
 import { translate, Translator, type MeshState, type XdsResource } from './translate.ts';
 import { app, task, vipApp } from './testing.ts';
@@ -35,13 +35,13 @@ test('each TCP VIP port gives a cluster, endpoints with health, routes, gRPC API
   ];
   const { resources, issues } = translate(state([web], tasks, [webVip]));
   t.deepEqual(issues, []);
-  t.deepEqual([...resources.get(TYPE.cluster)!.keys()].sort(), ['web:443', 'web:80'], 'UDP ports are the kernel dataplane\'s');
+  t.deepEqual([...resources.get(TYPE.cluster)!.keys()].sort(), ['web:443', 'web:53/udp', 'web:80']);
   t.like(get(resources, TYPE.cluster, 'web:80'), { type: 'EDS', lb_policy: 'ROUND_ROBIN', eds_cluster_config: { service_name: 'web:80', eds_config: { ads: {} } } });
   const cla = get(resources, TYPE.endpoint, 'web:80') as { endpoints: { locality: object; load_balancing_weight: { value: number }; lb_endpoints: { health_status: string; endpoint: { address: { socket_address: { port_value: number } } } }[] }[] };
   t.deepEqual(cla.endpoints[0]!.lb_endpoints.map((e) => [e.endpoint.address.socket_address.port_value, e.health_status]), [[31001, 'HEALTHY'], [31011, 'DRAINING']]);
   t.truthy(cla.endpoints[0]!.locality);
   t.is(cla.endpoints[0]!.load_balancing_weight.value, 1);
-  t.deepEqual([...resources.get(TYPE.listener)!.keys()].sort(), ['vip/web:443', 'vip/web:80', 'web', 'web:443', 'web:80']);
+  t.deepEqual([...resources.get(TYPE.listener)!.keys()].sort(), ['vip/web:443', 'vip/web:53/udp', 'vip/web:80', 'web', 'web:443', 'web:80'], 'no gRPC API listener for UDP');
   t.is(resources.get(TYPE.listener)!.get('web')!.flavor, 'grpc');
   t.is(resources.get(TYPE.listener)!.get('vip/web:80')!.flavor, 'envoy');
   const envoy = get(resources, TYPE.listener, 'vip/web:80') as { address: { socket_address: { address: string } }; filter_chains: { filters: { name: string }[] }[] };
@@ -49,6 +49,40 @@ test('each TCP VIP port gives a cluster, endpoints with health, routes, gRPC API
   t.is(envoy.filter_chains[0]!.filters[0]!.name, 'envoy.filters.network.tcp_proxy', 'tcp is the default protocol');
   t.deepEqual([...resources.get(TYPE.cluster)!.get('web:80')!.owners], ['/web']);
   t.deepEqual(checkConsistency(resources), []);
+});
+
+test('each UDP VIP port gives a cluster, its UDP endpoints, and an Envoy UDP listener with the udp_proxy listener filter (valid against the Envoy protos)', (t) => {
+  const dns = app({ id: '/dns', portDefinitions: [
+    { port: 0, protocol: 'udp,tcp', name: 'dns', labels: { VIP_0: '/dns:53' } },
+  ] } as Parameters<typeof app>[0]);
+  const tasks = [{ ...task('dns.1', '/dns', 31053), ports: [31053] }, { ...task('dns.2', '/dns', 31153, { state: 'KILLING' }), ports: [31153] }];
+  const dnsVip: Vip = { framework: 'marathon', name: '/dns', kind: 'named', ipv4: '11.0.0.53', ports: [{ port: 53, protocol: 'tcp' }, { port: 53, protocol: 'udp' }] };
+  const { resources, issues } = translate(state([dns], tasks, [dnsVip]));
+  t.deepEqual(issues, []);
+  t.deepEqual([...resources.get(TYPE.cluster)!.keys()].sort(), ['dns:53', 'dns:53/udp'], 'TCP and UDP on the same port are two clusters');
+  const cla = get(resources, TYPE.endpoint, 'dns:53/udp') as { endpoints: { lb_endpoints: { health_status: string; endpoint: { address: { socket_address: { port_value: number } } } }[] }[] };
+  t.deepEqual(cla.endpoints[0]!.lb_endpoints.map((e) => [e.endpoint.address.socket_address.port_value, e.health_status]), [[31053, 'HEALTHY'], [31153, 'DRAINING']]);
+  const listener = resources.get(TYPE.listener)!.get('vip/dns:53/udp')!;
+  t.is(listener.flavor, 'envoy');
+  t.false(resources.get(TYPE.listener)!.has('dns:53/udp'), 'proxyless gRPC has no UDP');
+  // Encoded and decoded through the Envoy protos: the UDP proxy and its route survive as typed messages.
+  const decoded = decodeMessage(TYPE.listener, encodeMessage(TYPE.listener, listener.value)) as {
+    address: { socket_address: { protocol: string; address: string; port_value: number } };
+    listener_filters: { name: string; typed_config: { type_url: string; value: Uint8Array } }[];
+  };
+  t.like(decoded.address.socket_address, { protocol: 'UDP', address: '11.0.0.53', port_value: 53 });
+  t.is(decoded.listener_filters[0]!.name, 'envoy.filters.udp_listener.udp_proxy');
+  t.is(decoded.listener_filters[0]!.typed_config.type_url, EXTENSION.udpProxy);
+  const proxy = decodeMessage(EXTENSION.udpProxy, decoded.listener_filters[0]!.typed_config.value) as { stat_prefix: string; matcher: { on_no_match: { action: { typed_config: { type_url: string; value: Uint8Array } } } } };
+  t.is(proxy.stat_prefix, 'dns:53/udp');
+  const route = proxy.matcher.on_no_match.action.typed_config;
+  t.is(route.type_url, EXTENSION.udpProxyRoute);
+  t.deepEqual(decodeMessage(EXTENSION.udpProxyRoute, route.value), { cluster: 'dns:53/udp' });
+  t.deepEqual(checkConsistency(resources), []);
+  // A UDP proxy sending to a cluster that is not there is caught before serving.
+  const broken = new Map(resources);
+  broken.set(TYPE.cluster, new Map([...resources.get(TYPE.cluster)!].filter(([name]) => name !== 'dns:53/udp')));
+  t.true(checkConsistency(broken).some((i) => i.name === 'vip/dns:53/udp' && i.message.includes('"dns:53/udp"')));
 });
 
 test('routes from labels: path prefix/exact/regex, header matches, weighted clusters, retries and timeouts; HTTP apps get an HCM listener', (t) => {

@@ -21,7 +21,13 @@
  *   address, a TCP proxy (`STRATA_MESH_PROTOCOL` tcp, the default) or an
  *   HTTP connection manager with RDS (http, http2, grpc). Not emitted until
  *   the VIP has an address.
- * UDP VIP ports are left to the kernel dataplane (no Envoy UDP proxy here).
+ *
+ * Per UDP VIP port (`<label>:<port>/udp`; `/udp` keeps it apart from a TCP
+ * port of the same number, DNS's 53): a cluster and endpoints as above over
+ * the UDP backends and, for Envoy, a UDP listener on the VIP address whose
+ * listener filter is `envoy.filters.udp_listener.udp_proxy` routing to the
+ * cluster (matcher `on_no_match`). Proxyless gRPC has no UDP: no API
+ * listener. The kernel load balancer serves the same UDP VIPs without Envoy.
  *
  * Each resource lists its `owners`: the apps whose `read` permission lets a
  * node see it (a cluster a route sends traffic to is also owned by the
@@ -131,6 +137,42 @@ function endpointHealth(b: VipBackend): string {
   return b.state === 'KILLING' ? 'DRAINING' : 'UNHEALTHY';
 }
 
+/** The ClusterLoadAssignment of `svc`: the backends of one VIP port and protocol, one locality. */
+function loadAssignment(svc: string, backends: readonly VipBackend[], port: number, protocol: 'tcp' | 'udp', issues: TranslateIssue[]): Record<string, unknown> {
+  const seen = new Set<string>();
+  const endpoints: Record<string, unknown>[] = [];
+  for (const be of backends
+    .filter((x) => x.vipPort === port && x.protocol === protocol)
+    .sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : x.port - y.port || x.taskId.localeCompare(y.taskId)))) {
+    const key = `${be.ip}:${be.port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (isIP(be.ip) === 0) {
+      issues.push({ appId: be.appId, resource: svc, message: `backend ${be.taskId} has host ${JSON.stringify(be.ip)}, not an IP address; left out` });
+      continue;
+    }
+    endpoints.push({
+      endpoint: { address: { socket_address: { address: be.ip, port_value: be.port } } },
+      health_status: endpointHealth(be),
+      load_balancing_weight: { value: 1 },
+    });
+  }
+  return {
+    cluster_name: svc,
+    endpoints: [{ locality: { region: 'strata', zone: 'default' }, load_balancing_weight: { value: 1 }, priority: 0, lb_endpoints: endpoints }],
+  };
+}
+
+function edsCluster(svc: string): Record<string, unknown> {
+  return {
+    name: svc,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_SOURCE, service_name: svc },
+    connect_timeout: duration(CONNECT_TIMEOUT_SECONDS * 1000),
+    lb_policy: 'ROUND_ROBIN',
+  };
+}
+
 interface Built {
   readonly typeUrl: TypeUrl;
   readonly name: string;
@@ -178,36 +220,9 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
     const { config: mesh, issues } = meshConfig(primary, vip.name);
     for (const i of issues) b.issues.push({ appId: i.appId, message: `label ${i.label}: ${i.message}` });
 
-    if (!b.add(TYPE.cluster, svc, {
-      name: svc,
-      type: 'EDS',
-      eds_cluster_config: { eds_config: ADS_SOURCE, service_name: svc },
-      connect_timeout: duration(CONNECT_TIMEOUT_SECONDS * 1000),
-      lb_policy: 'ROUND_ROBIN',
-    }, owners)) continue;
+    if (!b.add(TYPE.cluster, svc, edsCluster(svc), owners)) continue;
 
-    const seen = new Set<string>();
-    const endpoints: Record<string, unknown>[] = [];
-    for (const be of backends
-      .filter((x) => x.vipPort === port && x.protocol === 'tcp')
-      .sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : x.port - y.port || x.taskId.localeCompare(y.taskId)))) {
-      const key = `${be.ip}:${be.port}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      if (isIP(be.ip) === 0) {
-        b.issues.push({ appId: be.appId, resource: svc, message: `backend ${be.taskId} has host ${JSON.stringify(be.ip)}, not an IP address; left out` });
-        continue;
-      }
-      endpoints.push({
-        endpoint: { address: { socket_address: { address: be.ip, port_value: be.port } } },
-        health_status: endpointHealth(be),
-        load_balancing_weight: { value: 1 },
-      });
-    }
-    b.add(TYPE.endpoint, svc, {
-      cluster_name: svc,
-      endpoints: [{ locality: { region: 'strata', zone: 'default' }, load_balancing_weight: { value: 1 }, priority: 0, lb_endpoints: endpoints }],
-    }, owners);
+    b.add(TYPE.endpoint, svc, loadAssignment(svc, backends, port, 'tcp', b.issues), owners);
 
     // Routes: the app's own, resolved to clusters on this same port, then the default.
     const routes: Record<string, unknown>[] = [];
@@ -256,7 +271,26 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
         filter_chains: [{ filters: [filter] }],
       }, owners, 'envoy');
     }
-    }
+  }
+
+  // UDP: Envoy's UDP proxy (a listener filter on a UDP listener); no proxyless gRPC.
+  for (const port of vip.ports.filter((p) => p.protocol === 'udp').map((p) => p.port)) {
+    const svc = `${label}:${port}/udp`;
+    const owners = [...new Set(vip.uses.filter((u) => u.port === port && u.protocols.includes('udp')).map((u) => u.appId))].sort();
+    if (!b.add(TYPE.cluster, svc, edsCluster(svc), owners)) continue;
+    b.add(TYPE.endpoint, svc, loadAssignment(svc, backends, port, 'udp', b.issues), owners);
+    if (address === undefined) continue;
+    const route = anyOf(EXTENSION.udpProxyRoute, { cluster: svc });
+    b.add(TYPE.listener, `vip/${svc}`, {
+      name: `vip/${svc}`,
+      address: { socket_address: { protocol: 'UDP', address, port_value: port } },
+      freebind: { value: true },
+      listener_filters: [{
+        name: 'envoy.filters.udp_listener.udp_proxy',
+        typed_config: anyOf(EXTENSION.udpProxy, { stat_prefix: svc, matcher: { on_no_match: { action: { name: 'route', typed_config: route } } } }),
+      }],
+    }, owners, 'envoy');
+  }
   return b;
 }
 
@@ -282,7 +316,7 @@ export class Translator {
     const issues: TranslateIssue[] = [];
     const routeRefs: VipOutput['routeRefs'][number][] = [];
     for (const vip of desired.values()) {
-      if (!vip.ports.some((p) => p.protocol === 'tcp')) continue;
+      if (!vip.ports.some((p) => p.protocol === 'tcp' || p.protocol === 'udp')) continue;
       const deps: unknown[] = [state.vips.get(vipId(MARATHON_FRAMEWORK, vip.name)) ?? state.vips.get(vip.id), vip.ports.map((p) => `${p.port}/${p.protocol}`).join()];
       let routed = false;
       for (const appId of [...new Set(vip.uses.map((u) => u.appId))]) {

@@ -6,15 +6,19 @@
  * view carries exactly what the kernel needs (VIP address, protocol, port,
  * backend address and weight, agent reachability), and the master computes
  * it from store watches, so a change reaches the agent in one round trip
- * with no polling interval.
+ * with no polling interval. With several masters (`--agent-master-url
+ * m1,m2,...`) it follows one and moves to the next when that one cannot be
+ * reached, does not answer in time or answers 5xx (`common/masters.ts`).
  */
 import type { Registry } from 'prom-client';
+import { fetchFromMaster, type MasterChoice } from '../../common/masters.ts';
 import { L4lbManager, type L4lbLogger } from './manager.ts';
 import type { NftRunner } from './nft.ts';
 import { servicesFromVips, type VipViewInput } from './services.ts';
 
 export interface VipFeedOptions {
-  readonly masterUrl: string;
+  /** The masters to follow (an agent's shared `MasterUrls`). */
+  readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
   readonly signal: AbortSignal;
   /** Longest blocking wait asked of the master (seconds; default 30). */
@@ -30,9 +34,14 @@ export async function* followVips(options: VipFeedOptions): AsyncGenerator<reado
   let backoffMs = 250;
   while (!options.signal.aborted) {
     try {
-      const url = `${options.masterUrl.replace(/\/$/, '')}/networking/api/v1/vips?index=${index}&wait=${options.waitSeconds ?? 30}`;
-      const res = await fetch(url, { headers: { authorization: `token=${await options.token()}` }, signal: options.signal });
-      if (!res.ok) throw new Error(`GET /networking/api/v1/vips answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+      const waitSeconds = options.waitSeconds ?? 30;
+      const res = await fetchFromMaster(options.masters, `/networking/api/v1/vips?index=${index}&wait=${waitSeconds}`, {
+        headers: { authorization: `token=${await options.token()}` },
+        signal: options.signal,
+        // A master that accepts the connection but never answers counts as down.
+        timeoutMs: (waitSeconds + 15) * 1000,
+      });
+      if (!res.ok) throw new Error(`GET ${options.masters.current}/networking/api/v1/vips answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
       const body = (await res.json()) as { index: number; vips: FeedVip[] };
       backoffMs = 250;
       const changed = body.index !== index || index === 0;
@@ -48,7 +57,7 @@ export async function* followVips(options: VipFeedOptions): AsyncGenerator<reado
 }
 
 export interface L4lbAgentOptions {
-  readonly masterUrl: string;
+  readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
   readonly agentId: string;
   readonly nft: NftRunner;
@@ -98,7 +107,7 @@ export function startL4lbAgent(options: L4lbAgentOptions): L4lbAgent {
   timer?.unref();
   const loop = (async () => {
     for await (const vips of followVips({
-      masterUrl: options.masterUrl, token: options.token, signal: stop.signal,
+      masters: options.masters, token: options.token, signal: stop.signal,
       ...(options.waitSeconds === undefined ? {} : { waitSeconds: options.waitSeconds }),
       onError: (err) => options.logger.warn({ err }, 'cannot read VIPs from the master; retrying'),
     })) {

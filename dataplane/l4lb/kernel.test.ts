@@ -123,13 +123,13 @@ function vipView(backends: { ip: string; weight: number }[]): VipViewInput[] {
   t.deepEqual(Object.keys(third.counts).sort(), ['b1', 'host', 'self']);
 
   // The table deleted by hand: the next update fails, and the manager repairs with a full load.
-  await host.exec(defaultNftPath(), ['delete', 'table', 'ip', 'strata_l4lb']);
+  await host.exec(defaultNftPath(), ['delete', 'table', 'inet', 'strata_l4lb']);
   backends[1]!.weight = 1;
   t.is(await restarted.sync({ services: servicesFromVips(vipView(backends)), localBackendIps: ['10.77.1.2'] }), 'full');
   const fourth = await connectMany(client, '11.0.0.1:80', 200);
   t.is(fourth.failures, 0, JSON.stringify(fourth));
   // A partial hand edit an update does not notice is repaired by the periodic reconcile (what `invalidate` starts).
-  await host.exec(defaultNftPath(), ['delete', 'element', 'ip', 'strata_l4lb', 'vips', '{ 11.0.0.1 . tcp . 80 }']);
+  await host.exec(defaultNftPath(), ['delete', 'element', 'inet', 'strata_l4lb', 'vips', '{ 11.0.0.1 . tcp . 80 }']);
   restarted.invalidate();
   t.is(await restarted.sync({ services: servicesFromVips(vipView(backends)), localBackendIps: ['10.77.1.2'] }), 'full');
   const fifth = await connectMany(client, '11.0.0.1:80', 200);

@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { NftRunner } from './nft.ts';
-import { DEFAULT_TABLE, emptyState, fullRuleset, updateRuleset, type DesiredState, type RulesetState } from './ruleset.ts';
+import { commitPlan, DEFAULT_TABLE, emptyState, fullRuleset, planUpdate, type DesiredState, type ProgrammedService, type RulesetState } from './ruleset.ts';
 
 export interface L4lbLogger {
   info(obj: object, msg: string): void;
@@ -21,6 +21,7 @@ export interface L4lbMetrics {
   readonly syncSeconds: Histogram<'mode'>;
   readonly services: Gauge;
   readonly backends: Gauge;
+  readonly nftShellStarts: Counter;
 }
 const byRegistry = new WeakMap<Registry, L4lbMetrics>();
 
@@ -35,6 +36,7 @@ export function l4lbMetrics(registry: Registry): L4lbMetrics {
       }),
       services: new Gauge({ name: 'strata_l4lb_services', help: 'VIP ports programmed in the kernel', registers: [registry] }),
       backends: new Gauge({ name: 'strata_l4lb_backends', help: 'Backends programmed in the kernel', registers: [registry] }),
+      nftShellStarts: new Counter({ name: 'strata_l4lb_nft_shell_starts_total', help: 'Starts of the long-lived nft -i process that applies changes (more than one: it died or hung and was replaced)', registers: [registry] }),
     };
     byRegistry.set(registry, m);
   }
@@ -43,11 +45,18 @@ export function l4lbMetrics(registry: Registry): L4lbMetrics {
 
 export type SyncMode = 'full' | 'incremental' | 'none';
 
+type OwnedState = RulesetState & { readonly services: Map<string, ProgrammedService>; readonly chains: Set<string> };
+
+function owned(state: RulesetState): OwnedState {
+  return { ...state, services: new Map(state.services), chains: new Set(state.chains) };
+}
+
 export class L4lbManager {
   readonly #nft: NftRunner;
   readonly #log: L4lbLogger;
   readonly #metrics: L4lbMetrics | undefined;
-  #state: RulesetState;
+  /** What the kernel holds; its services map and chain set are this manager's own, updated in place after each committed change. */
+  #state: OwnedState;
   #loaded = false;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -55,9 +64,10 @@ export class L4lbManager {
     this.#nft = options.nft;
     this.#log = options.logger;
     this.#metrics = options.metrics ? l4lbMetrics(options.metrics) : undefined;
-    this.#state = emptyState(options.table ?? DEFAULT_TABLE);
+    this.#state = owned(emptyState(options.table ?? DEFAULT_TABLE));
   }
 
+  /** What the kernel holds now (a live view: later syncs update it). */
   get state(): RulesetState {
     return this.#state;
   }
@@ -76,22 +86,20 @@ export class L4lbManager {
 
   async #sync(desired: DesiredState): Promise<SyncMode> {
     if (this.#loaded) {
-      const update = updateRuleset(this.#state, desired);
-      this.#warnOverflow(update.overflow);
-      if (update.commands.length === 0) return 'none';
+      const plan = planUpdate(this.#state, desired);
+      if (plan.commands.length === 0) return 'none';
       const started = performance.now();
       try {
-        await this.#nft.apply(this.#state.table, update.commands);
-        this.#state = update.state;
+        await this.#nft.apply(this.#state.table, plan.commands);
+        this.#state = commitPlan(this.#state, plan);
         this.#record('incremental', 'ok', started);
         return 'incremental';
       } catch (err) {
         this.#record('incremental', 'error', started);
-        this.#log.warn({ err, commands: update.commands.length }, 'incremental load balancer update failed; reloading the whole table');
+        this.#log.warn({ err, commands: plan.commands.length }, 'incremental load balancer update failed; reloading the whole table');
       }
     }
-    const full = fullRuleset(desired, this.#state.table, this.#state);
-    this.#warnOverflow(full.overflow);
+    const full = fullRuleset(desired, this.#state.table);
     const started = performance.now();
     try {
       await this.#nft.load(full.script);
@@ -100,7 +108,7 @@ export class L4lbManager {
       this.#record('full', 'error', started);
       throw err;
     }
-    this.#state = full.state;
+    this.#state = owned(full.state);
     this.#loaded = true;
     this.#record('full', 'ok', started);
     this.#log.info({ services: full.state.services.size }, 'load balancer table loaded');
@@ -119,16 +127,13 @@ export class L4lbManager {
     }
   }
 
-  #warnOverflow(overflow: readonly string[]): void {
-    if (overflow.length > 0) this.#log.error({ count: overflow.length, first: overflow[0] }, 'more VIP ports than mark blocks; some are not programmed');
-  }
 
   /** Take the whole table out of the kernel (a single-node Strata that stops as a whole). */
   removeAll(): Promise<void> {
     const run = this.#queue.then(async () => {
       const table = this.#state.table;
-      await this.#nft.load(`add table ip ${table}\ndelete table ip ${table}\n`);
-      this.#state = emptyState(table);
+      await this.#nft.load(`add table inet ${table}\ndelete table inet ${table}\nadd table ip ${table}\ndelete table ip ${table}\n`);
+      this.#state = owned(emptyState(table));
       this.#loaded = false;
     });
     this.#queue = run.catch(() => undefined);

@@ -6,9 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
+import type { MasterChoice } from '../../common/masters.ts';
 import type { StrataConfig } from '../../control-plane/config/schema.ts';
 import { startL4lbAgent, type L4lbAgent } from './follow.ts';
-import type { L4lbLogger } from './manager.ts';
+import { l4lbMetrics, type L4lbLogger } from './manager.ts';
 import { NftProcess, defaultNftPath } from './nft.ts';
 import { ensureLocalRoute } from './routes.ts';
 
@@ -21,7 +22,7 @@ export function l4lbUnavailable(): string | undefined {
 
 export async function startConfiguredL4lb(options: {
   readonly config: Readonly<StrataConfig>;
-  readonly masterUrl: string;
+  readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
   readonly agentId: string;
   readonly logger: L4lbLogger;
@@ -36,11 +37,14 @@ export async function startConfiguredL4lb(options: {
     return undefined;
   }
   await ensureLocalRoute(options.config.vips.ipv4Range);
+  // IPv6 VIPs need IPv6 on the host; without it the IPv4 ones still work.
+  await ensureLocalRoute(options.config.vips.ipv6Range).catch((err: unknown) => options.logger.warn({ err }, 'IPv6 VIPs are not reachable from this host'));
+  const metrics = options.metrics ? l4lbMetrics(options.metrics) : undefined;
   return startL4lbAgent({
-    masterUrl: options.masterUrl,
+    masters: options.masters,
     token: options.token,
     agentId: options.agentId,
-    nft: new NftProcess(),
+    nft: new NftProcess({ onShellStart: () => metrics?.nftShellStarts.inc() }),
     logger: options.logger,
     reconcileSeconds: options.config.dataplane.reconcileSeconds,
     ...(options.metrics ? { metrics: options.metrics } : {}),
