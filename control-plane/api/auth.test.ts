@@ -16,10 +16,10 @@ test('bootstrap superuser: password in a 0600 file, login returns a JWT accepted
   t.is(login.statusCode, 200);
   const { token } = login.json<{ token: string }>();
   for (const authorization of [`token=${token}`, `Bearer ${token}`]) {
-    const res = await h.master.app.inject({ method: 'GET', url: '/v1/leader', headers: { authorization } });
+    const res = await h.master.app.inject({ method: 'GET', url: '/acs/api/v1/users', headers: { authorization } });
     t.is(res.statusCode, 200, authorization.slice(0, 6));
   }
-  const cookie = await h.master.app.inject({ method: 'GET', url: '/v1/leader', headers: { cookie: `dcos-acs-auth-cookie=${token}` } });
+  const cookie = await h.master.app.inject({ method: 'GET', url: '/acs/api/v1/users', headers: { cookie: `dcos-acs-auth-cookie=${token}` } });
   t.is(cookie.statusCode, 200);
 });
 
