@@ -56,6 +56,7 @@ const skip = netnsUnavailable();
 
   // A newline or ';' inside a command would split the transaction: refused before nft sees it.
   await t.throwsAsync(nft.apply('t', ['add element inet t s { 10.0.0.5 }; delete table inet t']), { instanceOf: NftError, message: /one line/ });
+  await t.throwsAsync(nft.apply('t', ['add element inet t s { 10.0.0.5 } ; delete table inet t']), { instanceOf: NftError, message: /outside braces/ });
 });
 
 test('a coprocess that never answers is killed after the timeout and replaced; a missing binary is an error, not a hang', async (t) => {

@@ -132,6 +132,10 @@ export class NftShell {
     };
     child.on('error', (err) => gone(`cannot run: ${err.message}`));
     child.on('exit', (code, signal) => gone(`exited (${signal ?? `code ${code}`})`));
+    // An idle coprocess must not keep its owner's process alive (a transaction's own timer does while one runs).
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void }).unref?.();
+    (child.stderr as unknown as { unref?: () => void }).unref?.();
     this.#child = child;
     return child;
   }
@@ -254,7 +258,7 @@ export class NftProcess implements NftRunner {
 
   apply(_table: string, commands: readonly string[]): Promise<void> {
     if (commands.length === 0) return Promise.resolve();
-    for (const c of commands) if (c.includes('\n') || c.includes(';')) return Promise.reject(new NftError(`nft command must be one line without ';': ${c}`, ''));
+    for (const c of commands) if (c.includes('\n') || hasTopLevelSemicolon(c)) return Promise.reject(new NftError(`nft command must be one line without a ';' outside braces: ${c}`, ''));
     const run = this.#queue.then(() => this.#shell.run(commands.join(' ; ')));
     this.#queue = run.catch(() => undefined);
     return run;
@@ -267,6 +271,20 @@ export class NftProcess implements NftRunner {
 }
 
 /** An in-memory runner that records what it was asked (tests inspect it). */
+/**
+ * A `;` outside `{ }` would end the command and start another on the shared line; inside braces it only separates
+ * a body's statements (`add set … { type ipv4_addr; flags interval; }`, as network policy sends).
+ */
+function hasTopLevelSemicolon(command: string): boolean {
+  let depth = 0;
+  for (const ch of command) {
+    if (ch === '{') depth++;
+    else if (ch === '}') depth = Math.max(0, depth - 1);
+    else if (ch === ';' && depth === 0) return true;
+  }
+  return false;
+}
+
 export class RecordingNft implements NftRunner {
   readonly loads: string[] = [];
   readonly applied: (readonly string[])[] = [];
