@@ -28,6 +28,7 @@ import { startConfiguredL4lb } from '../dataplane/l4lb/start.ts';
 import { startConfiguredOverlay } from '../overlay/start.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
+import type { FetchLike } from '../security/mtls/client.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -103,11 +104,11 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   await token();
   const logger = makeLogger(config);
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token });
-  const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
+  const l4lb = await startConfiguredL4lb({ config, masterUrl: config.agent.masterUrl, token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const masters = new MasterUrls(config.agent.masterUrl);
-  const dns = await startAgentDns(config, logger, masters, token);
+  const dns = await startAgentDns(config, logger, masters, token, agent.fetch);
   // The overlay asks the first master for leases (it does not follow a failover yet).
-  const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  const overlay = startConfiguredOverlay({ config, masterUrl: masters.current, token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
@@ -161,7 +162,7 @@ async function startNodeDns(config: Readonly<StrataConfig>, logger: Logger, mast
  * query (agents do not read the store). It answers SERVFAIL for internal
  * names until the first state arrives, then follows every change.
  */
-async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, masters: MasterUrls, token: () => Promise<string>): Promise<{ close(): Promise<void>; line: string }> {
+async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, masters: MasterUrls, token: () => Promise<string>, fetch: FetchLike): Promise<{ close(): Promise<void>; line: string }> {
   const { dns } = config;
   if (!dns.enabled) return { line: 'off (--dns-enabled false)', close: async () => {} };
   const log = logger.child({ component: 'dns' });
@@ -171,6 +172,7 @@ async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, mas
     masterUrl: () => masters.current,
     masterFailed: (url) => masters.failed(url),
     token,
+    fetch,
     onError: (err) => log.warn({ err }, 'cannot read the cluster state for DNS from the master; retrying'),
   }), { zone: zoneOptionsFromConfig(config.dns) });
   void authority.start().catch((err: unknown) => log.error({ err }, 'DNS zones stopped following the master'));
@@ -213,10 +215,10 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     await ensureAgentPrincipal(master.iam);
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
-    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token });
-    const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, metrics: master.metrics });
+    const l4lb = await startConfiguredL4lb({ config, masterUrl: master.apiUrl, token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
-    const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
+    const overlay = startConfiguredOverlay({ config, masterUrl: master.apiUrl, token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,

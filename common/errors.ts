@@ -65,6 +65,10 @@ export const ERROR_CODES = {
   CA_CSR_INVALID: { httpStatus: 400, summary: 'The certificate request is not a readable PKCS#10 CSR, or its self-signature does not verify.' },
   CA_CSR_REJECTED: { httpStatus: 422, summary: 'The CA refuses what the request asks for: CA:true or certificate signing, names the caller does not own, a key type or size not allowed, or a lifetime over the maximum.' },
   CA_NOT_READY: { httpStatus: 503, summary: 'The cluster CA has not been created yet (the first master creates it at start).' },
+  // mTLS between components
+  MTLS_REQUIRED: { httpStatus: 403, summary: 'With security.mtls=strict, internal routes (agent registration, task polls and status, the DNS feed, overlay leases) take only mTLS connections with a client certificate from the cluster CA; enrol first (POST /v1/agents/{id}/certificate).' },
+  MTLS_IDENTITY_MISMATCH: { httpStatus: 403, summary: 'The verified client certificate names another component than the request claims (the agent id in the path must be the certificate\'s spiffe://<td>/agent/<id>).' },
+  MTLS_OFF: { httpStatus: 409, summary: 'mTLS between components is off on this master (security.mtls=off): it issues no component certificates.' },
   // Marathon API and deployments
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },

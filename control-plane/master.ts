@@ -13,6 +13,9 @@ import type { Registry } from 'prom-client';
 import { StrataError, isStrataError } from '../common/errors.ts';
 import { ClusterCa } from '../security/ca/authority.ts';
 import { Iam } from '../security/iam.ts';
+import { ComponentCertificate } from '../security/mtls/certificate.ts';
+import { mtlsMetrics } from '../security/mtls/metrics.ts';
+import { attachMtls, MtlsServerContext, type AttachedMtls } from '../security/mtls/server.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
 import { createMetrics } from './api/metrics.ts';
@@ -56,6 +59,8 @@ export interface MasterHandle {
   readonly metrics: Registry;
   readonly iam: Iam;
   readonly ca: ClusterCa;
+  /** Component mTLS (absent when security.mtls is off): this master's certificate, trust and CRL. */
+  readonly mtls: MtlsServerContext | undefined;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -147,6 +152,25 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   const leaderWaiters: ((l: Leadership) => void)[] = [];
   const metrics = createMetrics({ store, isLeader: () => leadership !== undefined && !leadership.signal.aborted });
 
+  // Component mTLS: this master's own certificate (spiffe://<td>/master/<id>), signed by the CA it runs.
+  let mtls: MtlsServerContext | undefined;
+  if (config.security.mtls !== 'off') {
+    try {
+      const ttlSeconds = Math.min(config.security.componentCertTtlSeconds, config.ca.maxLeafTtlSeconds);
+      const certificate = await ComponentCertificate.obtain({
+        component: 'master',
+        enrol: (csr) => ca.sign({ uid: id, kind: 'master' }, csr, { ttlSeconds }),
+        metrics: mtlsMetrics(metrics.registry),
+        onError: (err) => logger.warn({ err }, 'mTLS: renewing this master\'s certificate failed; retrying'),
+      });
+      mtls = await MtlsServerContext.start({ certificate, trust: ca, trustDomain: ca.trustDomain, crlRefreshSeconds: config.security.crlRefreshSeconds, logger });
+    } catch (err) {
+      iam.close();
+      clearInterval(caSweeper);
+      throw err;
+    }
+  }
+
   const ctx: ApiContext = {
     config,
     store,
@@ -155,6 +179,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     iam,
     ca,
     metrics,
+    ...(mtls ? { mtls } : {}),
     role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
     async leader(): Promise<LeaderInfo> {
       const current = await readLeader(store, keys.leader());
@@ -169,10 +194,14 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   } catch (err) {
     // Nothing of this start may outlive it (the port may be taken).
     iam.close();
+    mtls?.close();
+    mtls?.certificate.close();
     clearInterval(caSweeper);
     await app.close().catch(() => undefined);
     throw err;
   }
+  // Plain HTTP and mTLS on the one API port (the first byte of a connection decides).
+  const attached: AttachedMtls | undefined = mtls ? attachMtls(app.server, mtls, { listener: 'api', metrics: mtlsMetrics(metrics.registry), logger }) : undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.api.port;
   const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
@@ -231,6 +260,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     metrics: metrics.registry,
     iam,
     ca,
+    mtls,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
@@ -242,6 +272,9 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         await electionLoop;
         // The loop may have won once more while stopping; give that back too.
         await leadership?.resign();
+        attached?.close();
+        mtls?.close();
+        mtls?.certificate.close();
         await app.close();
         iam.close();
         clearInterval(caSweeper);

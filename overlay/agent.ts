@@ -5,6 +5,7 @@
  * and networks are followed and hand edits are repaired. A master that
  * cannot be reached leaves the kernel as it is (working connections stay).
  */
+import type { FetchLike } from '../security/mtls/client.ts';
 import type { Registry } from 'prom-client';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { desiredOverlay } from './desired.ts';
@@ -22,6 +23,8 @@ export interface OverlayLogger {
 export interface OverlayAgentOptions {
   readonly masterUrl: string;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly rtnl: Rtnl;
   readonly logger: OverlayLogger;
@@ -43,7 +46,7 @@ export interface OverlayAgent {
 }
 
 async function call<T>(options: OverlayAgentOptions, method: 'GET' | 'PUT', path: string, signal: AbortSignal, body?: object): Promise<T> {
-  const res = await fetch(`${options.masterUrl.replace(/\/$/, '')}${path}`, {
+  const res = await (options.fetch ?? fetch)(`${options.masterUrl.replace(/\/$/, '')}${path}`, {
     method,
     headers: { authorization: `token=${await options.token()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),

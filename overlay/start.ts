@@ -3,6 +3,7 @@
  * `on` (fail if it cannot run), `off`, or `auto` (run when this process is
  * root; otherwise say why not and go on without it).
  */
+import type { FetchLike } from '../security/mtls/client.ts';
 import type { Registry } from 'prom-client';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
 import { startOverlayAgent, type OverlayAgent, type OverlayLogger } from './agent.ts';
@@ -18,6 +19,8 @@ export function startConfiguredOverlay(options: {
   readonly config: Readonly<StrataConfig>;
   readonly masterUrl: string;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly logger: OverlayLogger;
   readonly metrics?: Registry;
@@ -33,6 +36,7 @@ export function startConfiguredOverlay(options: {
   return startOverlayAgent({
     masterUrl: options.masterUrl,
     token: options.token,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
     agentId: options.agentId,
     rtnl: new NetlinkRtnl(),
     logger: options.logger,

@@ -32,6 +32,7 @@ import { networkRoutes } from './routes/networks.ts';
 import { policyRoutes } from './routes/policies.ts';
 import { taskLogRoutes } from './routes/task-logs.ts';
 import { overlayRoutes } from './routes/overlay.ts';
+import { mtlsRoutes } from './routes/mtls.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
@@ -54,6 +55,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   mesosDnsRoutes(),
   clusterStateRoutes(),
   overlayRoutes,
+  mtlsRoutes,
 ];
 
 export interface BuildApiOptions {

@@ -12,6 +12,7 @@ import type { StateStore } from '../store/port.ts';
 import type { ClusterCa } from '../../security/ca/authority.ts';
 import type { Iam } from '../../security/iam.ts';
 import type { TokenService } from '../../security/tokens.ts';
+import type { MtlsServerContext } from '../../security/mtls/server.ts';
 import type { ApiMetrics } from './metrics.ts';
 
 export type { LeaderInfo } from '../model/schemas.ts';
@@ -26,6 +27,8 @@ export interface ApiContext {
   /** The cluster CA; absent in contexts built without one (its routes then answer `CA_NOT_READY`). */
   readonly ca?: ClusterCa;
   readonly metrics: ApiMetrics;
+  /** Component mTLS on this master (absent: off; see `security/mtls`). */
+  readonly mtls?: MtlsServerContext;
   role(): 'leader' | 'standby';
   /** The current leader; throws `RECORD_NOT_FOUND` while there is none. */
   leader(): Promise<LeaderInfo>;

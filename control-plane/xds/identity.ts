@@ -25,6 +25,8 @@ import type { Principal } from '../model/schemas.ts';
 
 export interface NodeIdentity {
   readonly uid: string;
+  /** The principal's kind: its workload certificate is `spiffe://<td>/user/<uid>` or `.../sa/<uid>`. */
+  readonly kind: 'user' | 'service';
   /** Sees every resource (superuser). */
   readonly all: boolean;
   mayRead(appId: string): boolean;
@@ -48,6 +50,7 @@ export function identityOf(principal: Principal): NodeIdentity {
   const cache = new Map<string, boolean>();
   return {
     uid: principal.uid,
+    kind: principal.kind,
     all,
     mayRead(appId: string): boolean {
       if (all) return true;
@@ -59,6 +62,11 @@ export function identityOf(principal: Principal): NodeIdentity {
       return v;
     },
   };
+}
+
+/** One key per node identity (`user/alice`, `service/web-sidecar`): secrets are held per key. */
+export function identityKey(identity: Pick<NodeIdentity, 'uid' | 'kind'>): string {
+  return `${identity.kind}/${identity.uid}`;
 }
 
 export function bearerToken(authorization: string | undefined): string | undefined {

@@ -8,6 +8,7 @@
  * it from store watches, so a change reaches the agent in one round trip
  * with no polling interval.
  */
+import type { FetchLike } from '../../security/mtls/client.ts';
 import type { Registry } from 'prom-client';
 import { L4lbManager, type L4lbLogger } from './manager.ts';
 import type { NftRunner } from './nft.ts';
@@ -16,6 +17,8 @@ import { servicesFromVips, type VipViewInput } from './services.ts';
 export interface VipFeedOptions {
   readonly masterUrl: string;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly signal: AbortSignal;
   /** Longest blocking wait asked of the master (seconds; default 30). */
   readonly waitSeconds?: number;
@@ -31,7 +34,7 @@ export async function* followVips(options: VipFeedOptions): AsyncGenerator<reado
   while (!options.signal.aborted) {
     try {
       const url = `${options.masterUrl.replace(/\/$/, '')}/networking/api/v1/vips?index=${index}&wait=${options.waitSeconds ?? 30}`;
-      const res = await fetch(url, { headers: { authorization: `token=${await options.token()}` }, signal: options.signal });
+      const res = await (options.fetch ?? fetch)(url, { headers: { authorization: `token=${await options.token()}` }, signal: options.signal });
       if (!res.ok) throw new Error(`GET /networking/api/v1/vips answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
       const body = (await res.json()) as { index: number; vips: FeedVip[] };
       backoffMs = 250;
@@ -50,6 +53,8 @@ export async function* followVips(options: VipFeedOptions): AsyncGenerator<reado
 export interface L4lbAgentOptions {
   readonly masterUrl: string;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly nft: NftRunner;
   readonly logger: L4lbLogger;
@@ -99,6 +104,7 @@ export function startL4lbAgent(options: L4lbAgentOptions): L4lbAgent {
   const loop = (async () => {
     for await (const vips of followVips({
       masterUrl: options.masterUrl, token: options.token, signal: stop.signal,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.waitSeconds === undefined ? {} : { waitSeconds: options.waitSeconds }),
       onError: (err) => options.logger.warn({ err }, 'cannot read VIPs from the master; retrying'),
     })) {

@@ -45,6 +45,7 @@
  * `close()` stops polling and reporting but leaves tasks running: the next
  * start recovers them, and what was not yet reported is derived again.
  */
+import type { FetchLike } from '../../security/mtls/client.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
@@ -76,6 +77,8 @@ export interface TaskRunnerOptions {
   readonly orphanGraceMs?: number;
   /** Shortest time between two listings that return the same index (guards against a master that does not block). Default 250 ms. */
   readonly minPollIntervalMs?: number;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
 }
 
 /** What the status endpoint takes. */
@@ -129,7 +132,7 @@ interface ReportQueue {
 const MAX_APP_VERSIONS = 256;
 
 export class TaskRunner {
-  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token'>;
+  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters' | 'fetch'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'fetch'>;
   readonly #masters: MasterUrls;
   readonly #abort = new AbortController();
   readonly #queues = new Map<string, ReportQueue>();
@@ -593,7 +596,7 @@ export class TaskRunner {
     let response: Response;
     const base = this.#masters.current;
     try {
-      response = await fetch(`${base}${path}`, {
+      response = await (this.#o.fetch ?? fetch)(`${base}${path}`, {
         method,
         headers: { authorization: `token=${await this.#o.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

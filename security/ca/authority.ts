@@ -38,14 +38,21 @@ const CA_RECORD_ID = 'cluster-ca';
 
 export type RevocationReason = NonNullable<IssuedCertificate['revocationReason']>;
 
-/** Who asks: the authenticated principal. */
+/**
+ * Who the certificate is for: the authenticated principal (`user`,
+ * `service`), or a cluster component the caller was authorised to enrol
+ * (`agent`: an agent id, by a holder of the agent permission; `master`: a
+ * master's id, by the master itself).
+ */
 export interface CertificateCaller {
   readonly uid: string;
-  readonly kind: 'user' | 'service';
+  readonly kind: 'user' | 'service' | 'agent' | 'master';
 }
 
+const SPIFFE_PATH: Readonly<Record<CertificateCaller['kind'], string>> = { user: 'user', service: 'sa', agent: 'agent', master: 'master' };
+
 export function spiffeIdFor(trustDomain: string, caller: CertificateCaller): string {
-  return `spiffe://${trustDomain}/${caller.kind === 'service' ? 'sa' : 'user'}/${caller.uid}`;
+  return `spiffe://${trustDomain}/${SPIFFE_PATH[caller.kind]}/${caller.uid}`;
 }
 
 /** When a holder should renew: between 60 % and 90 % of the lifetime. */
@@ -145,6 +152,7 @@ export class ClusterCa {
   readonly #intermediateSubject: Buffer;
   readonly #intermediateNotAfter: Date;
   #crlCache: { der: Buffer; madeAtMs: number } | undefined;
+  readonly #revokedListeners = new Set<() => void>();
 
   private constructor(records: Records, options: ClusterCaOptions, record: CertificateAuthority) {
     this.#records = records;
@@ -332,10 +340,17 @@ export class ClusterCa {
       const result = await this.#records.put('certificate', next, { casIndex: current.modifyIndex });
       if (result.ok) {
         this.#crlCache = undefined;
+        for (const l of this.#revokedListeners) l();
         return next;
       }
     }
     throw new StrataError('RECORD_CONFLICT', `certificate ${serial} kept changing; try again`);
+  }
+
+  /** Called after every revocation through this CA object (mTLS listeners reload the CRL at once). */
+  onRevoked(listener: () => void): () => void {
+    this.#revokedListeners.add(listener);
+    return () => this.#revokedListeners.delete(listener);
   }
 
   async list(): Promise<IssuedCertificate[]> {

@@ -1,0 +1,26 @@
+/**
+ * `strata_mtls_*` metrics, registered once per registry (a master and the
+ * agent of `strata up` share one).
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export interface MtlsMetrics {
+  /** Seconds until the component's certificate expires. */
+  readonly expirySeconds: Gauge<'component'>;
+  readonly renewals: Counter<'component' | 'result'>;
+  readonly handshakeFailures: Counter<'listener' | 'reason'>;
+  readonly handshakes: Counter<'listener'>;
+}
+
+function once<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export function mtlsMetrics(registry: Registry): MtlsMetrics {
+  return {
+    expirySeconds: once(registry, 'strata_mtls_certificate_expiry_seconds', () => new Gauge({ name: 'strata_mtls_certificate_expiry_seconds', help: 'Seconds until this component\'s mTLS certificate expires (renewed at 60-90 % of its life)', labelNames: ['component'], registers: [registry] })),
+    renewals: once(registry, 'strata_mtls_certificate_renewals_total', () => new Counter({ name: 'strata_mtls_certificate_renewals_total', help: 'mTLS certificates obtained by this component (first, renewal), by result', labelNames: ['component', 'result'], registers: [registry] })),
+    handshakeFailures: once(registry, 'strata_mtls_handshake_failures_total', () => new Counter({ name: 'strata_mtls_handshake_failures_total', help: 'Incoming TLS connections refused, by listener (api, xds) and reason (no_certificate, expired, revoked, unknown_ca, self_signed, purpose, not_a_ca, protocol_version, identity, ...)', labelNames: ['listener', 'reason'], registers: [registry] })),
+    handshakes: once(registry, 'strata_mtls_handshakes_total', () => new Counter({ name: 'strata_mtls_handshakes_total', help: 'Incoming mTLS connections accepted (client certificate verified), by listener', labelNames: ['listener'], registers: [registry] })),
+  };
+}
