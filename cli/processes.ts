@@ -65,7 +65,7 @@ function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
 /** The xDS server every master runs (no leadership needed: it reads state through watches). */
 async function xdsOf(config: Readonly<StrataConfig>, master: MasterHandle, logger: Logger): Promise<XdsHandle | undefined> {
   if (!config.xds.enabled) return undefined;
-  return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }) });
+  return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }), ca: master.ca, ...(master.mtls ? { mtls: master.mtls } : {}) });
 }
 
 export async function runMaster(args: ParsedArgs): Promise<number> {

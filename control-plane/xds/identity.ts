@@ -32,8 +32,11 @@ export interface NodeIdentity {
   mayRead(appId: string): boolean;
 }
 
-/** Verifies the token a stream presents; throws `XDS_UNAUTHENTICATED` saying why. */
-export type XdsAuthenticator = (authorization: string | undefined) => Promise<NodeIdentity>;
+/**
+ * Verifies the token a stream presents (and, on the mTLS port, its verified
+ * client certificate's SANs); throws `XDS_UNAUTHENTICATED` saying why.
+ */
+export type XdsAuthenticator = (authorization: string | undefined, peer?: { readonly subjectaltname?: string }) => Promise<NodeIdentity>;
 
 export const APP_RID_PREFIX = 'dcos:service:marathon:marathon:services:';
 

@@ -377,17 +377,22 @@ export class XdsServer {
     });
   }
 
-  /** Listen on host:port (0 = a free port); resolves with the bound port. */
-  async listen(host: string, port: number): Promise<number> {
-    const max = this.#options.maxRequestBytes ?? 1024 * 1024;
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': max, 'grpc.max_concurrent_streams': 1000 });
-    this.addTo(server);
+  /**
+   * Listen on host:port (0 = a free port) with these credentials (default
+   * plaintext); call again to add a port (the mTLS one). Resolves with the
+   * bound port.
+   */
+  async listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    let server = this.#server;
+    if (!server) {
+      const max = this.#options.maxRequestBytes ?? 1024 * 1024;
+      server = new grpc.Server({ 'grpc.max_receive_message_length': max, 'grpc.max_concurrent_streams': 1000 });
+      this.addTo(server);
+      this.#server = server;
+    }
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    this.#server = server;
-    return bound;
+    const target = server;
+    return new Promise<number>((resolve, reject) => target.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
   }
 
   /** Stop listening and end every stream. */
@@ -427,9 +432,12 @@ export class XdsServer {
       m.streams.dec({ variant });
       if (stream.identity) this.#options.secrets?.release(stream.identity);
     };
+    // On the mTLS port, the verified client certificate (grpc-js reports it only when verified).
+    const peerCert = call.getAuthContext?.().sslPeerCertificate;
+    const peer = peerCert ? { subjectaltname: peerCert.subjectaltname } : undefined;
     const authenticate = (authorization: string | undefined): void => {
       stream.authStarted = true;
-      this.#options.authenticate(authorization).then(
+      this.#options.authenticate(authorization, peer).then(
         (identity) => {
           if (stream.closed) return;
           stream.identity = identity;
@@ -468,7 +476,7 @@ export class XdsServer {
     call.on('error', cleanup);
     call.on('close', cleanup);
     const header = call.metadata.get('authorization')[0];
-    if (typeof header === 'string') authenticate(header);
+    if (typeof header === 'string' || peer) authenticate(typeof header === 'string' ? header : undefined);
   }
 
   #end(stream: Stream, status: { code: grpc.status; details: string }): void {

@@ -32,7 +32,7 @@ export const DEFAULT_MAX_LEAF_TTL_SECONDS = 72 * 3600;
 export const MIN_LEAF_TTL_SECONDS = 60;
 const ROOT_TTL_SECONDS = 10 * 365 * 86400;
 const INTERMEDIATE_TTL_SECONDS = 365 * 86400;
-/** Leaves start a minute in the past, for clocks a little behind. */
+/** Leaves start a minute in the past, for clocks a little behind (at most a tenth of their life). */
 const BACKDATE_SECONDS = 60;
 const CA_RECORD_ID = 'cluster-ca';
 
@@ -291,7 +291,9 @@ export class ClusterCa {
     const problems = issuanceProblems(csr, { spiffeId, ttlSeconds, maxTtlSeconds: this.#options.maxLeafTtlSeconds, ...(options.hosts ? { hosts: options.hosts } : {}) });
     if (problems.length > 0) throw new StrataError('CA_CSR_REJECTED', `certificate request refused: ${problems.join('; ')}`, { details: problems });
 
-    const notBefore = new Date(Math.floor(this.#now() / 1000) * 1000 - BACKDATE_SECONDS * 1000);
+    // Backdated for clocks a little behind, by at most a tenth of the life (a 60 s leaf must not be born expired).
+    const backdateMs = Math.min(BACKDATE_SECONDS, Math.floor(ttlSeconds / 10)) * 1000;
+    const notBefore = new Date(Math.floor(this.#now() / 1000) * 1000 - backdateMs);
     const wanted = new Date(notBefore.getTime() + ttlSeconds * 1000);
     const notAfter = wanted < this.#intermediateNotAfter ? wanted : this.#intermediateNotAfter;
     const serial = newSerial();
