@@ -114,7 +114,7 @@ test('SotW: the node gets a workload certificate for its authenticated identity 
   // The node claims another identity in its node id and asks for a name that looks like one: neither matters.
   s.send({ node: ENVOY_NODE, type_url: TYPE.secret, resource_names: [WORKLOAD_SECRET, TRUST_BUNDLE_SECRET, 'spiffe://strata.local/user/admin'] });
   let r = await nextNonEmpty(s);
-  let got = byName(r);
+  const got = byName(r);
   while (got.size < 2) {
     s.send({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: [WORKLOAD_SECRET, TRUST_BUNDLE_SECRET, 'spiffe://strata.local/user/admin'] });
     r = await nextNonEmpty(s);
