@@ -9,6 +9,7 @@ import { appAdd, appKill, appList, appRemove, appRestart, appScale, appShow, app
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
+import { mtlsCertShow, mtlsRenew, mtlsStatus } from './mtls.ts';
 import { ApiError } from './client.ts';
 import { aclGrant, aclList, aclRevoke, groupAdd as iamGroupAdd, groupList as iamGroupList, groupRemove as iamGroupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { listAgents, showLeader } from './cluster.ts';
@@ -629,6 +630,31 @@ const VERBS: readonly Verb[] = [
     flags: { out: 'file for the encrypted root key (0600; must not exist)' },
     configFlags: false,
     run: caRootKeyExport,
+  },
+  {
+    name: 'mtls status',
+    summary: 'mTLS between components: the mode, this master\'s certificate and CRL, the agent and master certificates issued',
+    usage: 'strata mtls status [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: mtlsStatus,
+  },
+  {
+    name: 'mtls renew',
+    summary: 'Renew the mTLS certificate of the master you are logged in to, now',
+    usage: 'strata mtls renew',
+    flags: {},
+    configFlags: false,
+    run: mtlsRenew,
+  },
+  {
+    name: 'mtls cert show',
+    summary: 'Show a node\'s mTLS certificate (SPIFFE id, serial, validity, renewal window) from its data directory or a file',
+    usage: 'strata mtls cert show [--dir DATA_DIR/tls | --file CERT.pem]',
+    flags: { dir: 'the node\'s tls directory (default .strata/tls)', file: 'a certificate chain file (PEM)' },
+    configFlags: false,
+    run: mtlsCertShow,
   },
   {
     name: 'auth token',

@@ -81,7 +81,7 @@ export async function runMaster(args: ParsedArgs): Promise<number> {
   }
   const dns = await startNodeDns(config, logger, master);
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend}); DNS: ${dns.line}`);
-  if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}`);
+  if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}${xds.mtlsPort !== undefined ? `; mTLS on port ${xds.mtlsPort}` : ''}`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
@@ -226,7 +226,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  store:  ${config.store.backend === 'embedded' ? join(config.dataDir, config.store.embeddedPath) : config.store.backend}`,
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
       `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; range ${config.vips.ipv4Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
-      xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
+      xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)${xds.mtlsPort !== undefined ? `; mTLS on port ${xds.mtlsPort}` : ''}` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
       `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,
       `  log:    ${logFile}`,
       existsSync(credentials)

@@ -74,7 +74,13 @@ export async function startXds(options: {
     if (!strict) port = await server.listen(xds.host, xds.port);
     if (options.mtls) {
       credentials = new MtlsServerCredentials(options.mtls);
-      mtlsPort = await server.listen(xds.host, xds.mtlsPort, credentials);
+      try {
+        mtlsPort = await server.listen(xds.host, xds.mtlsPort, credentials);
+      } catch (err) {
+        // Permissive: a taken mTLS port (another Strata or an istiod here) leaves the plaintext port serving.
+        if (strict) throw err;
+        options.logger.warn({ err, port: xds.mtlsPort }, 'xds: the mTLS port could not be bound; serving plaintext only (pick another with --xds-mtls-port; 0 picks a free one)');
+      }
     }
   } catch (err) {
     source.close();

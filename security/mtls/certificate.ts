@@ -75,6 +75,7 @@ export class ComponentCertificate {
   static async obtain(options: ComponentCertificateOptions): Promise<ComponentCertificate> {
     const first = await ComponentCertificate.#fetch(options);
     const held = new ComponentCertificate(options, first);
+    options.metrics?.watchExpiry(options.component, () => held.#current.notAfter.getTime());
     await held.#persist();
     held.#observe();
     held.#schedule();

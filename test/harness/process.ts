@@ -115,7 +115,7 @@ export async function startUpLoggedIn(t: { teardown(fn: () => Promise<void> | vo
   const dataDir = join(dir, 'data');
   const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
   const portBase = 40000 + ((process.pid * 7 + upSeq++ * 53) % 200) * 100;
-  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0', '--agent-port-ranges', `${portBase}-${portBase + 99}`], { env });
+  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0', '--xds-mtls-port', '0', '--agent-port-ranges', `${portBase}-${portBase + 99}`], { env });
   t.teardown(async () => {
     up.kill('SIGKILL');
     await up.exited();
