@@ -15,8 +15,8 @@
  * or on a group above it (`...:services:/shop` covers `/shop/web`), or is a
  * superuser. That is the permission that lets it read the app through the
  * Marathon API, so a sidecar's service account is scoped the same way a
- * user is. Client certificates (issue 7) will be a second way to
- * authenticate, mapping to the same principals.
+ * user is. On the mTLS port a workload certificate is a second way to
+ * authenticate, mapping to the same principals (`mtls.ts`).
  */
 import { StrataError, isStrataError } from '../../common/errors.ts';
 import { allows, SUPERUSER_RID, type Iam } from '../../security/iam.ts';

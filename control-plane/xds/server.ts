@@ -361,7 +361,7 @@ export class XdsServer {
       DeltaAggregatedResources: (call: AnyCall) => this.#open(call, 'delta'),
     });
     // SDS on its own service (Envoy's sds_config with api_config_source): the same streams, secrets only.
-    // No secrets exist until the cluster CA (issue 7); subscriptions are kept and answered when they do.
+    // Secrets are per identity (the SecretSource); subscriptions to names that do not exist are kept.
     const sdsDef = adsPackageDefinition()['envoy.service.secret.v3.SecretDiscoveryService'] as grpc.ServiceDefinition;
     const sds: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     for (const [name, method] of Object.entries(sdsDef)) sds[name] = { ...method, responseSerialize: (b: unknown) => b as Buffer };
