@@ -16,6 +16,13 @@ import { ClusterCa } from '../ca/authority.ts';
 import { KEY_USAGE, OID, buildCertificate, certificateSubject, fromPem, name, toPem } from '../ca/x509.ts';
 import { openEmbeddedStore } from '../../control-plane/store/embedded/embedded-store.ts';
 import { Records } from '../../control-plane/model/records.ts';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../control-plane/config/load.ts';
+import { startAgent } from '../../scheduler/agent/agent.ts';
+import { noCgroups } from '../../scheduler/executor/cgroups.ts';
 import { apiEnrol, MtlsClient } from './client.ts';
 
 const REGISTRATION = {
@@ -179,4 +186,21 @@ test('the handshake refuses: no certificate, self-signed, foreign CA, expired, r
   await refusedFor(t, h, port, { ...good, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }, ['protocol_version'], 'TLS 1.1');
 
   t.true(await attempt(port, good), 'the good agent still gets through');
+});
+
+test('strict: a real agent (startAgent) enrols at join, registers and long-polls its tasks over mTLS, and keeps its certificate in <dataDir>/tls', async (t) => {
+  const h = await startTestMaster({ 'security.mtls': 'strict' });
+  t.teardown(() => h.close());
+  const token = await h.tokenFor('agent-sa', [{ rid: AGENT_RID, actions: ['full'] }, { rid: 'dcos:adminrouter:ops:networking', actions: ['read'] }]);
+  const dir = await mkdtemp(join(tmpdir(), 'strata-mtls-agent-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = loadConfig({ flags: { 'data-dir': dir, 'agent-port': '0', 'agent-id': 'mtls-agent-S0', 'security-mtls': 'strict' }, env: {} });
+  const agent = await startAgent({ config, logger: pino({ level: 'silent' }), masterUrl: h.master.apiUrl, token: async () => token, cgroups: noCgroups('tests'), metrics: h.master.metrics, taskRunner: { waitSeconds: 1 } });
+  t.teardown(() => agent.close());
+  t.truthy(agent.mtls(), 'enrolled');
+  t.truthy(await h.master.records.get('agent', 'mtls-agent-S0'), 'registered (over mTLS: plain is refused in strict mode)');
+  const chain = await readFile(join(dir, 'tls', 'cert.pem'), 'utf8');
+  t.is(new X509Certificate(chain).subjectAltName, 'URI:spiffe://strata.local/agent/mtls-agent-S0');
+  const accepted = await h.master.metrics.getSingleMetric('strata_mtls_handshakes_total')!.get();
+  t.true((accepted.values.find((v) => v.labels['listener'] === 'api')?.value ?? 0) >= 1);
 });
