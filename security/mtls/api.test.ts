@@ -204,3 +204,29 @@ test('strict: a real agent (startAgent) enrols at join, registers and long-polls
   const accepted = await h.master.metrics.getSingleMetric('strata_mtls_handshakes_total')!.get();
   t.true((accepted.values.find((v) => v.labels['listener'] === 'api')?.value ?? 0) >= 1);
 });
+
+test('permissive: internal routes take plain and mTLS (an upgrade in progress), a presented certificate must still match; an agent whose master has mTLS off stays on plain HTTP', async (t) => {
+  const h = await startTestMaster({ 'security.mtls': 'permissive' });
+  t.teardown(() => h.close());
+  const token = await h.tokenFor('agent-sa', [{ rid: AGENT_RID, actions: ['full'] }]);
+  const headers = { authorization: `token=${token}`, 'content-type': 'application/json' };
+  const plain = await fetch(`${h.master.apiUrl}/v1/agents/a1`, { method: 'PUT', headers, body: JSON.stringify(REGISTRATION) });
+  t.is(plain.status, 200);
+  const agent = await MtlsClient.enrol({ enrol: apiEnrol({ masterUrl: () => h.master.apiUrl, agentId: 'a1', token: async () => token }) });
+  t.teardown(() => agent.close());
+  t.is((await agent.fetch(`${h.master.apiUrl}/v1/agents/a1`, { method: 'PUT', headers, body: JSON.stringify(REGISTRATION) })).status, 200);
+  const other = await agent.fetch(`${h.master.apiUrl}/v1/agents/a2`, { method: 'PUT', headers, body: JSON.stringify(REGISTRATION) });
+  t.is(((await other.json()) as { code: string }).code, 'MTLS_IDENTITY_MISMATCH');
+
+  const off = await startTestMaster({ 'security.mtls': 'off' });
+  t.teardown(() => off.close());
+  t.is(off.master.mtls, undefined);
+  const offToken = await off.tokenFor('agent-sa', [{ rid: AGENT_RID, actions: ['full'] }, { rid: 'dcos:adminrouter:ops:networking', actions: ['read'] }]);
+  const dir = await mkdtemp(join(tmpdir(), 'strata-mtls-agent-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = loadConfig({ flags: { 'data-dir': dir, 'agent-port': '0', 'agent-id': 'plain-agent-S0', 'security-mtls': 'permissive' }, env: {} });
+  const started = await startAgent({ config, logger: pino({ level: 'silent' }), masterUrl: off.master.apiUrl, token: async () => offToken, cgroups: noCgroups('tests'), taskRunner: { waitSeconds: 1 } });
+  t.teardown(() => started.close());
+  t.is(started.mtls(), undefined, 'not enrolled: the master enrols nobody');
+  t.truthy(await off.master.records.get('agent', 'plain-agent-S0'), 'registered over plain HTTP');
+});
