@@ -9,6 +9,7 @@
  */
 import test from 'ava';
 import { generateKeyPairSync, randomBytes, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { startTestMaster, type TestMaster } from '../../test/harness/master.ts';
 import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
@@ -229,4 +230,19 @@ test('permissive: internal routes take plain and mTLS (an upgrade in progress), 
   t.teardown(() => started.close());
   t.is(started.mtls(), undefined, 'not enrolled: the master enrols nobody');
   t.truthy(await off.master.records.get('agent', 'plain-agent-S0'), 'registered over plain HTTP');
+});
+
+test('connections that say nothing (closed at once, or idle) do not hold the master open at close', async (t) => {
+  const h = await startTestMaster({ 'security.mtls': 'permissive' });
+  const port = Number(new URL(h.master.apiUrl).port);
+  const quiet = (): Promise<Socket> => new Promise((resolve) => {
+    const s = connectTcp(port, '127.0.0.1', () => resolve(s));
+    s.on('error', () => undefined);
+  });
+  (await quiet()).end(); // a pooled connection its client closes unused
+  const idle = await quiet();
+  const closedByServer = new Promise<void>((resolve) => idle.on('close', () => resolve()));
+  await h.close();
+  await closedByServer;
+  t.pass('close resolved and ended the idle connection');
 });

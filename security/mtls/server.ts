@@ -45,6 +45,8 @@ export interface MtlsLogger {
 }
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
+/** A connection that sends nothing for this long is closed before it is given to HTTP or TLS. */
+const FIRST_BYTE_TIMEOUT_MS = 30_000;
 
 export class MtlsServerContext {
   readonly trustDomain: string;
@@ -182,14 +184,31 @@ export function attachMtls(server: HttpServer, context: MtlsServerContext, optio
 
   const plain = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
+  // Sockets whose first byte has not come yet: neither HTTP nor TLS knows them, so this tracks and ends them.
+  const waiting = new Set<Socket>();
   const route = (socket: Socket): void => {
-    socket.once('data', (chunk: Buffer) => {
+    waiting.add(socket);
+    const gone = (): void => {
+      waiting.delete(socket);
+      socket.off('data', first);
+      socket.destroy();
+    };
+    const first = (chunk: Buffer): void => {
+      waiting.delete(socket);
+      socket.off('end', gone);
+      socket.off('error', gone);
+      socket.off('timeout', gone);
+      socket.setTimeout(0);
       socket.pause();
       socket.unshift(chunk);
       if (chunk[0] === 0x16) tlsServer.emit('connection', socket);
       else for (const l of plain) l.call(server, socket);
       process.nextTick(() => socket.resume());
-    });
+    };
+    socket.once('data', first);
+    socket.once('end', gone); // closed before saying anything (the HTTP server would keep it half-open)
+    socket.once('error', gone);
+    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, gone);
   };
   server.on('connection', route);
   return {
@@ -197,6 +216,8 @@ export function attachMtls(server: HttpServer, context: MtlsServerContext, optio
     close() {
       unsubscribe();
       server.off('connection', route);
+      for (const socket of waiting) socket.destroy();
+      waiting.clear();
       for (const l of plain) server.on('connection', l);
       tlsServer.closeAllConnections();
       tlsServer.close();
