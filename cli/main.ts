@@ -405,13 +405,14 @@ const VERBS: readonly Verb[] = [
   {
     name: 'envoy bootstrap',
     summary: 'Print an Envoy bootstrap (JSON; --grpc: a proxyless gRPC bootstrap) that points a node at the xDS server with its node id and a token',
-    usage: 'strata envoy bootstrap --node ID [--xds-address HOST:PORT] [--token-file FILE] [--cluster NAME] [--admin-port PORT] [--grpc]',
+    usage: 'strata envoy bootstrap --node ID [--xds-address HOST:PORT] [--token-file FILE] [--cluster NAME] [--admin-port PORT] [--mtls-dir DIR] [--grpc]',
     flags: {
       node: 'the node id the server sees (Envoy --service-node)',
       'xds-address': 'where nodes reach the xDS server (default: the API host, port 15010)',
       'token-file': 'a file holding the token the node authenticates with (default: the logged-in token)',
       cluster: 'node cluster (default strata)',
       'admin-port': 'Envoy admin port on 127.0.0.1 (default 9901)',
+      'mtls-dir': 'reach the xDS mTLS port (default 15012) with key.pem, chain.pem and ca.pem from `strata ca cert --out-dir DIR`',
     },
     booleans: ['grpc'],
     configFlags: false,
