@@ -349,6 +349,16 @@ export class ClusterCa {
     throw new StrataError('RECORD_CONFLICT', `certificate ${serial} kept changing; try again`);
   }
 
+  /** Serials (lower-case hex) of revoked certificates that have not expired: what the CRL lists. */
+  async revokedSerials(): Promise<Set<string>> {
+    const now = this.#now();
+    const out = new Set<string>();
+    for (const r of (await this.#records.list('certificate')).records) {
+      if (r.value.revokedAt !== undefined && Date.parse(r.value.notAfter) > now) out.add(r.value.serial.toLowerCase());
+    }
+    return out;
+  }
+
   /** Called after every revocation through this CA object (mTLS listeners reload the CRL at once). */
   onRevoked(listener: () => void): () => void {
     this.#revokedListeners.add(listener);

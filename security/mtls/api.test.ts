@@ -246,3 +246,23 @@ test('connections that say nothing (closed at once, or idle) do not hold the mas
   await closedByServer;
   t.pass('close resolved and ended the idle connection');
 });
+
+test('revocation ends the revoked agent\'s open connections; the agent re-enrols with its token and carries on', async (t) => {
+  const { h, url, token, agent } = await setup(t);
+  const headers = { authorization: `token=${token}`, 'content-type': 'application/json' };
+  const put = (): Promise<Response> => agent.fetch(`${url}/v1/agents/a1`, { method: 'PUT', headers, body: JSON.stringify(REGISTRATION) });
+  t.is((await put()).status, 200, 'a kept-alive connection is open');
+  const revokedSerial = agent.certificate.current.serial;
+  await h.master.ca.revoke(revokedSerial, 'keyCompromise');
+  await h.master.mtls!.refreshCrl();
+  const reasons = await failures(h);
+  t.true((reasons['revoked'] ?? 0) >= 1, 'the open connection was ended and counted');
+  // The next calls fail until the agent (prompted by the dropped connection) has a new certificate.
+  let ok = false;
+  for (let i = 0; i < 600 && !ok; i++) {
+    ok = await put().then((r) => r.status === 200, () => false);
+    if (!ok) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.true(ok, 'calls work again');
+  t.not(agent.certificate.current.serial, revokedSerial, 'with a new certificate');
+});

@@ -14,7 +14,8 @@
  * OpenSSL verifies against the cluster root and the CRLs, for the
  * `ssl_client` purpose (clientAuth EKU; key usage checked up the chain),
  * TLS 1.2 at least, naming one SPIFFE id of the trust domain; any other is
- * closed before HTTP and counted by reason. Plain connections are served as
+ * closed before HTTP and counted by reason; open connections whose
+ * certificate is revoked later are ended when the CRL reloads. Plain connections are served as
  * before; whether a route accepts them is the route guard's decision
  * (`guard.ts`).
  */
@@ -36,6 +37,8 @@ export interface TrustSource {
   readonly rootCrlPem: string;
   /** The intermediate's CRL of revoked leaves (DER), at most `maxAgeSeconds` old. */
   crl(maxAgeSeconds?: number): Promise<Buffer>;
+  /** Serials (lower-case hex) of revoked, unexpired certificates. */
+  revokedSerials(): Promise<Set<string>>;
   onRevoked(listener: () => void): () => void;
 }
 
@@ -58,6 +61,7 @@ export class MtlsServerContext {
   readonly #logger: MtlsLogger | undefined;
   #crlPem: string;
   #crlLoadedAtMs: number;
+  #revoked: ReadonlySet<string> = new Set();
   #timer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: (() => void)[] = [];
 
@@ -73,6 +77,7 @@ export class MtlsServerContext {
 
   static async start(options: { certificate: ComponentCertificate; trust: TrustSource; trustDomain: string; crlRefreshSeconds: number; logger?: MtlsLogger }): Promise<MtlsServerContext> {
     const context = new MtlsServerContext(options, toPem(await options.trust.crl(0), 'X509 CRL'));
+    context.#revoked = await options.trust.revokedSerials();
     context.#unsubscribe.push(options.certificate.onChange(() => context.#changed()));
     context.#unsubscribe.push(options.trust.onRevoked(() => void context.refreshCrl()));
     context.#timer = setInterval(() => void context.refreshCrl(), options.crlRefreshSeconds * 1000);
@@ -91,13 +96,20 @@ export class MtlsServerContext {
     return this.#crlLoadedAtMs;
   }
 
+  /** Is this certificate serial (hex, any case) revoked, as of the CRL in use? */
+  isRevoked(serialHex: string): boolean {
+    return this.#revoked.has(serialHex.toLowerCase());
+  }
+
   /** Reload the CRL; listeners are told when it changed. Errors keep the previous CRL (logged). */
   async refreshCrl(): Promise<void> {
     try {
-      const pem = toPem(await this.#trust.crl(0), 'X509 CRL');
+      const [der, revoked] = await Promise.all([this.#trust.crl(0), this.#trust.revokedSerials()]);
+      const pem = toPem(der, 'X509 CRL');
       this.#crlLoadedAtMs = Date.now();
       if (pem === this.#crlPem) return;
       this.#crlPem = pem;
+      this.#revoked = revoked;
       this.#changed();
     } catch (err) {
       this.#logger?.warn({ err }, 'mTLS: reloading the CRL failed; the previous one stays in use');
@@ -174,13 +186,26 @@ export function attachMtls(server: HttpServer, context: MtlsServerContext, optio
     const identity = context.identityOf(peer.subjectaltname);
     if ('problem' in identity) return refuse(socket, 'identity', identity.problem);
     peers.set(socket, identity);
+    live.set(socket, peer.serialNumber);
+    socket.once('close', () => live.delete(socket));
     metrics?.handshakes.inc({ listener });
   });
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     metrics?.handshakeFailures.inc({ listener, reason: handshakeFailure(err.code) });
     options.logger?.debug({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake failed');
   });
-  const unsubscribe = context.onChange(() => tlsServer.setSecureContext(context.secureContextOptions()));
+  // Open mTLS connections by their client certificate's serial: a revocation ends them (the CRL only guards new handshakes).
+  const live = new Map<TLSSocket, string>();
+  const unsubscribe = context.onChange(() => {
+    tlsServer.setSecureContext(context.secureContextOptions());
+    for (const [socket, serial] of live) {
+      if (!context.isRevoked(serial)) continue;
+      live.delete(socket);
+      metrics?.handshakeFailures.inc({ listener, reason: 'revoked' });
+      options.logger?.debug({ serial, remote: socket.remoteAddress }, 'mTLS connection ended: its client certificate was revoked');
+      socket.destroy();
+    }
+  });
 
   const plain = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
