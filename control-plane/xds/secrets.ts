@@ -126,7 +126,14 @@ export class WorkloadSecrets {
   /** A stream of this identity ended. */
   release(identity: Pick<NodeIdentity, 'uid' | 'kind'>): void {
     const held = this.#held.get(identityKey(identity));
-    if (held && held.users > 0) held.users--;
+    if (!held) return;
+    if (held.users > 0) held.users--;
+    // Never asked for secrets: nothing to keep (one that holds a certificate waits for its renewal time).
+    if (held.users === 0 && !held.leaf && !held.issuing) {
+      held.timer?.cancel();
+      this.#held.delete(held.key);
+      this.#metrics?.identities.set(this.#held.size);
+    }
   }
 
   close(): void {
