@@ -17,6 +17,16 @@
  * Options: --runs N (default 3, medians), --seconds S per phase (default 1),
  * --parts tokens,decision,auth_hook,ca,gateway (default all), --rate R and
  * --load-seconds S for the gateway (default 2000 and 5).
+ *
+ * Parts (`--parts a,b`, default all): `tokens`, `decision`, `hook`, `certs`
+ * (CA signing per second, and workload certificates per second as SDS makes
+ * them: key pair, CSR, sign, store write), `mtls` (new connections per
+ * second, each a full handshake and one request, to a master's mTLS
+ * listener (client certificate verified against the root and the CRLs)
+ * versus a plain TLS server with the same certificate, interleaved in the
+ * same run).
+ *
+ * More parts: `auth_hook` (alias of `hook`), `ca` (CA signing alone), `gateway`.
  */
 import { performance } from 'node:perf_hooks';
 import { generateKeyPairSync } from 'node:crypto';
@@ -31,10 +41,13 @@ import { buildCsr, name, toPem } from '../security/ca/x509.ts';
 import { allows, resolvePrincipal } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer, get as httpsGet, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { ComponentCertificate } from '../security/mtls/certificate.ts';
+import { attachMtls, MtlsServerContext } from '../security/mtls/server.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { iamAccess } from '../gateway/access.ts';
@@ -273,19 +286,89 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
   };
 }
 
-const PARTS = ['tokens', 'decision', 'auth_hook', 'ca', 'gateway'] as const;
+
+/** Workload certificates per second as SDS makes them: a P-256 key pair, a CSR, the CA's signature and record. */
+async function workloadRate(seconds: number, runs: number): Promise<Record<string, number>> {
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  const ca = await ClusterCa.open(new Records(store), { trustDomain: 'strata.local', maxLeafTtlSeconds: 72 * 3600 }, { persistPassphrase: async () => undefined, discardPassphrase: async () => undefined });
+  const rates: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    rates.push(await rate(seconds, async () => {
+      const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const csr = toPem(buildCsr({ subject: name([]), publicKey: pair.publicKey, privateKey: pair.privateKey }), 'CERTIFICATE REQUEST');
+      return ca.sign({ uid: 'web', kind: 'service' }, csr, { ttlSeconds: 86400 });
+    }));
+  }
+  await store.close();
+  return { workload_certificates_per_second: round(median(rates)) };
+}
+
+function listen(server: { listen(port: number, host: string, cb: () => void): unknown; address(): AddressInfo | string | null }): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+}
+
+/** New connections per second (handshake + one request each), mTLS versus plain TLS, interleaved. */
+async function handshakeRates(seconds: number, runs: number): Promise<Record<string, number>> {
+  const store = await openEmbeddedStore({ path: ':memory:' });
+  const ca = await ClusterCa.open(new Records(store), { trustDomain: 'strata.local', maxLeafTtlSeconds: 72 * 3600 }, { persistPassphrase: async () => undefined, discardPassphrase: async () => undefined });
+  const certificate = await ComponentCertificate.obtain({ component: 'master', enrol: (csr) => ca.sign({ uid: 'm1', kind: 'master' }, csr, { ttlSeconds: 86400 }) });
+  const context = await MtlsServerContext.start({ certificate, trust: ca, trustDomain: ca.trustDomain, crlRefreshSeconds: 3600 });
+  // Some revoked certificates, so the CRL is not empty.
+  for (let i = 0; i < 20; i++) await ca.revoke((await ca.newcert({ uid: `old-${i}`, kind: 'agent' }, { algo: 'ecdsa', size: 256 })).serial, 'superseded');
+  await context.refreshCrl();
+  const handler = (_req: unknown, res: { end(body: string): void }): void => res.end('ok');
+  const mtlsHttp = createHttpServer(handler);
+  const attached = attachMtls(mtlsHttp, context, { listener: 'bench' });
+  const mtlsPort = await listen(mtlsHttp);
+  const plain: HttpsServer = createHttpsServer({ key: certificate.current.keyPem, cert: certificate.current.certificateChain }, handler);
+  const plainPort = await listen(plain);
+  const agent = await ca.newcert({ uid: 'a1', kind: 'agent' }, { algo: 'ecdsa', size: 256 });
+  const request = (port: number, client: { key?: string; cert?: string }): Promise<void> =>
+    new Promise((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port, path: '/', agent: false, ca: ca.rootPem, checkServerIdentity: () => undefined, ...client }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+      }).on('error', reject);
+    });
+  const withCert = { key: agent.privateKey, cert: agent.certificateChain };
+  for (let i = 0; i < 50; i++) {
+    await request(mtlsPort, withCert);
+    await request(plainPort, {});
+  }
+  const m: number[] = [];
+  const p: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    m.push(await rate(seconds, () => request(mtlsPort, withCert)));
+    p.push(await rate(seconds, () => request(plainPort, {})));
+  }
+  attached.close();
+  mtlsHttp.close();
+  plain.close();
+  context.close();
+  certificate.close();
+  await store.close();
+  return {
+    mtls_connections_per_second: round(median(m)),
+    plain_tls_connections_per_second: round(median(p)),
+    ratio_mtls_to_plain_tls: round(median(m) / median(p), 2),
+  };
+}
+
+const PARTS = ['tokens', 'decision', 'hook', 'auth_hook', 'ca', 'certs', 'mtls', 'gateway'] as const;
 
 export async function run(args: string[]): Promise<unknown> {
   const runs = option(args, 'runs', 3);
   const seconds = option(args, 'seconds', 1);
   const i = args.indexOf('--parts');
-  const wanted = new Set(i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : PARTS);
-  for (const p of wanted) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--parts: unknown part ${p} (parts: ${PARTS.join(', ')})`);
+  const wanted = new Set(i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : PARTS.filter((p) => p !== 'auth_hook' && p !== 'ca'));
+  for (const p of wanted) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--parts: unknown part ${JSON.stringify(p)} (known: ${PARTS.join(', ')})`);
   const out: Record<string, unknown> = { node: process.version };
   if (wanted.has('tokens')) out['tokens'] = await tokenRates(seconds, runs);
   if (wanted.has('decision')) out['decision'] = decisionLatency();
-  if (wanted.has('auth_hook')) out['auth_hook'] = await hookOverhead(option(args, 'requests', 3000));
-  if (wanted.has('ca')) out['ca'] = await issuanceRate(seconds, runs);
+  if (wanted.has('hook') || wanted.has('auth_hook')) out['auth_hook'] = await hookOverhead(option(args, 'requests', 3000));
+  if (wanted.has('certs')) out['ca'] = { ...(await issuanceRate(seconds, runs)), ...(await workloadRate(seconds, runs)) };
+  else if (wanted.has('ca')) out['ca'] = await issuanceRate(seconds, runs);
+  if (wanted.has('mtls')) out['mtls'] = await handshakeRates(seconds, runs);
   if (wanted.has('gateway')) out['gateway'] = await gatewayOverhead({ ratePerSecond: option(args, 'rate', 2000), loadSeconds: option(args, 'load-seconds', 5), runs });
   return out;
 }

@@ -22,12 +22,18 @@ export function parseXdsAddress(address: string): { host: string; port: number }
   return { host: (m[1] ?? m[2])!, port };
 }
 
-export function bootstrapText(options: { node: string; cluster?: string; address: string; token: string; grpc: boolean; adminPort?: number }): string {
+/** The default xDS mTLS port (`xds.mtlsPort`). */
+export const DEFAULT_XDS_MTLS_PORT = 15012;
+
+export function bootstrapText(options: { node: string; cluster?: string; address: string; token: string; grpc: boolean; adminPort?: number; tlsDir?: string }): string {
   if (!/^[A-Za-z0-9._:@/-]{1,256}$/.test(options.node)) throw new UsageError(`--node must be 1-256 characters of letters, digits and ._:@/-, not ${JSON.stringify(options.node)}`);
   const { host, port } = parseXdsAddress(options.address);
   const common = { nodeId: options.node, host, port, token: options.token, ...(options.cluster ? { cluster: options.cluster } : {}) };
-  if (options.grpc) return JSON.stringify(grpcBootstrap(common), null, 2);
-  const bootstrap = envoyBootstrap({ ...common, ...(options.adminPort !== undefined ? { adminPort: options.adminPort } : {}) });
+  if (options.grpc) {
+    if (options.tlsDir) throw new UsageError('--mtls-dir is for Envoy: gRPC clients reach xDS over plaintext only (grpc-js-xds channel_creds)');
+    return JSON.stringify(grpcBootstrap(common), null, 2);
+  }
+  const bootstrap = envoyBootstrap({ ...common, ...(options.adminPort !== undefined ? { adminPort: options.adminPort } : {}), ...(options.tlsDir ? { tlsDir: options.tlsDir } : {}) });
   validateEnvoyBootstrap(bootstrap);
   return JSON.stringify(bootstrap, null, 2);
 }
@@ -42,10 +48,11 @@ export async function envoyBootstrapVerb(args: ParsedArgs): Promise<number> {
         throw new UsageError(`cannot read --token-file ${tokenFile}: ${err.message}`);
       })).trim()
     : state.token;
-  const address = args.values['xds-address'] ?? `${new URL(state.url).hostname}:${DEFAULT_XDS_PORT}`;
+  const tlsDir = args.values['mtls-dir'];
+  const address = args.values['xds-address'] ?? `${new URL(state.url).hostname}:${tlsDir ? DEFAULT_XDS_MTLS_PORT : DEFAULT_XDS_PORT}`;
   const adminPort = args.values['admin-port'];
   if (adminPort !== undefined && !/^[0-9]{1,5}$/.test(adminPort)) throw new UsageError('--admin-port must be a port number');
   const cluster = args.values['cluster'];
-  console.log(bootstrapText({ node, address, token, grpc: args.booleans.has('grpc'), ...(cluster ? { cluster } : {}), ...(adminPort ? { adminPort: Number(adminPort) } : {}) }));
+  console.log(bootstrapText({ node, address, token, grpc: args.booleans.has('grpc'), ...(cluster ? { cluster } : {}), ...(adminPort ? { adminPort: Number(adminPort) } : {}), ...(tlsDir ? { tlsDir } : {}) }));
   return 0;
 }

@@ -11,6 +11,7 @@ import { authLogin, authLogout, authToken } from './auth.ts';
 import { gatewayStatus } from './gateway.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
 import { secretCreate, secretDelete, secretGet, secretList, secretRotateKey, secretUpdate } from './secrets.ts';
+import { mtlsCertShow, mtlsRenew, mtlsStatus } from './mtls.ts';
 import { ApiError } from './client.ts';
 import { aclGrant, aclList, aclRevoke, groupAdd as iamGroupAdd, groupList as iamGroupList, groupRemove as iamGroupRemove, memberAdd, memberRemove, serviceAccountAdd, userAdd, userDisable, userEnable, userList, userRemove } from './iam.ts';
 import { ldapConfigRemove, ldapConfigSet, ldapConfigShow, ldapConfigTest, ldapImportGroup, ldapImportUser, oidcAdd, oidcList, oidcRemove, providerLogin, samlAdd, samlList, samlRemove } from './idp.ts';
@@ -427,13 +428,14 @@ const VERBS: readonly Verb[] = [
   {
     name: 'envoy bootstrap',
     summary: 'Print an Envoy bootstrap (JSON; --grpc: a proxyless gRPC bootstrap) that points a node at the xDS server with its node id and a token',
-    usage: 'strata envoy bootstrap --node ID [--xds-address HOST:PORT] [--token-file FILE] [--cluster NAME] [--admin-port PORT] [--grpc]',
+    usage: 'strata envoy bootstrap --node ID [--xds-address HOST:PORT] [--token-file FILE] [--cluster NAME] [--admin-port PORT] [--mtls-dir DIR] [--grpc]',
     flags: {
       node: 'the node id the server sees (Envoy --service-node)',
       'xds-address': 'where nodes reach the xDS server (default: the API host, port 15010)',
       'token-file': 'a file holding the token the node authenticates with (default: the logged-in token)',
       cluster: 'node cluster (default strata)',
       'admin-port': 'Envoy admin port on 127.0.0.1 (default 9901)',
+      'mtls-dir': 'reach the xDS mTLS port (default 15012) with key.pem, chain.pem and ca.pem from `strata ca cert --out-dir DIR`',
     },
     booleans: ['grpc'],
     configFlags: false,
@@ -841,6 +843,31 @@ const VERBS: readonly Verb[] = [
     booleans: ['from-file', 'wait', 'status', 'json'],
     configFlags: false,
     run: secretRotateKey,
+  },
+  {
+    name: 'mtls status',
+    summary: 'mTLS between components: the mode, this master\'s certificate and CRL, the agent and master certificates issued',
+    usage: 'strata mtls status [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: mtlsStatus,
+  },
+  {
+    name: 'mtls renew',
+    summary: 'Renew the mTLS certificate of the master you are logged in to, now',
+    usage: 'strata mtls renew',
+    flags: {},
+    configFlags: false,
+    run: mtlsRenew,
+  },
+  {
+    name: 'mtls cert show',
+    summary: 'Show a node\'s mTLS certificate (SPIFFE id, serial, validity, renewal window) from its data directory or a file',
+    usage: 'strata mtls cert show [--dir DATA_DIR/tls | --file CERT.pem]',
+    flags: { dir: 'the node\'s tls directory (default .strata/tls)', file: 'a certificate chain file (PEM)' },
+    configFlags: false,
+    run: mtlsCertShow,
   },
   {
     name: 'auth token',

@@ -31,6 +31,7 @@ import { overlayTaskNetworking } from '../overlay/task-networking.ts';
 import { vipRangesOf } from '../control-plane/vips/plan.ts';
 import { startXds, type XdsHandle } from '../control-plane/xds/start.ts';
 import { startGateway, type GatewayHandle } from '../gateway/start.ts';
+import type { FetchLike } from '../security/mtls/client.ts';
 import type { ParsedArgs } from './args.ts';
 import { UsageError } from './args.ts';
 
@@ -67,7 +68,7 @@ function leaderLoopsOf(config: Readonly<StrataConfig>): LeaderLoop[] {
 /** The xDS server every master runs (no leadership needed: it reads state through watches). */
 async function xdsOf(config: Readonly<StrataConfig>, master: MasterHandle, logger: Logger): Promise<XdsHandle | undefined> {
   if (!config.xds.enabled) return undefined;
-  return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }) });
+  return startXds({ config, records: master.records, tokens: master.tokens, iam: master.iam, registry: master.metrics, logger: logger.child({ component: 'xds' }), ca: master.ca, ...(master.mtls ? { mtls: master.mtls } : {}) });
 }
 
 /**
@@ -110,7 +111,7 @@ export async function runMaster(args: ParsedArgs): Promise<number> {
   const dns = await startNodeDns(config, logger, master);
   const gateway = await gatewayOf(config, master, logger);
   console.log(`strata master ${master.id} serving the API at ${master.apiUrl} (store: ${config.store.backend}); DNS: ${dns.line}`);
-  if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}`);
+  if (xds) console.log(`xDS (ADS for Envoy and proxyless gRPC) at ${xds.address}${xds.mtlsPort !== undefined ? `; mTLS on port ${xds.mtlsPort}` : ''}`);
   console.log(`gateway (Admin Router): ${gateway.line}`);
   if (master.bootstrapCredentialsFile) console.log(`bootstrap superuser credentials written to ${master.bootstrapCredentialsFile}`);
   const signal = await waitForSignal();
@@ -139,11 +140,11 @@ export async function runAgent(args: ParsedArgs): Promise<number> {
   // Tasks on virtual networks: bound to the agent and its overlay once both run.
   const networking = overlayTaskNetworking({ masterUrl: () => masters.current, token, netnsDir: config.overlay.netnsDir });
   const agent = await startAgent({ config, logger, masterUrl: config.agent.masterUrl, token, networking });
-  const l4lb = await startConfiguredL4lb({ config, masters, token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
+  const l4lb = await startConfiguredL4lb({ config, masters, token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'l4lb' }) });
   const policy = await startConfiguredPolicy({ config, masters, token, logger: logger.child({ component: 'policy' }) });
-  const dns = await startAgentDns(config, logger, masters, token);
-  const overlay = startConfiguredOverlay({ config, masters, token, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
-  networking.bind({ agentId: agent.id, overlay });
+  const dns = await startAgentDns(config, logger, masters, token, agent.fetch);
+  const overlay = startConfiguredOverlay({ config, masters, token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'overlay' }) });
+  networking.bind({ agentId: agent.id, overlay, fetch: agent.fetch });
   console.log(`strata agent ${agent.id} registered with ${config.agent.masterUrl}${l4lb ? '; VIP load balancer on' : ''}${policy ? '; network policy enforced' : ''}${overlay ? '; overlay on' : ''}; DNS: ${dns.line}`);
   const signal = await waitForSignal();
   logger.info({ signal }, 'shutting down');
@@ -200,7 +201,7 @@ async function startNodeDns(config: Readonly<StrataConfig>, logger: Logger, mast
  * query (agents do not read the store). It answers SERVFAIL for internal
  * names until the first state arrives, then follows every change.
  */
-async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, masters: MasterUrls, token: () => Promise<string>): Promise<{ close(): Promise<void>; line: string }> {
+async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, masters: MasterUrls, token: () => Promise<string>, fetch: FetchLike): Promise<{ close(): Promise<void>; line: string }> {
   const { dns } = config;
   if (!dns.enabled) return { line: 'off (--dns-enabled false)', close: async () => {} };
   const log = logger.child({ component: 'dns' });
@@ -210,6 +211,7 @@ async function startAgentDns(config: Readonly<StrataConfig>, logger: Logger, mas
     masterUrl: () => masters.current,
     masterFailed: (url) => masters.failed(url),
     token,
+    fetch,
     onError: (err) => log.warn({ err }, 'cannot read the cluster state for DNS from the master; retrying'),
   }), { zone: zoneOptionsFromConfig(config.dns) });
   void authority.start().catch((err: unknown) => log.error({ err }, 'DNS zones stopped following the master'));
@@ -254,13 +256,13 @@ export async function runUp(args: ParsedArgs): Promise<number> {
     // A fresh short token for each registration: the in-process agent never holds an expiring one.
     const token = async (): Promise<string> => (await master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token;
     const networking = overlayTaskNetworking({ masterUrl: () => master.apiUrl, token, metrics: master.metrics, netnsDir: config.overlay.netnsDir });
-    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, networking });
-    const l4lb = await startConfiguredL4lb({ config, masters: new MasterUrls(master.apiUrl), token, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
+    const agent = await startAgent({ config, logger: logger.child({ component: 'agent' }), masterUrl: master.apiUrl, token, networking, metrics: master.metrics });
+      const l4lb = await startConfiguredL4lb({ config, masters: new MasterUrls(master.apiUrl), token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'l4lb' }), metrics: master.metrics });
     const policy = await startConfiguredPolicy({ config, masters: new MasterUrls(master.apiUrl), token, logger: logger.child({ component: 'policy' }), metrics: master.metrics });
     const dns = await startNodeDns(config, logger, master);
     gateway = await gatewayOf(config, master, logger);
-    const overlay = startConfiguredOverlay({ config, masters: new MasterUrls(master.apiUrl), token, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
-    networking.bind({ agentId: agent.id, overlay });
+    const overlay = startConfiguredOverlay({ config, masters: new MasterUrls(master.apiUrl), token, fetch: agent.fetch, agentId: agent.id, logger: logger.child({ component: 'overlay' }), metrics: master.metrics });
+    networking.bind({ agentId: agent.id, overlay, fetch: agent.fetch });
     const credentials = join(config.dataDir, BOOTSTRAP_CREDENTIALS_FILE);
     const lines = [
       `Strata is up: one master and one agent in this process (store: ${config.store.backend}).`,
@@ -269,7 +271,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       `  agent:  ${agent.id}, heartbeat every ${config.agent.heartbeatSeconds} s`,
       `  VIPs:   ${l4lb ? `kernel load balancer on (nftables table strata_l4lb; ranges ${config.vips.ipv4Range} and ${config.vips.ipv6Range} routed locally)` : 'load balancer off (needs root and nft, or --dataplane-l4lb on)'}; npx strata vip list`,
       `  policy: ${policy ? 'enforced in nftables (table strata_policy); npx strata policy list' : 'not enforced (needs root and nft, or --dataplane-policy on)'}`,
-      xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
+      xds ? `  xDS:    ${xds.address} (ADS; \`strata envoy bootstrap --node ID\` prints a bootstrap)${xds.mtlsPort !== undefined ? `; mTLS on port ${xds.mtlsPort}` : ''}` : `  xDS:    ${xdsProblem ?? 'off (xds.enabled=false)'}`,
       `  overlay: ${overlay ? `on (VXLAN dstport ${config.overlay.vxlanPort}; this agent's lease: npx strata network leases)` : 'off (needs root, or --overlay-enabled on)'}`,
       `  log:    ${logFile}`,
       existsSync(credentials)

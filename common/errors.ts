@@ -82,6 +82,10 @@ export const ERROR_CODES = {
   SECRET_DECRYPT_FAILED: { httpStatus: 500, summary: 'A stored secret did not decrypt: its ciphertext or key was altered, or the key-encryption key of its version is missing or wrong.' },
   SECRET_KEK_INVALID: { httpStatus: 500, summary: 'The key-encryption key file is unreadable, malformed, too open (not 0600) or lacks the current version; the message names the problem.' },
   SECRET_NOT_ALLOWED: { httpStatus: 403, summary: 'A task\'s app refers to a secret outside its path (an app may use secrets at its own path or above it) or to none; the message names the secret.' },
+  // mTLS between components
+  MTLS_REQUIRED: { httpStatus: 403, summary: 'With security.mtls=strict, internal routes (agent registration, task polls and status, the DNS feed, overlay leases) take only mTLS connections with a client certificate from the cluster CA; enrol first (POST /v1/agents/{id}/certificate).' },
+  MTLS_IDENTITY_MISMATCH: { httpStatus: 403, summary: 'The verified client certificate names another component than the request claims (the agent id in the path must be the certificate\'s spiffe://<td>/agent/<id>).' },
+  MTLS_OFF: { httpStatus: 409, summary: 'mTLS between components is off on this master (security.mtls=off): it issues no component certificates.' },
   // Marathon API and deployments
   APP_EXISTS: { httpStatus: 409, summary: 'POST /v2/apps named an app that already exists (change it with PUT or PATCH).' },
   APP_LOCKED: { httpStatus: 409, summary: 'The app is locked by a deployment that has not finished; the body lists the deployments; ?force=true overrides.' },

@@ -22,6 +22,8 @@ export interface MasterChoice {
 export interface MasterFetchOptions extends RequestInit {
   /** Give up on this master after this long (no answer counts as a failure of this master). */
   readonly timeoutMs?: number;
+  /** How to call (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: (url: string, init?: RequestInit) => Promise<Response>;
 }
 
 /** Code `MASTER_UNREACHABLE`: a master that would not answer; the message names it and the path. */
@@ -43,11 +45,11 @@ export class MasterUnreachableError extends StrataError {
  */
 export async function fetchFromMaster(masters: MasterChoice, path: string, init: MasterFetchOptions = {}): Promise<Response> {
   const base = masters.current;
-  const { timeoutMs, signal, ...rest } = init;
+  const { timeoutMs, signal, fetch: call = fetch, ...rest } = init;
   const signals = [signal, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined && s !== null);
   let res: Response;
   try {
-    res = await fetch(`${base.replace(/\/+$/, '')}${path}`, { ...rest, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) });
+    res = await call(`${base.replace(/\/+$/, '')}${path}`, { ...rest, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) });
   } catch (err) {
     if (signal?.aborted) throw err;
     masters.failed(base);

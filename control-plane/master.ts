@@ -16,6 +16,9 @@ import { Iam } from '../security/iam.ts';
 import { Keyring, kekFile } from '../security/secrets/keyring.ts';
 import { secretMetrics } from '../security/secrets/metrics.ts';
 import { SecretVault } from '../security/secrets/vault.ts';
+import { ComponentCertificate } from '../security/mtls/certificate.ts';
+import { mtlsMetrics } from '../security/mtls/metrics.ts';
+import { attachMtls, MtlsServerContext, type AttachedMtls } from '../security/mtls/server.ts';
 import { TokenService } from '../security/tokens.ts';
 import { buildApi, type ApiContext, type ApiInstance, type LeaderInfo, type RouteModule } from './api/app.ts';
 import { createMetrics } from './api/metrics.ts';
@@ -60,6 +63,8 @@ export interface MasterHandle {
   readonly iam: Iam;
   readonly ca: ClusterCa;
   readonly secrets: SecretVault;
+  /** Component mTLS (absent when security.mtls is off): this master's certificate, trust and CRL. */
+  readonly mtls: MtlsServerContext | undefined;
   /** Path of the bootstrap credentials file, when this start created the superuser. */
   readonly bootstrapCredentialsFile: string | undefined;
   isLeader(): boolean;
@@ -159,6 +164,25 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   const secrets = new SecretVault(records, keyring, { metrics: secretMetrics(metrics.registry) });
   if (keyring.created) logger.warn({ file: kekPath }, 'created the secrets key-encryption key file: back it up and give every master a copy (without it no secret can be decrypted)');
 
+  // Component mTLS: this master's own certificate (spiffe://<td>/master/<id>), signed by the CA it runs.
+  let mtls: MtlsServerContext | undefined;
+  if (config.security.mtls !== 'off') {
+    try {
+      const ttlSeconds = Math.min(config.security.componentCertTtlSeconds, config.ca.maxLeafTtlSeconds);
+      const certificate = await ComponentCertificate.obtain({
+        component: 'master',
+        enrol: (csr) => ca.sign({ uid: id, kind: 'master' }, csr, { ttlSeconds }),
+        metrics: mtlsMetrics(metrics.registry),
+        onError: (err) => logger.warn({ err }, 'mTLS: renewing this master\'s certificate failed; retrying'),
+      });
+      mtls = await MtlsServerContext.start({ certificate, trust: ca, trustDomain: ca.trustDomain, crlRefreshSeconds: config.security.crlRefreshSeconds, logger });
+    } catch (err) {
+      iam.close();
+      clearInterval(caSweeper);
+      throw err;
+    }
+  }
+
   const ctx: ApiContext = {
     config,
     store,
@@ -168,6 +192,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     ca,
     secrets,
     metrics,
+    ...(mtls ? { mtls } : {}),
     role: () => (leadership && !leadership.signal.aborted ? 'leader' : 'standby'),
     async leader(): Promise<LeaderInfo> {
       const current = await readLeader(store, keys.leader());
@@ -182,10 +207,14 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
   } catch (err) {
     // Nothing of this start may outlive it (the port may be taken).
     iam.close();
+    mtls?.close();
+    mtls?.certificate.close();
     clearInterval(caSweeper);
     await app.close().catch(() => undefined);
     throw err;
   }
+  // Plain HTTP and mTLS on the one API port (the first byte of a connection decides).
+  const attached: AttachedMtls | undefined = mtls ? attachMtls(app.server, mtls, { listener: 'api', metrics: mtlsMetrics(metrics.registry), logger }) : undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.api.port;
   const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
@@ -245,6 +274,7 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
     iam,
     ca,
     secrets,
+    mtls,
     bootstrapCredentialsFile: bootstrap.created ? credentialsFile : undefined,
     isLeader: () => ctx.role() === 'leader',
     whenLeader: () =>
@@ -256,6 +286,9 @@ async function startOnStore(options: MasterOptions, id: string, store: StateStor
         await electionLoop;
         // The loop may have won once more while stopping; give that back too.
         await leadership?.resign();
+        attached?.close();
+        mtls?.close();
+        mtls?.certificate.close();
         await app.close();
         await secrets.rotationSettled().catch(() => undefined);
         iam.close();

@@ -7,6 +7,7 @@
  * with several masters the next round asks the next one
  * (`common/masters.ts`).
  */
+import type { FetchLike } from '../security/mtls/client.ts';
 import type { Registry } from 'prom-client';
 import { fetchFromMaster, type MasterChoice } from '../common/masters.ts';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
@@ -26,6 +27,8 @@ export interface OverlayAgentOptions {
   /** The masters to ask (an agent's shared `MasterUrls`). */
   readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly rtnl: Rtnl;
   readonly logger: OverlayLogger;
@@ -54,6 +57,7 @@ async function call<T>(options: OverlayAgentOptions, method: 'GET' | 'PUT', path
     headers: { authorization: `token=${await options.token()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
     signal,
+    fetch: options.fetch,
     timeoutMs: 30_000,
   });
   if (!res.ok) throw new Error(`${method} ${options.masters.current}${path} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);

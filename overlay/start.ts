@@ -3,6 +3,7 @@
  * `on` (fail if it cannot run), `off`, or `auto` (run when this process is
  * root; otherwise say why not and go on without it).
  */
+import type { FetchLike } from '../security/mtls/client.ts';
 import type { Registry } from 'prom-client';
 import type { MasterChoice } from '../common/masters.ts';
 import type { StrataConfig } from '../control-plane/config/schema.ts';
@@ -19,6 +20,8 @@ export function startConfiguredOverlay(options: {
   readonly config: Readonly<StrataConfig>;
   readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly logger: OverlayLogger;
   readonly metrics?: Registry;
@@ -34,6 +37,7 @@ export function startConfiguredOverlay(options: {
   return startOverlayAgent({
     masters: options.masters,
     token: options.token,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
     agentId: options.agentId,
     rtnl: new NetlinkRtnl(),
     logger: options.logger,

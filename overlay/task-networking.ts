@@ -8,6 +8,7 @@
  * both exist (the agent registers first); attaches wait for that and for the
  * overlay's first reconcile.
  */
+import type { FetchLike } from '../security/mtls/client.ts';
 import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { StrataError } from '../common/errors.ts';
@@ -33,13 +34,14 @@ export interface OverlayTaskNetworkingOptions {
 
 export interface OverlayTaskNetworking extends TaskNetworking {
   /** Once the agent is registered and its overlay started (`undefined` when the overlay is off here). */
-  bind(binding: { readonly agentId: string; readonly overlay: OverlayAgent | undefined }): void;
+  bind(binding: { readonly agentId: string; readonly overlay: OverlayAgent | undefined; readonly fetch?: FetchLike }): void;
   close(): void;
 }
 
 export function overlayTaskNetworking(options: OverlayTaskNetworkingOptions): OverlayTaskNetworking {
-  let bound: (b: { agentId: string; overlay: OverlayAgent | undefined }) => void = () => {};
-  const binding = new Promise<{ agentId: string; overlay: OverlayAgent | undefined }>((resolve) => {
+  type Binding = { agentId: string; overlay: OverlayAgent | undefined; fetch?: FetchLike };
+  let bound: (b: Binding) => void = () => {};
+  const binding = new Promise<Binding>((resolve) => {
     bound = resolve;
   });
   let netns: NetnsOps | undefined = options.netns;
@@ -54,7 +56,9 @@ export function overlayTaskNetworking(options: OverlayTaskNetworkingOptions): Ov
 
   const askAddress = async (agentId: string, network: string, taskId: string): Promise<OverlayAddress[]> => {
     const path = `/networking/api/v1/agents/${encodeURIComponent(agentId)}/overlay/addresses`;
-    const res = await fetch(`${options.masterUrl().replace(/\/$/, '')}${path}`, {
+    // The agent's own fetch once bound: over mTLS with its component certificate when the masters require it.
+    const call = (await binding).fetch ?? fetch;
+    const res = await call(`${options.masterUrl().replace(/\/$/, '')}${path}`, {
       method: 'POST',
       headers: { authorization: `token=${await options.token()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ network, taskId }),

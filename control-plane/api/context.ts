@@ -13,6 +13,7 @@ import type { ClusterCa } from '../../security/ca/authority.ts';
 import type { Iam } from '../../security/iam.ts';
 import type { SecretVault } from '../../security/secrets/vault.ts';
 import type { TokenService } from '../../security/tokens.ts';
+import type { MtlsServerContext } from '../../security/mtls/server.ts';
 import type { ApiMetrics } from './metrics.ts';
 
 export type { LeaderInfo } from '../model/schemas.ts';
@@ -29,6 +30,8 @@ export interface ApiContext {
   /** The secret store; absent in contexts built without one (its routes then answer `SECRET_STORE_NOT_FOUND`). */
   readonly secrets?: SecretVault;
   readonly metrics: ApiMetrics;
+  /** Component mTLS on this master (absent: off; see `security/mtls`). */
+  readonly mtls?: MtlsServerContext;
   role(): 'leader' | 'standby';
   /** The current leader; throws `RECORD_NOT_FOUND` while there is none. */
   leader(): Promise<LeaderInfo>;

@@ -77,6 +77,25 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    security: Type.Object(
+      {
+        /**
+         * mTLS between components (agent → master API, DNS feed, xDS): `off` (plain only), `permissive` (masters
+         * accept mTLS and plain on the same ports during an upgrade; agents enrol and use mTLS), `strict` (the
+         * internal API routes and xDS need a client certificate from the cluster CA).
+         */
+        mtls: Type.Union([Type.Literal('off'), Type.Literal('permissive'), Type.Literal('strict')], { default: 'permissive' }),
+        /** Lifetime of the certificates masters and agents get (renewed at 60-90 %). */
+        componentCertTtlSeconds: Type.Integer({ minimum: 60, maximum: 365 * 86400, default: 86400 }),
+        /** Lifetime of workload certificates served over SDS (Istio's SECRET_TTL: 24 h; rotated at 60-90 %). */
+        workloadCertTtlSeconds: Type.Integer({ minimum: 60, maximum: 365 * 86400, default: 86400 }),
+        /** Masters reload the CRL they check client certificates against this often (and at once after a revocation on themselves). */
+        crlRefreshSeconds: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+        /** Mesh mTLS: Envoy listeners require client certificates and clusters originate TLS, with SDS workload certificates. */
+        meshMtls: Type.Boolean({ default: false }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     master: Type.Object(
       {
         /** Leader session TTL: a dead leader is replaced within about this long. */
@@ -184,6 +203,8 @@ export const ConfigSchema = Type.Object(
         host: Type.String({ ...Host, default: '127.0.0.1' }),
         /** Istio's plaintext xDS port (istiod 15010), so mesh tooling finds it where it expects; 0 picks a free one. */
         port: Type.Integer({ ...Port, default: 15010 }),
+        /** The mTLS xDS port (istiod's 15012), served when security.mtls is not off; 0 picks a free one. */
+        mtlsPort: Type.Integer({ ...Port, default: 15012 }),
         /** Host nodes use to reach this server in the bootstraps `strata envoy bootstrap` prints (defaults to host). */
         advertiseHost: Type.Optional(Type.String({ ...Host })),
         /** At most one snapshot rebuild per window, and no state change waits longer than this (Istio debounces 100 ms). */

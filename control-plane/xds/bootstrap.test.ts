@@ -44,3 +44,16 @@ test('strata envoy bootstrap text: validated JSON, clear errors for a bad node i
   t.throws(() => bootstrapText({ node: 'bad node', address: '127.0.0.1:15010', token: 't', grpc: false }), { message: /--node must be/ });
   t.throws(() => bootstrapText({ node: 'n', address: '127.0.0.1', token: 't', grpc: false }), { message: /--xds-address must be HOST:PORT/ });
 });
+
+test('Envoy bootstrap for the mTLS port: the xDS cluster presents the files of `strata ca cert` and trusts only a master of the cluster CA; valid against the protos', (t) => {
+  const decoded = validateEnvoyBootstrap(envoyBootstrap({ nodeId: 'edge-1', host: '10.0.0.5', port: 15012, token: 'jwt', tlsDir: '/etc/strata/tls/' })) as {
+    static_resources: { clusters: { transport_socket: { name: string; typed_config: { type_url: string } } }[] };
+  };
+  const socket = decoded.static_resources.clusters[0]!.transport_socket;
+  t.is(socket.name, 'envoy.transport_sockets.tls');
+  const raw = envoyBootstrap({ nodeId: 'edge-1', host: '10.0.0.5', port: 15012, token: 'jwt', tlsDir: '/etc/strata/tls/' }) as { static_resources: { clusters: { transport_socket: { typed_config: { common_tls_context: { tls_certificates: { certificate_chain: { filename: string }; private_key: { filename: string } }[]; validation_context: { trusted_ca: { filename: string } } } } } }[] } };
+  const common = raw.static_resources.clusters[0]!.transport_socket.typed_config.common_tls_context;
+  t.is(common.tls_certificates[0]!.certificate_chain.filename, '/etc/strata/tls/chain.pem');
+  t.is(common.tls_certificates[0]!.private_key.filename, '/etc/strata/tls/key.pem');
+  t.is(common.validation_context.trusted_ca.filename, '/etc/strata/tls/ca.pem');
+});

@@ -25,6 +25,32 @@ export interface BootstrapOptions {
   readonly token: string;
   /** Envoy admin listener port (default 9901, Envoy's usual; 127.0.0.1 only). */
   readonly adminPort?: number;
+  /**
+   * Envoy only: reach the xDS mTLS port with the key and certificate in this
+   * directory (`strata ca cert --out-dir DIR` writes key.pem, chain.pem and
+   * ca.pem), trusting only ca.pem and only a master's SPIFFE id.
+   */
+  readonly tlsDir?: string;
+}
+
+/** The `strata_xds` cluster's transport socket for the mTLS port (files from `strata ca cert`). */
+export function xdsTlsSocket(dir: string): Record<string, unknown> {
+  const file = (name: string): { filename: string } => ({ filename: `${dir.replace(/\/+$/, '')}/${name}` });
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+        tls_certificates: [{ certificate_chain: file('chain.pem'), private_key: file('key.pem') }],
+        validation_context: {
+          trusted_ca: file('ca.pem'),
+          match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { safe_regex: { regex: '^spiffe://[^/]+/master/[^/]+$' } } }],
+        },
+        alpn_protocols: ['h2'],
+      },
+    },
+  };
 }
 
 const ADS = { ads: {}, resource_api_version: 'V3' };
@@ -49,6 +75,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
           name: XDS_CLUSTER,
           type: isIp ? 'STATIC' : 'STRICT_DNS',
           connect_timeout: { seconds: 5 },
+          ...(o.tlsDir ? { transport_socket: xdsTlsSocket(o.tlsDir) } : {}),
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
               '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',

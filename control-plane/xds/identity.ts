@@ -15,8 +15,8 @@
  * or on a group above it (`...:services:/shop` covers `/shop/web`), or is a
  * superuser. That is the permission that lets it read the app through the
  * Marathon API, so a sidecar's service account is scoped the same way a
- * user is. Client certificates (issue 7) will be a second way to
- * authenticate, mapping to the same principals.
+ * user is. On the mTLS port a workload certificate is a second way to
+ * authenticate, mapping to the same principals (`mtls.ts`).
  */
 import { StrataError, isStrataError } from '../../common/errors.ts';
 import { allows, SUPERUSER_RID, type Iam } from '../../security/iam.ts';
@@ -25,13 +25,18 @@ import type { Principal } from '../model/schemas.ts';
 
 export interface NodeIdentity {
   readonly uid: string;
+  /** The principal's kind: its workload certificate is `spiffe://<td>/user/<uid>` or `.../sa/<uid>`. */
+  readonly kind: 'user' | 'service';
   /** Sees every resource (superuser). */
   readonly all: boolean;
   mayRead(appId: string): boolean;
 }
 
-/** Verifies the token a stream presents; throws `XDS_UNAUTHENTICATED` saying why. */
-export type XdsAuthenticator = (authorization: string | undefined) => Promise<NodeIdentity>;
+/**
+ * Verifies the token a stream presents (and, on the mTLS port, its verified
+ * client certificate's SANs); throws `XDS_UNAUTHENTICATED` saying why.
+ */
+export type XdsAuthenticator = (authorization: string | undefined, peer?: { readonly subjectaltname?: string }) => Promise<NodeIdentity>;
 
 export const APP_RID_PREFIX = 'dcos:service:marathon:marathon:services:';
 
@@ -48,6 +53,7 @@ export function identityOf(principal: Principal): NodeIdentity {
   const cache = new Map<string, boolean>();
   return {
     uid: principal.uid,
+    kind: principal.kind,
     all,
     mayRead(appId: string): boolean {
       if (all) return true;
@@ -59,6 +65,11 @@ export function identityOf(principal: Principal): NodeIdentity {
       return v;
     },
   };
+}
+
+/** One key per node identity (`user/alice`, `service/web-sidecar`): secrets are held per key. */
+export function identityKey(identity: Pick<NodeIdentity, 'uid' | 'kind'>): string {
+  return `${identity.kind}/${identity.uid}`;
 }
 
 export function bearerToken(authorization: string | undefined): string | undefined {

@@ -49,6 +49,8 @@ export const EXTENSION = {
   tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   udpProxy: 'type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig',
   udpProxyRoute: 'type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.Route',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
 } as const;
 
 const require = createRequire(import.meta.url);

@@ -32,7 +32,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import { StrataError, isStrataError } from '../../common/errors.ts';
-import type { NodeIdentity, XdsAuthenticator } from './identity.ts';
+import { identityKey, type NodeIdentity, type XdsAuthenticator } from './identity.ts';
 import type { XdsMetrics } from './metrics.ts';
 import { adsPackageDefinition, isTypeUrl, TYPE, TYPE_SHORT, type TypeUrl } from './protos.ts';
 import { frame, type EncodedResource, type Snapshot } from './snapshot.ts';
@@ -50,8 +50,24 @@ export interface XdsLogger {
   debug(obj: object, msg: string): void;
 }
 
+/**
+ * Per-identity secrets (SDS): a node's workload certificate depends on who
+ * it is, so secrets come from here rather than from the shared snapshot.
+ * `resourcesFor` returns `undefined` while they are being made, then calls
+ * `onChange` with the identity's {@link identityKey}; it calls it again
+ * whenever they change (rotation). The map returned must not be altered.
+ */
+export interface SecretSource {
+  resourcesFor(identity: NodeIdentity): ReadonlyMap<string, EncodedResource> | undefined;
+  retain(identity: NodeIdentity): void;
+  release(identity: NodeIdentity): void;
+  onChange: ((key: string) => void) | undefined;
+}
+
 export interface XdsServerOptions {
   readonly authenticate: XdsAuthenticator;
+  /** Where secrets come from; without it, secrets are the snapshot's (none from the translator). */
+  readonly secrets?: SecretSource;
   readonly metrics: XdsMetrics;
   readonly logger?: XdsLogger;
   /** Streams served at once (default 10,000). */
@@ -267,6 +283,24 @@ export class XdsServer {
 
   constructor(options: XdsServerOptions) {
     this.#options = options;
+    if (options.secrets) options.secrets.onChange = (key) => this.#secretsChanged(key);
+  }
+
+  /** An identity's secrets changed (issued, rotated): push them to its streams. */
+  #secretsChanged(key: string): void {
+    for (const stream of this.#streams) {
+      if (!stream.identity || identityKey(stream.identity) !== key) continue;
+      const s = stream.types.get(TYPE.secret);
+      if (!s?.everRequested) continue;
+      s.dirtyAll = true;
+      this.#pump(stream);
+    }
+  }
+
+  /** What a stream may be served of a type: secrets are its identity's own; the rest is the snapshot's. */
+  #resourcesOf(stream: Stream, snapshot: Snapshot, typeUrl: TypeUrl): ReadonlyMap<string, EncodedResource> {
+    if (typeUrl === TYPE.secret && this.#options.secrets) return this.#options.secrets.resourcesFor(stream.identity!) ?? EMPTY;
+    return snapshot.resources.get(typeUrl) ?? EMPTY;
   }
 
   get snapshot(): Snapshot | undefined {
@@ -327,7 +361,7 @@ export class XdsServer {
       DeltaAggregatedResources: (call: AnyCall) => this.#open(call, 'delta'),
     });
     // SDS on its own service (Envoy's sds_config with api_config_source): the same streams, secrets only.
-    // No secrets exist until the cluster CA (issue 7); subscriptions are kept and answered when they do.
+    // Secrets are per identity (the SecretSource); subscriptions to names that do not exist are kept.
     const sdsDef = adsPackageDefinition()['envoy.service.secret.v3.SecretDiscoveryService'] as grpc.ServiceDefinition;
     const sds: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     for (const [name, method] of Object.entries(sdsDef)) sds[name] = { ...method, responseSerialize: (b: unknown) => b as Buffer };
@@ -343,17 +377,22 @@ export class XdsServer {
     });
   }
 
-  /** Listen on host:port (0 = a free port); resolves with the bound port. */
-  async listen(host: string, port: number): Promise<number> {
-    const max = this.#options.maxRequestBytes ?? 1024 * 1024;
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': max, 'grpc.max_concurrent_streams': 1000 });
-    this.addTo(server);
+  /**
+   * Listen on host:port (0 = a free port) with these credentials (default
+   * plaintext); call again to add a port (the mTLS one). Resolves with the
+   * bound port.
+   */
+  async listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    let server = this.#server;
+    if (!server) {
+      const max = this.#options.maxRequestBytes ?? 1024 * 1024;
+      server = new grpc.Server({ 'grpc.max_receive_message_length': max, 'grpc.max_concurrent_streams': 1000 });
+      this.addTo(server);
+      this.#server = server;
+    }
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    this.#server = server;
-    return bound;
+    const target = server;
+    return new Promise<number>((resolve, reject) => target.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
   }
 
   /** Stop listening and end every stream. */
@@ -391,13 +430,18 @@ export class XdsServer {
       stream.closed = true;
       this.#streams.delete(stream);
       m.streams.dec({ variant });
+      if (stream.identity) this.#options.secrets?.release(stream.identity);
     };
+    // On the mTLS port, the verified client certificate (grpc-js reports it only when verified).
+    const peerCert = call.getAuthContext?.().sslPeerCertificate;
+    const peer = peerCert ? { subjectaltname: peerCert.subjectaltname } : undefined;
     const authenticate = (authorization: string | undefined): void => {
       stream.authStarted = true;
-      this.#options.authenticate(authorization).then(
+      this.#options.authenticate(authorization, peer).then(
         (identity) => {
           if (stream.closed) return;
           stream.identity = identity;
+          this.#options.secrets?.retain(identity);
           const queued = stream.queued;
           stream.queued = [];
           for (const req of queued) this.#safely(stream, req);
@@ -432,7 +476,7 @@ export class XdsServer {
     call.on('error', cleanup);
     call.on('close', cleanup);
     const header = call.metadata.get('authorization')[0];
-    if (typeof header === 'string') authenticate(header);
+    if (typeof header === 'string' || peer) authenticate(typeof header === 'string' ? header : undefined);
   }
 
   #end(stream: Stream, status: { code: grpc.status; details: string }): void {
@@ -440,6 +484,7 @@ export class XdsServer {
     stream.closed = true;
     this.#streams.delete(stream);
     this.#options.metrics.streams.dec({ variant: stream.variant });
+    if (stream.identity) this.#options.secrets?.release(stream.identity);
     stream.call.emit('error', status);
   }
 
@@ -603,6 +648,7 @@ export class XdsServer {
   }
 
   #visible(stream: Stream, r: EncodedResource): boolean {
+    if (r.typeUrl === TYPE.secret && this.#options.secrets) return true; // the identity's own
     if (r.flavor !== undefined && r.flavor !== stream.flavor) return false;
     const id = stream.identity!;
     if (id.all) return true;
@@ -628,7 +674,7 @@ export class XdsServer {
   }
 
   #sendSotw(stream: Stream, snapshot: Snapshot, typeUrl: TypeUrl, s: TypeState): boolean {
-    const all = snapshot.resources.get(typeUrl) ?? EMPTY;
+    const all = this.#resourcesOf(stream, snapshot, typeUrl);
     const forced = s.forceFull || s.force.size > 0;
     const out: EncodedResource[] = [];
     if (FULL_STATE.has(typeUrl)) {
@@ -660,14 +706,16 @@ export class XdsServer {
     const askedFor = forced;
     this.#clean(s);
     const nonce = stream.nextNonce();
-    const parts: Buffer[] = [frame(1, snapshot.version)];
+    // Secrets change apart from snapshots (rotation): their version is their own content.
+    const version = typeUrl === TYPE.secret && this.#options.secrets ? `${snapshot.version}/${out.map((r) => r.version).join('.')}` : snapshot.version;
+    const parts: Buffer[] = [frame(1, version)];
     for (const r of out) parts.push(r.sotwFrame);
     parts.push(frame(4, typeUrl), frame(5, nonce));
     return this.#write(stream, typeUrl, s, nonce, Buffer.concat(parts), askedFor ? Date.now() : snapshot.triggeredAtMs, snapshot.version);
   }
 
   #sendDelta(stream: Stream, snapshot: Snapshot, typeUrl: TypeUrl, s: TypeState): boolean {
-    const all = snapshot.resources.get(typeUrl) ?? EMPTY;
+    const all = this.#resourcesOf(stream, snapshot, typeUrl);
     const out: EncodedResource[] = [];
     const removed: string[] = [];
     let candidates: Iterable<string>;

@@ -62,6 +62,20 @@ export function frame(field: number, bytes: Uint8Array | string): Buffer {
   return Buffer.concat([varint((field << 3) | 2), varint(b.length), b]);
 }
 
+/** Encode one resource into the shared frames the server splices (used by the builder and by per-node secrets). */
+export function encodeResource(r: Pick<XdsResource, 'typeUrl' | 'name' | 'value' | 'owners' | 'flavor'>): EncodedResource {
+  const bytes = encodeMessage(r.typeUrl, r.value);
+  const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
+  const any = Buffer.concat([frame(1, r.typeUrl), frame(2, bytes)]);
+  return {
+    typeUrl: r.typeUrl, name: r.name, version, owners: new Set(r.owners), ...(r.flavor ? { flavor: r.flavor } : {}),
+    sotwFrame: frame(2, any),
+    // Resource: version = 1, resource = 2, name = 3.
+    deltaFrame: frame(2, Buffer.concat([frame(1, version), frame(2, any), frame(3, r.name)])),
+    bytes: bytes.length,
+  };
+}
+
 interface CacheEntry {
   /** The translated resource this entry encodes: the same object again means nothing to redo. */
   readonly source: XdsResource;
@@ -116,17 +130,7 @@ export class SnapshotBuilder {
         if (old && old.fingerprint === fingerprint) {
           entry = old.ownersKey === ownersKey ? { ...old, source: r } : { source: r, fingerprint, ownersKey, resource: { ...old.resource, owners: new Set(r.owners), ...(r.flavor ? { flavor: r.flavor } : {}) } };
         } else {
-          const bytes = encodeMessage(typeUrl, r.value);
-          const version = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
-          const any = Buffer.concat([frame(1, typeUrl), frame(2, bytes)]);
-          const resource: EncodedResource = {
-            typeUrl, name, version, owners: new Set(r.owners), ...(r.flavor ? { flavor: r.flavor } : {}),
-            sotwFrame: frame(2, any),
-            // Resource: version = 1, resource = 2, name = 3.
-            deltaFrame: frame(2, Buffer.concat([frame(1, version), frame(2, any), frame(3, name)])),
-            bytes: bytes.length,
-          };
-          entry = { source: r, fingerprint, ownersKey, resource };
+          entry = { source: r, fingerprint, ownersKey, resource: encodeResource({ ...r, name }) };
         }
         if (!old || old.resource !== entry.resource) diff.add(name);
         cache.set(key, entry);

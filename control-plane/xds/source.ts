@@ -15,7 +15,7 @@ import type { App, Task, Vip } from '../model/schemas.ts';
 import type { XdsMetrics } from './metrics.ts';
 import type { XdsLogger } from './server.ts';
 import { SnapshotBuilder, type Snapshot } from './snapshot.ts';
-import { Translator, type MeshState } from './translate.ts';
+import { Translator, type MeshState, type TranslateOptions } from './translate.ts';
 
 export interface SnapshotSink {
   setSnapshot(snapshot: Snapshot): void;
@@ -29,6 +29,8 @@ export interface SnapshotSourceOptions {
   /** Longest a change waits before the rebuild that includes it (default 100). */
   readonly debounceMs?: number;
   readonly builder?: SnapshotBuilder;
+  /** Translator options (mesh mTLS). */
+  readonly translate?: TranslateOptions;
 }
 
 export interface SnapshotSource {
@@ -57,7 +59,7 @@ export function meshStateOf(apps: RecordView<App>, tasks: RecordView<Task>, vips
 export async function openSnapshotSource(options: SnapshotSourceOptions): Promise<SnapshotSource> {
   const debounceMs = options.debounceMs ?? 100;
   const builder = options.builder ?? new SnapshotBuilder();
-  const translator = new Translator();
+  const translator = new Translator(options.translate);
   const onInvalid = (what: string) => (bad: { key: string; error: Error }): void => options.logger?.warn({ key: bad.key, err: bad.error.message }, `xDS source skips an unusable ${what} record`);
   const apps = await openView(options.records, 'app', { onInvalid: onInvalid('app') });
   const tasks = await openView(options.records, 'task', { onInvalid: onInvalid('task') });

@@ -13,7 +13,7 @@ test('a master\'s xDS server serves the app state through watches, without leade
   t.teardown(() => xds.close());
   t.regex(xds.address, /^127\.0\.0\.1:\d+$/);
   await h.master.records.put('app', vipApp('/web'));
-  const client = adsClient(xds.port);
+  const client = adsClient(xds.port!);
   t.teardown(() => client.close());
   const s = openAds(client, { token: await h.superuserToken() });
   s.send({ node: { id: 'n', user_agent_name: 'gRPC Node Pure JS' }, type_url: TYPE.listener, resource_names: ['web'] });

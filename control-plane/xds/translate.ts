@@ -75,6 +75,34 @@ export interface Translation {
 }
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+
+export interface TranslateOptions {
+  /**
+   * Mesh mTLS: Envoy socket listeners require a client certificate and
+   * clusters originate TLS, both with the node's workload certificate and
+   * the trust bundle fetched over SDS (`default`, `ROOTCA`; see secrets.ts).
+   * Proxyless gRPC clients read certificates from files (gRFC A29) and NACK
+   * SDS references, so this is for Envoy nodes.
+   */
+  readonly meshMtls?: boolean;
+}
+
+/** The TLS context both sides share: the workload certificate and trust bundle over SDS (ADS), TLS 1.2 at least. */
+function sdsTlsContext(): Record<string, unknown> {
+  return {
+    tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+    tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ADS_SOURCE }],
+    validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: ADS_SOURCE },
+  };
+}
+
+export function upstreamTlsSocket(): Record<string, unknown> {
+  return { name: 'envoy.transport_sockets.tls', typed_config: anyOf(EXTENSION.upstreamTls, { common_tls_context: sdsTlsContext() }) };
+}
+
+export function downstreamTlsSocket(): Record<string, unknown> {
+  return { name: 'envoy.transport_sockets.tls', typed_config: anyOf(EXTENSION.downstreamTls, { common_tls_context: sdsTlsContext(), require_client_certificate: { value: true } }) };
+}
 export const CONNECT_TIMEOUT_SECONDS = 5;
 
 function duration(ms: number): { seconds: number; nanos: number } {
@@ -203,7 +231,7 @@ class VipBuilder {
   }
 }
 
-function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<string, DesiredVip>): VipOutput {
+function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<string, DesiredVip>, options: TranslateOptions): VipOutput {
   const b = new VipBuilder();
   const routeRefs = b.routeRefs;
   const tcpPorts = vip.ports.filter((p) => p.protocol === 'tcp').map((p) => p.port);
@@ -220,7 +248,7 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
     const { config: mesh, issues } = meshConfig(primary, vip.name);
     for (const i of issues) b.issues.push({ appId: i.appId, message: `label ${i.label}: ${i.message}` });
 
-    if (!b.add(TYPE.cluster, svc, edsCluster(svc), owners)) continue;
+    if (!b.add(TYPE.cluster, svc, { ...edsCluster(svc), ...(options.meshMtls ? { transport_socket: upstreamTlsSocket() } : {}) }, owners)) continue;
 
     b.add(TYPE.endpoint, svc, loadAssignment(svc, backends, port, 'tcp', b.issues), owners);
 
@@ -268,7 +296,7 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
         name: `vip/${svc}`,
         address: { socket_address: { address, port_value: port } },
         freebind: { value: true },
-        filter_chains: [{ filters: [filter] }],
+        filter_chains: [{ filters: [filter], ...(options.meshMtls ? { transport_socket: downstreamTlsSocket() } : {}) }],
       }, owners, 'envoy');
     }
   }
@@ -303,6 +331,11 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
  */
 export class Translator {
   #memo = new Map<string, { deps: readonly unknown[]; out: VipOutput }>();
+  readonly #options: TranslateOptions;
+
+  constructor(options: TranslateOptions = {}) {
+    this.#options = options;
+  }
 
   translate(state: MeshState): Translation {
     const apps = [...state.apps.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
@@ -327,7 +360,7 @@ export class Translator {
       deps.push(vip.uses.map((u) => `${u.appId}#${u.portIndex}#${u.port}`).join());
       if (routed) deps.push(vipPortsKey());
       const old = this.#memo.get(vip.id);
-      const out = old && old.deps.length === deps.length && old.deps.every((d, i) => d === deps[i]) ? old.out : translateVip(vip, state, byName);
+      const out = old && old.deps.length === deps.length && old.deps.every((d, i) => d === deps[i]) ? old.out : translateVip(vip, state, byName, this.#options);
       memo.set(vip.id, { deps, out });
       issues.push(...out.issues);
       routeRefs.push(...out.routeRefs);
@@ -357,6 +390,6 @@ export class Translator {
 }
 
 /** Build every resource from the state. Pure: the same state gives equal resources. */
-export function translate(state: MeshState): Translation {
-  return new Translator().translate(state);
+export function translate(state: MeshState, options: TranslateOptions = {}): Translation {
+  return new Translator(options).translate(state);
 }

@@ -10,6 +10,7 @@
  * m1,m2,...`) it follows one and moves to the next when that one cannot be
  * reached, does not answer in time or answers 5xx (`common/masters.ts`).
  */
+import type { FetchLike } from '../../security/mtls/client.ts';
 import type { Registry } from 'prom-client';
 import { fetchFromMaster, type MasterChoice } from '../../common/masters.ts';
 import { L4lbManager, type L4lbLogger } from './manager.ts';
@@ -20,6 +21,8 @@ export interface VipFeedOptions {
   /** The masters to follow (an agent's shared `MasterUrls`). */
   readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly signal: AbortSignal;
   /** Longest blocking wait asked of the master (seconds; default 30). */
   readonly waitSeconds?: number;
@@ -38,6 +41,7 @@ export async function* followVips(options: VipFeedOptions): AsyncGenerator<reado
       const res = await fetchFromMaster(options.masters, `/networking/api/v1/vips?index=${index}&wait=${waitSeconds}`, {
         headers: { authorization: `token=${await options.token()}` },
         signal: options.signal,
+        fetch: options.fetch,
         // A master that accepts the connection but never answers counts as down.
         timeoutMs: (waitSeconds + 15) * 1000,
       });
@@ -59,6 +63,8 @@ export async function* followVips(options: VipFeedOptions): AsyncGenerator<reado
 export interface L4lbAgentOptions {
   readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly nft: NftRunner;
   readonly logger: L4lbLogger;
@@ -108,6 +114,7 @@ export function startL4lbAgent(options: L4lbAgentOptions): L4lbAgent {
   const loop = (async () => {
     for await (const vips of followVips({
       masters: options.masters, token: options.token, signal: stop.signal,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.waitSeconds === undefined ? {} : { waitSeconds: options.waitSeconds }),
       onError: (err) => options.logger.warn({ err }, 'cannot read VIPs from the master; retrying'),
     })) {

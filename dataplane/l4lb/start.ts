@@ -4,6 +4,7 @@
  * when this process is root and nft is installed; otherwise say why not and
  * go on without it).
  */
+import type { FetchLike } from '../../security/mtls/client.ts';
 import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { MasterChoice } from '../../common/masters.ts';
@@ -24,6 +25,8 @@ export async function startConfiguredL4lb(options: {
   readonly config: Readonly<StrataConfig>;
   readonly masters: MasterChoice;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   readonly agentId: string;
   readonly logger: L4lbLogger;
   readonly metrics?: Registry;
@@ -43,6 +46,7 @@ export async function startConfiguredL4lb(options: {
   return startL4lbAgent({
     masters: options.masters,
     token: options.token,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
     agentId: options.agentId,
     nft: new NftProcess({ onShellStart: () => metrics?.nftShellStarts.inc() }),
     logger: options.logger,

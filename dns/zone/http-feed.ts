@@ -5,6 +5,7 @@
  * error it retries with backoff, moving to the next master when there are
  * several; meanwhile the zones keep answering from the last state.
  */
+import type { FetchLike } from '../../security/mtls/client.ts';
 import { deserializeState, type FeedReply } from './feed-hub.ts';
 import type { ClusterFeed, ClusterFeedEvent, FeedSubscription } from './feed.ts';
 
@@ -14,6 +15,8 @@ export interface HttpClusterFeedOptions {
   /** A call to this master failed: move on if there is another. */
   readonly masterFailed?: (url: string) => void;
   readonly token: () => Promise<string>;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
   /** Longest blocking wait asked of the master (seconds; default 30). */
   readonly waitSeconds?: number;
   readonly onError?: (err: unknown) => void;
@@ -49,7 +52,7 @@ export class HttpClusterFeed implements ClusterFeed {
         try {
           const query = new URLSearchParams({ index: String(index), wait: String(epoch === undefined ? 0 : (this.#options.waitSeconds ?? 30)) });
           if (epoch !== undefined) query.set('epoch', epoch);
-          const res = await fetch(`${base}/v1/dns/cluster-state?${query}`, { headers: { authorization: `token=${await this.#options.token()}` }, signal: stop.signal });
+          const res = await (this.#options.fetch ?? fetch)(`${base}/v1/dns/cluster-state?${query}`, { headers: { authorization: `token=${await this.#options.token()}` }, signal: stop.signal });
           if (!res.ok) throw new Error(`GET ${base}/v1/dns/cluster-state answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
           const reply = (await res.json()) as FeedReply;
           backoffMs = 250;

@@ -15,10 +15,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { availableParallelism, hostname, networkInterfaces, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { StrataError } from '../../common/errors.ts';
+import type { Registry } from 'prom-client';
+import { StrataError, isStrataError } from '../../common/errors.ts';
 import type { StrataConfig } from '../../control-plane/config/schema.ts';
 import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
 import type { Iam } from '../../security/iam.ts';
+import { apiEnrol, MtlsClient, type FetchLike } from '../../security/mtls/client.ts';
+import { mtlsMetrics } from '../../security/mtls/metrics.ts';
 import { detectCgroups, type CgroupManager } from '../executor/cgroups.ts';
 import { Executor } from '../executor/executor.ts';
 import { MasterUrls } from './masters.ts';
@@ -51,6 +54,14 @@ export interface AgentRegistration {
 export interface AgentHandle {
   readonly id: string;
   readonly url: string;
+  /**
+   * How this agent's parts call masters: over mTLS with the agent's
+   * certificate once it is enrolled (security.mtls permissive or strict),
+   * plain before or when mTLS is off.
+   */
+  readonly fetch: FetchLike;
+  /** The mTLS client, once enrolled. */
+  mtls(): MtlsClient | undefined;
   /**
    * Stop the agent. Tasks keep running by default (as a Mesos agent's do; the
    * next start recovers them); `killTasks` stops them first, each with its
@@ -144,6 +155,8 @@ export async function startAgent(options: {
   cgroups?: CgroupManager;
   /** Container networks for tasks (the overlay's, bound once the agent is registered); without it tasks on virtual networks are ERROR. */
   networking?: TaskNetworking;
+  /** Where `strata_mtls_*` metrics go (`strata up`: the master's registry). */
+  metrics?: Registry;
   /** Task runner tuning (tests). */
   taskRunner?: Pick<TaskRunnerOptions, 'waitSeconds' | 'retryInitialMs' | 'retryMaxMs' | 'orphanGraceMs' | 'minPollIntervalMs'>;
 }): Promise<AgentHandle> {
@@ -169,11 +182,38 @@ export async function startAgent(options: {
   }
   const masters = new MasterUrls(options.masterUrl);
 
+  // Component mTLS: enrol with the token at the first registration (and keep the certificate renewed);
+  // from then on every call to a master goes over mTLS. A permissive agent whose masters do not enrol
+  // (mTLS off, or an older master) stays on plain HTTP.
+  let mtls: MtlsClient | undefined;
+  let plainOnly = config.security.mtls === 'off';
+  const agentFetch: FetchLike = (url, init) => (mtls ? mtls.fetch(url, init) : fetch(url, init));
+  const ensureMtls = async (): Promise<void> => {
+    if (mtls || plainOnly) return;
+    try {
+      mtls = await MtlsClient.enrol({
+        enrol: apiEnrol({ masterUrl: () => masters.current, agentId: id, token: options.token }),
+        dir: join(config.dataDir, 'tls'),
+        ...(options.metrics ? { metrics: mtlsMetrics(options.metrics) } : {}),
+        onError: (err) => logger.warn({ err }, 'mTLS: renewing the agent certificate failed; retrying'),
+      });
+      logger.info({ spiffeId: mtls.certificate.current.spiffeId, notAfter: mtls.certificate.current.notAfter }, 'mTLS: enrolled; calls to masters use mTLS');
+    } catch (err) {
+      if (config.security.mtls === 'permissive' && isStrataError(err, 'MTLS_OFF')) {
+        plainOnly = true;
+        logger.warn({ err: err.message }, 'mTLS: the master enrols no agents; staying on plain HTTP (security.mtls=permissive)');
+        return;
+      }
+      throw err;
+    }
+  };
+
   const register = async (): Promise<void> => {
     const base = masters.current;
     let response: Response;
     try {
-      response = await fetch(`${base}/v1/agents/${encodeURIComponent(id)}`, {
+      await ensureMtls();
+      response = await agentFetch(`${base}/v1/agents/${encodeURIComponent(id)}`, {
         method: 'PUT',
         headers: { 'content-type': 'application/json', authorization: `token=${await options.token()}` },
         body: JSON.stringify(registration),
@@ -230,7 +270,7 @@ export async function startAgent(options: {
       cgroups: options.cgroups ?? (await detectCgroups()),
       ...(networking ? { enterNetns: <T>(path: string, fn: () => T): T => networking.within(path, fn) } : {}),
     });
-    runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, ...(networking ? { networking } : {}), agentId: id, masterUrl: options.masterUrl, masters, token: options.token, executor, logger: logger.child({ component: 'task-runner' }) });
+    runner = new TaskRunner({ orphanGraceMs: config.agent.orphanGraceSeconds * 1000, ...options.taskRunner, ...(networking ? { networking } : {}), agentId: id, masterUrl: options.masterUrl, masters, token: options.token, fetch: agentFetch, executor, logger: logger.child({ component: 'task-runner' }) });
     await runner.start();
     serveLogs = sandboxLogHandler({ agentId: id, executor, verify: jwksGrantVerifier({ masterUrl: () => masters.current, issuer: config.auth.issuer, audience: config.auth.audience }) });
   } catch (err) {
@@ -238,6 +278,7 @@ export async function startAgent(options: {
     clearTimeout(timer);
     await runner?.close();
     await executor?.close();
+    mtls?.close();
     server.close();
     throw err;
   }
@@ -245,6 +286,8 @@ export async function startAgent(options: {
   return {
     id,
     url: `http://${config.agent.host.includes(':') ? `[${config.agent.host}]` : config.agent.host}:${port}`,
+    fetch: agentFetch,
+    mtls: () => mtls,
     async close(closeOptions = {}) {
       stopped = true;
       clearTimeout(timer);
@@ -255,6 +298,7 @@ export async function startAgent(options: {
         for (const handle of executor.tasks()) await options.networking?.detach(handle.taskId).catch((err: unknown) => logger.warn({ err, taskId: handle.taskId }, 'cannot remove the network namespace of a killed task'));
       }
       await executor.close();
+      mtls?.close();
       // Followed logs stream until their task ends: end them with the agent.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

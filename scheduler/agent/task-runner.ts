@@ -45,6 +45,7 @@
  * `close()` stops polling and reporting but leaves tasks running: the next
  * start recovers them, and what was not yet reported is derived again.
  */
+import type { FetchLike } from '../../security/mtls/client.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { StrataError } from '../../common/errors.ts';
@@ -79,6 +80,8 @@ export interface TaskRunnerOptions {
   readonly minPollIntervalMs?: number;
   /** Container networks (apps with `networks: [{mode: "container"}]`); without it their tasks are ERROR. */
   readonly networking?: TaskNetworking;
+  /** How to call the master (default: global fetch; agents pass their mTLS client's). */
+  readonly fetch?: FetchLike;
 }
 
 /** What the status endpoint takes. */
@@ -136,7 +139,7 @@ interface ReportQueue {
 const MAX_APP_VERSIONS = 256;
 
 export class TaskRunner {
-  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters' | 'networking'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'networking'>;
+  readonly #o: Required<Omit<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'masters' | 'networking' | 'fetch'>> & Pick<TaskRunnerOptions, 'logger' | 'executor' | 'token' | 'networking' | 'fetch'>;
   /** Container IPs of tasks attached by this run, sent with their reports. */
   readonly #ips = new Map<string, readonly TaskIpAddress[]>();
   readonly #masters: MasterUrls;
@@ -674,7 +677,7 @@ export class TaskRunner {
     let response: Response;
     const base = this.#masters.current;
     try {
-      response = await fetch(`${base}${path}`, {
+      response = await (this.#o.fetch ?? fetch)(`${base}${path}`, {
         method,
         headers: { authorization: `token=${await this.#o.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

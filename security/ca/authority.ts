@@ -32,20 +32,27 @@ export const DEFAULT_MAX_LEAF_TTL_SECONDS = 72 * 3600;
 export const MIN_LEAF_TTL_SECONDS = 60;
 const ROOT_TTL_SECONDS = 10 * 365 * 86400;
 const INTERMEDIATE_TTL_SECONDS = 365 * 86400;
-/** Leaves start a minute in the past, for clocks a little behind. */
+/** Leaves start a minute in the past, for clocks a little behind (at most a tenth of their life). */
 const BACKDATE_SECONDS = 60;
 const CA_RECORD_ID = 'cluster-ca';
 
 export type RevocationReason = NonNullable<IssuedCertificate['revocationReason']>;
 
-/** Who asks: the authenticated principal. */
+/**
+ * Who the certificate is for: the authenticated principal (`user`,
+ * `service`), or a cluster component the caller was authorised to enrol
+ * (`agent`: an agent id, by a holder of the agent permission; `master`: a
+ * master's id, by the master itself).
+ */
 export interface CertificateCaller {
   readonly uid: string;
-  readonly kind: 'user' | 'service';
+  readonly kind: 'user' | 'service' | 'agent' | 'master';
 }
 
+const SPIFFE_PATH: Readonly<Record<CertificateCaller['kind'], string>> = { user: 'user', service: 'sa', agent: 'agent', master: 'master' };
+
 export function spiffeIdFor(trustDomain: string, caller: CertificateCaller): string {
-  return `spiffe://${trustDomain}/${caller.kind === 'service' ? 'sa' : 'user'}/${caller.uid}`;
+  return `spiffe://${trustDomain}/${SPIFFE_PATH[caller.kind]}/${caller.uid}`;
 }
 
 /** When a holder should renew: between 60 % and 90 % of the lifetime. */
@@ -145,6 +152,7 @@ export class ClusterCa {
   readonly #intermediateSubject: Buffer;
   readonly #intermediateNotAfter: Date;
   #crlCache: { der: Buffer; madeAtMs: number } | undefined;
+  readonly #revokedListeners = new Set<() => void>();
 
   private constructor(records: Records, options: ClusterCaOptions, record: CertificateAuthority) {
     this.#records = records;
@@ -283,7 +291,9 @@ export class ClusterCa {
     const problems = issuanceProblems(csr, { spiffeId, ttlSeconds, maxTtlSeconds: this.#options.maxLeafTtlSeconds, ...(options.hosts ? { hosts: options.hosts } : {}) });
     if (problems.length > 0) throw new StrataError('CA_CSR_REJECTED', `certificate request refused: ${problems.join('; ')}`, { details: problems });
 
-    const notBefore = new Date(Math.floor(this.#now() / 1000) * 1000 - BACKDATE_SECONDS * 1000);
+    // Backdated for clocks a little behind, by at most a tenth of the life (a 60 s leaf must not be born expired).
+    const backdateMs = Math.min(BACKDATE_SECONDS, Math.floor(ttlSeconds / 10)) * 1000;
+    const notBefore = new Date(Math.floor(this.#now() / 1000) * 1000 - backdateMs);
     const wanted = new Date(notBefore.getTime() + ttlSeconds * 1000);
     const notAfter = wanted < this.#intermediateNotAfter ? wanted : this.#intermediateNotAfter;
     const serial = newSerial();
@@ -377,10 +387,27 @@ export class ClusterCa {
       const result = await this.#records.put('certificate', next, { casIndex: current.modifyIndex });
       if (result.ok) {
         this.#crlCache = undefined;
+        for (const l of this.#revokedListeners) l();
         return next;
       }
     }
     throw new StrataError('RECORD_CONFLICT', `certificate ${serial} kept changing; try again`);
+  }
+
+  /** Serials (lower-case hex) of revoked certificates that have not expired: what the CRL lists. */
+  async revokedSerials(): Promise<Set<string>> {
+    const now = this.#now();
+    const out = new Set<string>();
+    for (const r of (await this.#records.list('certificate')).records) {
+      if (r.value.revokedAt !== undefined && Date.parse(r.value.notAfter) > now) out.add(r.value.serial.toLowerCase());
+    }
+    return out;
+  }
+
+  /** Called after every revocation through this CA object (mTLS listeners reload the CRL at once). */
+  onRevoked(listener: () => void): () => void {
+    this.#revokedListeners.add(listener);
+    return () => this.#revokedListeners.delete(listener);
   }
 
   async list(): Promise<IssuedCertificate[]> {

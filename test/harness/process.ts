@@ -34,7 +34,7 @@ export function startStrata(args: readonly string[], options: { env?: NodeJS.Pro
     cwd: options.cwd,
     // Tests never program the root namespace's nftables or links (the VIP load balancer, network policy and the overlay are off unless a
     // test turns them on, in its own namespace), and DNS, xDS and gateway servers take free ports.
-    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'off', STRATA_DATAPLANE_POLICY: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', STRATA_XDS_PORT: '0', STRATA_GATEWAY_PORT: '0', ...options.env },
+    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'off', STRATA_DATAPLANE_POLICY: 'off', STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0', STRATA_XDS_PORT: '0', STRATA_XDS_MTLS_PORT: '0', STRATA_GATEWAY_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -115,7 +115,7 @@ export async function startUpLoggedIn(t: { teardown(fn: () => Promise<void> | vo
   const dataDir = join(dir, 'data');
   const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
   const portBase = 40000 + ((process.pid * 7 + upSeq++ * 53) % 200) * 100;
-  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0', '--agent-port-ranges', `${portBase}-${portBase + 99}`], { env });
+  const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0', '--xds-mtls-port', '0', '--agent-port-ranges', `${portBase}-${portBase + 99}`], { env });
   t.teardown(async () => {
     up.kill('SIGKILL');
     await up.exited();
