@@ -152,7 +152,7 @@ async function attachPart(set: NetnsSet, dir: string, count: number): Promise<ob
   try {
     for (let k = 0; k < count; k++) {
       const t0 = performance.now();
-      await networks.attachTask(ids[k]!, { bridge: 'm-dcos', ip: `9.0.${1 + (k >> 8)}.${(k & 255) || 1}`, prefixLength: 16, gateway: '9.0.0.1', mtu: 1420 });
+      await networks.attachTask(ids[k]!, { bridge: 'm-dcos', addresses: [{ ip: `9.0.${1 + (k >> 8)}.${(k & 255) || 1}`, prefixLength: 16, gateway: '9.0.0.1' }], mtu: 1420 });
       attachMs.push(performance.now() - t0);
     }
     const d0 = performance.now();

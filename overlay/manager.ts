@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isStrataError } from '../common/errors.ts';
 import type { DesiredOverlay } from './desired.ts';
 import { planEntries, planLinks, toRequest, type KernelOp, type Observed } from './plan.ts';
-import { decodeAddress, decodeLink, decodeNeighbour, decodeRoute, dump, type LinkInfo } from './rtnl/codec.ts';
+import { AF_INET6, decodeAddress, decodeLink, decodeNeighbour, decodeRoute, dump, type LinkInfo } from './rtnl/codec.ts';
 import type { Rtnl } from './rtnl/socket.ts';
 
 export interface OverlayMetrics {
@@ -71,8 +71,8 @@ export class OverlayManager {
     const [l, addresses, routes, neighbours, fdb] = await Promise.all([
       links ? Promise.resolve(links) : this.#rtnl.dump(dump.links()).then((ps) => ps.map(decodeLink)),
       this.#rtnl.dump(dump.addresses()).then((ps) => ps.map(decodeAddress).filter((a) => a !== undefined)),
-      this.#rtnl.dump(dump.routes()).then((ps) => ps.map(decodeRoute).filter((r) => r !== undefined)),
-      this.#rtnl.dump(dump.neighbours()).then((ps) => ps.map(decodeNeighbour)),
+      Promise.all([this.#rtnl.dump(dump.routes()), this.#rtnl.dump(dump.routes(AF_INET6))]).then((ps) => ps.flat().map(decodeRoute).filter((r) => r !== undefined)),
+      Promise.all([this.#rtnl.dump(dump.neighbours()), this.#rtnl.dump(dump.neighbours(AF_INET6))]).then((ps) => ps.flat().map(decodeNeighbour)),
       this.#rtnl.dump(dump.fdb()).then((ps) => ps.map(decodeNeighbour)),
     ]);
     return { links: l, addresses, routes, neighbours, fdb };
@@ -104,7 +104,7 @@ export class OverlayManager {
     const stop = this.#metrics?.seconds.startTimer();
     const failures: { op: KernelOp; error: string; errno?: number }[] = [];
     try {
-      if (this.#forwarding && desired.networks.length > 0) await ensureForwarding();
+      if (this.#forwarding && desired.networks.length > 0) await ensureForwarding(desired.networks.some((n) => n.bridge.gateway6 !== undefined));
       let links = (await this.#rtnl.dump(dump.links())).map(decodeLink);
       const linkOps = planLinks(desired, links);
       await this.#apply(linkOps, true, failures);
@@ -124,9 +124,17 @@ export class OverlayManager {
 }
 
 const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const FORWARD6 = '/proc/sys/net/ipv6/conf/all/forwarding';
 
-/** IPv4 forwarding on in this process's network namespace (a file write, not a process). */
-export async function ensureForwarding(): Promise<void> {
-  const now = await readFile(FORWARD, 'utf8').catch(() => '');
-  if (now.trim() !== '1') await writeFile(FORWARD, '1');
+/**
+ * IPv4 forwarding on in this process's network namespace (a file write, not
+ * a process), and with `ipv6` IPv6 forwarding too (only when a network
+ * here has an IPv6 subnet: it also stops the host accepting router
+ * advertisements, as with any IPv6 router).
+ */
+export async function ensureForwarding(ipv6 = false): Promise<void> {
+  for (const file of ipv6 ? [FORWARD, FORWARD6] : [FORWARD]) {
+    const now = await readFile(file, 'utf8').catch(() => '');
+    if (now.trim() !== '1') await writeFile(file, '1');
+  }
 }

@@ -61,7 +61,18 @@ test('decoders read back what the encoders write (the kernel echoes the same lay
   t.is(errorOf(Buffer.alloc(20)), 0);
 });
 
+test('IPv6: addresses (nodad), routes via a link-local next hop and neighbours decode back; the families of destination and gateway must match', (t) => {
+  const add = address('add', 5, 'fd01:b::1', 80).payload;
+  t.is(add.readUInt8(0), 10, 'AF_INET6');
+  t.is(add.readUInt8(2), 0x02, 'IFA_F_NODAD in ifa_flags');
+  t.deepEqual(decodeAddress(add), { index: 5, ip: 'fd01:b::1', prefixLength: 80 });
+  t.is(address('del', 5, 'fd01:b::1', 80).payload.readUInt8(2), 0);
+  t.deepEqual(decodeRoute(route('replace', { dst: 'fd01:b:0:0:1::', dstLength: 80, gateway: 'fe80::72b3:d5ff:fe80:2', oif: 4 }).payload), { dst: 'fd01:b:0:0:1::', dstLength: 80, gateway: 'fe80::72b3:d5ff:fe80:2', oif: 4, table: 254, protocol: 83, onlink: true });
+  t.deepEqual(decodeNeighbour(neighbour('replace', 4, 'fe80::72b3:d5ff:fe80:2', '70:b3:d5:80:00:02').payload), { family: 10, index: 4, state: 0x80, flags: 0, dst: 'fe80::72b3:d5ff:fe80:2', mac: '70:b3:d5:80:00:02' });
+  t.throws(() => route('replace', { dst: 'fd01:b::', dstLength: 80, gateway: '44.128.0.2', oif: 4 }), { message: /gateway 44\.128\.0\.2 is of the other family/ });
+});
+
 test('bad input is refused before anything is sent', (t) => {
-  t.throws(() => route('add', { dst: '9.0.2', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), { message: /not an IPv4 address: 9\.0\.2/ });
+  t.throws(() => route('add', { dst: '9.0.2', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), { message: /not an IP address: 9\.0\.2/ });
   t.throws(() => neighbour('replace', 4, '44.128.0.2', '70:b3:d5'), { message: /not a MAC address/ });
 });
