@@ -22,6 +22,7 @@ export interface OverlayMetrics {
   readonly failures: Counter<'op'>;
   readonly seconds: Histogram;
   readonly peers: Gauge;
+  readonly peerSubnets: Gauge<'family'>;
 }
 const byRegistry = new WeakMap<Registry, OverlayMetrics>();
 
@@ -34,6 +35,7 @@ export function overlayMetrics(registry: Registry): OverlayMetrics {
       failures: new Counter({ name: 'strata_overlay_kernel_failures_total', help: 'Kernel changes the kernel refused, by operation', labelNames: ['op'], registers: [registry] }),
       seconds: new Histogram({ name: 'strata_overlay_reconcile_seconds', help: 'Time of one overlay reconcile', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
       peers: new Gauge({ name: 'strata_overlay_peers', help: 'Remote agents programmed (summed over networks)', registers: [registry] }),
+      peerSubnets: new Gauge({ name: 'strata_overlay_peer_subnets', help: 'Remote agents\' subnets routed through the VXLAN devices, by family (ipv4, ipv6)', labelNames: ['family'], registers: [registry] }),
     };
     byRegistry.set(registry, m);
   }
@@ -112,6 +114,8 @@ export class OverlayManager {
       const entryOps = planEntries(desired, await this.observe(links));
       await this.#apply(entryOps, false, failures);
       this.#metrics?.peers.set(desired.networks.reduce((n, x) => n + x.peers.length, 0));
+      this.#metrics?.peerSubnets.set({ family: 'ipv4' }, desired.networks.reduce((n, x) => n + x.peers.filter((p) => p.subnet !== undefined).length, 0));
+      this.#metrics?.peerSubnets.set({ family: 'ipv6' }, desired.networks.reduce((n, x) => n + x.peers.filter((p) => p.subnet6 !== undefined).length, 0));
       this.#metrics?.reconciles.inc({ result: failures.length === 0 ? 'ok' : 'partial' });
       return { ops: [...linkOps, ...entryOps], failures };
     } catch (err) {
