@@ -124,7 +124,7 @@ const addressIn = (subnet: string): ContainerAddress => ({ ip: firstFreeAddress(
   }
 
   // DC/OS's networks plus a dual-stack one; IPAM as the master does it.
-  const dual: Network = { name: 'dual', subnet: '10.77.0.0/16', subnet6: 'fd01:c::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} };
+  const dual: Network = { name: 'dual', subnet: '10.77.0.0/16', subnet6: 'fd01:e::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} };
   const networks: Network[] = [...DEFAULT_NETWORKS, dual];
   const claims = new Map<string, Set<string>>();
   const leases: OverlayLease[] = [];
@@ -133,8 +133,8 @@ const addressIn = (subnet: string): ContainerAddress => ({ ip: firstFreeAddress(
     for (const c of plan.newClaims) claims.set(c.pool, (claims.get(c.pool) ?? new Set()).add(c.cidr));
     leases.push(plan.lease);
   }
-  t.like(leases[0], { networks: { dcos6: { subnet6: 'fd01:b::/80' }, dual: { subnet: '10.77.0.0/24', subnet6: 'fd01:c::/80' } } });
-  t.like(leases[1], { networks: { dcos6: { subnet6: 'fd01:b:0:0:1::/80' }, dual: { subnet: '10.77.1.0/24', subnet6: 'fd01:c:0:0:1::/80' } } });
+  t.like(leases[0], { networks: { dcos6: { subnet6: 'fd01:b::/80' }, dual: { subnet: '10.77.0.0/24', subnet6: 'fd01:e::/80' } } });
+  t.like(leases[1], { networks: { dcos6: { subnet6: 'fd01:b:0:0:1::/80' }, dual: { subnet: '10.77.1.0/24', subnet6: 'fd01:e:0:0:1::/80' } } });
   const state = (n: number): OverlayStateFile => ({ agentId: `agent-${n}`, leases, networks });
 
   const first = [await reconcile(h1, dir, state(1)), await reconcile(h2, dir, state(2))];
@@ -145,7 +145,7 @@ const addressIn = (subnet: string): ContainerAddress => ({ ip: firstFreeAddress(
   const peerNextHop = linkLocalOf(leases[1]!.vtepMac);
   t.regex(await h1.exec('ip', ['-6', 'route', 'show', 'fd01:b:0:0:1::/80']), new RegExp(`fd01:b:0:0:1::/80 via ${peerNextHop} dev vtep1025 proto 83 .*onlink`));
   t.regex(await h1.exec('ip', ['-6', 'neigh', 'show', 'dev', 'vtep1025']), new RegExp(`${peerNextHop} lladdr ${leases[1]!.vtepMac} PERMANENT`));
-  t.regex(await h1.exec('ip', ['-6', 'route', 'show', 'fd01:c:0:0:1::/80']), /via .* dev vtep1030 proto 83/);
+  t.regex(await h1.exec('ip', ['-6', 'route', 'show', 'fd01:e:0:0:1::/80']), /via .* dev vtep1030 proto 83/);
   t.regex(await h1.exec('ip', ['route', 'show', '10.77.1.0/24']), /10\.77\.1\.0\/24 via 44\.128\.0\.2 dev vtep1030 proto 83 onlink/);
   t.is((await h1.exec('cat', ['/proc/sys/net/ipv6/conf/all/forwarding'])).trim(), '1');
 

@@ -7,10 +7,10 @@ import test from 'ava';
 import { containerAddresses } from './task-networking.ts';
 
 test('a dual-stack bridge gives both addresses (IPv4 first); an IPv6-only bridge only the IPv6 one; a family the bridge lacks is left out', (t) => {
-  const dual = { name: 'm-dual', mtu: 1420, gateway: '10.8.0.1', prefixLength: 24, gateway6: 'fd01:c::1', prefixLength6: 80 };
-  t.deepEqual(containerAddresses(dual, [{ ip: 'fd01:c::2' }, { ip: '10.8.0.2' }]), [
+  const dual = { name: 'm-dual', mtu: 1420, gateway: '10.8.0.1', prefixLength: 24, gateway6: 'fd01:e::1', prefixLength6: 80 };
+  t.deepEqual(containerAddresses(dual, [{ ip: 'fd01:e::2' }, { ip: '10.8.0.2' }]), [
     { ip: '10.8.0.2', prefixLength: 24, gateway: '10.8.0.1' },
-    { ip: 'fd01:c::2', prefixLength: 80, gateway: 'fd01:c::1' },
+    { ip: 'fd01:e::2', prefixLength: 80, gateway: 'fd01:e::1' },
   ]);
   const dcos6 = { name: 'm-dcos6', mtu: 1420, gateway6: 'fd01:b::1', prefixLength6: 80 };
   t.deepEqual(containerAddresses(dcos6, [{ ip: 'fd01:b::2' }]), [{ ip: 'fd01:b::2', prefixLength: 80, gateway: 'fd01:b::1' }]);

@@ -60,7 +60,7 @@ test('property: agents registering in any order, racing on the same snapshot, ne
     net('dcos', '9.0.0.0/22', 24, 1024),
     net('blue', '10.9.0.0/21', 26, 2000),
     { name: 'dcos6', subnet6: 'fd01:b::/76', prefix: 24, prefix6: 80, mtu: 1420, vni: 1025, labels: {} },
-    { name: 'dual', subnet: '10.20.0.0/22', subnet6: 'fd01:c::/78', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} },
+    { name: 'dual', subnet: '10.20.0.0/22', subnet6: 'fd01:e::/78', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} },
   ];
   t.notThrows(() =>
     fc.assert(

@@ -8,9 +8,9 @@ import type { Network, OverlayAddress, OverlayLease } from '../../control-plane/
 import type { ContainerLink } from '../attach.ts';
 import { cniHolderId, cniHostIf, runCni, type CniKernel, type CniMaster } from './cni.ts';
 
-const lease: OverlayLease = { agentId: 'a1', underlayIp: '10.0.0.1', vtepIp: '44.128.0.1', vtepMac: '70:b3:d5:80:00:01', networks: { dcos: { subnet: '9.0.3.0/24' }, both: { subnet: '9.8.3.0/24', subnet6: 'fd01:c::/80' } }, updatedAt: '2026-01-01T00:00:00.000Z' };
+const lease: OverlayLease = { agentId: 'a1', underlayIp: '10.0.0.1', vtepIp: '44.128.0.1', vtepMac: '70:b3:d5:80:00:01', networks: { dcos: { subnet: '9.0.3.0/24' }, both: { subnet: '9.8.3.0/24', subnet6: 'fd01:e::/80' } }, updatedAt: '2026-01-01T00:00:00.000Z' };
 const dcos: Network = { name: 'dcos', subnet: '9.0.0.0/8', prefix: 24, prefix6: 80, mtu: 1420, vni: 1024, labels: {} };
-const both: Network = { name: 'both', subnet: '9.8.0.0/16', subnet6: 'fd01:c::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} };
+const both: Network = { name: 'both', subnet: '9.8.0.0/16', subnet6: 'fd01:e::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} };
 
 function fakes(): { master: CniMaster; kernel: CniKernel; calls: string[]; held: Map<string, string> } {
   const calls: string[] = [];
@@ -26,7 +26,7 @@ function fakes(): { master: CniMaster; kernel: CniKernel; calls: string[]; held:
       calls.push(`assign ${agentId} ${network} ${id}`);
       if (!held.has(id)) held.set(id, `${held.size + 2}`);
       const record = (ip: string): OverlayAddress => ({ network, ip, agentId, taskId: id, state: 'assigned', assignedAt: lease.updatedAt, holder: 'cni' });
-      return network === 'both' ? [record(`9.8.3.${held.get(id)!}`), record(`fd01:c::${held.get(id)!}`)] : [record(`9.0.3.${held.get(id)!}`)];
+      return network === 'both' ? [record(`9.8.3.${held.get(id)!}`), record(`fd01:e::${held.get(id)!}`)] : [record(`9.0.3.${held.get(id)!}`)];
     },
     release: async (agentId, network, id) => {
       calls.push(`release ${agentId} ${network} ${id}`);
@@ -83,13 +83,13 @@ test('ADD on a network with an IPv6 pool attaches and answers both addresses, ea
   const add = await run('ADD');
   t.is(add.exitCode, 0);
   t.like(add.output, {
-    ips: [{ address: '9.8.3.2/24', gateway: '9.8.3.1', interface: 1 }, { address: 'fd01:c::2/80', gateway: 'fd01:c::1', interface: 1 }],
-    routes: [{ dst: '0.0.0.0/0', gw: '9.8.3.1' }, { dst: '::/0', gw: 'fd01:c::1' }],
+    ips: [{ address: '9.8.3.2/24', gateway: '9.8.3.1', interface: 1 }, { address: 'fd01:e::2/80', gateway: 'fd01:e::1', interface: 1 }],
+    routes: [{ dst: '0.0.0.0/0', gw: '9.8.3.1' }, { dst: '::/0', gw: 'fd01:e::1' }],
   });
-  t.like(JSON.parse(f.calls[1]!.slice(f.calls[1]!.indexOf('{'))), { bridge: 'm-both', addresses: [{ ip: '9.8.3.2', prefixLength: 24, gateway: '9.8.3.1' }, { ip: 'fd01:c::2', prefixLength: 80, gateway: 'fd01:c::1' }] });
+  t.like(JSON.parse(f.calls[1]!.slice(f.calls[1]!.indexOf('{'))), { bridge: 'm-both', addresses: [{ ip: '9.8.3.2', prefixLength: 24, gateway: '9.8.3.1' }, { ip: 'fd01:e::2', prefixLength: 80, gateway: 'fd01:e::1' }] });
   t.deepEqual(await run('CHECK', config({ name: 'both', prevResult: add.output })), { exitCode: 0 });
-  const wrong = await run('CHECK', config({ name: 'both', prevResult: { ...(add.output as object), ips: [{ address: '9.8.3.2/24', gateway: '9.8.3.1', interface: 1 }, { address: 'fd01:c::9/80', gateway: 'fd01:c::1', interface: 1 }] } }));
-  t.like(wrong, { exitCode: 1, output: { code: 101, msg: 'the container\'s network differs from what ADD set up: eth0 lacks fd01:c::9/80' } });
+  const wrong = await run('CHECK', config({ name: 'both', prevResult: { ...(add.output as object), ips: [{ address: '9.8.3.2/24', gateway: '9.8.3.1', interface: 1 }, { address: 'fd01:e::9/80', gateway: 'fd01:e::1', interface: 1 }] } }));
+  t.like(wrong, { exitCode: 1, output: { code: 101, msg: 'the container\'s network differs from what ADD set up: eth0 lacks fd01:e::9/80' } });
 });
 
 test('a failed attach releases the IP it took; errors are the spec\'s objects with codes', async (t) => {
