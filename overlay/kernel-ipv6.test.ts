@@ -137,6 +137,8 @@ const addressIn = (subnet: string): ContainerAddress => ({ ip: firstFreeAddress(
   t.like(leases[1], { networks: { dcos6: { subnet6: 'fd01:b:0:0:1::/80' }, dual: { subnet: '10.77.1.0/24', subnet6: 'fd01:e:0:0:1::/80' } } });
   const state = (n: number): OverlayStateFile => ({ agentId: `agent-${n}`, leases, networks });
 
+  // h1's underlay learns its IPv6 default route from router advertisements: turning IPv6 forwarding on must not stop that.
+  await h1.exec('sh', ['-c', 'echo 0 > /proc/sys/net/ipv6/conf/all/forwarding && echo 1 > /proc/sys/net/ipv6/conf/eth0/accept_ra']);
   const first = [await reconcile(h1, dir, state(1)), await reconcile(h2, dir, state(2))];
   t.deepEqual(first.map((r) => r.failures), [[], []]);
   // The bridge holds the gateway of the agent's IPv6 subnet; the peer's IPv6 subnet is routed via its VTEP MAC's link-local address.
@@ -148,6 +150,7 @@ const addressIn = (subnet: string): ContainerAddress => ({ ip: firstFreeAddress(
   t.regex(await h1.exec('ip', ['-6', 'route', 'show', 'fd01:e:0:0:1::/80']), /via .* dev vtep1030 proto 83/);
   t.regex(await h1.exec('ip', ['route', 'show', '10.77.1.0/24']), /10\.77\.1\.0\/24 via 44\.128\.0\.2 dev vtep1030 proto 83 onlink/);
   t.is((await h1.exec('cat', ['/proc/sys/net/ipv6/conf/all/forwarding'])).trim(), '1');
+  t.is((await h1.exec('cat', ['/proc/sys/net/ipv6/conf/eth0/accept_ra'])).trim(), '2', 'router advertisements still accepted while forwarding');
 
   const a1 = addressIn(leases[0]!.networks['dcos6']!.subnet6!);
   const a2 = addressIn(leases[1]!.networks['dcos6']!.subnet6!);

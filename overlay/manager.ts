@@ -8,7 +8,7 @@
  * is put back. A request the kernel refuses does not stop the others; the
  * failures are returned (and counted) and the next reconcile tries again.
  */
-import { writeFile, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isStrataError } from '../common/errors.ts';
 import type { DesiredOverlay } from './desired.ts';
@@ -130,15 +130,26 @@ export class OverlayManager {
 const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 const FORWARD6 = '/proc/sys/net/ipv6/conf/all/forwarding';
 
+const CONF6 = '/proc/sys/net/ipv6/conf';
+
 /**
  * IPv4 forwarding on in this process's network namespace (a file write, not
  * a process), and with `ipv6` IPv6 forwarding too (only when a network
- * here has an IPv6 subnet: it also stops the host accepting router
- * advertisements, as with any IPv6 router).
+ * here has an IPv6 subnet). A host turned into an IPv6 router stops
+ * accepting router advertisements where `accept_ra` is 1, and would lose a
+ * default route it learnt from them; so before turning IPv6 forwarding on,
+ * those interfaces get `accept_ra` 2 (accept them even when forwarding).
  */
 export async function ensureForwarding(ipv6 = false): Promise<void> {
-  for (const file of ipv6 ? [FORWARD, FORWARD6] : [FORWARD]) {
-    const now = await readFile(file, 'utf8').catch(() => '');
-    if (now.trim() !== '1') await writeFile(file, '1');
+  const now = await readFile(FORWARD, 'utf8').catch(() => '');
+  if (now.trim() !== '1') await writeFile(FORWARD, '1');
+  if (!ipv6) return;
+  const now6 = await readFile(FORWARD6, 'utf8').catch(() => '');
+  if (now6.trim() === '1') return;
+  for (const name of await readdir(CONF6).catch(() => [] as string[])) {
+    if (name === 'all' || name === 'default' || name === 'lo') continue;
+    const file = `${CONF6}/${name}/accept_ra`;
+    if ((await readFile(file, 'utf8').catch(() => '')).trim() === '1') await writeFile(file, '2').catch(() => undefined);
   }
+  await writeFile(FORWARD6, '1');
 }
