@@ -4,7 +4,7 @@
  * sequence number), except where noted. Decoders read real dump shapes.
  */
 import test from 'ava';
-import { address, decodeAddress, decodeLink, decodeNeighbour, decodeRoute, errorOf, fdb, message, neighbour, newBridge, newVxlan, parseAttrs, route, setLink, NLA_F_NESTED } from './codec.ts';
+import { address, decodeAddress, defaultRoute, decodeLink, decodeNeighbour, decodeRoute, errorOf, fdb, message, neighbour, newBridge, newVxlan, parseAttrs, route, setLink, NLA_F_NESTED } from './codec.ts';
 
 const SEQ = 0x6b069807;
 const hex = (b: Buffer): string => b.toString('hex');
@@ -59,6 +59,16 @@ test('decoders read back what the encoders write (the kernel echoes the same lay
   err.writeInt32LE(-17, 0);
   t.is(errorOf(err), 17);
   t.is(errorOf(Buffer.alloc(20)), 0);
+});
+
+test('IPv6, against iproute2 6.1 (dev index 3): ip -6 addr add fd01:b::1/80 nodad; ip -6 route add fd01:b:0:0:1::/80 via fe80::72b3:d5ff:fe80:2 onlink proto 83; ip -6 neigh replace ... nud permanent; ip -6 route add default via fd01:b::1 proto 83', (t) => {
+  const seq = 0x6b06c11a;
+  t.is(hex(message(address('add', 3, 'fd01:b::1', 80), seq)), '40000000140005061ac1066b000000000a5002000300000014000200fd01000b00000000000000000000000114000100fd01000b000000000000000000000001');
+  t.is(hex(message(route('add', { dst: 'fd01:b:0:0:1::', dstLength: 80, gateway: 'fe80::72b3:d5ff:fe80:2', oif: 3 }), seq)), '4c000000180005061ac1066b000000000a500000fe5300010400000014000100fd01000b00000000000100000000000014000500fe8000000000000072b3d5fffe8000020800040003000000');
+  t.is(hex(message(neighbour('replace', 3, 'fe80::72b3:d5ff:fe80:2', '70:b3:d5:80:00:02'), seq + 1)), '3c0000001c0005051bc1066b000000000a000000030000008000000014000100fe8000000000000072b3d5fffe8000020a00020070b3d58000020000');
+  // iproute2 also sends RTA_DST :: for a default route; the kernel takes its absence the same.
+  const iproute2Default = '44000000180005061ac1066b000000000a000000fe53000100000000140001000000000000000000000000000000000014000500fd01000b000000000000000000000001';
+  t.is(hex(message(defaultRoute('fd01:b::1'), seq)), iproute2Default.replace('44000000', '30000000').replace('1400010000000000000000000000000000000000', ''));
 });
 
 test('IPv6: addresses (nodad), routes via a link-local next hop and neighbours decode back; the families of destination and gateway must match', (t) => {

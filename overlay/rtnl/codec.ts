@@ -41,7 +41,7 @@ const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18,
 const VETH_INFO_PEER = 1;
 const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 const IFLA_VXLAN = { ID: 1, LOCAL: 4, LEARNING: 7, PORT: 15 } as const;
-const IFA = { ADDRESS: 1, LOCAL: 2, FLAGS: 8 } as const;
+const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
 /** IFA_F_NODAD: an IPv6 address usable at once (no duplicate detection on a subnet Strata alone allocates). */
 export const IFA_F_NODAD = 0x02;
 const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
@@ -271,12 +271,7 @@ export function delLink(index: number, name = `#${index}`): Request {
 export function address(op: 'add' | 'del', index: number, ip: string, prefixLength: number): Request {
   const family = familyOf(ip);
   const flags = family === AF_INET6 && op === 'add' ? IFA_F_NODAD : 0;
-  const payload = Buffer.concat([
-    ifaddrmsg(prefixLength, index, family, flags),
-    attr(IFA.LOCAL, ipBytes(ip)),
-    attr(IFA.ADDRESS, ipBytes(ip)),
-    ...(flags !== 0 ? [attr(IFA.FLAGS, u32(flags))] : []),
-  ]);
+  const payload = Buffer.concat([ifaddrmsg(prefixLength, index, family, flags), attr(IFA.LOCAL, ipBytes(ip)), attr(IFA.ADDRESS, ipBytes(ip))]);
   return op === 'add'
     ? { type: RTM.NEWADDR, flags: NLM_F.CREATE | NLM_F.EXCL, payload, what: `add address ${ip}/${prefixLength} dev #${index}` }
     : { type: RTM.DELADDR, flags: 0, payload, what: `delete address ${ip}/${prefixLength} dev #${index}` };
