@@ -9,7 +9,8 @@
  *   + `bridge -batch` (two processes, wall clock);
  * - a reconcile with nothing to change, and one repairing a deleted route;
  * - TCP throughput container → container across two hosts over VXLAN
- *   versus a direct veth between two namespaces (goal >= 0.9x), median of 3.
+ *   versus a direct veth between two namespaces (goal >= 0.9x), median of 3;
+ *   the same over IPv6 on `dcos6` (`throughputIpv6MBps`).
  * - task network attach (`--parts attach`): a task's namespace, veth into
  *   the bridge, address, MTU and default route through `ContainerNetworks`
  *   (what the agent does per task), p50/p99 over `--attaches N` (200)
@@ -27,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { DEFAULT_NETWORKS } from '../control-plane/model/schemas.ts';
-import { planLease } from '../control-plane/networks/ipam.ts';
+import { firstFreeAddress, gatewayOf, planLease } from '../control-plane/networks/ipam.ts';
 import type { OverlayStateFile } from '../overlay/reconcile-once.ts';
 import { netnsSet, netnsUnavailable, startTcpSink, tcpThroughputMBps, type Netns, type NetnsSet } from '../test/harness/netns.ts';
 import { ContainerNetworks } from '../overlay/attach.ts';
@@ -84,7 +85,9 @@ async function reset(set: NetnsSet, ns: Netns): Promise<void> {
   for (const dev of ['vtep1024', 'm-dcos']) await set.ip(['-n', ns.name, 'link', 'del', dev]).catch(() => undefined);
 }
 
-async function throughputPaths(set: NetnsSet, dir: string): Promise<{ overlay: number[]; direct: number[] }> {
+interface ThroughputRuns { overlay: number[]; direct: number[]; overlay6: number[]; direct6: number[] }
+
+async function throughputPaths(set: NetnsSet, dir: string): Promise<ThroughputRuns> {
   // Overlay: underlay bridge, two hosts programmed by reconcile-once, a container on each.
   const underlay = await set.create('u');
   const hosts = [await set.create('h1'), await set.create('h2')];
@@ -109,27 +112,37 @@ async function throughputPaths(set: NetnsSet, dir: string): Promise<{ overlay: n
     await set.ip(['-n', c.name, 'addr', 'add', `${subnet}2/24`, 'dev', 'eth0']);
     await set.ip(['-n', c.name, 'link', 'set', 'eth0', 'up']);
     await set.ip(['-n', c.name, 'route', 'add', 'default', 'via', `${subnet}1`]);
+    // IPv6: a second interface on dcos6 (fd01:b::/64, /80 per host), routed via the peer's VTEP link-local next hop.
+    const subnet6 = leases[i]!.networks['dcos6']!.subnet6!;
+    await set.ip(['-n', host.name, 'link', 'add', 'vc6', 'mtu', '1420', 'type', 'veth', 'peer', 'name', 'eth1', 'mtu', '1420', 'netns', c.name]);
+    await set.ip(['-n', host.name, 'link', 'set', 'vc6', 'master', 'm-dcos6', 'up']);
+    await set.ip(['-n', c.name, 'addr', 'add', `${firstFreeAddress(subnet6, new Set())!}/80`, 'dev', 'eth1', 'nodad']);
+    await set.ip(['-n', c.name, 'link', 'set', 'eth1', 'up']);
+    await set.ip(['-n', c.name, '-6', 'route', 'add', 'default', 'via', gatewayOf(subnet6)]);
   }
   // Direct: a veth between two namespaces, same MTU.
   const d1 = await set.create('d1');
   const d2 = await set.create('d2');
   await set.ip(['-n', d1.name, 'link', 'add', 'eth0', 'mtu', '1420', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1420', 'netns', d2.name]);
-  for (const [ns, ip] of [[d1, '10.89.0.1'], [d2, '10.89.0.2']] as const) {
+  for (const [ns, ip, ip6] of [[d1, '10.89.0.1', 'fd00:89::1'], [d2, '10.89.0.2', 'fd00:89::2']] as const) {
     await set.ip(['-n', ns.name, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    await set.ip(['-n', ns.name, 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
     await set.ip(['-n', ns.name, 'link', 'set', 'eth0', 'up']);
   }
   const target = `${leases[1]!.networks['dcos']!.subnet!.slice(0, -4)}2`;
-  for (const [ns, ip] of [[containers[1]!, target], [d2, '10.89.0.2']] as const) {
+  const target6 = firstFreeAddress(leases[1]!.networks['dcos6']!.subnet6!, new Set())!;
+  for (const [ns, ip] of [[containers[1]!, target], [d2, '10.89.0.2'], [containers[1]!, target6], [d2, 'fd00:89::2']] as const) {
     await startTcpSink(ns, ip);
   }
   const measure = (from: Netns, to: string): Promise<number> => tcpThroughputMBps(from, to, 9000, 256);
-  const overlay: number[] = [];
-  const direct: number[] = [];
+  const runs: ThroughputRuns = { overlay: [], direct: [], overlay6: [], direct6: [] };
   for (let i = 0; i < 3; i++) {
-    overlay.push(await measure(containers[0]!, target));
-    direct.push(await measure(d1, '10.89.0.2'));
+    runs.overlay.push(await measure(containers[0]!, target));
+    runs.direct.push(await measure(d1, '10.89.0.2'));
+    runs.overlay6.push(await measure(containers[0]!, target6));
+    runs.direct6.push(await measure(d1, 'fd00:89::2'));
   }
-  return { overlay, direct };
+  return runs;
 }
 
 function percentile(xs: readonly number[], p: number): number {
@@ -152,7 +165,7 @@ async function attachPart(set: NetnsSet, dir: string, count: number): Promise<ob
   try {
     for (let k = 0; k < count; k++) {
       const t0 = performance.now();
-      await networks.attachTask(ids[k]!, { bridge: 'm-dcos', ip: `9.0.${1 + (k >> 8)}.${(k & 255) || 1}`, prefixLength: 16, gateway: '9.0.0.1', mtu: 1420 });
+      await networks.attachTask(ids[k]!, { bridge: 'm-dcos', addresses: [{ ip: `9.0.${1 + (k >> 8)}.${(k & 255) || 1}`, prefixLength: 16, gateway: '9.0.0.1' }], mtu: 1420 });
       attachMs.push(performance.now() - t0);
     }
     const d0 = performance.now();
@@ -258,6 +271,7 @@ export async function run(args: string[]): Promise<unknown> {
       steadyReconcileMs: { median: r2(median(noChange.slice(1))) },
       repairOneRouteMs: { median: r2(median(repair)) },
       ...(tp ? { throughputMBps: { overlay: r2(median(tp.overlay)), directVeth: r2(median(tp.direct)), ratio: r2(median(tp.overlay) / median(tp.direct)), runs: { overlay: tp.overlay.map(r2), direct: tp.direct.map(r2) }, goalRatio: 0.9 } } : {}),
+      ...(tp ? { throughputIpv6MBps: { overlay: r2(median(tp.overlay6)), directVeth: r2(median(tp.direct6)), ratio: r2(median(tp.overlay6) / median(tp.direct6)), runs: { overlay: tp.overlay6.map(r2), direct: tp.direct6.map(r2) }, note: 'dcos6 container → container across the two hosts (IPv4 underlay) vs a direct veth over IPv6' } } : {}),
     };
   } finally {
     await set.cleanup();

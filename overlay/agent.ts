@@ -45,7 +45,7 @@ export interface OverlayAgent {
   readonly ready: Promise<void>;
   /** The last lease the master gave this agent. */
   lease(): OverlayLease | undefined;
-  /** The bridge of `network` on this agent as last reconciled (name, gateway, prefix length, MTU), if it has a subnet here. */
+  /** The bridge of `network` on this agent as last reconciled (name, MTU, IPv4 and/or IPv6 gateway and prefix length), if it has a subnet here. */
   network(network: string): DesiredNetwork['bridge'] | undefined;
   /** Stop; with `removeDevices`, also delete this agent's VXLAN devices and bridges (and with them its routes and entries). */
   close(options?: { readonly removeDevices?: boolean }): Promise<void>;

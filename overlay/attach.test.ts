@@ -41,7 +41,7 @@ const CLIENT = `const s = require('node:net').connect({ host: process.argv.at(-1
   const networks = new ContainerNetworks({ host: hostRtnl, netns, netnsDir: dir });
   const taskId = `web.instance-${process.pid}._app.1`;
   t.teardown(() => networks.detachTask(taskId).catch(() => undefined));
-  const link = { bridge: 'm-dcos', ip: '9.0.7.2', prefixLength: 24, gateway: '9.0.7.1', mtu: 1420 };
+  const link = { bridge: 'm-dcos', addresses: [{ ip: '9.0.7.2', prefixLength: 24, gateway: '9.0.7.1' }], mtu: 1420 };
   const attached = await networks.attachTask(taskId, link);
   t.true(existsSync(attached.netnsPath));
   t.regex(attached.mac ?? '', /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
@@ -94,6 +94,6 @@ const CLIENT = `const s = require('node:net').connect({ host: process.argv.at(-1
   const hostRtnl = netns.within(`/run/netns/${host.name}`, () => new NetlinkRtnl());
   t.teardown(() => hostRtnl.close());
   const networks = new ContainerNetworks({ host: hostRtnl, netns, netnsDir: mkdtempSync(join(tmpdir(), 'sxatt-')) });
-  await t.throwsAsync(networks.attachTask('web.x', { bridge: 'm-none', ip: '9.0.7.2', prefixLength: 24, gateway: '9.0.7.1', mtu: 1420 }), { code: 'OVERLAY_ATTACH', message: /no bridge m-none/ });
+  await t.throwsAsync(networks.attachTask('web.x', { bridge: 'm-none', addresses: [{ ip: '9.0.7.2', prefixLength: 24, gateway: '9.0.7.1' }], mtu: 1420 }), { code: 'OVERLAY_ATTACH', message: /no bridge m-none/ });
   t.false(existsSync(networks.names('web.x').netnsPath));
 });

@@ -4,7 +4,9 @@
  * the host end up and enslaved to the network's bridge (`m-<network>`),
  * and inside the namespace `lo` up, the container IP, the link up with the
  * network's MTU, and a default route via the bridge's gateway address.
- * Seven rtnetlink requests and two small dumps; no `ip` process.
+ * Seven rtnetlink requests and two small dumps; no `ip` process. A network
+ * with an IPv6 subnet adds the IPv6 address (`nodad`) and an IPv6 default
+ * route via the bridge's IPv6 gateway (an IPv6-only network has only those).
  *
  * `ContainerNetworks` adds the namespaces themselves (created per task at
  * `taskNetnsPath(id)`, or given, as CNI does) and the timings. Detaching
@@ -14,7 +16,7 @@
 import { openSync, closeSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { StrataError } from '../common/errors.ts';
-import { address, decodeAddress, decodeLink, decodeRoute, defaultRoute, delLinkNamed, dump, newVeth, setLink, type LinkInfo, type Request } from './rtnl/codec.ts';
+import { AF_INET6, address, decodeAddress, decodeLink, decodeRoute, defaultRoute, delLinkNamed, dump, newVeth, setLink, type LinkInfo, type Request } from './rtnl/codec.ts';
 import { NetlinkRtnl, type Rtnl } from './rtnl/socket.ts';
 import { hostVethName, taskNetnsPath, type NetnsOps } from './netns.ts';
 
@@ -26,10 +28,16 @@ export interface ContainerLink {
   readonly hostIf: string;
   /** The interface name inside the namespace (`eth0`). */
   readonly ifName: string;
+  /** The container's addresses, one per family the network has here (IPv4 first). */
+  readonly addresses: readonly ContainerAddress[];
+  readonly mtu: number;
+}
+
+/** One address of a container, the length of its subnet, and the bridge's address in that subnet (the default route's gateway). */
+export interface ContainerAddress {
   readonly ip: string;
   readonly prefixLength: number;
   readonly gateway: string;
-  readonly mtu: number;
 }
 
 export interface Attached {
@@ -76,12 +84,13 @@ export async function attachContainer(host: Rtnl, container: Rtnl, netnsFd: numb
   const eth = inside.find((l) => l.name === link.ifName);
   if (!eth) throw new StrataError('OVERLAY_ATTACH', `${link.ifName} did not appear in the namespace after creating the veth pair`);
   // Independent steps go together; the route needs the address and the link up.
+  if (link.addresses.length === 0) throw new StrataError('OVERLAY_ATTACH', `no address to give ${link.ifName}: the network has no subnet on this agent`);
   await Promise.all([
     ...(lo && !lo.up ? [container.request(setLink(lo.index, { up: true }, 'lo'))] : []),
-    container.request(address('add', eth.index, link.ip, link.prefixLength)),
+    ...link.addresses.map((a) => container.request(address('add', eth.index, a.ip, a.prefixLength))),
     container.request(setLink(eth.index, { up: true }, link.ifName)),
   ]);
-  await container.request(defaultRoute(link.gateway));
+  await Promise.all(link.addresses.map((a) => container.request(defaultRoute(a.gateway))));
   return { hostIf: link.hostIf, ifName: link.ifName, bridgeIndex, ...(eth.mac ? { mac: eth.mac } : {}) };
 }
 
@@ -111,9 +120,11 @@ export async function checkContainer(host: Rtnl, container: Rtnl, link: Containe
   if (!eth.up) problems.push(`${link.ifName} is down`);
   if (eth.mtu !== link.mtu) problems.push(`${link.ifName} has MTU ${eth.mtu}, not ${link.mtu}`);
   const addrs = (await container.dump(dump.addresses())).map(decodeAddress).filter((a) => a !== undefined && a.index === eth.index);
-  if (!addrs.some((a) => a!.ip === link.ip && a!.prefixLength === link.prefixLength)) problems.push(`${link.ifName} lacks ${link.ip}/${link.prefixLength}`);
-  const routes = (await container.dump(dump.routes())).map(decodeRoute);
-  if (!routes.some((r) => r !== undefined && r.dstLength === 0 && r.gateway === link.gateway)) problems.push(`no default route via ${link.gateway}`);
+  const routes = (await Promise.all([container.dump(dump.routes()), container.dump(dump.routes(AF_INET6))])).flat().map(decodeRoute);
+  for (const want of link.addresses) {
+    if (!addrs.some((a) => a!.ip === want.ip && a!.prefixLength === want.prefixLength)) problems.push(`${link.ifName} lacks ${want.ip}/${want.prefixLength}`);
+    if (!routes.some((r) => r !== undefined && r.dstLength === 0 && r.gateway === want.gateway)) problems.push(`no default route via ${want.gateway}`);
+  }
   return problems;
 }
 

@@ -85,7 +85,7 @@ async function attachContainer(host: Netns, container: Netns, hostIf: string, ip
   const netns = nativeNetns();
   const hostRtnl = netns.within(`/run/netns/${host.name}`, () => new NetlinkRtnl());
   try {
-    await new ContainerNetworks({ host: hostRtnl, netns }).attachNetns(`/run/netns/${container.name}`, { bridge: 'm-dcos', hostIf, ifName: 'eth0', ip, prefixLength: 24, gateway, mtu: 1420 });
+    await new ContainerNetworks({ host: hostRtnl, netns }).attachNetns(`/run/netns/${container.name}`, { bridge: 'm-dcos', hostIf, ifName: 'eth0', addresses: [{ ip, prefixLength: 24, gateway }], mtu: 1420 });
   } finally {
     hostRtnl.close();
   }

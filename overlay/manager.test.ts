@@ -5,6 +5,7 @@
  * ever removed, and a refused request does not stop the rest.
  */
 import test from 'ava';
+import { Registry } from 'prom-client';
 import type { Network, OverlayLease } from '../control-plane/model/schemas.ts';
 import { vtepMacOf } from '../control-plane/networks/ipam.ts';
 import { desiredOverlay } from './desired.ts';
@@ -110,4 +111,52 @@ test('a refused request is reported with its errno and does not stop the others'
   t.like(result.failures[0], { errno: 101 });
   t.regex(result.failures[0]!.error, /replace route 9\.0\.1\.0\/24 via 44\.128\.0\.2 dev #\d+ onlink: the kernel refused it: ENETUNREACH/);
   t.true(rtnl.state.routes.some((r) => r.dst === '9.0.2.0'), 'the other peer is programmed');
+});
+
+test('IPv6: a dual-stack network puts both gateways on its bridge and routes each peer\'s IPv6 subnet via the link-local address of its VTEP MAC; an IPv6-only network gets only IPv6; link-local addresses are left alone; hand edits repaired', async (t) => {
+  const { rtnl } = setup();
+  const registry = new Registry();
+  const manager = new OverlayManager({ rtnl, enableForwarding: false, metrics: registry });
+  const dual: Network = { name: 'dual', subnet: '10.8.0.0/16', subnet6: 'fd01:e::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} };
+  const dcos6: Network = { name: 'dcos6', subnet6: 'fd01:b::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1025, labels: {} };
+  const v6leases = [
+    lease(1, { dual: { subnet: '10.8.0.0/24', subnet6: 'fd01:e::/80' }, dcos6: { subnet6: 'fd01:b::/80' } }),
+    lease(2, { dual: { subnet: '10.8.1.0/24', subnet6: 'fd01:e:0:0:1::/80' }, dcos6: { subnet6: 'fd01:b:0:0:1::/80' } }),
+    lease(3, { dual: { subnet: '10.8.2.0/24' } }), // no IPv6 subnet of dual (its pool was exhausted): only its IPv4 subnet is routed
+  ];
+  const { desired } = desiredOverlay({ agentId: 'a1', leases: v6leases, networks: [dual, dcos6] });
+  t.deepEqual(desired.networks.map((n) => n.bridge), [
+    { name: 'm-dcos6', mtu: 1420, gateway6: 'fd01:b::1', prefixLength6: 80 },
+    { name: 'm-dual', mtu: 1420, gateway: '10.8.0.1', prefixLength: 24, gateway6: 'fd01:e::1', prefixLength6: 80 },
+  ]);
+  t.like(desired.networks[1]!.peers[0], { agentId: 'a2', vtepIp6: 'fe80::72b3:d5ff:fe80:2', subnet: '10.8.1.0/24', subnet6: 'fd01:e:0:0:1::/80' });
+  t.deepEqual((await manager.reconcile(desired)).failures, []);
+  t.regex(await registry.metrics(), /strata_overlay_peer_subnets\{family="ipv6"\} 2\n/);
+  t.regex(await registry.metrics(), /strata_overlay_peer_subnets\{family="ipv4"\} 2\n/);
+  const s = rtnl.state;
+  const index = (name: string): number => s.links.find((l) => l.name === name)!.index;
+  t.deepEqual(s.addresses.filter((a) => a.index === index('m-dual')).map((a) => `${a.ip}/${a.prefixLength}`), ['10.8.0.1/24', 'fd01:e::1/80']);
+  t.deepEqual(s.addresses.filter((a) => a.index === index('m-dcos6')).map((a) => `${a.ip}/${a.prefixLength}`), ['fd01:b::1/80']);
+  t.deepEqual(s.routes.filter((r) => r.protocol === RTPROT_STRATA).map((r) => `${r.dst}/${r.dstLength} via ${r.gateway} dev #${r.oif}`).sort(), [
+    `10.8.1.0/24 via 44.128.0.2 dev #${index('vtep1030')}`,
+    `10.8.2.0/24 via 44.128.0.3 dev #${index('vtep1030')}`,
+    `fd01:b:0:0:1::/80 via fe80::72b3:d5ff:fe80:2 dev #${index('vtep1025')}`,
+    `fd01:e:0:0:1::/80 via fe80::72b3:d5ff:fe80:2 dev #${index('vtep1030')}`,
+  ]);
+  t.deepEqual(s.neighbours.filter((n) => n.index === index('vtep1030')).map((n) => `${n.dst} ${n.mac}`).sort(), [
+    '44.128.0.2 70:b3:d5:80:00:02', '44.128.0.3 70:b3:d5:80:00:03', 'fe80::72b3:d5ff:fe80:2 70:b3:d5:80:00:02',
+  ]);
+
+  // The kernel's own link-local address on the bridge is not Strata's to remove; a second run sends nothing.
+  s.addresses.push({ index: index('m-dual'), ip: 'fe80::1', prefixLength: 64 });
+  t.deepEqual((await manager.reconcile(desired)).ops, []);
+  // Removed by hand: the IPv6 gateway, the IPv6 route and the IPv6 neighbour come back, and only they.
+  s.addresses = s.addresses.filter((a) => a.ip !== 'fd01:e::1');
+  s.routes = s.routes.filter((r) => r.dst !== 'fd01:b:0:0:1::');
+  s.neighbours = s.neighbours.filter((n) => !(n.dst === 'fe80::72b3:d5ff:fe80:2' && n.index === index('vtep1030')));
+  t.deepEqual((await manager.reconcile(desired)).ops.map((o) => o.op).sort(), ['addAddress', 'replaceNeighbour', 'replaceRoute']);
+  // The leases lose dual's IPv6 subnets (its IPv6 pool removed): its IPv6 gateway, route and next-hop neighbour go; IPv4 stays.
+  const v4leases = v6leases.map((l) => ({ ...l, networks: { ...l.networks, dual: { subnet: l.networks['dual']!.subnet! } } }));
+  const dropped = await manager.reconcile(desiredOverlay({ agentId: 'a1', leases: v4leases, networks: [dual, dcos6] }).desired);
+  t.deepEqual(dropped.ops.map((o) => `${o.op} ${'ip' in o ? o.ip : 'dst' in o ? o.dst : ''}`).sort(), ['delAddress fd01:e::1', 'delNeighbour fe80::72b3:d5ff:fe80:2', 'delRoute fd01:e:0:0:1::']);
 });

@@ -8,12 +8,12 @@
  * is put back. A request the kernel refuses does not stop the others; the
  * failures are returned (and counted) and the next reconcile tries again.
  */
-import { writeFile, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isStrataError } from '../common/errors.ts';
 import type { DesiredOverlay } from './desired.ts';
 import { planEntries, planLinks, toRequest, type KernelOp, type Observed } from './plan.ts';
-import { decodeAddress, decodeLink, decodeNeighbour, decodeRoute, dump, type LinkInfo } from './rtnl/codec.ts';
+import { AF_INET6, decodeAddress, decodeLink, decodeNeighbour, decodeRoute, dump, type LinkInfo } from './rtnl/codec.ts';
 import type { Rtnl } from './rtnl/socket.ts';
 
 export interface OverlayMetrics {
@@ -22,6 +22,7 @@ export interface OverlayMetrics {
   readonly failures: Counter<'op'>;
   readonly seconds: Histogram;
   readonly peers: Gauge;
+  readonly peerSubnets: Gauge<'family'>;
 }
 const byRegistry = new WeakMap<Registry, OverlayMetrics>();
 
@@ -34,6 +35,7 @@ export function overlayMetrics(registry: Registry): OverlayMetrics {
       failures: new Counter({ name: 'strata_overlay_kernel_failures_total', help: 'Kernel changes the kernel refused, by operation', labelNames: ['op'], registers: [registry] }),
       seconds: new Histogram({ name: 'strata_overlay_reconcile_seconds', help: 'Time of one overlay reconcile', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
       peers: new Gauge({ name: 'strata_overlay_peers', help: 'Remote agents programmed (summed over networks)', registers: [registry] }),
+      peerSubnets: new Gauge({ name: 'strata_overlay_peer_subnets', help: 'Remote agents\' subnets routed through the VXLAN devices, by family (ipv4, ipv6)', labelNames: ['family'], registers: [registry] }),
     };
     byRegistry.set(registry, m);
   }
@@ -71,8 +73,8 @@ export class OverlayManager {
     const [l, addresses, routes, neighbours, fdb] = await Promise.all([
       links ? Promise.resolve(links) : this.#rtnl.dump(dump.links()).then((ps) => ps.map(decodeLink)),
       this.#rtnl.dump(dump.addresses()).then((ps) => ps.map(decodeAddress).filter((a) => a !== undefined)),
-      this.#rtnl.dump(dump.routes()).then((ps) => ps.map(decodeRoute).filter((r) => r !== undefined)),
-      this.#rtnl.dump(dump.neighbours()).then((ps) => ps.map(decodeNeighbour)),
+      Promise.all([this.#rtnl.dump(dump.routes()), this.#rtnl.dump(dump.routes(AF_INET6))]).then((ps) => ps.flat().map(decodeRoute).filter((r) => r !== undefined)),
+      Promise.all([this.#rtnl.dump(dump.neighbours()), this.#rtnl.dump(dump.neighbours(AF_INET6))]).then((ps) => ps.flat().map(decodeNeighbour)),
       this.#rtnl.dump(dump.fdb()).then((ps) => ps.map(decodeNeighbour)),
     ]);
     return { links: l, addresses, routes, neighbours, fdb };
@@ -104,7 +106,7 @@ export class OverlayManager {
     const stop = this.#metrics?.seconds.startTimer();
     const failures: { op: KernelOp; error: string; errno?: number }[] = [];
     try {
-      if (this.#forwarding && desired.networks.length > 0) await ensureForwarding();
+      if (this.#forwarding && desired.networks.length > 0) await ensureForwarding(desired.networks.some((n) => n.bridge.gateway6 !== undefined));
       let links = (await this.#rtnl.dump(dump.links())).map(decodeLink);
       const linkOps = planLinks(desired, links);
       await this.#apply(linkOps, true, failures);
@@ -112,6 +114,8 @@ export class OverlayManager {
       const entryOps = planEntries(desired, await this.observe(links));
       await this.#apply(entryOps, false, failures);
       this.#metrics?.peers.set(desired.networks.reduce((n, x) => n + x.peers.length, 0));
+      this.#metrics?.peerSubnets.set({ family: 'ipv4' }, desired.networks.reduce((n, x) => n + x.peers.filter((p) => p.subnet !== undefined).length, 0));
+      this.#metrics?.peerSubnets.set({ family: 'ipv6' }, desired.networks.reduce((n, x) => n + x.peers.filter((p) => p.subnet6 !== undefined).length, 0));
       this.#metrics?.reconciles.inc({ result: failures.length === 0 ? 'ok' : 'partial' });
       return { ops: [...linkOps, ...entryOps], failures };
     } catch (err) {
@@ -124,9 +128,28 @@ export class OverlayManager {
 }
 
 const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const FORWARD6 = '/proc/sys/net/ipv6/conf/all/forwarding';
 
-/** IPv4 forwarding on in this process's network namespace (a file write, not a process). */
-export async function ensureForwarding(): Promise<void> {
+const CONF6 = '/proc/sys/net/ipv6/conf';
+
+/**
+ * IPv4 forwarding on in this process's network namespace (a file write, not
+ * a process), and with `ipv6` IPv6 forwarding too (only when a network
+ * here has an IPv6 subnet). A host turned into an IPv6 router stops
+ * accepting router advertisements where `accept_ra` is 1, and would lose a
+ * default route it learnt from them; so before turning IPv6 forwarding on,
+ * those interfaces get `accept_ra` 2 (accept them even when forwarding).
+ */
+export async function ensureForwarding(ipv6 = false): Promise<void> {
   const now = await readFile(FORWARD, 'utf8').catch(() => '');
   if (now.trim() !== '1') await writeFile(FORWARD, '1');
+  if (!ipv6) return;
+  const now6 = await readFile(FORWARD6, 'utf8').catch(() => '');
+  if (now6.trim() === '1') return;
+  for (const name of await readdir(CONF6).catch(() => [] as string[])) {
+    if (name === 'all' || name === 'default' || name === 'lo') continue;
+    const file = `${CONF6}/${name}/accept_ra`;
+    if ((await readFile(file, 'utf8').catch(() => '')).trim() === '1') await writeFile(file, '2').catch(() => undefined);
+  }
+  await writeFile(FORWARD6, '1');
 }

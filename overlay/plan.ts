@@ -14,6 +14,7 @@ import { isOverlayBridgeName, isOverlayVxlanName } from './desired.ts';
 import {
   AF_BRIDGE,
   AF_INET,
+  AF_INET6,
   NTF_SELF,
   NUD_PERMANENT,
   RTPROT_STRATA,
@@ -115,8 +116,11 @@ export interface Observed {
 
 function networkAddress(subnet: string): { dst: string; dstLength: number } {
   const c = parseCidr(subnet)!;
-  return { dst: bigIntToIp(c.base, 4), dstLength: c.prefixLength };
+  return { dst: bigIntToIp(c.base, c.family), dstLength: c.prefixLength };
 }
+
+/** Addresses the kernel manages itself (IPv6 link-local, fe80::/10): never ours to remove. */
+const isLinkLocal6 = (ip: string): boolean => /^fe[89ab][0-9a-f]?:/i.test(ip);
 
 /** Phase 2: addresses, FDB, neighbours, routes (every device of `desired` exists in `observed.links`). */
 export function planEntries(desired: DesiredOverlay, observed: Observed): KernelOp[] {
@@ -130,29 +134,37 @@ export function planEntries(desired: DesiredOverlay, observed: Observed): Kernel
     const br = byName.get(n.bridge.name);
     if (!vx || !br) return;
     vxlanIndexes.add(vx.index);
-    // Addresses: exactly the VTEP /32 on the VXLAN device, the gateway on the bridge.
-    for (const [link, ip, length] of [[vx, n.vxlan.vtepIp, 32], [br, n.bridge.gateway, n.bridge.prefixLength]] as const) {
-      const have = observed.addresses.filter((a) => a.index === link.index);
-      if (!have.some((a) => a.ip === ip && a.prefixLength === length)) ops.push({ op: 'addAddress', index: link.index, ip, prefixLength: length });
-      for (const a of have) if (a.ip !== ip || a.prefixLength !== length) ops.push({ op: 'delAddress', index: a.index, ip: a.ip, prefixLength: a.prefixLength });
+    // Addresses: exactly the VTEP /32 on the VXLAN device, the gateway of each family on the bridge (link-local ones left alone).
+    const b = n.bridge;
+    const bridgeWant = [
+      ...(b.gateway !== undefined && b.prefixLength !== undefined ? [{ ip: b.gateway, prefixLength: b.prefixLength }] : []),
+      ...(b.gateway6 !== undefined && b.prefixLength6 !== undefined ? [{ ip: b.gateway6, prefixLength: b.prefixLength6 }] : []),
+    ];
+    for (const [link, want] of [[vx, [{ ip: n.vxlan.vtepIp, prefixLength: 32 }]], [br, bridgeWant]] as const) {
+      const have = observed.addresses.filter((a) => a.index === link.index && !isLinkLocal6(a.ip));
+      for (const w of want) if (!have.some((a) => a.ip === w.ip && a.prefixLength === w.prefixLength)) ops.push({ op: 'addAddress', index: link.index, ip: w.ip, prefixLength: w.prefixLength });
+      for (const a of have) if (!want.some((w) => a.ip === w.ip && a.prefixLength === w.prefixLength)) ops.push({ op: 'delAddress', index: a.index, ip: a.ip, prefixLength: a.prefixLength });
     }
     // FDB: peer VTEP MAC → peer underlay IP.
     const fdbHave = new Map(observed.fdb.filter((f) => f.family === AF_BRIDGE && f.index === vx.index && (f.flags & NTF_SELF) !== 0 && f.mac !== undefined).map((f) => [f.mac!, f]));
     const fdbWant = new Map(n.peers.map((p) => [p.vtepMac, p.underlayIp]));
     for (const [mac, dst] of fdbWant) if (fdbHave.get(mac)?.dst !== dst || (fdbHave.get(mac)!.state & NUD_PERMANENT) === 0) ops.push({ op: 'replaceFdb', index: vx.index, mac, dst });
     for (const [mac, f] of fdbHave) if (!fdbWant.has(mac) && f.dst !== undefined) ops.push({ op: 'delFdb', index: vx.index, mac, dst: f.dst });
-    // Neighbours: peer VTEP IP → peer VTEP MAC, permanent.
-    const neighHave = new Map(observed.neighbours.filter((x) => x.family === AF_INET && x.index === vx.index && x.dst !== undefined).map((x) => [x.dst!, x]));
-    const neighWant = new Map(n.peers.map((p) => [p.vtepIp, p.vtepMac]));
+    // Neighbours: peer VTEP IP → peer VTEP MAC, permanent (and its link-local → the same MAC for a peer's IPv6 subnet).
+    const neighHave = new Map(observed.neighbours.filter((x) => (x.family === AF_INET || x.family === AF_INET6) && x.index === vx.index && x.dst !== undefined).map((x) => [x.dst!, x]));
+    const neighWant = new Map(n.peers.flatMap((p) => [[p.vtepIp, p.vtepMac] as const, ...(p.subnet6 !== undefined ? [[p.vtepIp6, p.vtepMac] as const] : [])]));
     for (const [ip, mac] of neighWant) {
       const have = neighHave.get(ip);
       if (have?.mac !== mac || (have.state & NUD_PERMANENT) === 0) ops.push({ op: 'replaceNeighbour', index: vx.index, ip, mac });
     }
     for (const [ip, x] of neighHave) if (!neighWant.has(ip) && (x.state & NUD_PERMANENT) !== 0 && x.mac !== undefined) ops.push({ op: 'delNeighbour', index: vx.index, ip, mac: x.mac });
-    // Routes: peer subnet via peer VTEP, onlink.
+    // Routes: peer subnets via peer VTEP (IPv4) or its link-local address (IPv6), onlink.
     for (const p of n.peers) {
-      const r = { ...networkAddress(p.subnet), gateway: p.vtepIp, oif: vx.index };
-      wantedRoutes.set(`${r.dst}/${r.dstLength}`, r);
+      for (const [subnet, gateway] of [[p.subnet, p.vtepIp], [p.subnet6, p.vtepIp6]] as const) {
+        if (subnet === undefined) continue;
+        const r = { ...networkAddress(subnet), gateway, oif: vx.index };
+        wantedRoutes.set(`${r.dst}/${r.dstLength}`, r);
+      }
     }
   };
   for (const n of desired.networks) planNetwork(n);

@@ -15,7 +15,8 @@ import { StrataError } from '../common/errors.ts';
 import type { OverlayAddress, TaskIpAddress } from '../control-plane/model/schemas.ts';
 import type { TaskNetworking } from '../scheduler/agent/task-networking.ts';
 import type { OverlayAgent } from './agent.ts';
-import { ContainerNetworks } from './attach.ts';
+import { ContainerNetworks, type ContainerAddress } from './attach.ts';
+import type { DesiredBridge } from './desired.ts';
 import { nativeNetns, taskNetnsPath, type NetnsOps } from './netns.ts';
 import { NetlinkRtnl, type Rtnl } from './rtnl/socket.ts';
 
@@ -36,6 +37,16 @@ export interface OverlayTaskNetworking extends TaskNetworking {
   /** Once the agent is registered and its overlay started (`undefined` when the overlay is off here). */
   bind(binding: { readonly agentId: string; readonly overlay: OverlayAgent | undefined; readonly fetch?: FetchLike }): void;
   close(): void;
+}
+
+/** The container's addresses on a bridge: each address the master gave whose family the bridge has a gateway of, IPv4 first. */
+export function containerAddresses(bridge: DesiredBridge, given: readonly Pick<OverlayAddress, 'ip'>[]): ContainerAddress[] {
+  const out: ContainerAddress[] = [];
+  const v4 = given.find((a) => !a.ip.includes(':'));
+  const v6 = given.find((a) => a.ip.includes(':'));
+  if (v4 && bridge.gateway !== undefined && bridge.prefixLength !== undefined) out.push({ ip: v4.ip, prefixLength: bridge.prefixLength, gateway: bridge.gateway });
+  if (v6 && bridge.gateway6 !== undefined && bridge.prefixLength6 !== undefined) out.push({ ip: v6.ip, prefixLength: bridge.prefixLength6, gateway: bridge.gateway6 });
+  return out;
 }
 
 export function overlayTaskNetworking(options: OverlayTaskNetworkingOptions): OverlayTaskNetworking {
@@ -85,11 +96,12 @@ export function overlayTaskNetworking(options: OverlayTaskNetworkingOptions): Ov
         }),
       ]).finally(() => clearTimeout(timer));
       const addresses = await askAddress(agentId, network, taskId);
-      const v4 = addresses.find((a) => !a.ip.includes(':'));
       const link = overlay.network(network);
-      if (!v4 || !link) throw new StrataError('OVERLAY_ATTACH', `network ${JSON.stringify(network)} has no IPv4 subnet on this agent (IPv6-only overlays are not attached yet)`);
-      const attached = await containers().attachTask(taskId, { bridge: link.name, ip: v4.ip, prefixLength: link.prefixLength, gateway: link.gateway, mtu: link.mtu });
-      const ipAddresses: TaskIpAddress[] = [{ ipAddress: v4.ip, protocol: 'IPv4' }];
+      if (!link) throw new StrataError('OVERLAY_ATTACH', `network ${JSON.stringify(network)} has no bridge on this agent yet (its subnet came after the last reconcile; the next one programs it)`);
+      const chosen = containerAddresses(link, addresses);
+      if (chosen.length === 0) throw new StrataError('OVERLAY_ATTACH', `network ${JSON.stringify(network)}: the master's addresses (${addresses.map((a) => a.ip).join(', ') || 'none'}) are of no family the bridge ${link.name} has a gateway of`);
+      const attached = await containers().attachTask(taskId, { bridge: link.name, addresses: chosen, mtu: link.mtu });
+      const ipAddresses: TaskIpAddress[] = chosen.map((a) => ({ ipAddress: a.ip, protocol: a.ip.includes(':') ? 'IPv6' : 'IPv4' }));
       return { netnsPath: attached.netnsPath, ipAddresses };
     },
     async detach(taskId) {

@@ -6,7 +6,8 @@
  * the control plane. ADD attaches and answers the 1.0 result; the
  * container is reachable at its IP; a second container gets another IP;
  * CHECK passes, then finds a removed address; DEL removes the veth and is
- * idempotent; VERSION and bad input answer the spec's JSON. Skipped
+ * idempotent; VERSION and bad input answer the spec's JSON; on `dcos6` ADD
+ * gives an IPv6 address and route, reached over IPv6. Skipped
  * without root or the strata_netns addon.
  */
 import test from 'ava';
@@ -134,4 +135,28 @@ interface Result { cniVersion: string; interfaces: { name: string; mac?: string;
   t.regex((unknown.out as { msg: string }).msg, /nosuch/);
   const noNetns = await plugin(host, { ...env('ADD', c1, 'y'), CNI_NETNS: '/run/netns/sxcni-none' }, config());
   t.like(noNetns.out, { code: 100 });
+
+  // dcos6 (IPv6 only): ADD gives an IPv6 address and an IPv6 default route; the container is reached over IPv6; CHECK and DEL as for IPv4.
+  await until(async () => (/inet6 fd01:b::1\/80/.test(await host.exec('ip', ['-6', 'addr', 'show', 'dev', 'm-dcos6'])) ? true : undefined), 'the m-dcos6 bridge');
+  const c3 = await set.create('c3');
+  const config6 = config({ name: 'dcos6' });
+  const add6 = await plugin(host, env('ADD', c3, 'ctr-six'), config6);
+  t.is(add6.code, 0, JSON.stringify(add6.out));
+  const r6 = add6.out as Result;
+  t.is(r6.ips.length, 1);
+  t.regex(r6.ips[0]!.address, /^fd01:b::[0-9a-f]+\/80$/);
+  t.is(r6.ips[0]!.gateway, 'fd01:b::1');
+  t.deepEqual(r6.routes, [{ dst: '::/0', gw: 'fd01:b::1' }]);
+  t.regex(await c3.exec('ip', ['-6', 'route', 'show', 'default']), /default via fd01:b::1 dev eth0/);
+  const ip6 = r6.ips[0]!.address.split('/')[0]!;
+  const server6 = c3.spawn(process.execPath, ['-e', SERVER.replace("'0.0.0.0'", "'::'")]);
+  server6.stdout!.setEncoding('utf8');
+  await once(server6.stdout!, 'data');
+  t.is((await host.exec(process.execPath, ['-e', CLIENT, ip6])).trim(), `hello from ${ip6}`);
+  t.deepEqual(await plugin(host, env('CHECK', c3, 'ctr-six'), config({ name: 'dcos6', prevResult: r6 })), { code: 0, out: undefined });
+  await c3.exec('ip', ['-6', 'route', 'del', 'default']);
+  const broken6 = await plugin(host, env('CHECK', c3, 'ctr-six'), config({ name: 'dcos6', prevResult: r6 }));
+  t.like(broken6.out, { code: 101, msg: 'the container\'s network differs from what ADD set up: no default route via fd01:b::1' });
+  t.deepEqual(await plugin(host, env('DEL', c3, 'ctr-six'), config6), { code: 0, out: undefined });
+  t.false((await c3.exec('ip', ['-o', 'link'])).includes('eth0'));
 });

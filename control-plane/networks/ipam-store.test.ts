@@ -40,6 +40,26 @@ test('agents registering at once, through two allocators, get distinct VTEPs and
   t.deepEqual((await masters[0]!.leases()).length, 40);
 });
 
+test('dual-stack and IPv6-only networks: each task gets one address per family, unique under concurrency through two allocators, the same when asked again', async (t) => {
+  const h = await startTestMaster();
+  t.teardown(() => h.close());
+  await h.master.records.put('network', { name: 'dual', subnet: '10.61.0.0/16', subnet6: 'fd01:e::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 2002, labels: {} });
+  const masters = [new OverlayIpam(h.store, h.master.records), new OverlayIpam(h.store, h.master.records)];
+  const { lease } = await masters[0]!.ensureLease('a1', '192.168.1.1');
+  t.deepEqual(lease.networks['dual'], { subnet: '10.61.0.0/24', subnet6: 'fd01:e::/80' });
+  t.deepEqual(lease.networks['dcos6'], { subnet6: 'fd01:b::/80' });
+  const tasks = Array.from({ length: 12 }, (_, i) => `web.${i}`);
+  const dual = await Promise.all(tasks.map((task, i) => masters[i % 2]!.assignAddresses('a1', 'dual', task)));
+  for (const a of dual) t.deepEqual(a.map((x) => (x.ip.includes(':') ? 6 : 4)), [4, 6], 'IPv4 then IPv6');
+  t.is(new Set(dual.map((a) => a[0]!.ip)).size, 12);
+  t.is(new Set(dual.map((a) => a[1]!.ip)).size, 12);
+  t.deepEqual(dual.map((a) => a[1]!.ip).sort(), Array.from({ length: 12 }, (_, i) => `fd01:e::${(i + 2).toString(16)}`).sort());
+  const only6 = await Promise.all(tasks.map((task, i) => masters[i % 2]!.assignAddresses('a1', 'dcos6', task)));
+  t.true(only6.every((a) => a.length === 1 && a[0]!.ip.startsWith('fd01:b::')));
+  t.is(new Set(only6.map((a) => a[0]!.ip)).size, 12);
+  t.deepEqual(await masters[1]!.assignAddresses('a1', 'dual', 'web.3'), dual[3], 'asking again gives the same two');
+});
+
 test('container IPs: unique under concurrency, idempotent per task, released when the task ends, reused only after the quarantine', async (t) => {
   const h = await startTestMaster();
   t.teardown(() => h.close());

@@ -36,6 +36,11 @@ test('subnets and container addresses come first-free; gateway, network and broa
   t.is(firstFreeAddress('9.0.3.0/24', new Set()), '9.0.3.2');
   t.is(firstFreeAddress('9.0.3.0/30', new Set()), '9.0.3.2', 'a /30: network, gateway, one host, broadcast');
   t.is(firstFreeAddress('9.0.3.0/30', new Set(['9.0.3.2'])), undefined);
+  // IPv6 (dcos6's /80 per agent): gateway ::1, containers from ::2; no broadcast address to skip.
+  t.is(gatewayOf('fd01:b:0:0:1::/80'), 'fd01:b::1:0:0:1');
+  t.is(firstFreeAddress('fd01:b:0:0:1::/80', new Set()), 'fd01:b::1:0:0:2');
+  t.is(firstFreeAddress('fd01:b::/126', new Set(['fd01:b::2'])), 'fd01:b::3', 'a /126: network, gateway, two hosts');
+  t.is(firstFreeAddress('fd01:b::/126', new Set(['fd01:b::2', 'fd01:b::3'])), undefined);
 });
 
 test('a /29 agent subnet hands out its five host addresses after the gateway', (t) => {
@@ -49,8 +54,14 @@ test('a /29 agent subnet hands out its five host addresses after the gateway', (
   t.deepEqual([...held], ['9.0.3.2', '9.0.3.3', '9.0.3.4', '9.0.3.5', '9.0.3.6']);
 });
 
-test('property: agents registering in any order, racing on the same snapshot, never share a subnet or VTEP (create-only claims)', (t) => {
-  const networks = [net('dcos', '9.0.0.0/22', 24, 1024), net('blue', '10.9.0.0/21', 26, 2000)];
+test('property: agents registering in any order, racing on the same snapshot, never share a subnet (IPv4 or IPv6) or VTEP (create-only claims)', (t) => {
+  // Small pools, so some agents find them exhausted: dcos6 holds 16 /80s, dual's IPv6 pool 4 (its IPv4 pool 4).
+  const networks: Network[] = [
+    net('dcos', '9.0.0.0/22', 24, 1024),
+    net('blue', '10.9.0.0/21', 26, 2000),
+    { name: 'dcos6', subnet6: 'fd01:b::/76', prefix: 24, prefix6: 80, mtu: 1420, vni: 1025, labels: {} },
+    { name: 'dual', subnet: '10.20.0.0/22', subnet6: 'fd01:e::/78', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} },
+  ];
   t.notThrows(() =>
     fc.assert(
     fc.property(
@@ -82,11 +93,14 @@ test('property: agents registering in any order, racing on the same snapshot, ne
           if (seen.has(`vtep ${lease.vtepIp}`)) return false;
           seen.add(`vtep ${lease.vtepIp}`);
           for (const [name, s] of Object.entries(lease.networks)) {
-            if (seen.has(`${name} ${s.subnet}`)) return false;
-            seen.add(`${name} ${s.subnet}`);
             const n = networks.find((x) => x.name === name)!;
-            const c = parseCidr(s.subnet!)!;
-            if (c.prefixLength !== n.prefix || !cidrContains(parseCidr(n.subnet!)!, s.subnet!.split('/')[0]!)) return false;
+            for (const [subnet, pool, prefix] of [[s.subnet, n.subnet, n.prefix], [s.subnet6, n.subnet6, n.prefix6]] as const) {
+              if (subnet === undefined) continue;
+              if (pool === undefined || seen.has(`${name} ${subnet}`)) return false;
+              seen.add(`${name} ${subnet}`);
+              const c = parseCidr(subnet)!;
+              if (c.prefixLength !== prefix || !cidrContains(parseCidr(pool)!, subnet.split('/')[0]!)) return false;
+            }
           }
           const again = planLease({ agentId: lease.agentId, underlayIp: lease.underlayIp, existing: lease, networks, claims, now: NOW });
           if (again.changed || again.newClaims.length > 0) return false;

@@ -8,8 +8,9 @@ import type { Network, OverlayAddress, OverlayLease } from '../../control-plane/
 import type { ContainerLink } from '../attach.ts';
 import { cniHolderId, cniHostIf, runCni, type CniKernel, type CniMaster } from './cni.ts';
 
-const lease: OverlayLease = { agentId: 'a1', underlayIp: '10.0.0.1', vtepIp: '44.128.0.1', vtepMac: '70:b3:d5:80:00:01', networks: { dcos: { subnet: '9.0.3.0/24' } }, updatedAt: '2026-01-01T00:00:00.000Z' };
+const lease: OverlayLease = { agentId: 'a1', underlayIp: '10.0.0.1', vtepIp: '44.128.0.1', vtepMac: '70:b3:d5:80:00:01', networks: { dcos: { subnet: '9.0.3.0/24' }, both: { subnet: '9.8.3.0/24', subnet6: 'fd01:e::/80' } }, updatedAt: '2026-01-01T00:00:00.000Z' };
 const dcos: Network = { name: 'dcos', subnet: '9.0.0.0/8', prefix: 24, prefix6: 80, mtu: 1420, vni: 1024, labels: {} };
+const both: Network = { name: 'both', subnet: '9.8.0.0/16', subnet6: 'fd01:e::/64', prefix: 24, prefix6: 80, mtu: 1420, vni: 1030, labels: {} };
 
 function fakes(): { master: CniMaster; kernel: CniKernel; calls: string[]; held: Map<string, string> } {
   const calls: string[] = [];
@@ -17,13 +18,15 @@ function fakes(): { master: CniMaster; kernel: CniKernel; calls: string[]; held:
   const master: CniMaster = {
     lease: async () => lease,
     network: async (name) => {
+      if (name === 'both') return both;
       if (name !== 'dcos') throw new Error(`no network "${name}"`);
       return dcos;
     },
     assign: async (agentId, network, id) => {
       calls.push(`assign ${agentId} ${network} ${id}`);
-      if (!held.has(id)) held.set(id, `9.0.3.${held.size + 2}`);
-      return [{ network, ip: held.get(id)!, agentId, taskId: id, state: 'assigned', assignedAt: lease.updatedAt, holder: 'cni' } satisfies OverlayAddress];
+      if (!held.has(id)) held.set(id, `${held.size + 2}`);
+      const record = (ip: string): OverlayAddress => ({ network, ip, agentId, taskId: id, state: 'assigned', assignedAt: lease.updatedAt, holder: 'cni' });
+      return network === 'both' ? [record(`9.8.3.${held.get(id)!}`), record(`fd01:e::${held.get(id)!}`)] : [record(`9.0.3.${held.get(id)!}`)];
     },
     release: async (agentId, network, id) => {
       calls.push(`release ${agentId} ${network} ${id}`);
@@ -37,7 +40,7 @@ function fakes(): { master: CniMaster; kernel: CniKernel; calls: string[]; held:
       links.set(link.hostIf, link);
       return { hostIf: link.hostIf, ifName: link.ifName, mac: '0a:58:09:00:03:02', bridgeIndex: 3 };
     },
-    check: async (_path, link) => (links.get(link.hostIf)?.ip === link.ip ? [] : [`${link.ifName} lacks ${link.ip}/${link.prefixLength}`]),
+    check: async (_path, link) => link.addresses.filter((a) => !links.get(link.hostIf)?.addresses.some((x) => x.ip === a.ip)).map((a) => `${link.ifName} lacks ${a.ip}/${a.prefixLength}`),
     detachLink: async (hostIf) => {
       calls.push(`detach ${hostIf}`);
       return links.delete(hostIf);
@@ -62,7 +65,7 @@ test('ADD takes an IP as a CNI holder, attaches with the network\'s bridge, gate
     dns: {},
   });
   t.is(f.calls[0], `assign a1 dcos ${cniHolderId('abc123')}`);
-  t.like(JSON.parse(f.calls[1]!.slice(f.calls[1]!.indexOf('{'))), { bridge: 'm-dcos', ifName: 'eth0', ip: '9.0.3.2', prefixLength: 24, gateway: '9.0.3.1', mtu: 1420 });
+  t.like(JSON.parse(f.calls[1]!.slice(f.calls[1]!.indexOf('{'))), { bridge: 'm-dcos', ifName: 'eth0', addresses: [{ ip: '9.0.3.2', prefixLength: 24, gateway: '9.0.3.1' }], mtu: 1420 });
 
   t.deepEqual(await run('CHECK', config({ prevResult: add.output })), { exitCode: 0 });
   const wrong = await run('CHECK', config({ prevResult: { ...(add.output as object), ips: [{ address: '9.0.3.9/24', gateway: '9.0.3.1', interface: 1 }] } }));
@@ -72,6 +75,21 @@ test('ADD takes an IP as a CNI holder, attaches with the network\'s bridge, gate
   t.deepEqual(await run('DEL'), { exitCode: 0 });
   t.deepEqual(f.calls.slice(-2), [`detach ${cniHostIf('abc123', 'eth0')}`, `release a1 dcos ${cniHolderId('abc123')}`]);
   t.is(f.held.size, 0);
+});
+
+test('ADD on a network with an IPv6 pool attaches and answers both addresses, each with its default route; CHECK checks both', async (t) => {
+  const f = fakes();
+  const run = (command: string, stdin = config({ name: 'both' })) => runCni({ env: env(command), stdin, master: () => f.master, kernel: () => f.kernel });
+  const add = await run('ADD');
+  t.is(add.exitCode, 0);
+  t.like(add.output, {
+    ips: [{ address: '9.8.3.2/24', gateway: '9.8.3.1', interface: 1 }, { address: 'fd01:e::2/80', gateway: 'fd01:e::1', interface: 1 }],
+    routes: [{ dst: '0.0.0.0/0', gw: '9.8.3.1' }, { dst: '::/0', gw: 'fd01:e::1' }],
+  });
+  t.like(JSON.parse(f.calls[1]!.slice(f.calls[1]!.indexOf('{'))), { bridge: 'm-both', addresses: [{ ip: '9.8.3.2', prefixLength: 24, gateway: '9.8.3.1' }, { ip: 'fd01:e::2', prefixLength: 80, gateway: 'fd01:e::1' }] });
+  t.deepEqual(await run('CHECK', config({ name: 'both', prevResult: add.output })), { exitCode: 0 });
+  const wrong = await run('CHECK', config({ name: 'both', prevResult: { ...(add.output as object), ips: [{ address: '9.8.3.2/24', gateway: '9.8.3.1', interface: 1 }, { address: 'fd01:e::9/80', gateway: 'fd01:e::1', interface: 1 }] } }));
+  t.like(wrong, { exitCode: 1, output: { code: 101, msg: 'the container\'s network differs from what ADD set up: eth0 lacks fd01:e::9/80' } });
 });
 
 test('a failed attach releases the IP it took; errors are the spec\'s objects with codes', async (t) => {

@@ -10,7 +10,8 @@
  *  "tokenFile": "/var/lib/strata/agent.token", "network": "dcos"}
  * ```
  *
- * ADD asks the masters for a container IP on the agent's subnet of the
+ * ADD asks the masters for a container IP (one per family: IPv4, IPv6 or
+ * both, each with its default route in the result) on the agent's subnets of the
  * network (`holder: cni`, id `cni.<container id>`; idempotent, so a
  * retried ADD gets the same address), then attaches the namespace to the
  * network's bridge with the same code as tasks (`ContainerNetworks`).
@@ -24,9 +25,9 @@
  */
 import { StrataError } from '../../common/errors.ts';
 import { parseCidr } from '../../common/ip.ts';
-import { gatewayOf } from '../../control-plane/networks/ipam.ts';
+import { gatewayOf, inSubnet } from '../../control-plane/networks/ipam.ts';
 import type { Network, OverlayAddress, OverlayLease } from '../../control-plane/model/schemas.ts';
-import type { Attached, ContainerLink } from '../attach.ts';
+import type { Attached, ContainerAddress, ContainerLink } from '../attach.ts';
 import { bridgeName } from '../desired.ts';
 import { hostVethName } from '../netns.ts';
 
@@ -151,19 +152,26 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
 export const cniHolderId = (containerId: string): string => `cni.${containerId}`;
 export const cniHostIf = (containerId: string, ifName: string): string => hostVethName(`cni:${containerId}:${ifName}`);
 
-async function linkOf(master: CniMaster, config: CniConfig, env: CniEnv, ip: string): Promise<ContainerLink> {
+/** The container's link: each of `ips` in the agent's subnet of its family (IPv4 first), the bridge's gateway there. */
+async function linkOf(master: CniMaster, config: CniConfig, env: CniEnv, ips: readonly string[]): Promise<ContainerLink> {
   const [lease, network] = await Promise.all([master.lease(config.agentId), master.network(config.network)]);
-  const subnet = lease.networks[config.network]?.subnet;
-  if (subnet === undefined) fail(100, `agent ${config.agentId} has no IPv4 subnet of network ${JSON.stringify(config.network)} (exhausted, IPv6-only, or the agent has not renewed its lease since the network was added)`);
-  return { bridge: bridgeName(config.network), hostIf: cniHostIf(env.containerId, env.ifName), ifName: env.ifName, ip, prefixLength: parseCidr(subnet!)!.prefixLength, gateway: gatewayOf(subnet!), mtu: network.mtu };
+  const subnets = lease.networks[config.network];
+  const addresses: ContainerAddress[] = [];
+  for (const subnet of [subnets?.subnet, subnets?.subnet6]) {
+    if (subnet === undefined) continue;
+    const ip = ips.find((x) => inSubnet(subnet, x));
+    if (ip !== undefined) addresses.push({ ip, prefixLength: parseCidr(subnet)!.prefixLength, gateway: gatewayOf(subnet) });
+  }
+  if (addresses.length === 0) fail(100, `agent ${config.agentId} has no subnet of network ${JSON.stringify(config.network)} holding ${ips.join(', ') || 'an address'} (exhausted, or the agent has not renewed its lease since the network was added)`);
+  return { bridge: bridgeName(config.network), hostIf: cniHostIf(env.containerId, env.ifName), ifName: env.ifName, addresses, mtu: network.mtu };
 }
 
 function resultOf(config: CniConfig, env: CniEnv, link: ContainerLink, attached: Attached | undefined): CniResult {
   return {
     cniVersion: config.cniVersion,
     interfaces: [{ name: link.hostIf }, { name: env.ifName, ...(attached?.mac ? { mac: attached.mac } : {}), sandbox: env.netns }],
-    ips: [{ address: `${link.ip}/${link.prefixLength}`, gateway: link.gateway, interface: 1 }],
-    routes: [{ dst: '0.0.0.0/0', gw: link.gateway }],
+    ips: link.addresses.map((a) => ({ address: `${a.ip}/${a.prefixLength}`, gateway: a.gateway, interface: 1 })),
+    routes: link.addresses.map((a) => ({ dst: a.ip.includes(':') ? '::/0' : '0.0.0.0/0', gw: a.gateway })),
     dns: {},
   };
 }
@@ -180,9 +188,8 @@ export async function runCni(input: { readonly env: Readonly<Record<string, stri
     const id = cniHolderId(env.containerId);
     if (env.command === 'ADD') {
       const addresses = await master.assign(config.agentId, config.network, id);
-      const v4 = addresses.find((a) => !a.ip.includes(':'));
-      if (!v4) return fail(100, `network ${JSON.stringify(config.network)} gave no IPv4 address`);
-      const link = await linkOf(master, config, env, v4.ip);
+      if (addresses.length === 0) return fail(100, `network ${JSON.stringify(config.network)} gave no address`);
+      const link = await linkOf(master, config, env, addresses.map((a) => a.ip));
       let attached: Attached;
       try {
         attached = await input.kernel().attachNetns(env.netns, link);
@@ -200,9 +207,9 @@ export async function runCni(input: { readonly env: Readonly<Record<string, stri
     }
     // CHECK
     const prev = config.prevResult;
-    const ip = prev?.ips?.[0]?.address?.split('/')[0];
-    if (!ip) return fail(7, 'CHECK needs prevResult with the IP ADD returned');
-    const link = await linkOf(master, config, env, ip);
+    const ips = (Array.isArray(prev?.ips) ? prev.ips : []).map((x) => (typeof x?.address === 'string' ? x.address.split('/')[0]! : '')).filter((x) => x !== '');
+    if (ips.length === 0) return fail(7, 'CHECK needs prevResult with the IPs ADD returned');
+    const link = await linkOf(master, config, env, ips);
     const problems = await input.kernel().check(env.netns, link);
     if (problems.length > 0) return fail(101, `the container's network differs from what ADD set up: ${problems.join('; ')}`);
     return { exitCode: 0 };

@@ -4,7 +4,7 @@
  * sequence number), except where noted. Decoders read real dump shapes.
  */
 import test from 'ava';
-import { address, decodeAddress, decodeLink, decodeNeighbour, decodeRoute, errorOf, fdb, message, neighbour, newBridge, newVxlan, parseAttrs, route, setLink, NLA_F_NESTED } from './codec.ts';
+import { address, decodeAddress, defaultRoute, decodeLink, decodeNeighbour, decodeRoute, errorOf, fdb, message, neighbour, newBridge, newVxlan, parseAttrs, route, setLink, NLA_F_NESTED } from './codec.ts';
 
 const SEQ = 0x6b069807;
 const hex = (b: Buffer): string => b.toString('hex');
@@ -61,7 +61,28 @@ test('decoders read back what the encoders write (the kernel echoes the same lay
   t.is(errorOf(Buffer.alloc(20)), 0);
 });
 
+test('IPv6, against iproute2 6.1 (dev index 3): ip -6 addr add fd01:b::1/80 nodad; ip -6 route add fd01:b:0:0:1::/80 via fe80::72b3:d5ff:fe80:2 onlink proto 83; ip -6 neigh replace ... nud permanent; ip -6 route add default via fd01:b::1 proto 83', (t) => {
+  const seq = 0x6b06c11a;
+  t.is(hex(message(address('add', 3, 'fd01:b::1', 80), seq)), '40000000140005061ac1066b000000000a5002000300000014000200fd01000b00000000000000000000000114000100fd01000b000000000000000000000001');
+  t.is(hex(message(route('add', { dst: 'fd01:b:0:0:1::', dstLength: 80, gateway: 'fe80::72b3:d5ff:fe80:2', oif: 3 }), seq)), '4c000000180005061ac1066b000000000a500000fe5300010400000014000100fd01000b00000000000100000000000014000500fe8000000000000072b3d5fffe8000020800040003000000');
+  t.is(hex(message(neighbour('replace', 3, 'fe80::72b3:d5ff:fe80:2', '70:b3:d5:80:00:02'), seq + 1)), '3c0000001c0005051bc1066b000000000a000000030000008000000014000100fe8000000000000072b3d5fffe8000020a00020070b3d58000020000');
+  // iproute2 also sends RTA_DST :: for a default route; the kernel takes its absence the same.
+  const iproute2Default = '44000000180005061ac1066b000000000a000000fe53000100000000140001000000000000000000000000000000000014000500fd01000b000000000000000000000001';
+  t.is(hex(message(defaultRoute('fd01:b::1'), seq)), iproute2Default.replace('44000000', '30000000').replace('1400010000000000000000000000000000000000', ''));
+});
+
+test('IPv6: addresses (nodad), routes via a link-local next hop and neighbours decode back; the families of destination and gateway must match', (t) => {
+  const add = address('add', 5, 'fd01:b::1', 80).payload;
+  t.is(add.readUInt8(0), 10, 'AF_INET6');
+  t.is(add.readUInt8(2), 0x02, 'IFA_F_NODAD in ifa_flags');
+  t.deepEqual(decodeAddress(add), { index: 5, ip: 'fd01:b::1', prefixLength: 80 });
+  t.is(address('del', 5, 'fd01:b::1', 80).payload.readUInt8(2), 0);
+  t.deepEqual(decodeRoute(route('replace', { dst: 'fd01:b:0:0:1::', dstLength: 80, gateway: 'fe80::72b3:d5ff:fe80:2', oif: 4 }).payload), { dst: 'fd01:b:0:0:1::', dstLength: 80, gateway: 'fe80::72b3:d5ff:fe80:2', oif: 4, table: 254, protocol: 83, onlink: true });
+  t.deepEqual(decodeNeighbour(neighbour('replace', 4, 'fe80::72b3:d5ff:fe80:2', '70:b3:d5:80:00:02').payload), { family: 10, index: 4, state: 0x80, flags: 0, dst: 'fe80::72b3:d5ff:fe80:2', mac: '70:b3:d5:80:00:02' });
+  t.throws(() => route('replace', { dst: 'fd01:b::', dstLength: 80, gateway: '44.128.0.2', oif: 4 }), { message: /gateway 44\.128\.0\.2 is of the other family/ });
+});
+
 test('bad input is refused before anything is sent', (t) => {
-  t.throws(() => route('add', { dst: '9.0.2', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), { message: /not an IPv4 address: 9\.0\.2/ });
+  t.throws(() => route('add', { dst: '9.0.2', dstLength: 24, gateway: '44.128.0.2', oif: 4 }), { message: /not an IP address: 9\.0\.2/ });
   t.throws(() => neighbour('replace', 4, '44.128.0.2', '70:b3:d5'), { message: /not a MAC address/ });
 });

@@ -13,7 +13,8 @@
  * Layouts are the kernel's (include/uapi/linux/{netlink,rtnetlink,if_link,
  * if_addr,neighbour}.h), little-endian host order, 4-byte aligned.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
+import { bigIntToIp, ipToBigInt } from '../../common/ip.ts';
 
 // Message types (rtnetlink.h)
 export const RTM = {
@@ -33,6 +34,7 @@ const NLA_TYPE_MASK = 0x3fff;
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
 export const AF_BRIDGE = 7;
+export const AF_INET6 = 10;
 export const IFF_UP = 0x1;
 
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
@@ -40,6 +42,8 @@ const VETH_INFO_PEER = 1;
 const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 const IFLA_VXLAN = { ID: 1, LOCAL: 4, LEARNING: 7, PORT: 15 } as const;
 const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
+/** IFA_F_NODAD: an IPv6 address usable at once (no duplicate detection on a subnet Strata alone allocates). */
+export const IFA_F_NODAD = 0x02;
 const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
 const NDA = { DST: 1, LLADDR: 2 } as const;
 
@@ -90,6 +94,23 @@ export function macBytes(mac: string): Buffer {
   return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 const ipv4Text = (b: Buffer): string => [...b.subarray(0, 4)].join('.');
+/** The bytes of an IPv4 (4) or IPv6 (16) address. */
+export function ipBytes(ip: string): Buffer {
+  if (isIPv4(ip)) return ipv4Bytes(ip);
+  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
+  const n = ipToBigInt(ip);
+  const b = Buffer.alloc(16);
+  for (let i = 0; i < 16; i++) b[i] = Number((n >> BigInt((15 - i) * 8)) & 0xffn);
+  return b;
+}
+/** The canonical text of 4 or 16 address bytes. */
+export function ipText(b: Buffer): string {
+  if (b.length === 4) return ipv4Text(b);
+  let n = 0n;
+  for (const x of b.subarray(0, 16)) n = (n << 8n) | BigInt(x);
+  return bigIntToIp(n, 6);
+}
+const familyOf = (ip: string): number => (isIPv6(ip) ? AF_INET6 : AF_INET);
 const macText = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
 function ifinfomsg(family: number, index: number, flags: number, change: number): Buffer {
@@ -101,16 +122,17 @@ function ifinfomsg(family: number, index: number, flags: number, change: number)
   b.writeUInt32LE(change >>> 0, 12);
   return b;
 }
-function ifaddrmsg(prefixLength: number, index: number): Buffer {
+function ifaddrmsg(prefixLength: number, index: number, family = AF_INET, flags = 0): Buffer {
   const b = Buffer.alloc(8);
-  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(family, 0);
   b.writeUInt8(prefixLength, 1);
+  b.writeUInt8(flags, 2);
   b.writeUInt32LE(index, 4);
   return b;
 }
-function rtmsg(dstLength: number, protocol: number, flags: number): Buffer {
+function rtmsg(dstLength: number, protocol: number, flags: number, family = AF_INET): Buffer {
   const b = Buffer.alloc(12);
-  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(family, 0);
   b.writeUInt8(dstLength, 1);
   b.writeUInt8(RT_TABLE_MAIN, 4);
   b.writeUInt8(protocol, 5);
@@ -245,9 +267,11 @@ export function delLink(index: number, name = `#${index}`): Request {
   return { type: RTM.DELLINK, flags: 0, payload: ifinfomsg(AF_UNSPEC, index, 0, 0), what: `delete link ${name}` };
 }
 
-/** `ip addr add IP/LEN dev INDEX` (or `del`). */
+/** `ip addr add IP/LEN dev INDEX` (or `del`); an IPv6 address is added `nodad`. */
 export function address(op: 'add' | 'del', index: number, ip: string, prefixLength: number): Request {
-  const payload = Buffer.concat([ifaddrmsg(prefixLength, index), attr(IFA.LOCAL, ipv4Bytes(ip)), attr(IFA.ADDRESS, ipv4Bytes(ip))]);
+  const family = familyOf(ip);
+  const flags = family === AF_INET6 && op === 'add' ? IFA_F_NODAD : 0;
+  const payload = Buffer.concat([ifaddrmsg(prefixLength, index, family, flags), attr(IFA.LOCAL, ipBytes(ip)), attr(IFA.ADDRESS, ipBytes(ip))]);
   return op === 'add'
     ? { type: RTM.NEWADDR, flags: NLM_F.CREATE | NLM_F.EXCL, payload, what: `add address ${ip}/${prefixLength} dev #${index}` }
     : { type: RTM.DELADDR, flags: 0, payload, what: `delete address ${ip}/${prefixLength} dev #${index}` };
@@ -260,12 +284,14 @@ export interface RouteSpec {
   readonly oif: number;
 }
 
-/** `ip route replace DST/LEN via GW dev OIF onlink proto 83` (or `del`). */
+/** `ip route replace DST/LEN via GW dev OIF onlink proto 83` (or `del`; `ip -6 route` for IPv6, whose gateway is IPv6 too). */
 export function route(op: 'replace' | 'add' | 'del', spec: RouteSpec): Request {
+  const family = familyOf(spec.dst);
+  if (familyOf(spec.gateway) !== family) throw new TypeError(`route ${spec.dst}/${spec.dstLength}: gateway ${spec.gateway} is of the other family`);
   const payload = Buffer.concat([
-    rtmsg(spec.dstLength, RTPROT_STRATA, RTNH_F_ONLINK),
-    attr(RTA.DST, ipv4Bytes(spec.dst)),
-    attr(RTA.GATEWAY, ipv4Bytes(spec.gateway)),
+    rtmsg(spec.dstLength, RTPROT_STRATA, RTNH_F_ONLINK, family),
+    attr(RTA.DST, ipBytes(spec.dst)),
+    attr(RTA.GATEWAY, ipBytes(spec.gateway)),
     attr(RTA.OIF, u32(spec.oif)),
   ]);
   const what = `${op} route ${spec.dst}/${spec.dstLength} via ${spec.gateway} dev #${spec.oif} onlink`;
@@ -273,15 +299,15 @@ export function route(op: 'replace' | 'add' | 'del', spec: RouteSpec): Request {
   return { type: RTM.NEWROUTE, flags: op === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : NLM_F.CREATE | NLM_F.EXCL, payload, what };
 }
 
-/** `ip route add default via GW proto 83` (a container's route out through its bridge). */
+/** `ip route add default via GW proto 83` (`ip -6 route` for an IPv6 gateway; a container's route out through its bridge). */
 export function defaultRoute(gateway: string): Request {
-  const payload = Buffer.concat([rtmsg(0, RTPROT_STRATA, 0), attr(RTA.GATEWAY, ipv4Bytes(gateway))]);
+  const payload = Buffer.concat([rtmsg(0, RTPROT_STRATA, 0, familyOf(gateway)), attr(RTA.GATEWAY, ipBytes(gateway))]);
   return { type: RTM.NEWROUTE, flags: NLM_F.CREATE | NLM_F.EXCL, payload, what: `add default route via ${gateway}` };
 }
 
 /** `ip neigh replace IP lladdr MAC dev INDEX nud permanent` (or `del`). */
 export function neighbour(op: 'replace' | 'del', index: number, ip: string, mac: string): Request {
-  const payload = Buffer.concat([ndmsg(AF_INET, index, NUD_PERMANENT, 0), attr(NDA.DST, ipv4Bytes(ip)), attr(NDA.LLADDR, macBytes(mac))]);
+  const payload = Buffer.concat([ndmsg(familyOf(ip), index, NUD_PERMANENT, 0), attr(NDA.DST, ipBytes(ip)), attr(NDA.LLADDR, macBytes(mac))]);
   const what = `${op} neighbour ${ip} lladdr ${mac} dev #${index}`;
   return op === 'del' ? { type: RTM.DELNEIGH, flags: 0, payload, what } : { type: RTM.NEWNEIGH, flags: NLM_F.CREATE | NLM_F.REPLACE, payload, what };
 }
@@ -296,9 +322,12 @@ export function fdb(op: 'replace' | 'del', index: number, mac: string, dst: stri
 /** Dump requests. */
 export const dump = {
   links: (): Request => ({ type: RTM.GETLINK, flags: NLM_F.DUMP, payload: ifinfomsg(AF_UNSPEC, 0, 0, 0), what: 'dump links' }),
-  addresses: (): Request => ({ type: RTM.GETADDR, flags: NLM_F.DUMP, payload: ifaddrmsg(0, 0), what: 'dump addresses' }),
-  routes: (): Request => ({ type: RTM.GETROUTE, flags: NLM_F.DUMP, payload: Buffer.concat([Buffer.from([AF_INET]), Buffer.alloc(11)]), what: 'dump routes' }),
-  neighbours: (): Request => ({ type: RTM.GETNEIGH, flags: NLM_F.DUMP, payload: ndmsg(AF_INET, 0, 0, 0), what: 'dump neighbours' }),
+  /** IPv4 and IPv6 addresses. */
+  addresses: (): Request => ({ type: RTM.GETADDR, flags: NLM_F.DUMP, payload: ifaddrmsg(0, 0, AF_UNSPEC), what: 'dump addresses' }),
+  /** IPv4 routes, or with `AF_INET6` the IPv6 ones. */
+  routes: (family: number = AF_INET): Request => ({ type: RTM.GETROUTE, flags: NLM_F.DUMP, payload: Buffer.concat([Buffer.from([family]), Buffer.alloc(11)]), what: family === AF_INET6 ? 'dump IPv6 routes' : 'dump routes' }),
+  /** IPv4 neighbours, or with `AF_INET6` the IPv6 ones. */
+  neighbours: (family: number = AF_INET): Request => ({ type: RTM.GETNEIGH, flags: NLM_F.DUMP, payload: ndmsg(family, 0, 0, 0), what: family === AF_INET6 ? 'dump IPv6 neighbours' : 'dump neighbours' }),
   fdb: (): Request => ({ type: RTM.GETNEIGH, flags: NLM_F.DUMP, payload: ndmsg(AF_BRIDGE, 0, 0, 0), what: 'dump fdb' }),
 } as const;
 
@@ -380,10 +409,11 @@ export interface AddressInfo {
 }
 
 export function decodeAddress(p: Buffer): AddressInfo | undefined {
-  if (p.readUInt8(0) !== AF_INET) return undefined;
+  const family = p.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return undefined;
   const a = parseAttrs(p, 8);
   const local = a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS);
-  return local ? { index: p.readUInt32LE(4), ip: ipv4Text(local), prefixLength: p.readUInt8(1) } : undefined;
+  return local && local.length === (family === AF_INET ? 4 : 16) ? { index: p.readUInt32LE(4), ip: ipText(local), prefixLength: p.readUInt8(1) } : undefined;
 }
 
 export interface RouteInfo {
@@ -397,16 +427,17 @@ export interface RouteInfo {
 }
 
 export function decodeRoute(p: Buffer): RouteInfo | undefined {
-  if (p.readUInt8(0) !== AF_INET) return undefined;
+  const family = p.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return undefined;
   const a = parseAttrs(p, 12);
   const dst = a.get(RTA.DST);
   const gw = a.get(RTA.GATEWAY);
   const oif = a.get(RTA.OIF);
   const table = a.get(RTA.TABLE);
   return {
-    dst: dst ? ipv4Text(dst) : '0.0.0.0',
+    dst: dst ? ipText(dst) : family === AF_INET ? '0.0.0.0' : '::',
     dstLength: p.readUInt8(1),
-    ...(gw ? { gateway: ipv4Text(gw) } : {}),
+    ...(gw && (gw.length === 4 || gw.length === 16) ? { gateway: ipText(gw) } : {}),
     ...(oif ? { oif: oif.readUInt32LE(0) } : {}),
     table: table ? table.readUInt32LE(0) : p.readUInt8(4),
     protocol: p.readUInt8(5),
@@ -430,7 +461,7 @@ export function decodeNeighbour(p: Buffer): NeighbourInfo {
   const mac = a.get(NDA.LLADDR);
   return {
     family: p.readUInt8(0), index: p.readInt32LE(4), state: p.readUInt16LE(8), flags: p.readUInt8(10),
-    ...(dst && dst.length === 4 ? { dst: ipv4Text(dst) } : {}),
+    ...(dst && (dst.length === 4 || dst.length === 16) ? { dst: ipText(dst) } : {}),
     ...(mac && mac.length === 6 ? { mac: macText(mac) } : {}),
   };
 }
@@ -461,7 +492,8 @@ export function encodeLinkInfo(l: LinkInfo): Buffer {
 
 export function encodeRouteInfo(r: RouteInfo): Buffer {
   const head = Buffer.alloc(12);
-  head.writeUInt8(AF_INET, 0);
+  const family = familyOf(r.dst);
+  head.writeUInt8(family, 0);
   head.writeUInt8(r.dstLength, 1);
   head.writeUInt8(r.table < 256 ? r.table : 252, 4);
   head.writeUInt8(r.protocol, 5);
@@ -470,8 +502,8 @@ export function encodeRouteInfo(r: RouteInfo): Buffer {
   return Buffer.concat([
     head,
     attr(RTA.TABLE, u32(r.table)),
-    attr(RTA.DST, ipv4Bytes(r.dst)),
-    ...(r.gateway !== undefined ? [attr(RTA.GATEWAY, ipv4Bytes(r.gateway))] : []),
+    attr(RTA.DST, ipBytes(r.dst)),
+    ...(r.gateway !== undefined ? [attr(RTA.GATEWAY, ipBytes(r.gateway))] : []),
     ...(r.oif !== undefined ? [attr(RTA.OIF, u32(r.oif))] : []),
   ]);
 }
@@ -479,7 +511,7 @@ export function encodeRouteInfo(r: RouteInfo): Buffer {
 export function encodeNeighbourInfo(n: NeighbourInfo): Buffer {
   return Buffer.concat([
     ndmsg(n.family, n.index, n.state, n.flags),
-    ...(n.dst !== undefined ? [attr(NDA.DST, ipv4Bytes(n.dst))] : []),
+    ...(n.dst !== undefined ? [attr(NDA.DST, ipBytes(n.dst))] : []),
     ...(n.mac !== undefined ? [attr(NDA.LLADDR, macBytes(n.mac))] : []),
   ]);
 }

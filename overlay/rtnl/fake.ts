@@ -9,6 +9,7 @@
 import { constants } from 'node:os';
 import {
   AF_BRIDGE,
+  AF_INET6,
   IFF_UP,
   NLM_F,
   RTM,
@@ -141,8 +142,14 @@ export class FakeRtnl implements Rtnl {
     switch (request.type) {
       case RTM.GETLINK: return s.links.map(encodeLinkInfo);
       case RTM.GETADDR: return s.addresses.map(encodeAddressInfo);
-      case RTM.GETROUTE: return s.routes.map(encodeRouteInfo);
-      case RTM.GETNEIGH: return (request.payload.readUInt8(0) === AF_BRIDGE ? s.fdb : s.neighbours).map(encodeNeighbourInfo);
+      case RTM.GETROUTE: {
+        const family = request.payload.readUInt8(0);
+        return s.routes.filter((r) => (family === AF_INET6) === r.dst.includes(':')).map(encodeRouteInfo);
+      }
+      case RTM.GETNEIGH: {
+        const family = request.payload.readUInt8(0);
+        return (family === AF_BRIDGE ? s.fdb : s.neighbours.filter((n) => n.family === family)).map(encodeNeighbourInfo);
+      }
       default: throw netlinkError(request, E.EOPNOTSUPP);
     }
   }
