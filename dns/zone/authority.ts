@@ -28,8 +28,9 @@ const NONE: readonly ResourceRecord[] = Object.freeze([]);
 const REVERSE_APEXES = ['in-addr.arpa', 'ip6.arpa'] as const;
 /** Tasks built per turn of the event loop during the first snapshot (~50 ms of work). */
 const FIRST_BUILD_SLICE = 500;
-const CLUSTER_SOURCE = 'cluster';
-const taskSource = (id: string): string => `task:${id}`;
+/** The index's sources: a task's id (the map key's own string, no copy), and the cluster records under a key no task id can be. */
+const CLUSTER_SOURCE = '\u0000cluster';
+const taskSource = (id: string): string => id;
 
 /** `/v1/enumerate` (Mesos-DNS `EnumerationData`). */
 export interface EnumerationData {
