@@ -18,7 +18,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, toMesos, toMirror, type EnumerableTask } from './build.ts';
+import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, toMesos, toMirror, zoneTask, type EnumerableTask, type ZoneTask } from './build.ts';
 import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
 import { THIS_DCOS_APEX, resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
 import type { Authority, Question, ResourceRecord, ZoneAnswer } from './types.ts';
@@ -89,15 +89,23 @@ function metricsOf(registry: Registry): Metrics {
   return m;
 }
 
-function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
-  let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
-  set.add(id);
+/** The tasks of one app or agent; `key` is the one copy of the app's or agent's id that the tasks held here share. */
+interface TaskGroup {
+  readonly key: string;
+  readonly ids: Set<string>;
 }
 
-function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
-  const set = index.get(key);
-  if (set?.delete(id) && set.size === 0) index.delete(key);
+/** Add the task to the group of `key`; returns the group's own copy of `key`. */
+function addTo(index: Map<string, TaskGroup>, key: string, id: string): string {
+  let group = index.get(key);
+  if (!group) index.set(key, (group = { key, ids: new Set() }));
+  group.ids.add(id);
+  return group.key;
+}
+
+function removeFrom(index: Map<string, TaskGroup>, key: string, id: string): void {
+  const group = index.get(key);
+  if (group?.ids.delete(id) && group.ids.size === 0) index.delete(key);
 }
 
 export class ZoneAuthority implements Authority, ZoneReader {
@@ -107,14 +115,15 @@ export class ZoneAuthority implements Authority, ZoneReader {
   readonly #metrics: Metrics | undefined;
   readonly #apexes: readonly string[];
   readonly #zones: readonly string[];
-  readonly #tasks = new Map<string, Task>();
+  /** What the zones read of each task (not the whole record: `zoneTask`). */
+  readonly #tasks = new Map<string, ZoneTask>();
   readonly #apps = new Map<string, App>();
   readonly #agents = new Map<string, Agent>();
   readonly #frameworks = new Map<string, Framework>();
   readonly #vips = new Map<string, Vip>();
   #leader: LeaderInfo | undefined;
-  readonly #tasksByApp = new Map<string, Set<string>>();
-  readonly #tasksByAgent = new Map<string, Set<string>>();
+  readonly #tasksByApp = new Map<string, TaskGroup>();
+  readonly #tasksByAgent = new Map<string, TaskGroup>();
   readonly #soas = new Map<string, ResourceRecord>();
   readonly #glueCache = new Map<string, { readonly generation: number; readonly glue: readonly ResourceRecord[] }>();
   #glueCacheGeneration = -1;
@@ -428,15 +437,15 @@ export class ZoneAuthority implements Authority, ZoneReader {
    */
   #replace(state: ClusterState): void {
     const changes: ClusterChange[] = [];
-    const diff = <K extends 'task' | 'app' | 'agent' | 'framework' | 'vip', T>(kind: K, held: ReadonlyMap<string, T>, next: ReadonlyMap<string, T>): void => {
-      for (const [id, value] of next) if (!same(held.get(id), value)) changes.push({ kind, id, value } as ClusterChange);
+    const diff = <K extends 'task' | 'app' | 'agent' | 'framework' | 'vip', T, H = T>(kind: K, held: ReadonlyMap<string, H>, next: ReadonlyMap<string, T>, kept: (value: T) => unknown = (v) => v): void => {
+      for (const [id, value] of next) if (!same(held.get(id), kept(value))) changes.push({ kind, id, value } as ClusterChange);
       for (const id of held.keys()) if (!next.has(id)) changes.push({ kind, id, value: undefined } as ClusterChange);
     };
     diff('agent', this.#agents, state.agents);
     diff('app', this.#apps, state.apps);
     diff('framework', this.#frameworks, state.frameworks);
     diff('vip', this.#vips, state.vips);
-    diff('task', this.#tasks, state.tasks);
+    diff('task', this.#tasks, state.tasks, (task) => zoneTask(task));
     if (!same(this.#leader, state.leader)) changes.push({ kind: 'leader', id: 'leader', value: state.leader });
     this.#change(state.index, changes, !this.#synced);
   }
@@ -454,9 +463,10 @@ export class ZoneAuthority implements Authority, ZoneReader {
             removeFrom(this.#tasksByAgent, old.agentId, change.id);
           }
           if (change.value) {
-            this.#tasks.set(change.id, change.value);
-            addTo(this.#tasksByApp, change.value.appId, change.id);
-            addTo(this.#tasksByAgent, change.value.agentId, change.id);
+            const id = change.id;
+            const appId = addTo(this.#tasksByApp, change.value.appId, id);
+            const agentId = addTo(this.#tasksByAgent, change.value.agentId, id);
+            this.#tasks.set(id, zoneTask(change.value, (s) => (s === id ? id : s === appId ? appId : s === agentId ? agentId : s)));
           } else {
             this.#tasks.delete(change.id);
           }
@@ -466,12 +476,12 @@ export class ZoneAuthority implements Authority, ZoneReader {
         case 'app':
           if (change.value) this.#apps.set(change.id, change.value);
           else this.#apps.delete(change.id);
-          for (const id of this.#tasksByApp.get(change.id) ?? []) dirty.add(id);
+          for (const id of this.#tasksByApp.get(change.id)?.ids ?? []) dirty.add(id);
           break;
         case 'agent':
           if (change.value) this.#agents.set(change.id, change.value);
           else this.#agents.delete(change.id);
-          for (const id of this.#tasksByAgent.get(change.id) ?? []) dirty.add(id);
+          for (const id of this.#tasksByAgent.get(change.id)?.ids ?? []) dirty.add(id);
           cluster = true;
           break;
         case 'framework':

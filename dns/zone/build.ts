@@ -62,6 +62,39 @@ export interface BuiltZone {
   readonly tasks: ReadonlyMap<string, EnumerableTask>;
 }
 
+/**
+ * What the zones read of a task: a {@link Task} is one, and the authority
+ * keeps only this much of each (`zoneTask`), not the whole record.
+ */
+export interface ZoneTask {
+  readonly id: string;
+  readonly appId: string;
+  readonly agentId: string;
+  readonly state: Task['state'];
+  readonly ports: readonly number[];
+  readonly ipAddresses: readonly { readonly ipAddress: string }[];
+  readonly healthCheckResults: readonly { readonly alive: boolean }[];
+}
+
+const NO_ITEMS: readonly never[] = Object.freeze([]);
+
+/**
+ * The part of `task` the zones read, with `appId` and `agentId` replaced by
+ * `intern`'s copy (one string per app and agent, not one per task).
+ * Equal tasks give equal JSON, so a resync can compare projections.
+ */
+export function zoneTask(task: ZoneTask, intern: (s: string) => string = (s) => s): ZoneTask {
+  return {
+    id: intern(task.id),
+    appId: intern(task.appId),
+    agentId: intern(task.agentId),
+    state: task.state,
+    ports: task.ports.length === 0 ? NO_ITEMS : [...task.ports],
+    ipAddresses: task.ipAddresses.length === 0 ? NO_ITEMS : task.ipAddresses.map((a) => ({ ipAddress: a.ipAddress })),
+    healthCheckResults: task.healthCheckResults.length === 0 ? NO_ITEMS : task.healthCheckResults.map((r) => ({ alive: r.alive })),
+  };
+}
+
 /** One port a task is discoverable on (Marathon's DiscoveryInfo port). */
 export interface DiscoveryPort {
   readonly number: number;
@@ -155,18 +188,18 @@ function agentAddresses(agent: Agent): string[] {
   return agent.address.ipv6 ? [agent.address.ip, agent.address.ipv6] : [agent.address.ip];
 }
 
-function containerAddresses(task: Task): string[] {
+function containerAddresses(task: ZoneTask): string[] {
   return task.ipAddresses.map((a) => a.ipAddress);
 }
 
 /** dcos-net's `autoip`: the agent's addresses if the task has host ports or no container address, else the container addresses. */
-function autoAddresses(task: Task, agent: Agent): string[] {
+function autoAddresses(task: ZoneTask, agent: Agent): string[] {
   const container = containerAddresses(task);
   return task.ports.length > 0 || container.length === 0 ? agentAddresses(agent) : container;
 }
 
 /** The task's addresses from the first IP source that yields any (Mesos-DNS `IPSources`). */
-export function taskAddresses(task: Task, agent: Agent, options: ZoneOptions): string[] {
+export function taskAddresses(task: ZoneTask, agent: Agent, options: ZoneOptions): string[] {
   for (const source of options.ipSources) {
     const found = source === 'host' ? agentAddresses(agent) : source === 'autoip' ? autoAddresses(task, agent) : containerAddresses(task);
     if (found.length > 0) return found;
@@ -180,7 +213,7 @@ export function taskAddresses(task: Task, agent: Agent, options: ZoneOptions): s
  * bridge/container networking each port mapping, with its host port when
  * it has one, else its container port. `udp,tcp` gives one port per protocol.
  */
-export function discoveryPorts(task: Task, app: App | undefined): DiscoveryPort[] {
+export function discoveryPorts(task: ZoneTask, app: App | undefined): DiscoveryPort[] {
   if (!app) return [];
   const out: DiscoveryPort[] = [];
   const push = (number: number | undefined, protocol: string, name: string | undefined): void => {
@@ -203,7 +236,7 @@ export function discoveryPorts(task: Task, app: App | undefined): DiscoveryPort[
 }
 
 /** Whether the task gets records: RUNNING (or starting, when asked), on a known agent, and healthy when `healthyOnly`. */
-export function isTaskPublished(task: Task, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): agent is Agent {
+export function isTaskPublished(task: ZoneTask, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): agent is Agent {
   if (!agent) return false;
   const live = task.state === 'RUNNING' || (options.includeStartingTasks && (task.state === 'STAGING' || task.state === 'STARTING'));
   if (!live) return false;
@@ -221,7 +254,7 @@ export function isTaskPublished(task: Task, app: App | undefined, agent: Agent |
  * as Marathon's DiscoveryInfo name (dots kept: `web.group.marathon.mesos`)
  * and sanitised (`web-group.marathon.mesos`), as Mesos-DNS does.
  */
-export function taskRecords(task: Task, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
+export function taskRecords(task: ZoneTask, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
   if (!isTaskPublished(task, app, agent, options)) return undefined;
   const spec = labelSpec(options.enforceRfc952);
   const collector = new Collector(options);
@@ -314,7 +347,7 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
 }
 
 /** A task's `/v1/enumerate` entry: its A/AAAA/SRV records in the `mesos` zone (not the mirror), names with their dot. */
-export function enumerableTask(task: Task, records: readonly ResourceRecord[], options: ZoneOptions): EnumerableTask {
+export function enumerableTask(task: ZoneTask, records: readonly ResourceRecord[], options: ZoneOptions): EnumerableTask {
   const domain = options.domain;
   const suffix = `.${domain}`;
   const out: EnumerableRecord[] = [];
