@@ -388,11 +388,20 @@ export class ZoneAuthority implements Authority, ZoneReader {
     if (state.leader) others.push({ kind: 'leader', id: 'leader', value: state.leader });
     this.#change(state.index, others, true);
     let slice: ClusterChange[] = [];
+    let built = 0;
+    const before = this.#index.slots;
     for (const [id, value] of state.tasks) {
       slice.push({ kind: 'task', id, value });
       if (slice.length < FIRST_BUILD_SLICE) continue;
       this.#change(state.index, slice);
+      built += slice.length;
       slice = [];
+      if (built === FIRST_BUILD_SLICE && state.tasks.size > 2 * FIRST_BUILD_SLICE) {
+        // The first slice tells what a task costs: room for all of them at once (5% spare), not capacity doubled again and again.
+        const after = this.#index.slots;
+        const scale = (state.tasks.size / built) * 1.05;
+        this.#index.reserve({ names: before.names + Math.ceil((after.names - before.names) * scale), records: before.records + Math.ceil((after.records - before.records) * scale) });
+      }
       await new Promise((resolve) => setImmediate(resolve));
       if (this.#closed) break;
     }
