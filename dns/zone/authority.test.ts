@@ -518,3 +518,28 @@ test('version(): the same between changes (answers may be reused), moves with ev
   feed.remove('task', 'web.instance-2._app.1');
   t.not(authority.version(), v1);
 });
+
+test('metrics: names, records and the size of the tables follow the zones; a resync that changes nothing DNS reads rebuilds nothing', async (t) => {
+  const { Registry } = await import('prom-client');
+  const registry = new Registry();
+  const app = mkApp('/web', { portDefinitions: [{ port: 0, name: 'http' }] });
+  const feed = new FakeClusterFeed({ agents: [mkAgent('S1', { ip: '10.0.0.1' })], apps: [app], tasks: [mkTask('web.1', '/web', 'S1', { ports: [31000] })] });
+  const authority = new ZoneAuthority(feed, { metrics: registry });
+  await authority.start();
+  const value = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values[0]!.value;
+  t.is(await value('strata_dns_zone_names'), authority.names);
+  t.is(await value('strata_dns_zone_records'), authority.records);
+  t.true(authority.names > 0 && authority.records >= authority.names);
+  t.true((await value('strata_dns_zone_table_bytes')) > 0);
+  // Fields the zones do not read (here the task's stagedAt) leave the zones alone on a resync.
+  const version = authority.version();
+  feed.tasks.set('web.1', { ...feed.tasks.get('web.1')!, stagedAt: '2026-02-02T00:00:00.000Z' });
+  const records = authority.records;
+  feed.sync();
+  t.is(authority.records, records);
+  t.is(ask(authority, 'web.marathon.mesos').rcode, 'NOERROR');
+  t.true(authority.version() > version, 'the serial still moves');
+  feed.remove('task', 'web.1');
+  t.is(await value('strata_dns_zone_records'), authority.records);
+  t.is(ask(authority, 'web.marathon.mesos').rcode, 'NXDOMAIN');
+});

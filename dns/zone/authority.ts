@@ -64,6 +64,8 @@ interface Metrics {
   readonly applied: Counter;
   readonly applySeconds: Histogram;
   readonly names: Gauge;
+  readonly records: Gauge;
+  readonly tableBytes: Gauge;
   readonly synced: Gauge;
 }
 
@@ -82,6 +84,8 @@ function metricsOf(registry: Registry): Metrics {
         registers,
       }),
       names: new Gauge({ name: 'strata_dns_zone_names', help: 'Names holding records in the DNS zones', registers }),
+      records: new Gauge({ name: 'strata_dns_zone_records', help: 'Records the DNS zones hold, each source counted (before de-duplication)', registers }),
+      tableBytes: new Gauge({ name: 'strata_dns_zone_table_bytes', help: 'Bytes of the record and name tables of the DNS zones (typed arrays, capacity)', registers }),
       synced: new Gauge({ name: 'strata_dns_zone_synced', help: '1 once the DNS zones hold the cluster state, 0 before', registers }),
     };
     metricsByRegistry.set(registry, m);
@@ -179,6 +183,11 @@ export class ZoneAuthority implements Authority, ZoneReader {
   /** Names holding records. */
   get names(): number {
     return this.#index.names;
+  }
+
+  /** Records held, each source counted (before de-duplication). */
+  get records(): number {
+    return this.#index.records;
   }
 
   /** Called after every applied event with the state's index (tests, benchmarks). Returns the unsubscribe function. */
@@ -429,6 +438,8 @@ export class ZoneAuthority implements Authority, ZoneReader {
       this.#metrics.applied.inc({ type });
       this.#metrics.applySeconds.observe((performance.now() - started) / 1000);
       this.#metrics.names.set(this.#index.names);
+      this.#metrics.records.set(this.#index.records);
+      this.#metrics.tableBytes.set(this.#index.tableBytes);
     }
   }
 
