@@ -4,7 +4,7 @@
  * tasks in 20 groups, each task with a named host port and a container
  * address; ~6.5 names per task (10,000 tasks: 64,351 names).
  */
-import type { ClusterFeed, ClusterFeedEvent, FeedSubscription } from '../dns/zone/feed.ts';
+import { zoneApp, zoneTask, type ClusterFeed, type ClusterFeedEvent, type FeedSubscription } from '../dns/zone/feed.ts';
 import { deserializeState, type SerializedClusterState } from '../dns/zone/feed-hub.ts';
 import { mkAgent, mkApp, mkTask } from '../dns/zone/testing.ts';
 import type { Agent, App, Task } from '../control-plane/model/schemas.ts';
@@ -34,9 +34,9 @@ export function cluster(taskCount: number): Cluster {
   return { agents, apps, tasks };
 }
 
-/** The cluster as the master's `/v1/dns/cluster-state` sends it to an agent (JSON). */
+/** The cluster as the master's `/v1/dns/cluster-state` sends it to an agent (JSON; tasks and apps cut to what the zones read, as `feed-hub.ts` does). */
 export function serializedState(c: Cluster): string {
-  const state: SerializedClusterState = { index: 1, tasks: c.tasks, apps: c.apps, agents: c.agents, frameworks: [], vips: [] };
+  const state: SerializedClusterState = { index: 1, tasks: c.tasks.map((t) => zoneTask(t)), apps: c.apps.map(zoneApp), agents: c.agents, frameworks: [], vips: [] };
   return JSON.stringify(state);
 }
 

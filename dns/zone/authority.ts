@@ -17,9 +17,9 @@
  * MD #344) for every name in the zones until the first snapshot.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, toMesos, toMirror, zoneTask, type EnumerableTask, type ZoneTask } from './build.ts';
-import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
+import type { Agent, Framework, LeaderInfo, Vip } from '../../control-plane/model/schemas.ts';
+import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, toMesos, toMirror, type EnumerableTask } from './build.ts';
+import { zoneApp, zoneTask, type ClusterChange, type ClusterFeed, type ClusterFeedEvent, type ClusterState, type FeedSubscription, type ZoneApp, type ZoneTask } from './feed.ts';
 import { THIS_DCOS_APEX, resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
 import type { Authority, Question, ResourceRecord, ZoneAnswer } from './types.ts';
 import { ZoneIndex, rdataKey } from './zone-index.ts';
@@ -121,7 +121,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
   readonly #zones: readonly string[];
   /** What the zones read of each task (not the whole record: `zoneTask`). */
   readonly #tasks = new Map<string, ZoneTask>();
-  readonly #apps = new Map<string, App>();
+  readonly #apps = new Map<string, ZoneApp>();
   readonly #agents = new Map<string, Agent>();
   readonly #frameworks = new Map<string, Framework>();
   readonly #vips = new Map<string, Vip>();
@@ -462,7 +462,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
       for (const id of held.keys()) if (!next.has(id)) changes.push({ kind, id, value: undefined } as ClusterChange);
     };
     diff('agent', this.#agents, state.agents);
-    diff('app', this.#apps, state.apps);
+    diff('app', this.#apps, state.apps, (app) => zoneApp(app));
     diff('framework', this.#frameworks, state.frameworks);
     diff('vip', this.#vips, state.vips);
     diff('task', this.#tasks, state.tasks, (task) => zoneTask(task));
@@ -494,7 +494,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
           break;
         }
         case 'app':
-          if (change.value) this.#apps.set(change.id, change.value);
+          if (change.value) this.#apps.set(change.id, zoneApp(change.value));
           else this.#apps.delete(change.id);
           for (const id of this.#tasksByApp.get(change.id)?.ids ?? []) dirty.add(id);
           break;

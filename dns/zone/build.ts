@@ -16,8 +16,8 @@
  */
 import { vipDnsLabel } from '../../control-plane/model/vip-label.ts';
 import { isIP } from 'node:net';
-import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import type { ClusterState } from './feed.ts';
+import type { Agent, Framework, LeaderInfo, Vip } from '../../control-plane/model/schemas.ts';
+import type { ClusterState, ZoneApp, ZoneTask } from './feed.ts';
 import {
   agentIdTail,
   domainFrag,
@@ -60,39 +60,6 @@ export interface BuiltZone {
   readonly records: readonly ResourceRecord[];
   /** Per published task, by task id. */
   readonly tasks: ReadonlyMap<string, EnumerableTask>;
-}
-
-/**
- * What the zones read of a task: a {@link Task} is one, and the authority
- * keeps only this much of each (`zoneTask`), not the whole record.
- */
-export interface ZoneTask {
-  readonly id: string;
-  readonly appId: string;
-  readonly agentId: string;
-  readonly state: Task['state'];
-  readonly ports: readonly number[];
-  readonly ipAddresses: readonly { readonly ipAddress: string }[];
-  readonly healthCheckResults: readonly { readonly alive: boolean }[];
-}
-
-const NO_ITEMS: readonly never[] = Object.freeze([]);
-
-/**
- * The part of `task` the zones read, with `appId` and `agentId` replaced by
- * `intern`'s copy (one string per app and agent, not one per task).
- * Equal tasks give equal JSON, so a resync can compare projections.
- */
-export function zoneTask(task: ZoneTask, intern: (s: string) => string = (s) => s): ZoneTask {
-  return {
-    id: intern(task.id),
-    appId: intern(task.appId),
-    agentId: intern(task.agentId),
-    state: task.state,
-    ports: task.ports.length === 0 ? NO_ITEMS : [...task.ports],
-    ipAddresses: task.ipAddresses.length === 0 ? NO_ITEMS : task.ipAddresses.map((a) => ({ ipAddress: a.ipAddress })),
-    healthCheckResults: task.healthCheckResults.length === 0 ? NO_ITEMS : task.healthCheckResults.map((r) => ({ alive: r.alive })),
-  };
 }
 
 /** One port a task is discoverable on (Marathon's DiscoveryInfo port). */
@@ -213,7 +180,7 @@ export function taskAddresses(task: ZoneTask, agent: Agent, options: ZoneOptions
  * bridge/container networking each port mapping, with its host port when
  * it has one, else its container port. `udp,tcp` gives one port per protocol.
  */
-export function discoveryPorts(task: ZoneTask, app: App | undefined): DiscoveryPort[] {
+export function discoveryPorts(task: ZoneTask, app: ZoneApp | undefined): DiscoveryPort[] {
   if (!app) return [];
   const out: DiscoveryPort[] = [];
   const push = (number: number | undefined, protocol: string, name: string | undefined): void => {
@@ -236,7 +203,7 @@ export function discoveryPorts(task: ZoneTask, app: App | undefined): DiscoveryP
 }
 
 /** Whether the task gets records: RUNNING (or starting, when asked), on a known agent, and healthy when `healthyOnly`. */
-export function isTaskPublished(task: ZoneTask, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): agent is Agent {
+export function isTaskPublished(task: ZoneTask, app: ZoneApp | undefined, agent: Agent | undefined, options: ZoneOptions): agent is Agent {
   if (!agent) return false;
   const live = task.state === 'RUNNING' || (options.includeStartingTasks && (task.state === 'STAGING' || task.state === 'STARTING'));
   if (!live) return false;
@@ -254,7 +221,7 @@ export function isTaskPublished(task: ZoneTask, app: App | undefined, agent: Age
  * as Marathon's DiscoveryInfo name (dots kept: `web.group.marathon.mesos`)
  * and sanitised (`web-group.marathon.mesos`), as Mesos-DNS does.
  */
-export function taskRecords(task: ZoneTask, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
+export function taskRecords(task: ZoneTask, app: ZoneApp | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
   if (!isTaskPublished(task, app, agent, options)) return undefined;
   const spec = labelSpec(options.enforceRfc952);
   const collector = new Collector(options);
