@@ -62,7 +62,7 @@ import { buildFromConfig } from '../dns/start.ts';
 import { calibrationRecords, createFakeAuthority } from '../dns/zone-fake/fake-authority.ts';
 import { available, freePort, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
 import { canonicalOf, cluster, serializedState, tasksForNames } from './dns-cluster.ts';
-import { semiSpaceFlags } from '../cli/node-flags.ts';
+import { reexecFlags } from '../cli/node-flags.ts';
 
 const NAMES = 10_000;
 
@@ -374,7 +374,7 @@ async function memoryPart(dir: string, seconds: number, targets: Target[]) {
   const fakeQueries = join(dir, 'queries-fake-100k.txt');
   await writeFile(fakeQueries, `${fakeLines.join('\n')}\n`);
   // `strata` starts its servers through bin/strata.mjs, which sets the young generation itself (STRATA_NODE_SEMI_SPACE_MB).
-  const strataFlags = semiSpaceFlags(process.env);
+  const strataFlags = reexecFlags({ args: ['agent'], execArgv: [], env: process.env }) ?? [];
   return {
     zone10kNames: await loadOnce({ stateFile: small.stateFile }, small.queries),
     zone100kNames: await loadOnce({ stateFile: big.stateFile }, big.queries),

@@ -12,7 +12,8 @@
  * (`process.execve`, same pid, no parent left waiting) with the flag for
  * those verbs only. `STRATA_NODE_SEMI_SPACE_MB` sets the size (1-64; 0
  * leaves V8's default); a `--max-semi-space-size` already given (command
- * line or `NODE_OPTIONS`) wins.
+ * line or `NODE_OPTIONS`) wins. The same re-execution adds `--expose-gc`
+ * ({@link EXPOSE_GC}).
  */
 
 /** The semi-space size `strata` gives its server processes unless told otherwise. */
@@ -38,13 +39,22 @@ export function semiSpaceFlags(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
+ * `--expose-gc`, so the DNS zones can collect the garbage of a large first
+ * build at once (dns/zone/authority.ts); nothing else in Strata calls `gc`.
+ */
+export const EXPOSE_GC = '--expose-gc';
+
+/**
  * The flags to re-execute with, or `undefined` to run as we are: not a
  * server verb, a semi-space size already given, or nothing to add.
  */
 export function reexecFlags(input: { readonly args: readonly string[]; readonly execArgv: readonly string[]; readonly env: NodeJS.ProcessEnv }): string[] | undefined {
   if (!isServerVerb(input.args)) return undefined;
-  const given = (s: string | undefined): boolean => s !== undefined && /--max[-_]semi[-_]space[-_]size/.test(s);
-  if (input.execArgv.some(given) || given(input.env.NODE_OPTIONS)) return undefined;
-  const flags = semiSpaceFlags(input.env);
+  const given = (s: string | undefined, flag: RegExp): boolean => s !== undefined && flag.test(s);
+  const flags: string[] = [];
+  const semiSpace = /--max[-_]semi[-_]space[-_]size/;
+  if (!input.execArgv.some((a) => given(a, semiSpace)) && !given(input.env.NODE_OPTIONS, semiSpace)) flags.push(...semiSpaceFlags(input.env));
+  const exposeGc = /--expose[-_]gc/;
+  if (!input.execArgv.some((a) => given(a, exposeGc)) && !given(input.env.NODE_OPTIONS, exposeGc)) flags.push(EXPOSE_GC);
   return flags.length > 0 ? flags : undefined;
 }

@@ -543,3 +543,24 @@ test('metrics: names, records and the size of the tables follow the zones; a res
   t.is(await value('strata_dns_zone_records'), authority.records);
   t.is(ask(authority, 'web.marathon.mesos').rcode, 'NXDOMAIN');
 });
+
+test.serial('a first build of 5,000 tasks or more ends with one full GC when the process exposes gc; smaller ones do not', async (t) => {
+  const holder = globalThis as { gc?: () => void };
+  const had = holder.gc;
+  let calls = 0;
+  holder.gc = () => void calls++;
+  t.teardown(() => {
+    if (had) holder.gc = had;
+    else delete holder.gc;
+  });
+  const agents = [mkAgent('S1', { ip: '10.0.0.1' })];
+  const apps = [mkApp('/web')];
+  const tasks = (n: number) => Array.from({ length: n }, (_, i) => mkTask(`web.${i}`, '/web', 'S1'));
+  const small = new ZoneAuthority(new FakeClusterFeed({ agents, apps, tasks: tasks(100) }));
+  await small.start();
+  t.is(calls, 0);
+  const big = new ZoneAuthority(new FakeClusterFeed({ agents, apps, tasks: tasks(5_000) }));
+  await big.start();
+  t.is(calls, 1);
+  t.is(ask(big, 'web.marathon.mesos').rcode, 'NOERROR');
+});
