@@ -18,7 +18,13 @@
  * - `zoneHeapMb`: heap held by the 10k-task zone (full GC before and after),
  *   and after every name was asked once (the per-name answer caches).
  *
- * Options: --tasks N (default 10000), --updates N (default 300), --runs N (default 3, medians).
+ * - `memory` (`--parts memory` runs only this): the zones built from the
+ *   state of ~10,000 and ~100,000 names as an agent receives it (JSON,
+ *   bench/dns-cluster.ts), nothing else holding the state: heap and array
+ *   buffers held (full GC before and after), first build time, and the
+ *   time of one change (a task RUNNING ↔ KILLED) on that zone.
+ *
+ * Options: --parts all|memory, --tasks N (default 10000), --updates N (default 300), --runs N (default 3, medians).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,13 +33,12 @@ import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { keys } from '../control-plane/model/keys.ts';
 import { Records } from '../control-plane/model/records.ts';
-import type { Agent, App, Task } from '../control-plane/model/schemas.ts';
 import { openEmbeddedStore } from '../control-plane/store/embedded/embedded-store.ts';
 import { ZoneAuthority } from '../dns/zone/authority.ts';
 import { FakeClusterFeed } from '../dns/zone/fake-feed.ts';
-import { agentIdTail, rfc1123Label, taskIdHash } from '../common/dns-labels.ts';
+import { rfc1123Label } from '../common/dns-labels.ts';
 import { StoreAuthority } from '../dns/zone/store-feed.ts';
-import { mkAgent, mkApp, mkTask } from '../dns/zone/testing.ts';
+import { JsonSnapshotFeed, canonicalOf, cluster, serializedState, tasksForNames, type Cluster } from './dns-cluster.ts';
 
 // A heap figure needs a full GC before and after: expose it without a command-line flag.
 setFlagsFromString('--expose_gc');
@@ -50,31 +55,6 @@ const percentile = (xs: number[], p: number): number => {
 };
 const median = (xs: number[]): number => percentile(xs, 50);
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
-
-interface Cluster {
-  readonly agents: Agent[];
-  readonly apps: App[];
-  readonly tasks: Task[];
-}
-
-function cluster(taskCount: number): Cluster {
-  const agents = Array.from({ length: 100 }, (_, i) => mkAgent(`bench-S${i}`, { ip: `10.${Math.floor(i / 250)}.${i % 250}.1` }));
-  const appCount = Math.max(1, Math.floor(taskCount / 10));
-  const apps = Array.from({ length: appCount }, (_, i) => mkApp(`/team${i % 20}/svc${i}`, { portDefinitions: [{ port: 0, name: 'http' }] }));
-  const tasks = Array.from({ length: taskCount }, (_, i) =>
-    mkTask(`svc${i % appCount}.instance-${i}._app.1`, apps[i % appCount]!.id, agents[i % agents.length]!.id, {
-      ports: [20000 + (i % 10000)],
-      ipAddresses: [{ ipAddress: `9.${Math.floor(i / 65536) % 256}.${Math.floor(i / 256) % 256}.${i % 256}`, protocol: 'IPv4' }],
-    }),
-  );
-  return { agents, apps, tasks };
-}
-
-/** The canonical name of a task, as the zone publishes it. */
-function canonicalOf(task: Task): string {
-  const label = rfc1123Label(task.appId.split('/').filter(Boolean).reverse().join('.'));
-  return `${label}-${taskIdHash(task.id)}-${agentIdTail(task.agentId, rfc1123Label)}.marathon.mesos`;
-}
 
 function visible(authority: ZoneAuthority, name: string, running: boolean): boolean {
   const rcode = authority.lookup({ name, type: 'A' })?.rcode;
@@ -195,7 +175,59 @@ async function lookups(c: Cluster, seconds: number): Promise<{ lookupsPerSecond:
   return { lookupsPerSecond: Math.round(n / seconds) };
 }
 
+/** The zones' memory, build time and change time at about `names` names (see the header). */
+async function memory(names: number, updates: number): Promise<{ names: number; tasks: number; heapMb: number; arrayBuffersMb: number; bytesPerName: number; firstBuildMs: number; changeP50Us: number; changeP99Us: number }> {
+  const c = cluster(tasksForNames(names));
+  let json: string | undefined = serializedState(c);
+  const used = (): number => {
+    gc();
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const jsonBytes = json.length;
+  const before = used() - jsonBytes; // the JSON string (one byte a character) is gone once parsed
+  const authority = new ZoneAuthority(new JsonSnapshotFeed(json));
+  json = undefined;
+  const started = performance.now();
+  await authority.start();
+  const firstBuildMs = performance.now() - started;
+  const held = used() - before;
+  const m = process.memoryUsage();
+  const arrayBuffersMb = m.arrayBuffers / 2 ** 20;
+  // Changes through a second authority over a fake feed of the same state (the JSON one delivers a snapshot only).
+  const feed = new FakeClusterFeed(c);
+  const live = new ZoneAuthority(feed);
+  await live.start();
+  const samples: number[] = [];
+  for (let u = 0; u < updates; u++) {
+    const task = c.tasks[(u * 7919) % c.tasks.length]!;
+    const running = u % 2 === 1;
+    const t0 = performance.now();
+    feed.put({ kind: 'task', value: { ...task, state: running ? 'RUNNING' : 'KILLED' } });
+    if (!visible(live, canonicalOf(task), running)) throw new Error('change not visible after apply');
+    samples.push((performance.now() - t0) * 1000);
+  }
+  live.close();
+  authority.close();
+  return {
+    names: authority.names,
+    tasks: c.tasks.length,
+    heapMb: round((held - m.arrayBuffers) / 2 ** 20, 1),
+    arrayBuffersMb: round(arrayBuffersMb, 1),
+    bytesPerName: Math.round(held / authority.names),
+    firstBuildMs: round(firstBuildMs, 0),
+    changeP50Us: round(median(samples), 1),
+    changeP99Us: round(percentile(samples, 99), 1),
+  };
+}
+
 export async function run(args: string[]): Promise<unknown> {
+  const i = args.indexOf('--parts');
+  if (i >= 0 && args[i + 1] === 'memory') {
+    const updates = option(args, 'updates', 300);
+    return { area: 'dns-zone', part: 'memory', node: process.version, at10kNames: await memory(10_000, updates), at100kNames: await memory(100_000, updates) };
+  }
   const taskCount = option(args, 'tasks', 10_000);
   const updates = option(args, 'updates', 300);
   const runs = option(args, 'runs', 3);

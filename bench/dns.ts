@@ -20,10 +20,16 @@
  * authoritative servers: what dgram's receive and send cost per query, the
  * least any Node DNS server can spend, and so the ceiling of Strata's ratios.
  *
- * Also: Strata's RSS with 100,000 names after a short load, with V8's
- * default young generation and with `--max-semi-space-size=2`.
+ * Memory (`--parts rss` runs only this): the RSS of a Strata DNS server
+ * after a short load (every name asked, the answer cache full), with the
+ * real zones (`dns/zone`) built from the cluster state of ~10,000 and
+ * ~100,000 names (bench/dns-cluster.ts, held as a `strata agent` holds
+ * them), with V8's default young generation, with `--max-semi-space-size=2`
+ * on the command line, and as `strata` starts its servers (bin/strata.mjs);
+ * and, for comparison with earlier runs, the fake authority's 100,000
+ * records.
  *
- * Options: --seconds N per measurement (default 2), --runs N (default 5;
+ * Options: --parts all|rss (default all), --seconds N per measurement (default 2), --runs N (default 5;
  * servers interleaved within a run, order rotated, medians reported),
  * --quiet-wait N (wait up to N s, default 2, for the shared box to go quiet
  * before each measurement; the other load seen is reported either way).
@@ -55,6 +61,8 @@ import { buildDnsServer } from '../dns/server/server.ts';
 import { buildFromConfig } from '../dns/start.ts';
 import { calibrationRecords, createFakeAuthority } from '../dns/zone-fake/fake-authority.ts';
 import { available, freePort, startDnsmasq, startUnbound, type LocalRecord, type PeerServer } from '../test/harness/dns-peers.ts';
+import { canonicalOf, cluster, serializedState, tasksForNames } from './dns-cluster.ts';
+import { reexecFlags } from '../cli/node-flags.ts';
 
 const NAMES = 10_000;
 
@@ -246,11 +254,13 @@ function dnsperf(port: number, queries: string, seconds: number, extra: string[]
 interface Target {
   readonly name: string;
   readonly port: number;
+  /** Names the server's zones hold (Strata's children say so when ready). */
+  readonly names?: number;
   readonly pid: number;
   stop(): Promise<void>;
 }
 
-async function startStrata(options: { names?: number; upstreamPort?: number; port?: number; reusePort?: boolean }, cpu = 1, nodeFlags: readonly string[] = []): Promise<Target> {
+async function startStrata(options: { names?: number; stateFile?: string; upstreamPort?: number; port?: number; reusePort?: boolean }, cpu = 1, nodeFlags: readonly string[] = []): Promise<Target> {
   return startChild('strata', ['./dns-server.ts', JSON.stringify(options)], cpu, nodeFlags);
 }
 
@@ -260,12 +270,15 @@ async function startChild(name: string, [file, ...args]: readonly string[], cpu:
   const child: ChildProcess = spawn('taskset', ['-c', String(cpu), process.execPath, ...nodeFlags, '--disable-warning=ExperimentalWarning', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let names: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
     child.stdout!.on('data', (c: Buffer) => {
       text += c.toString();
-      const m = /READY (\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
+      const m = /READY (\d+)(?: (\d+))?\n/.exec(text);
+      if (!m) return;
+      if (m[2] !== undefined) names = Number(m[2]);
+      resolve(Number(m[1]));
     });
     child.once('exit', (code) => reject(new Error(`${name} DNS child exited (${code}) before listening`)));
   });
@@ -273,6 +286,7 @@ async function startChild(name: string, [file, ...args]: readonly string[], cpu:
   return {
     name,
     port,
+    ...(names !== undefined ? { names } : {}),
     pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
@@ -325,6 +339,52 @@ function summary(sample: Sample) {
   };
 }
 
+/**
+ * RSS after a short load (dnsperf over every name once, then the same for
+ * `seconds`), per server setup; the servers run one after another on CPU 1.
+ */
+async function memoryPart(dir: string, seconds: number, targets: Target[]) {
+  const loadOnce = async (options: Parameters<typeof startStrata>[0], queries: string, nodeFlags: readonly string[] = []) => {
+    const target = await startStrata(options, 1, nodeFlags);
+    targets.push(target);
+    await dnsperf(target.port, queries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
+    await dnsperf(target.port, queries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
+    const memory = { names: target.names, ...memoryMb(target.pid) };
+    targets.splice(targets.indexOf(target), 1);
+    await target.stop();
+    return memory;
+  };
+  const zone = async (names: number) => {
+    const c = cluster(tasksForNames(names));
+    const stateFile = join(dir, `state-${names}.json`);
+    await writeFile(stateFile, serializedState(c));
+    // Every task's canonical name, its short name and the app's SRV name, in a fixed shuffled order: the answer cache fills.
+    const lines: string[] = [];
+    for (const [i, t] of c.tasks.entries()) {
+      lines.push(`${canonicalOf(t)} A`);
+      if (i % 10 === 0) lines.push(`${canonicalOf(t).replace(/-[^.]*-[^.]*\./, '.')} A`, `_${canonicalOf(t).split('-')[0]}._tcp.marathon.mesos SRV`);
+    }
+    const queries = join(dir, `queries-${names}.txt`);
+    await writeFile(queries, `${lines.map((_, i) => lines[(i * 7919) % lines.length]).join('\n')}\n`);
+    return { stateFile, queries };
+  };
+  const small = await zone(10_000);
+  const big = await zone(100_000);
+  const fakeLines = Array.from({ length: 100_000 }, (_, i) => `task-${(i * 7919) % 100_000}.marathon.mesos A`);
+  const fakeQueries = join(dir, 'queries-fake-100k.txt');
+  await writeFile(fakeQueries, `${fakeLines.join('\n')}\n`);
+  // `strata` starts its servers through bin/strata.mjs, which sets the young generation itself (STRATA_NODE_SEMI_SPACE_MB).
+  const strataFlags = reexecFlags({ args: ['agent'], execArgv: [], env: process.env }) ?? [];
+  return {
+    zone10kNames: await loadOnce({ stateFile: small.stateFile }, small.queries),
+    zone100kNames: await loadOnce({ stateFile: big.stateFile }, big.queries),
+    zone100kNamesSemiSpace2Mb: await loadOnce({ stateFile: big.stateFile }, big.queries, ['--max-semi-space-size=2']),
+    zone100kNamesAsStrataStartsIt: { flags: strataFlags, ...(await loadOnce({ stateFile: big.stateFile }, big.queries, strataFlags)) },
+    fakeAuthority100kRecords: await loadOnce({ names: 100_000 }, fakeQueries),
+    goalRssMb: 150,
+  };
+}
+
 const empty = (): Sample => ({ qps: [], cpuUsPerQuery: [], p50Ms: [], p99Ms: [], lost: [], otherLoadPct: [], peakRssMb: 0 });
 
 /** Median over runs of a/b within the same run (robust to load that shifts between runs). */
@@ -338,9 +398,17 @@ export async function run(args: string[]): Promise<unknown> {
   if (missing.length) throw new Error(`npm run bench -- dns needs ${missing.join(', ')} (apt-get install ${missing.join(' ')})`);
   if (spawnSync('taskset', ['-c', '1', 'true']).status !== 0) throw new Error('taskset -c 1 failed: the benchmark needs 2 CPUs');
 
-  const inProcess = { ...inProcessUsPerQuery(), forwardCpu: await inProcessForwardCpuUsPerQuery() };
   const dir = await mkdtemp(join(tmpdir(), 'strata-bench-dns-'));
   const targets: Target[] = [];
+  if (option(args, 'parts', 'all') === 'rss') {
+    try {
+      return { area: 'dns', part: 'rss', node: process.version, memory: await memoryPart(dir, seconds, targets) };
+    } finally {
+      for (const t of targets) await t.stop().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const inProcess = { ...inProcessUsPerQuery(), forwardCpu: await inProcessForwardCpuUsPerQuery() };
   try {
     const records: LocalRecord[] = Array.from({ length: NAMES }, (_, n) => ({ name: `task-${n}.marathon.mesos`, address: `10.0.${n >> 8}.${n & 255}` }));
     // 100k queries: 90% known names, 10% unknown (NXDOMAIN), shuffled.
@@ -420,22 +488,7 @@ export async function run(args: string[]): Promise<unknown> {
     }
     for (const t of targets.splice(0)) await t.stop();
 
-    // Memory at 100,000 names, after a short load.
-    const big = await startStrata({ names: 100_000 });
-    targets.push(big);
-    const bigLines = Array.from({ length: 100_000 }, (_, i) => `task-${(i * 7919) % 100_000}.marathon.mesos A`);
-    const bigQueries = join(dir, 'queries-100k.txt');
-    await writeFile(bigQueries, `${bigLines.join('\n')}\n`);
-    await dnsperf(big.port, bigQueries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
-    const rss100k = memoryMb(big.pid);
-    for (const t of targets.splice(0)) await t.stop();
-    // The same with a young generation of 2 MB semi-spaces (V8's default grows
-    // to 16 MB): a start-up flag (`NODE_OPTIONS=--max-semi-space-size=2`).
-    const small = await startStrata({ names: 100_000 }, 1, ['--max-semi-space-size=2']);
-    targets.push(small);
-    await dnsperf(small.port, bigQueries, Math.min(seconds, 2), ['-c', '10', '-q', '100']);
-    const rss100kSmallSemiSpace = memoryMb(small.pid);
-    for (const t of targets.splice(0)) await t.stop();
+    const memory = await memoryPart(dir, seconds, targets);
 
     const a = { strata: summary(auth.strata), dnsmasq: summary(auth.dnsmasq), unbound: summary(auth.unbound), nodeFloor: summary(auth.nodeFloor) };
     const f = { strata: summary(fwd.strata), dnsmasq: summary(fwd.dnsmasq) };
@@ -478,8 +531,7 @@ export async function run(args: string[]): Promise<unknown> {
         strataVsUnbound: round(median(twoCore.strata) / median(twoCore.unbound)),
       },
       strataIdleRssMb: strataIdle.rssMb,
-      strataRssAt100kNamesMb: rss100k,
-      strataRssAt100kNamesWithSemiSpace2MbMb: rss100kSmallSemiSpace,
+      memory,
       note: 'Strata runs as `node file.ts` (type stripping loads a WASM compiler: part of its RSS); nodeFloor is a Node process that only echoes a fixed answer (bench/dns-node-floor.ts): the cheapest a Node DNS server can be',
     };
   } finally {

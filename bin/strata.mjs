@@ -15,5 +15,18 @@ process.removeAllListeners('warning');
 process.on('warning', (w) => {
   if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.name}: ${w.message}\n`);
 });
+// Server verbs run with a small young generation (cli/node-flags.ts: a start-up flag, so the process
+// re-executes itself in place, same pid); STRATA_NODE_SEMI_SPACE_MB=0 leaves V8's default.
+const args = process.argv.slice(2);
+try {
+  const { reexecFlags } = await import('../cli/node-flags.ts');
+  const flags = reexecFlags({ args, execArgv: process.execArgv, env: process.env });
+  if (flags && typeof process.execve === 'function') {
+    process.execve(process.execPath, [process.execPath, ...flags, ...process.execArgv, process.argv[1], ...args], process.env);
+  }
+} catch (err) {
+  process.stderr.write(`strata: ${err.message}\n`);
+  process.exit(2);
+}
 const { main } = await import('../cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(args);

@@ -518,3 +518,49 @@ test('version(): the same between changes (answers may be reused), moves with ev
   feed.remove('task', 'web.instance-2._app.1');
   t.not(authority.version(), v1);
 });
+
+test('metrics: names, records and the size of the tables follow the zones; a resync that changes nothing DNS reads rebuilds nothing', async (t) => {
+  const { Registry } = await import('prom-client');
+  const registry = new Registry();
+  const app = mkApp('/web', { portDefinitions: [{ port: 0, name: 'http' }] });
+  const feed = new FakeClusterFeed({ agents: [mkAgent('S1', { ip: '10.0.0.1' })], apps: [app], tasks: [mkTask('web.1', '/web', 'S1', { ports: [31000] })] });
+  const authority = new ZoneAuthority(feed, { metrics: registry });
+  await authority.start();
+  const value = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values[0]!.value;
+  t.is(await value('strata_dns_zone_names'), authority.names);
+  t.is(await value('strata_dns_zone_records'), authority.records);
+  t.true(authority.names > 0 && authority.records >= authority.names);
+  t.true((await value('strata_dns_zone_table_bytes')) > 0);
+  // Fields the zones do not read (here the task's stagedAt) leave the zones alone on a resync.
+  const version = authority.version();
+  feed.tasks.set('web.1', { ...feed.tasks.get('web.1')!, stagedAt: '2026-02-02T00:00:00.000Z' });
+  const records = authority.records;
+  feed.sync();
+  t.is(authority.records, records);
+  t.is(ask(authority, 'web.marathon.mesos').rcode, 'NOERROR');
+  t.true(authority.version() > version, 'the serial still moves');
+  feed.remove('task', 'web.1');
+  t.is(await value('strata_dns_zone_records'), authority.records);
+  t.is(ask(authority, 'web.marathon.mesos').rcode, 'NXDOMAIN');
+});
+
+test.serial('a first build of 5,000 tasks or more ends with one full GC when the process exposes gc; smaller ones do not', async (t) => {
+  const holder = globalThis as { gc?: () => void };
+  const had = holder.gc;
+  let calls = 0;
+  holder.gc = () => void calls++;
+  t.teardown(() => {
+    if (had) holder.gc = had;
+    else delete holder.gc;
+  });
+  const agents = [mkAgent('S1', { ip: '10.0.0.1' })];
+  const apps = [mkApp('/web')];
+  const tasks = (n: number) => Array.from({ length: n }, (_, i) => mkTask(`web.${i}`, '/web', 'S1'));
+  const small = new ZoneAuthority(new FakeClusterFeed({ agents, apps, tasks: tasks(100) }));
+  await small.start();
+  t.is(calls, 0);
+  const big = new ZoneAuthority(new FakeClusterFeed({ agents, apps, tasks: tasks(5_000) }));
+  await big.start();
+  t.is(calls, 1);
+  t.is(ask(big, 'web.marathon.mesos').rcode, 'NOERROR');
+});

@@ -17,9 +17,9 @@
  * MD #344) for every name in the zones until the first snapshot.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
+import type { Agent, Framework, LeaderInfo, Vip } from '../../control-plane/model/schemas.ts';
 import { MARATHON_FRAMEWORK, clusterRecords, enumerableTask, forwardApexes, soaRecord, taskRecords, toMesos, toMirror, type EnumerableTask } from './build.ts';
-import type { ClusterChange, ClusterFeed, ClusterFeedEvent, ClusterState, FeedSubscription } from './feed.ts';
+import { zoneApp, zoneTask, type ClusterChange, type ClusterFeed, type ClusterFeedEvent, type ClusterState, type FeedSubscription, type ZoneApp, type ZoneTask } from './feed.ts';
 import { THIS_DCOS_APEX, resolveZoneOptions, type ZoneOptions, type ZoneOptionsInput } from './options.ts';
 import type { Authority, Question, ResourceRecord, ZoneAnswer } from './types.ts';
 import { ZoneIndex, rdataKey } from './zone-index.ts';
@@ -28,8 +28,18 @@ const NONE: readonly ResourceRecord[] = Object.freeze([]);
 const REVERSE_APEXES = ['in-addr.arpa', 'ip6.arpa'] as const;
 /** Tasks built per turn of the event loop during the first snapshot (~50 ms of work). */
 const FIRST_BUILD_SLICE = 500;
-const CLUSTER_SOURCE = 'cluster';
-const taskSource = (id: string): string => `task:${id}`;
+/**
+ * From this many tasks, a first build ends with a full garbage collection
+ * when the process allows one (`global.gc`, `--expose-gc`: `strata`'s server
+ * verbs start with it, cli/node-flags.ts). The build's garbage (the state it
+ * was handed, the records it built) otherwise stays in the old generation
+ * until a major GC that a DNS load, allocating little, may not cause for a
+ * long time: ~10 MB of RSS at 100,000 names. One pause, once per process.
+ */
+const COLLECT_AFTER_TASKS = 5_000;
+/** The index's sources: a task's id (the map key's own string, no copy), and the cluster records under a key no task id can be. */
+const CLUSTER_SOURCE = '\u0000cluster';
+const taskSource = (id: string): string => id;
 
 /** `/v1/enumerate` (Mesos-DNS `EnumerationData`). */
 export interface EnumerationData {
@@ -63,6 +73,8 @@ interface Metrics {
   readonly applied: Counter;
   readonly applySeconds: Histogram;
   readonly names: Gauge;
+  readonly records: Gauge;
+  readonly tableBytes: Gauge;
   readonly synced: Gauge;
 }
 
@@ -81,6 +93,8 @@ function metricsOf(registry: Registry): Metrics {
         registers,
       }),
       names: new Gauge({ name: 'strata_dns_zone_names', help: 'Names holding records in the DNS zones', registers }),
+      records: new Gauge({ name: 'strata_dns_zone_records', help: 'Records the DNS zones hold, each source counted (before de-duplication)', registers }),
+      tableBytes: new Gauge({ name: 'strata_dns_zone_table_bytes', help: 'Bytes of the record and name tables of the DNS zones (typed arrays, capacity)', registers }),
       synced: new Gauge({ name: 'strata_dns_zone_synced', help: '1 once the DNS zones hold the cluster state, 0 before', registers }),
     };
     metricsByRegistry.set(registry, m);
@@ -88,15 +102,23 @@ function metricsOf(registry: Registry): Metrics {
   return m;
 }
 
-function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
-  let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
-  set.add(id);
+/** The tasks of one app or agent; `key` is the one copy of the app's or agent's id that the tasks held here share. */
+interface TaskGroup {
+  readonly key: string;
+  readonly ids: Set<string>;
 }
 
-function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
-  const set = index.get(key);
-  if (set?.delete(id) && set.size === 0) index.delete(key);
+/** Add the task to the group of `key`; returns the group's own copy of `key`. */
+function addTo(index: Map<string, TaskGroup>, key: string, id: string): string {
+  let group = index.get(key);
+  if (!group) index.set(key, (group = { key, ids: new Set() }));
+  group.ids.add(id);
+  return group.key;
+}
+
+function removeFrom(index: Map<string, TaskGroup>, key: string, id: string): void {
+  const group = index.get(key);
+  if (group?.ids.delete(id) && group.ids.size === 0) index.delete(key);
 }
 
 export class ZoneAuthority implements Authority, ZoneReader {
@@ -106,14 +128,15 @@ export class ZoneAuthority implements Authority, ZoneReader {
   readonly #metrics: Metrics | undefined;
   readonly #apexes: readonly string[];
   readonly #zones: readonly string[];
-  readonly #tasks = new Map<string, Task>();
-  readonly #apps = new Map<string, App>();
+  /** What the zones read of each task (not the whole record: `zoneTask`). */
+  readonly #tasks = new Map<string, ZoneTask>();
+  readonly #apps = new Map<string, ZoneApp>();
   readonly #agents = new Map<string, Agent>();
   readonly #frameworks = new Map<string, Framework>();
   readonly #vips = new Map<string, Vip>();
   #leader: LeaderInfo | undefined;
-  readonly #tasksByApp = new Map<string, Set<string>>();
-  readonly #tasksByAgent = new Map<string, Set<string>>();
+  readonly #tasksByApp = new Map<string, TaskGroup>();
+  readonly #tasksByAgent = new Map<string, TaskGroup>();
   readonly #soas = new Map<string, ResourceRecord>();
   readonly #glueCache = new Map<string, { readonly generation: number; readonly glue: readonly ResourceRecord[] }>();
   #glueCacheGeneration = -1;
@@ -169,6 +192,11 @@ export class ZoneAuthority implements Authority, ZoneReader {
   /** Names holding records. */
   get names(): number {
     return this.#index.names;
+  }
+
+  /** Records held, each source counted (before de-duplication). */
+  get records(): number {
+    return this.#index.records;
   }
 
   /** Called after every applied event with the state's index (tests, benchmarks). Returns the unsubscribe function. */
@@ -378,11 +406,20 @@ export class ZoneAuthority implements Authority, ZoneReader {
     if (state.leader) others.push({ kind: 'leader', id: 'leader', value: state.leader });
     this.#change(state.index, others, true);
     let slice: ClusterChange[] = [];
+    let built = 0;
+    const before = this.#index.slots;
     for (const [id, value] of state.tasks) {
       slice.push({ kind: 'task', id, value });
       if (slice.length < FIRST_BUILD_SLICE) continue;
       this.#change(state.index, slice);
+      built += slice.length;
       slice = [];
+      if (built === FIRST_BUILD_SLICE && state.tasks.size > 2 * FIRST_BUILD_SLICE) {
+        // The first slice tells what a task costs: room for all of them at once (5% spare), not capacity doubled again and again.
+        const after = this.#index.slots;
+        const scale = (state.tasks.size / built) * 1.05;
+        this.#index.reserve({ names: before.names + Math.ceil((after.names - before.names) * scale), records: before.records + Math.ceil((after.records - before.records) * scale) });
+      }
       await new Promise((resolve) => setImmediate(resolve));
       if (this.#closed) break;
     }
@@ -391,6 +428,7 @@ export class ZoneAuthority implements Authority, ZoneReader {
     this.#synced = true;
     this.#metrics?.synced.set(1);
     this.#observe('snapshot', started);
+    if (state.tasks.size >= COLLECT_AFTER_TASKS) (globalThis as { gc?: () => void }).gc?.();
     for (const listener of this.#listeners) listener(this.#serial);
     const queued = this.#queued ?? [];
     this.#queued = undefined;
@@ -410,6 +448,8 @@ export class ZoneAuthority implements Authority, ZoneReader {
       this.#metrics.applied.inc({ type });
       this.#metrics.applySeconds.observe((performance.now() - started) / 1000);
       this.#metrics.names.set(this.#index.names);
+      this.#metrics.records.set(this.#index.records);
+      this.#metrics.tableBytes.set(this.#index.tableBytes);
     }
   }
 
@@ -427,15 +467,15 @@ export class ZoneAuthority implements Authority, ZoneReader {
    */
   #replace(state: ClusterState): void {
     const changes: ClusterChange[] = [];
-    const diff = <K extends 'task' | 'app' | 'agent' | 'framework' | 'vip', T>(kind: K, held: ReadonlyMap<string, T>, next: ReadonlyMap<string, T>): void => {
-      for (const [id, value] of next) if (!same(held.get(id), value)) changes.push({ kind, id, value } as ClusterChange);
+    const diff = <K extends 'task' | 'app' | 'agent' | 'framework' | 'vip', T, H = T>(kind: K, held: ReadonlyMap<string, H>, next: ReadonlyMap<string, T>, kept: (value: T) => unknown = (v) => v): void => {
+      for (const [id, value] of next) if (!same(held.get(id), kept(value))) changes.push({ kind, id, value } as ClusterChange);
       for (const id of held.keys()) if (!next.has(id)) changes.push({ kind, id, value: undefined } as ClusterChange);
     };
     diff('agent', this.#agents, state.agents);
-    diff('app', this.#apps, state.apps);
+    diff('app', this.#apps, state.apps, (app) => zoneApp(app));
     diff('framework', this.#frameworks, state.frameworks);
     diff('vip', this.#vips, state.vips);
-    diff('task', this.#tasks, state.tasks);
+    diff('task', this.#tasks, state.tasks, (task) => zoneTask(task));
     if (!same(this.#leader, state.leader)) changes.push({ kind: 'leader', id: 'leader', value: state.leader });
     this.#change(state.index, changes, !this.#synced);
   }
@@ -453,9 +493,10 @@ export class ZoneAuthority implements Authority, ZoneReader {
             removeFrom(this.#tasksByAgent, old.agentId, change.id);
           }
           if (change.value) {
-            this.#tasks.set(change.id, change.value);
-            addTo(this.#tasksByApp, change.value.appId, change.id);
-            addTo(this.#tasksByAgent, change.value.agentId, change.id);
+            const id = change.id;
+            const appId = addTo(this.#tasksByApp, change.value.appId, id);
+            const agentId = addTo(this.#tasksByAgent, change.value.agentId, id);
+            this.#tasks.set(id, zoneTask(change.value, (s) => (s === id ? id : s === appId ? appId : s === agentId ? agentId : s)));
           } else {
             this.#tasks.delete(change.id);
           }
@@ -463,14 +504,14 @@ export class ZoneAuthority implements Authority, ZoneReader {
           break;
         }
         case 'app':
-          if (change.value) this.#apps.set(change.id, change.value);
+          if (change.value) this.#apps.set(change.id, zoneApp(change.value));
           else this.#apps.delete(change.id);
-          for (const id of this.#tasksByApp.get(change.id) ?? []) dirty.add(id);
+          for (const id of this.#tasksByApp.get(change.id)?.ids ?? []) dirty.add(id);
           break;
         case 'agent':
           if (change.value) this.#agents.set(change.id, change.value);
           else this.#agents.delete(change.id);
-          for (const id of this.#tasksByAgent.get(change.id) ?? []) dirty.add(id);
+          for (const id of this.#tasksByAgent.get(change.id)?.ids ?? []) dirty.add(id);
           cluster = true;
           break;
         case 'framework':

@@ -16,8 +16,8 @@
  */
 import { vipDnsLabel } from '../../control-plane/model/vip-label.ts';
 import { isIP } from 'node:net';
-import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import type { ClusterState } from './feed.ts';
+import type { Agent, Framework, LeaderInfo, Vip } from '../../control-plane/model/schemas.ts';
+import type { ClusterState, ZoneApp, ZoneTask } from './feed.ts';
 import {
   agentIdTail,
   domainFrag,
@@ -155,18 +155,18 @@ function agentAddresses(agent: Agent): string[] {
   return agent.address.ipv6 ? [agent.address.ip, agent.address.ipv6] : [agent.address.ip];
 }
 
-function containerAddresses(task: Task): string[] {
+function containerAddresses(task: ZoneTask): string[] {
   return task.ipAddresses.map((a) => a.ipAddress);
 }
 
 /** dcos-net's `autoip`: the agent's addresses if the task has host ports or no container address, else the container addresses. */
-function autoAddresses(task: Task, agent: Agent): string[] {
+function autoAddresses(task: ZoneTask, agent: Agent): string[] {
   const container = containerAddresses(task);
   return task.ports.length > 0 || container.length === 0 ? agentAddresses(agent) : container;
 }
 
 /** The task's addresses from the first IP source that yields any (Mesos-DNS `IPSources`). */
-export function taskAddresses(task: Task, agent: Agent, options: ZoneOptions): string[] {
+export function taskAddresses(task: ZoneTask, agent: Agent, options: ZoneOptions): string[] {
   for (const source of options.ipSources) {
     const found = source === 'host' ? agentAddresses(agent) : source === 'autoip' ? autoAddresses(task, agent) : containerAddresses(task);
     if (found.length > 0) return found;
@@ -180,7 +180,7 @@ export function taskAddresses(task: Task, agent: Agent, options: ZoneOptions): s
  * bridge/container networking each port mapping, with its host port when
  * it has one, else its container port. `udp,tcp` gives one port per protocol.
  */
-export function discoveryPorts(task: Task, app: App | undefined): DiscoveryPort[] {
+export function discoveryPorts(task: ZoneTask, app: ZoneApp | undefined): DiscoveryPort[] {
   if (!app) return [];
   const out: DiscoveryPort[] = [];
   const push = (number: number | undefined, protocol: string, name: string | undefined): void => {
@@ -203,7 +203,7 @@ export function discoveryPorts(task: Task, app: App | undefined): DiscoveryPort[
 }
 
 /** Whether the task gets records: RUNNING (or starting, when asked), on a known agent, and healthy when `healthyOnly`. */
-export function isTaskPublished(task: Task, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): agent is Agent {
+export function isTaskPublished(task: ZoneTask, app: ZoneApp | undefined, agent: Agent | undefined, options: ZoneOptions): agent is Agent {
   if (!agent) return false;
   const live = task.state === 'RUNNING' || (options.includeStartingTasks && (task.state === 'STAGING' || task.state === 'STARTING'));
   if (!live) return false;
@@ -221,7 +221,7 @@ export function isTaskPublished(task: Task, app: App | undefined, agent: Agent |
  * as Marathon's DiscoveryInfo name (dots kept: `web.group.marathon.mesos`)
  * and sanitised (`web-group.marathon.mesos`), as Mesos-DNS does.
  */
-export function taskRecords(task: Task, app: App | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
+export function taskRecords(task: ZoneTask, app: ZoneApp | undefined, agent: Agent | undefined, options: ZoneOptions): readonly ResourceRecord[] | undefined {
   if (!isTaskPublished(task, app, agent, options)) return undefined;
   const spec = labelSpec(options.enforceRfc952);
   const collector = new Collector(options);
@@ -314,7 +314,7 @@ export function taskRecords(task: Task, app: App | undefined, agent: Agent | und
 }
 
 /** A task's `/v1/enumerate` entry: its A/AAAA/SRV records in the `mesos` zone (not the mirror), names with their dot. */
-export function enumerableTask(task: Task, records: readonly ResourceRecord[], options: ZoneOptions): EnumerableTask {
+export function enumerableTask(task: ZoneTask, records: readonly ResourceRecord[], options: ZoneOptions): EnumerableTask {
   const domain = options.domain;
   const suffix = `.${domain}`;
   const out: EnumerableRecord[] = [];

@@ -12,14 +12,15 @@
  * `http-feed.ts` is the agent side.
  */
 import { randomUUID } from 'node:crypto';
-import type { Agent, App, Framework, LeaderInfo, Task, Vip } from '../../control-plane/model/schemas.ts';
-import type { ClusterChange, ClusterFeed, ClusterState, FeedSubscription } from './feed.ts';
+import type { Agent, Framework, LeaderInfo, Vip } from '../../control-plane/model/schemas.ts';
+import { zoneApp, zoneChange, zoneTask, type ClusterChange, type ClusterFeed, type ClusterState, type FeedSubscription, type ZoneApp, type ZoneTask } from './feed.ts';
 
 /** `ClusterState` as JSON (maps as arrays of values). */
 export interface SerializedClusterState {
   readonly index: number;
-  readonly tasks: readonly Task[];
-  readonly apps: readonly App[];
+  /** Only what the zones read of each (`zoneTask`, `zoneApp`): a fraction of the records. */
+  readonly tasks: readonly ZoneTask[];
+  readonly apps: readonly ZoneApp[];
   readonly agents: readonly Agent[];
   readonly frameworks: readonly Framework[];
   readonly vips: readonly { readonly id: string; readonly vip: Vip }[];
@@ -32,8 +33,8 @@ export type FeedReply =
 
 interface MutableState {
   index: number;
-  tasks: Map<string, Task>;
-  apps: Map<string, App>;
+  tasks: Map<string, ZoneTask>;
+  apps: Map<string, ZoneApp>;
   agents: Map<string, Agent>;
   frameworks: Map<string, Framework>;
   vips: Map<string, Vip>;
@@ -72,7 +73,7 @@ export class ClusterFeedHub {
           const s = event.state;
           this.#state = {
             index: s.index,
-            tasks: new Map(s.tasks), apps: new Map(s.apps), agents: new Map(s.agents),
+            tasks: new Map([...s.tasks].map(([id, t]) => [id, zoneTask(t)])), apps: new Map([...s.apps].map(([id, a]) => [id, zoneApp(a)])), agents: new Map(s.agents),
             frameworks: new Map(s.frameworks), vips: new Map(s.vips), leader: s.leader,
           };
           // A new snapshot (a resync) may drop what no change event says: followers start over.
@@ -81,11 +82,13 @@ export class ClusterFeedHub {
           this.#logged = 0;
           this.#logFrom = s.index;
         } else if (this.#state) {
-          for (const c of event.changes) this.#apply(c);
+          // Kept and sent cut to what the zones read (the log and every follower's reply are a fraction of the records).
+          const changes = event.changes.map(zoneChange);
+          for (const c of changes) this.#apply(c);
           this.#state.index = Math.max(this.#state.index, event.index);
           if (event.changes.length > 0) {
-            this.#log.push({ index: event.index, changes: event.changes });
-            this.#logged += event.changes.length;
+            this.#log.push({ index: event.index, changes });
+            this.#logged += changes.length;
             while (this.#logged > this.#maxLogged && this.#log.length > 1) {
               const dropped = this.#log.shift()!;
               this.#logged -= dropped.changes.length;
