@@ -12,6 +12,7 @@
  * is never signalled), after killing every master and agent, even when the
  * test failed.
  */
+import { claimPortRange } from './ports.ts';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -105,12 +106,11 @@ async function sandboxRecords(agentDirs: readonly string[]): Promise<{ taskId: s
   return out;
 }
 
-let agentSeq = 0;
-
 export async function startProcessCluster(t: { teardown(fn: () => Promise<void> | void): void }, name: string): Promise<ProcessCluster> {
   const dir = await mkdtemp(join(tmpdir(), `strata-${name}-`));
   const processes: StrataProcess[] = [];
   const agentDirs: string[] = [];
+  const portClaims: { release(): void }[] = [];
   const killAll = async (): Promise<void> => {
     for (const p of processes) p.kill('SIGKILL');
     await Promise.all(processes.map((p) => p.exited()));
@@ -118,6 +118,7 @@ export async function startProcessCluster(t: { teardown(fn: () => Promise<void> 
   };
   t.teardown(async () => {
     await killAll();
+    for (const claim of portClaims) claim.release();
     await rm(dir, { recursive: true, force: true });
   });
   let token: string | undefined;
@@ -181,7 +182,9 @@ export async function startProcessCluster(t: { teardown(fn: () => Promise<void> 
     async startAgent(agentName, master, options = {}) {
       if (!token) throw new Error('log in before starting agents');
       const dataDir = join(dir, agentName);
-      const portBase = 20000 + ((process.pid * 13 + agentSeq++ * 37) % 150) * 100;
+      const ports = claimPortRange();
+      portClaims.push(ports);
+      const portBase = ports.first;
       await mkdir(dataDir, { recursive: true });
       agentDirs.push(dataDir);
       const args = [

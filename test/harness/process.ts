@@ -3,6 +3,7 @@
  * which is the pinned Node 24) and waits for lines of their output. Every
  * process started here is killed when the test process exits.
  */
+import { claimPortRange } from './ports.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -94,7 +95,6 @@ export async function runStrata(args: readonly string[], options: { env?: NodeJS
   return { code, output: p.output() };
 }
 
-let upSeq = 0;
 
 /**
  * `strata up` in a temp dir, logged in through `strata auth login`, with a
@@ -114,7 +114,9 @@ export async function startUpLoggedIn(t: { teardown(fn: () => Promise<void> | vo
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'data');
   const env = { STRATA_CLI_CONFIG: join(dir, 'cli.json') };
-  const portBase = 40000 + ((process.pid * 7 + upSeq++ * 53) % 200) * 100;
+  const ports = claimPortRange();
+  t.teardown(() => ports.release());
+  const portBase = ports.first;
   const up = startStrata(['up', '--data-dir', dataDir, '--api-port', '0', '--agent-port', '0', '--xds-port', '0', '--xds-mtls-port', '0', '--agent-port-ranges', `${portBase}-${portBase + 99}`], { env });
   t.teardown(async () => {
     up.kill('SIGKILL');
