@@ -4,7 +4,7 @@ import type { Agent, App, Task } from '../../model/schemas.ts';
 
 type Feed =
   | { type: 'snapshot'; epoch: string; index: number; vips: { id: string; ipv4?: string; backends: { port: number; weight: number; agentUnreachable?: boolean }[] }[] }
-  | { type: 'changes'; epoch: string; index: number; vips: { id: string; backends: { port: number; weight: number; agentUnreachable?: boolean }[] }[]; removed: string[] };
+  | { type: 'changes'; epoch: string; index: number; vips: { id: string; ipv4?: string; backends: { port: number; weight: number; agentUnreachable?: boolean }[] }[]; removed: string[] };
 
 async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   const h = await startTestMaster();
