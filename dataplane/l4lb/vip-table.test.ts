@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { commitPlan, emptyState, fullRuleset, planChanges, type RulesetState } from './ruleset.ts';
+import { commitPlan, fullRuleset, planChanges, type RulesetState } from './ruleset.ts';
 import { VipTable, type FeedVip } from './vip-table.ts';
 
 type Backend = FeedVip['backends'][number];
