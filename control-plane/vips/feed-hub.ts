@@ -94,7 +94,8 @@ export class VipFeedHub {
       for (const r of tasks.records.values()) this.#addTask(r.value);
       for (const r of agents.records.values()) this.#setAgent(r.id, r.value);
       this.#rebuildDesired();
-      for (const d of this.#desired.values()) this.#texts.set(d.id, JSON.stringify(vipViewOf(d, this.#inputs())));
+      const inputs = this.#inputs();
+      for (const d of this.#desired.values()) this.#texts.set(d.id, JSON.stringify(vipViewOf(d, inputs)));
       apps.subscribe(() => this.#mark(() => (this.#all = true)));
       tasks.subscribe((u) => this.#mark(() => this.#onTasks(u)));
       vips.subscribe((u) => this.#mark(() => (u.resync ? (this.#all = true) : [...u.upserted.map((r) => r.id), ...u.removed].forEach((id) => this.#dirty.add(id)))));
