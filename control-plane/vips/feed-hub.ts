@@ -81,27 +81,32 @@ export class VipFeedHub {
     this.#onChanges = options.onChanges;
   }
 
-  /** Open the views (once); resolves when every VIP's view is in. */
+  /** Open the views (once; again after a failure, such as the store being down); resolves when every VIP's view is in. */
   start(): Promise<void> {
-    this.#starting ??= (async () => {
-      const onError = (err: unknown): void => this.#onError?.(err);
-      const [apps, tasks, vips, agents] = await Promise.all([
-        openView(this.#records, 'app', { onError }), openView(this.#records, 'task', { onError }),
-        openView(this.#records, 'vip', { onError }), openView(this.#records, 'agent', { onError }),
-      ]);
-      this.#views = { apps, tasks, vips, agents };
-      if (this.#closed) return this.close();
-      for (const r of tasks.records.values()) this.#addTask(r.value);
-      for (const r of agents.records.values()) this.#setAgent(r.id, r.value);
-      this.#rebuildDesired();
-      const inputs = this.#inputs();
-      for (const d of this.#desired.values()) this.#texts.set(d.id, JSON.stringify(vipViewOf(d, inputs)));
-      apps.subscribe(() => this.#mark(() => (this.#all = true)));
-      tasks.subscribe((u) => this.#mark(() => this.#onTasks(u)));
-      vips.subscribe((u) => this.#mark(() => (u.resync ? (this.#all = true) : [...u.upserted.map((r) => r.id), ...u.removed].forEach((id) => this.#dirty.add(id)))));
-      agents.subscribe((u) => this.#mark(() => this.#onAgents(u)));
-    })();
+    this.#starting ??= this.#open().catch((err: unknown) => {
+      this.#starting = undefined;
+      throw err;
+    });
     return this.#starting;
+  }
+
+  async #open(): Promise<void> {
+    const onError = (err: unknown): void => this.#onError?.(err);
+    const [apps, tasks, vips, agents] = await Promise.all([
+      openView(this.#records, 'app', { onError }), openView(this.#records, 'task', { onError }),
+      openView(this.#records, 'vip', { onError }), openView(this.#records, 'agent', { onError }),
+    ]);
+    this.#views = { apps, tasks, vips, agents };
+    if (this.#closed) return this.close();
+    for (const r of tasks.records.values()) this.#addTask(r.value);
+    for (const r of agents.records.values()) this.#setAgent(r.id, r.value);
+    this.#rebuildDesired();
+    const inputs = this.#inputs();
+    for (const d of this.#desired.values()) this.#texts.set(d.id, JSON.stringify(vipViewOf(d, inputs)));
+    apps.subscribe(() => this.#mark(() => (this.#all = true)));
+    tasks.subscribe((u) => this.#mark(() => this.#onTasks(u)));
+    vips.subscribe((u) => this.#mark(() => (u.resync ? (this.#all = true) : [...u.upserted.map((r) => r.id), ...u.removed].forEach((id) => this.#dirty.add(id)))));
+    agents.subscribe((u) => this.#mark(() => this.#onAgents(u)));
   }
 
   #inputs(): VipViewInputs {
