@@ -194,7 +194,11 @@ async function endToEnd(host: Netns, vipCount: number, changeCount: number): Pro
     await peer.close();
     return {
       vips: vipCount, tasks: vipCount * 5, populateStoreMs: Math.round(populateMs), agentFirstSyncMs: Math.round(firstSyncMs),
-      storeChangeToKernelMs: { p50: r2(pct(deltaMs, 50)), p99: r2(pct(deltaMs, 99)), max: r2(Math.max(...deltaMs)), changes: deltaMs.length },
+      storeChangeToKernelMs: {
+        p50: r2(pct(deltaMs, 50)), p90: r2(pct(deltaMs, 90)), p99: r2(pct(deltaMs, 99)), max: r2(Math.max(...deltaMs)), changes: deltaMs.length,
+        // Which changes were slowest (0 = the first after the initial sync): a pause early on is the first sync's garbage.
+        slowest: deltaMs.map((ms, i) => [i, r2(ms)]).sort((a, b) => b[1]! - a[1]!).slice(0, 3),
+      },
       peerWholeViewStoreChangeToKernelMs: { p50: r2(pct(peerMs, 50)), p99: r2(pct(peerMs, 99)), changes: peerMs.length },
       ratioP50: r2(pct(peerMs, 50) / pct(deltaMs, 50)),
     };
