@@ -19,7 +19,7 @@ import { listAgents, showLeader } from './cluster.ts';
 import { groupAdd, groupList, groupRemove, groupShow, groupUpdate } from './groups.ts';
 import { dnsLookup } from './dns.ts';
 import { runAgent, runMaster, runUp } from './processes.ts';
-import { vipList, vipShow } from './vips.ts';
+import { vipList, vipShow, vipWatch } from './vips.ts';
 import { policyAdd, policyExplain, policyList, policyRemove, policyRuleset, policyShow } from './policies.ts';
 import { networkAdd, networkLease, networkLeases, networkList, networkRemove, networkShow } from './networks.ts';
 import { queueList, queueReset } from './queue.ts';
@@ -322,6 +322,15 @@ const VERBS: readonly Verb[] = [
     operands: ['VIP'],
     configFlags: false,
     run: vipShow,
+  },
+  {
+    name: 'vip watch',
+    summary: 'Follow the VIP delta feed agents follow: every VIP first, then each VIP as it changes (backends, addresses) or goes',
+    usage: 'strata vip watch [--count N] [--json]',
+    flags: { count: 'stop after N replies with changes' },
+    booleans: ['json'],
+    configFlags: false,
+    run: vipWatch,
   },
   {
     name: 'network list',

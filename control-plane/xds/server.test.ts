@@ -367,3 +367,24 @@ test('SDS service: secret streams are served only secrets, remembered names are 
     (sds as unknown as { FetchSecrets: (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError) => void) => void }).FetchSecrets({ type_url: TYPE.secret }, md, resolve));
   t.is(fetched.code, grpc.status.UNIMPLEMENTED);
 });
+
+test('an Envoy node gets a listener on a VIP\'s IPv6 address over ADS (proto-built client), and it goes when the address does', async (t) => {
+  const { mesh, token, client } = await withWeb(t);
+  await mesh.records.put('vip', { framework: 'marathon', name: '/web', kind: 'named', ipv4: '11.0.0.7', ipv6: 'fd01:c::7', ports: [{ port: 80, protocol: 'tcp' }] });
+  await eventually(() => mesh.server.snapshot?.resources.get(TYPE.listener)?.has('vip6/web:80') === true, 10_000, 'the IPv6 listener in the snapshot');
+  const s = openAds(client, { token });
+  t.teardown(() => s.close());
+  s.send({ node: ENVOY_NODE, type_url: TYPE.listener, resource_names: [] });
+  const lds = await s.next(10_000);
+  t.is(lds.type_url, TYPE.listener);
+  const byName = new Map(lds.resources.map((r) => [r['name'] as string, r as { address: { socket_address: { address: string; port_value: number } } }]));
+  t.deepEqual([...byName.keys()].sort(), ['vip/web:80', 'vip6/web:80'], 'an Envoy node gets socket listeners, not gRPC API listeners');
+  t.like(byName.get('vip6/web:80')!.address.socket_address, { address: 'fd01:c::7', port_value: 80 });
+  t.like(byName.get('vip/web:80')!.address.socket_address, { address: '11.0.0.7', port_value: 80 });
+  ack(s, lds, []);
+
+  await mesh.records.put('vip', { framework: 'marathon', name: '/web', kind: 'named', ipv4: '11.0.0.7', ports: [{ port: 80, protocol: 'tcp' }] });
+  const next = await s.next(10_000);
+  t.is(next.type_url, TYPE.listener);
+  t.deepEqual(next.resources.map((r) => r['name']).sort(), ['vip/web:80'], 'SotW: the full set, without the IPv6 listener');
+});

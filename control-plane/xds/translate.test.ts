@@ -216,3 +216,40 @@ test('property: for random states the translation is always consistent and encod
   ),
   );
 });
+
+test('a named VIP with an IPv6 address gets an Envoy listener on it too (TCP and UDP), valid against the Envoy protos, to the same cluster', (t) => {
+  const web = app({ id: '/web', portDefinitions: [
+    { port: 0, protocol: 'tcp', name: 'http', labels: { VIP_0: '/web:80' } },
+    { port: 0, protocol: 'udp', name: 'dns', labels: { VIP_1: '/web:53' } },
+  ] } as Parameters<typeof app>[0]);
+  const tasks = [{ ...task('web.1', '/web', 31001), ports: [31001, 31002] }];
+  const dual: Vip = { framework: 'marathon', name: '/web', kind: 'named', ipv4: '11.0.0.5', ipv6: 'fd01:c::5', ports: [{ port: 80, protocol: 'tcp' }, { port: 53, protocol: 'udp' }] };
+  const { resources, issues } = translate(state([web], tasks, [dual]));
+  t.deepEqual(issues, []);
+  t.deepEqual([...resources.get(TYPE.listener)!.keys()].sort(), ['vip/web:53/udp', 'vip/web:80', 'vip6/web:53/udp', 'vip6/web:80', 'web', 'web:80']);
+  for (const [name, protocol, address, port] of [['vip6/web:80', 'TCP', 'fd01:c::5', 80], ['vip6/web:53/udp', 'UDP', 'fd01:c::5', 53], ['vip/web:80', 'TCP', '11.0.0.5', 80]] as const) {
+    const r = resources.get(TYPE.listener)!.get(name)!;
+    t.is(r.flavor, 'envoy');
+    t.deepEqual([...r.owners], ['/web']);
+    const decoded = decodeMessage(TYPE.listener, encodeMessage(TYPE.listener, r.value)) as { name: string; address: { socket_address: { protocol?: string; address: string; port_value: number } } };
+    t.is(decoded.name, name);
+    t.like(decoded.address.socket_address, { address, port_value: port });
+    t.is(decoded.address.socket_address.protocol ?? 'TCP', protocol);
+  }
+  const tcp6 = decodeMessage(TYPE.listener, encodeMessage(TYPE.listener, get(resources, TYPE.listener, 'vip6/web:80'))) as { filter_chains: { filters: { name: string; typed_config: { type_url: string; value: Uint8Array } }[] }[] };
+  const proxy = tcp6.filter_chains[0]!.filters[0]!;
+  t.is(proxy.name, 'envoy.filters.network.tcp_proxy');
+  t.like(decodeMessage(EXTENSION.tcpProxy, proxy.typed_config.value), { cluster: 'web:80' }, 'the IPv6 listener sends to the VIP port\'s one cluster');
+  t.deepEqual(checkConsistency(resources), []);
+});
+
+test('an IPv6 IP VIP gets its Envoy listener on that address; a named VIP without an IPv6 address gets none', (t) => {
+  const ip6 = app({ id: '/ip6', portDefinitions: [{ port: 0, protocol: 'tcp', name: 'http', labels: { VIP_0: 'fd01:c::99:8080' } }] } as Parameters<typeof app>[0]);
+  const { resources } = translate(state([ip6, vipApp('/web')], [task('ip6.1', '/ip6', 31001), task('web.1', '/web', 31002)], [webVip]));
+  const listeners = [...resources.get(TYPE.listener)!.keys()];
+  const ipListener = listeners.find((n) => n.startsWith('vip/') && n.includes('fd01:c::99'));
+  t.truthy(ipListener, listeners.join(' '));
+  const decoded = decodeMessage(TYPE.listener, encodeMessage(TYPE.listener, get(resources, TYPE.listener, ipListener!))) as { address: { socket_address: { address: string; port_value: number } } };
+  t.like(decoded.address.socket_address, { address: 'fd01:c::99', port_value: 8080 });
+  t.false(listeners.some((n) => n.startsWith('vip6/web')), 'no IPv6 address allocated: no IPv6 listener');
+});

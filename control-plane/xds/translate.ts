@@ -17,14 +17,18 @@
  * - For proxyless gRPC (flavor `grpc`): API listeners `<label>:<port>` and,
  *   for the VIP's lowest TCP port, `<label>` (so `xds:///web` works), each an
  *   HttpConnectionManager using RDS over ADS with the router filter last.
- * - For Envoy (flavor `envoy`): listener `vip/<label>:<port>` on the VIP
- *   address, a TCP proxy (`STRATA_MESH_PROTOCOL` tcp, the default) or an
+ * - For Envoy (flavor `envoy`): listener `vip/<label>:<port>` on the VIP's
+ *   IPv4 address and, when it has one, `vip6/<label>:<port>` on its IPv6
+ *   address (an IP VIP: `vip/<address>:<port>` on its one address, either
+ *   family), a TCP proxy (`STRATA_MESH_PROTOCOL` tcp, the default) or an
  *   HTTP connection manager with RDS (http, http2, grpc). Not emitted until
- *   the VIP has an address.
+ *   the VIP has an address. Both listeners send to the same cluster: Envoy
+ *   proxies across families, so an IPv6 listener reaches IPv4 backends too
+ *   (the kernel load balancer, which DNATs, keeps each family apart).
  *
  * Per UDP VIP port (`<label>:<port>/udp`; `/udp` keeps it apart from a TCP
  * port of the same number, DNS's 53): a cluster and endpoints as above over
- * the UDP backends and, for Envoy, a UDP listener on the VIP address whose
+ * the UDP backends and, for Envoy, a UDP listener on each VIP address whose
  * listener filter is `envoy.filters.udp_listener.udp_proxy` routing to the
  * cluster (matcher `on_no_match`). Proxyless gRPC has no UDP: no API
  * listener. The kernel load balancer serves the same UDP VIPs without Envoy.
@@ -238,7 +242,13 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
   const lowest = Math.min(...tcpPorts);
   const backends = vipBackends(vip, state.apps, state.tasksByApp);
   const record = state.vips.get(vipId(MARATHON_FRAMEWORK, vip.name)) ?? state.vips.get(vip.id);
-  const address = vip.kind === 'ip' ? vip.name : record?.ipv4;
+  // Envoy listeners: one per VIP address, by name prefix (`vip/` IPv4 or an IP VIP's own address, `vip6/` a named VIP's IPv6 address).
+  const addresses: { prefix: string; address: string }[] = vip.kind === 'ip'
+    ? [{ prefix: 'vip', address: vip.name }]
+    : [
+        ...(record?.ipv4 === undefined ? [] : [{ prefix: 'vip', address: record.ipv4 }]),
+        ...(record?.ipv6 === undefined ? [] : [{ prefix: 'vip6', address: record.ipv6 }]),
+      ];
   const label = serviceLabel(vip);
   for (const port of tcpPorts) {
     const svc = `${label}:${port}`;
@@ -283,8 +293,8 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
     b.add(TYPE.listener, svc, api(svc), owners, 'grpc');
     if (port === lowest && vip.kind === 'named') b.add(TYPE.listener, label, api(label), owners, 'grpc');
 
-    // Envoy: a socket listener on the VIP address.
-    if (address !== undefined) {
+    // Envoy: a socket listener on each VIP address.
+    for (const { prefix, address } of addresses) {
       const filter =
         mesh.protocol === 'tcp'
           ? { name: 'envoy.filters.network.tcp_proxy', typed_config: anyOf(EXTENSION.tcpProxy, { stat_prefix: svc, cluster: svc }) }
@@ -292,8 +302,8 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
               name: 'envoy.filters.network.http_connection_manager',
               typed_config: anyOf(EXTENSION.httpConnectionManager, { ...httpConnectionManager(svc, svc), codec_type: 'AUTO' }),
             };
-      b.add(TYPE.listener, `vip/${svc}`, {
-        name: `vip/${svc}`,
+      b.add(TYPE.listener, `${prefix}/${svc}`, {
+        name: `${prefix}/${svc}`,
         address: { socket_address: { address, port_value: port } },
         freebind: { value: true },
         filter_chains: [{ filters: [filter], ...(options.meshMtls ? { transport_socket: downstreamTlsSocket() } : {}) }],
@@ -307,17 +317,18 @@ function translateVip(vip: DesiredVip, state: MeshState, byName: ReadonlyMap<str
     const owners = [...new Set(vip.uses.filter((u) => u.port === port && u.protocols.includes('udp')).map((u) => u.appId))].sort();
     if (!b.add(TYPE.cluster, svc, edsCluster(svc), owners)) continue;
     b.add(TYPE.endpoint, svc, loadAssignment(svc, backends, port, 'udp', b.issues), owners);
-    if (address === undefined) continue;
     const route = anyOf(EXTENSION.udpProxyRoute, { cluster: svc });
-    b.add(TYPE.listener, `vip/${svc}`, {
-      name: `vip/${svc}`,
-      address: { socket_address: { protocol: 'UDP', address, port_value: port } },
-      freebind: { value: true },
-      listener_filters: [{
-        name: 'envoy.filters.udp_listener.udp_proxy',
-        typed_config: anyOf(EXTENSION.udpProxy, { stat_prefix: svc, matcher: { on_no_match: { action: { name: 'route', typed_config: route } } } }),
-      }],
-    }, owners, 'envoy');
+    for (const { prefix, address } of addresses) {
+      b.add(TYPE.listener, `${prefix}/${svc}`, {
+        name: `${prefix}/${svc}`,
+        address: { socket_address: { protocol: 'UDP', address, port_value: port } },
+        freebind: { value: true },
+        listener_filters: [{
+          name: 'envoy.filters.udp_listener.udp_proxy',
+          typed_config: anyOf(EXTENSION.udpProxy, { stat_prefix: svc, matcher: { on_no_match: { action: { name: 'route', typed_config: route } } } }),
+        }],
+      }, owners, 'envoy');
+    }
   }
   return b;
 }

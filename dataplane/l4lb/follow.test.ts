@@ -32,6 +32,12 @@ test('an agent\'s load balancer follows the master\'s VIPs: a full load first, t
     servicePorts: [], ipAddresses: [], healthCheckResults: [], version: app.version, resources: { cpus: 0.1, memMb: 32, diskMb: 0, gpus: 0 }, role: '*',
   });
   await h.master.records.put('task', task('web.1', 'RUNNING', 31001));
+  // The allocator runs on its own: with the address in the first snapshot, the first load holds the backend.
+  let allocated = false;
+  await until(() => {
+    void h.master.records.get('vip', 'marathon//web').then((r) => (allocated = r !== undefined));
+    return allocated;
+  }, 'the VIP address');
 
   const nft = new RecordingNft();
   const lb = startL4lbAgent({ masters: new MasterUrls(h.master.apiUrl), token: async () => token, agentId: 'agent-1', nft, logger: pino({ level: 'silent' }), reconcileSeconds: 0, waitSeconds: 5 });

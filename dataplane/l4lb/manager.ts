@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { NftRunner } from './nft.ts';
-import { commitPlan, DEFAULT_TABLE, emptyState, fullRuleset, planUpdate, type DesiredState, type ProgrammedService, type RulesetState } from './ruleset.ts';
+import { commitPlan, DEFAULT_TABLE, emptyState, fullRuleset, planChanges, planUpdate, type DesiredChanges, type DesiredState, type ProgrammedService, type RulesetPlan, type RulesetState } from './ruleset.ts';
 
 export interface L4lbLogger {
   info(obj: object, msg: string): void;
@@ -74,7 +74,21 @@ export class L4lbManager {
 
   /** Make the kernel serve `desired`. Calls run one at a time, in order. */
   sync(desired: DesiredState): Promise<SyncMode> {
-    const run = this.#queue.then(() => this.#sync(desired));
+    const run = this.#queue.then(() => this.#run(() => planUpdate(this.#state, desired), () => desired));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Apply a change to some services (the agent's delta feed) without
+   * looking at the others: one lookup per named service. When the kernel's
+   * table is not loaded yet (or was invalidated), or the update fails, the
+   * whole table is loaded from `whole()` instead (read only then, so it
+   * sees every change applied so far). Calls run one at a time, in order,
+   * with {@link sync}'s.
+   */
+  syncChanges(changes: DesiredChanges, whole: () => DesiredState): Promise<SyncMode> {
+    const run = this.#queue.then(() => this.#run(() => planChanges(this.#state, changes), whole));
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -84,21 +98,25 @@ export class L4lbManager {
     this.#loaded = false;
   }
 
-  async #sync(desired: DesiredState): Promise<SyncMode> {
+  async #run(plan: () => RulesetPlan, whole: () => DesiredState): Promise<SyncMode> {
     if (this.#loaded) {
-      const plan = planUpdate(this.#state, desired);
-      if (plan.commands.length === 0) return 'none';
+      const planned = plan();
+      if (planned.commands.length === 0) return 'none';
       const started = performance.now();
       try {
-        await this.#nft.apply(this.#state.table, plan.commands);
-        this.#state = commitPlan(this.#state, plan);
+        await this.#nft.apply(this.#state.table, planned.commands);
+        this.#state = commitPlan(this.#state, planned);
         this.#record('incremental', 'ok', started);
         return 'incremental';
       } catch (err) {
         this.#record('incremental', 'error', started);
-        this.#log.warn({ err, commands: plan.commands.length }, 'incremental load balancer update failed; reloading the whole table');
+        this.#log.warn({ err, commands: planned.commands.length }, 'incremental load balancer update failed; reloading the whole table');
       }
     }
+    return this.#loadWhole(whole());
+  }
+
+  async #loadWhole(desired: DesiredState): Promise<SyncMode> {
     const full = fullRuleset(desired, this.#state.table);
     const started = performance.now();
     try {

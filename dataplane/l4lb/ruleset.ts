@@ -106,7 +106,8 @@ function backendElements(s: ProgrammedService): string[] {
   return s.backends.map((b, slot) => `${slotKey(s, slot)} : ${b.ip} . ${b.port}`);
 }
 
-function hairpinPairs(desired: DesiredState): Set<string> {
+/** The `ip . ip` hairpin pairs of a desired state: its backends that are local to this host. */
+export function hairpinPairs(desired: DesiredState): Set<string> {
   const pairs = new Set<string>();
   if (desired.localBackendIps.length === 0) return pairs;
   const local = new Set(desired.localBackendIps);
@@ -224,14 +225,6 @@ export interface RulesetUpdate {
  * of keys is built either. A service named twice: the last one counts.
  */
 export function planUpdate(previous: RulesetState, desired: DesiredState): RulesetPlan {
-  const { table } = previous;
-  const removes: string[] = [];
-  const chainAdds: string[] = [];
-  const adds: string[] = [];
-  const el = (op: 'add' | 'delete', set: string, elements: readonly string[]): void => {
-    if (elements.length > 0) (op === 'add' ? adds : removes).push(`${op} element inet ${table} ${set} { ${elements.join(', ')} }`);
-  };
-
   // Which services are new, changed, kept; whether any previous one is gone.
   const changed: { old: ProgrammedService; now: ProgrammedService }[] = [];
   const fresh: ProgrammedService[] = [];
@@ -262,6 +255,60 @@ export function planUpdate(previous: RulesetState, desired: DesiredState): Rules
     for (const [key, old] of previous.services) if (!keys.has(key)) removed.push(old);
   }
 
+  return emitPlan(previous, { changed, fresh, removed, hairpin: hairpinPairs(desired) });
+}
+
+/**
+ * A change to some services only, as the agent's delta feed gives it: the
+ * services of the VIPs that changed (`upserts`, as they are now), the keys
+ * of services gone (`removals`), and the whole hairpin set. Services not
+ * named keep what the kernel holds; a removal of a key not held, or an
+ * upsert equal to what is held, costs nothing. Cost: one lookup per named
+ * service, however many services the table holds.
+ */
+export interface DesiredChanges {
+  readonly upserts: readonly L4Service[];
+  readonly removals: readonly string[];
+  /** Every `ip . ip` hairpin pair wanted (see {@link DesiredState.localBackendIps}). */
+  readonly hairpin: ReadonlySet<string>;
+}
+
+/** {@link planUpdate} for a {@link DesiredChanges}: the same commands as for the whole desired state, from the named services only. */
+export function planChanges(previous: RulesetState, desired: DesiredChanges): RulesetPlan {
+  const changed: { old: ProgrammedService; now: ProgrammedService }[] = [];
+  const fresh: ProgrammedService[] = [];
+  const removed: ProgrammedService[] = [];
+  const upserted = new Map<string, L4Service>();
+  for (const s of desired.upserts) upserted.set(serviceKey(s), s);
+  for (const key of new Set(desired.removals)) {
+    const old = previous.services.get(key);
+    if (old && !upserted.has(key)) removed.push(old);
+  }
+  for (const [key, s] of upserted) {
+    const old = previous.services.get(key);
+    if (!old) {
+      fresh.push(programmed(s));
+      continue;
+    }
+    const backends = capped(s.backends);
+    if (!sameBackends(old.backends, backends)) changed.push({ old, now: { ...old, backends } });
+  }
+  return emitPlan(previous, { changed, fresh, removed, hairpin: desired.hairpin });
+}
+
+/** The commands for services classified as changed, new and removed (shared by both planners). */
+function emitPlan(
+  previous: RulesetState,
+  what: { changed: readonly { old: ProgrammedService; now: ProgrammedService }[]; fresh: readonly ProgrammedService[]; removed: readonly ProgrammedService[]; hairpin: ReadonlySet<string> },
+): RulesetPlan {
+  const { table } = previous;
+  const { changed, fresh, removed, hairpin } = what;
+  const removes: string[] = [];
+  const chainAdds: string[] = [];
+  const adds: string[] = [];
+  const el = (op: 'add' | 'delete', set: string, elements: readonly string[]): void => {
+    if (elements.length > 0) (op === 'add' ? adds : removes).push(`${op} element inet ${table} ${set} { ${elements.join(', ')} }`);
+  };
   const newChains: string[] = [];
   const chainFor = (s: ProgrammedService): string => {
     const c = pickChain(s, s.backends.length);
@@ -301,7 +348,6 @@ export function planUpdate(previous: RulesetState, desired: DesiredState): Rules
   for (const { old, now } of changed) apply(old, now);
   for (const now of fresh) apply(undefined, now);
 
-  const hairpin = hairpinPairs(desired);
   for (const f of ['', '6'] as const) {
     el('delete', `hairpin${f}`, [...previous.hairpin].filter((p) => fam(p) === f && !hairpin.has(p)));
     el('add', `hairpin${f}`, [...hairpin].filter((p) => fam(p) === f && !previous.hairpin.has(p)));

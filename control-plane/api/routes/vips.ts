@@ -7,13 +7,16 @@
  * answers when apps, tasks, VIPs or agents change after `index`, which is
  * how each agent's L4 dataplane follows the backends without polling.
  */
+import { Counter } from 'prom-client';
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { canonicalIp } from '../../../common/ip.ts';
 import { isIP } from 'node:net';
 import type { App, Task, Vip } from '../../model/schemas.ts';
 import { vipDnsLabel } from '../../model/vip-label.ts';
-import { vipBackends, type VipBackend } from '../../vips/backends.ts';
+import { vipViewOf, type VipView } from '../../vips/view.ts';
+import { VipFeedHub } from '../../vips/feed-hub.ts';
+import type { FastifyReply } from 'fastify';
 import { desiredVips } from '../../vips/plan.ts';
 import { DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS, blockingView } from '../blocking.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
@@ -52,14 +55,11 @@ const VipView = Type.Object({
   apps: Type.Array(Type.String()),
   backends: Type.Array(Backend),
 });
-type VipView = {
-  id: string; framework: string; name: string; kind: string; dnsName?: string; ipv4?: string; ipv6?: string;
-  allocated: boolean; ports: { port: number; protocol: string }[]; apps: string[]; backends: (VipBackend & { agentUnreachable?: boolean })[];
-};
-
 const ListQuery = Type.Object({
   index: Type.Optional(Type.Integer({ minimum: 0, description: 'block until apps, tasks, VIPs or agents change after this store index (from the previous reply)' })),
   wait: Type.Optional(Type.Number({ minimum: 0, description: `longest wait in seconds (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})` })),
+  delta: Type.Optional(Type.Boolean({ description: 'the delta feed agents follow: {type: "snapshot", epoch, index, vips} (every VIP) or {type: "changes", epoch, index, vips, removed} (only the VIPs changed, and the ids removed, after ?index within ?epoch)' })),
+  epoch: Type.Optional(Type.String({ maxLength: 64, description: 'with delta: the epoch of the previous reply (absent, or not this master\'s: a snapshot)' })),
 });
 
 /** What a VIP's view is made of: a change under any of these prefixes may change it. */
@@ -77,24 +77,8 @@ async function vipViews(ctx: ApiContext): Promise<{ index: number; vips: VipView
     tasksByApp.set(r.value.appId, list);
   }
   const stored = new Map<string, Vip>(vips.records.map((r) => [r.id, r.value]));
-  const desired = desiredVips([...appsById.values()]);
-  const views: VipView[] = [];
-  for (const d of desired.values()) {
-    const s = stored.get(d.id);
-    views.push({
-      id: d.id,
-      framework: d.framework,
-      name: d.name,
-      kind: d.kind,
-      ...(d.kind === 'named' ? { dnsName: `${vipDnsLabel(d.name)}.${d.framework}.l4lb.thisdcos.directory` } : {}),
-      ...(s?.ipv4 === undefined ? {} : { ipv4: s.ipv4 }),
-      ...(s?.ipv6 === undefined ? {} : { ipv6: s.ipv6 }),
-      allocated: s !== undefined,
-      ports: [...d.ports],
-      apps: [...new Set(d.uses.map((u) => u.appId))].sort(),
-      backends: vipBackends(d, appsById, tasksByApp, (id) => agentIps.get(id)).map((b) => (unreachable.has(b.agentId) ? { ...b, agentUnreachable: true } : b)),
-    });
-  }
+  const inputs = { apps: appsById, tasksByApp, stored, agentIps, unreachableAgents: unreachable };
+  const views = [...desiredVips([...appsById.values()]).values()].map((d) => vipViewOf(d, inputs));
   return { index: Math.max(apps.index, tasks.index, vips.index, agents.index), vips: views };
 }
 
@@ -109,6 +93,27 @@ function matches(view: VipView, wanted: string): boolean {
 }
 
 export function vipRoutes(app: ApiInstance, ctx: ApiContext): void {
+  const feedReplies = new Counter({ name: 'strata_vip_feed_replies_total', help: 'Replies of the VIP delta feed (?delta=true), by type (snapshot: every VIP; changes: only those changed)', labelNames: ['type'], registers: [ctx.metrics.registry] });
+  const feedChanges = new Counter({ name: 'strata_vip_feed_changed_vips_total', help: 'VIP views the delta feed found changed (or removed) after store changes', registers: [ctx.metrics.registry] });
+  let hub: VipFeedHub | undefined;
+  app.addHook('onClose', async () => hub?.close());
+  const feed = async (query: { epoch?: string | undefined; index?: number | undefined; wait?: number | undefined }, reply: FastifyReply): Promise<string> => {
+    hub ??= new VipFeedHub(ctx.records, { onError: (err) => app.log.error({ err }, 'VIP feed view failed'), onChanges: (n) => feedChanges.inc(n) });
+    const stop = new AbortController();
+    const onClose = (): void => stop.abort();
+    reply.raw.once('close', onClose);
+    try {
+      const waitMs = Math.min(query.wait ?? DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS) * 1000;
+      const answer = await hub.read(query.epoch, query.index ?? 0, waitMs, stop.signal);
+      feedReplies.inc({ type: answer.type });
+      // Already JSON (each VIP's text is cached by the hub): sent as is.
+      reply.type('application/json');
+      return answer.json;
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+  };
+
   app.get('/networking/api/v1/vips', {
     config: { permission: requires(NETWORKING_RID, 'read') },
     schema: {
@@ -116,7 +121,10 @@ export function vipRoutes(app: ApiInstance, ctx: ApiContext): void {
       querystring: ListQuery,
       response: { 200: Type.Object({ index: Type.Integer({ minimum: 0 }), vips: Type.Array(VipView) }) },
     },
-  }, async (request, reply) => blockingView(ctx, reply, { kinds: VIP_INPUTS, index: request.query.index, waitSeconds: request.query.wait, view: () => vipViews(ctx) }));
+  }, async (request, reply) => (request.query.delta === true
+    // The feed's JSON text is not the list's shape: the type provider only knows the list's.
+    ? reply.send((await feed(request.query, reply)) as never)
+    : blockingView(ctx, reply, { kinds: VIP_INPUTS, index: request.query.index, waitSeconds: request.query.wait, view: () => vipViews(ctx) })));
 
   app.get('/networking/api/v1/vips/:vip', {
     config: { permission: requires(NETWORKING_RID, 'read') },
