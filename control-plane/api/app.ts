@@ -34,6 +34,7 @@ import { policyRoutes } from './routes/policies.ts';
 import { taskLogRoutes } from './routes/task-logs.ts';
 import { overlayRoutes } from './routes/overlay.ts';
 import { secretRoutes } from './routes/secrets.ts';
+import { uiRoutes } from './routes/ui.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
@@ -58,6 +59,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   clusterStateRoutes(),
   overlayRoutes,
   secretRoutes,
+  uiRoutes,
 ];
 
 export interface BuildApiOptions {
