@@ -105,3 +105,27 @@ export function fmt(n) {
 export function appHref(id) {
   return `#/services/${encodeURIComponent(id)}`;
 }
+
+/**
+ * Fill `el` from one settled request: its rendering, or the error box (a
+ * rejected request, or a rendering that threw on an unexpected answer).
+ * Returns the rejection reason, if any, so the caller can count a failure.
+ * @template T
+ * @param {Element} el
+ * @param {PromiseSettledResult<T>} result
+ * @param {(value: T) => Node} render
+ * @returns {unknown}
+ */
+export function section(el, result, render) {
+  if (result.status === 'rejected') {
+    el.replaceChildren(errorBox(result.reason));
+    return result.reason;
+  }
+  try {
+    el.replaceChildren(render(result.value));
+    return undefined;
+  } catch (err) {
+    el.replaceChildren(errorBox(err));
+    return err;
+  }
+}

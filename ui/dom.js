@@ -6,7 +6,8 @@
  */
 
 /**
- * @typedef {string | number | Node | null | undefined | false} Child
+ * @typedef {string | number | Node | null | undefined | false | ChildList} Child
+ * @typedef {Child[]} ChildList nested lists are flattened
  * @typedef {Record<string, string | number | boolean | EventListener | undefined>} Attrs
  */
 
@@ -16,7 +17,7 @@
  * @template {keyof HTMLElementTagNameMap} K
  * @param {K} tag
  * @param {Attrs} [attrs]
- * @param {...(Child | Child[])} children
+ * @param {...Child} children
  * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
@@ -33,19 +34,20 @@ export function h(tag, attrs = {}, ...children) {
 
 /**
  * @param {Node} parent
- * @param {(Child | Child[])[]} children
+ * @param {Child[]} children
  */
 export function append(parent, children) {
-  for (const child of children.flat()) {
+  for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    parent.appendChild(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
+    if (Array.isArray(child)) append(parent, child);
+    else parent.appendChild(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
   }
 }
 
 /**
  * Replace everything inside `el`.
  * @param {Element} el
- * @param {...(Child | Child[])} children
+ * @param {...Child} children
  */
 export function replace(el, ...children) {
   el.replaceChildren();

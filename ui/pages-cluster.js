@@ -2,7 +2,7 @@
 /** Nodes (agents and their resources) and networking (VIPs, overlay networks, policies). */
 import { api } from './api.js';
 import { h, replace, table } from './dom.js';
-import { appHref, errorBox, fmt } from './common.js';
+import { appHref, errorBox, fmt, section } from './common.js';
 import { live } from './live.js';
 
 /** @param {{begin: number, end: number}[]} ranges */
@@ -70,8 +70,7 @@ export function networkingPage(main) {
     const [v, n, p] = await Promise.allSettled([
       api('GET', '/networking/api/v1/vips'), api('GET', '/networking/api/v1/networks'), api('GET', '/networking/api/v1/policies'),
     ]);
-    if (v.status === 'fulfilled') {
-      replace(vips, table('VIPs', ['Name', 'Address', 'DNS name', 'Ports', 'Apps', 'Backends'], v.value.vips.map((/** @type {any} */ x) => [
+    const vFailed = section(vips, v, (/** @type {any} */ x_) => table('VIPs', ['Name', 'Address', 'DNS name', 'Ports', 'Apps', 'Backends'], x_.vips.map((/** @type {any} */ x) => [
         h('code', {}, x.name),
         [x.ipv4, x.ipv6].filter(Boolean).join(', ') || (x.allocated ? '—' : 'allocating'),
         x.dnsName ? h('code', {}, x.dnsName) : '—',
@@ -80,20 +79,16 @@ export function networkingPage(main) {
         x.backends.length === 0 ? 'none' : h('ul', { class: 'backends' }, x.backends.map((/** @type {any} */ b) =>
           h('li', {}, `${b.ip}:${b.port} → ${b.vipPort} (${b.state.replace(/^TASK_/, '').toLowerCase()}, weight ${b.weight}${b.agentUnreachable ? ', agent unreachable' : ''})`))),
       ]), 'no VIPs: a port with a VIP_0 label makes one'));
-    } else replace(vips, errorBox(v.reason));
-    if (n.status === 'fulfilled') {
-      replace(networks, table('Overlay networks', ['Name', 'Subnet', 'Prefix per agent', 'MTU', 'VNI', 'Description'], n.value.networks.map((/** @type {any} */ x) => [
+    const nFailed = section(networks, n, (/** @type {any} */ x_) => table('Overlay networks', ['Name', 'Subnet', 'Prefix per agent', 'MTU', 'VNI', 'Description'], x_.networks.map((/** @type {any} */ x) => [
         h('code', {}, x.name), x.subnet ?? '—', `/${x.prefix}`, String(x.mtu), String(x.vni), x.description ?? '',
       ]), 'no overlay networks'));
-    } else replace(networks, errorBox(n.reason));
-    if (p.status === 'fulfilled') {
-      /** @param {any} peer */
-      const peer = (peer) => peer.network ? `network ${peer.network}` : peer.cidr ? peer.cidr : peer.appId ? `app ${peer.appId}` : JSON.stringify(peer);
-      replace(policies, table('Network policies', ['Name', 'Applies to', 'Default', 'Rules', 'Description'], p.value.policies.map((/** @type {any} */ x) => [
-        h('code', {}, x.name), x.to.map(peer).join(', '), x.defaultAction, String(x.rules.length), x.description ?? '',
-      ]), 'no network policies'));
-    } else replace(policies, errorBox(p.reason));
-    if (v.status === 'rejected') throw v.reason;
+    /** @param {any} peer */
+    const peer = (peer) => peer.network ? `network ${peer.network}` : peer.cidr ? peer.cidr : peer.appId ? `app ${peer.appId}` : JSON.stringify(peer);
+    const pFailed = section(policies, p, (/** @type {any} */ x_) => table('Network policies', ['Name', 'Applies to', 'Default', 'Rules', 'Description'], x_.policies.map((/** @type {any} */ x) => [
+      h('code', {}, x.name), x.to.map(peer).join(', '), x.defaultAction, String(x.rules.length), x.description ?? '',
+    ]), 'no network policies'));
+    const failed = vFailed ?? nFailed ?? pFailed;
+    if (failed !== undefined) throw failed;
   }, { intervalMs: 5_000 });
   return () => poll.stop();
 }

@@ -1,8 +1,8 @@
 // @ts-check
 /** Log in, secrets, IAM users and groups. */
-import { api, ApiError } from './api.js';
+import { api } from './api.js';
 import { h, field, replace, table } from './dom.js';
-import { confirmDialog, errorBox, errorRegion, notice } from './common.js';
+import { confirmDialog, errorBox, errorRegion, notice, section } from './common.js';
 import { live } from './live.js';
 
 const USER_KEY = 'strata.uid';
@@ -157,16 +157,13 @@ export function iamPage(main) {
   replace(main, h('h1', {}, 'Identity and access'), users, groups);
   const poll = live(async () => {
     const [u, g] = await Promise.allSettled([api('GET', '/acs/api/v1/users'), api('GET', '/acs/api/v1/groups')]);
-    if (u.status === 'fulfilled') {
-      replace(users, table('Users and service accounts', ['UID', 'Description', 'Kind', 'Login', 'State'], u.value.array.map((/** @type {any} */ x) => [
+    const uFailed = section(users, u, (/** @type {any} */ x_) => table('Users and service accounts', ['UID', 'Description', 'Kind', 'Login', 'State'], x_.array.map((/** @type {any} */ x) => [
         h('code', {}, x.uid), x.description ?? '', x.is_service ? 'service account' : 'user',
         x.is_remote ? `${x.provider_type} ${x.provider_id}` : x.is_service ? 'login token' : 'password', x.disabled ? 'disabled' : 'enabled',
       ]), 'no users'));
-    } else replace(users, errorBox(u.reason));
-    if (g.status === 'fulfilled') {
-      replace(groups, table('Groups', ['GID', 'Description'], g.value.array.map((/** @type {any} */ x) => [h('code', {}, x.gid), x.description ?? '']), 'no groups'));
-    } else replace(groups, errorBox(g.reason));
-    if (u.status === 'rejected') throw u.reason instanceof ApiError ? u.reason : new Error(String(u.reason));
+    const gFailed = section(groups, g, (/** @type {any} */ x_) => table('Groups', ['GID', 'Description'], x_.array.map((/** @type {any} */ x) => [h('code', {}, x.gid), x.description ?? '']), 'no groups'));
+    const failed = uFailed ?? gFailed;
+    if (failed !== undefined) throw failed;
   }, { intervalMs: 30_000 });
   return () => poll.stop();
 }

@@ -6,7 +6,7 @@
  */
 import { api, idPath, streamText } from './api.js';
 import { h, field, replace, table } from './dom.js';
-import { appHref, confirmDialog, errorBox, errorRegion, fmt, notice, numberDialog } from './common.js';
+import { appHref, confirmDialog, errorBox, errorRegion, fmt, notice, numberDialog, section } from './common.js';
 import { live } from './live.js';
 
 /**
@@ -124,8 +124,7 @@ export function servicesPage(main) {
 
   const poll = live(async () => {
     const [a, g, d] = await Promise.allSettled([api('GET', '/v2/apps'), api('GET', '/v2/groups'), api('GET', '/v2/deployments')]);
-    if (a.status === 'fulfilled') {
-      replace(apps, table('Apps', ['ID', 'Status', 'Running', 'Healthy', 'CPUs', 'Memory (MiB)', 'Actions'], a.value.apps.map((/** @type {any} */ app) => [
+    const aFailed = section(apps, a, (/** @type {any} */ x_) => table('Apps', ['ID', 'Status', 'Running', 'Healthy', 'CPUs', 'Memory (MiB)', 'Actions'], x_.apps.map((/** @type {any} */ app) => [
         h('a', { href: appHref(app.id) }, app.id),
         h('span', { class: `status status-${appStatus(app).toLowerCase()}` }, appStatus(app)),
         `${app.tasksRunning} / ${app.instances}`,
@@ -133,17 +132,13 @@ export function servicesPage(main) {
         fmt(app.cpus), fmt(app.mem),
         appActions(app, report),
       ]), 'no services yet: create one from its JSON'));
-    } else replace(apps, errorBox(a.reason));
-    if (d.status === 'fulfilled') {
-      replace(deployments, table('Deployments in progress', ['ID', 'Apps', 'Step', 'Waiting for'], d.value.map((/** @type {any} */ x) => [
+    const dFailed = section(deployments, d, (/** @type {any} */ x_) => table('Deployments in progress', ['ID', 'Apps', 'Step', 'Waiting for'], x_.map((/** @type {any} */ x) => [
         h('code', {}, x.id), x.affectedApps.join(', '), `${x.currentStep} / ${x.totalSteps}`,
         (x.waitReasons ?? []).map((/** @type {any} */ w) => w.message).join('; ') || '—',
       ]), 'none'));
-    } else replace(deployments, errorBox(d.reason));
-    if (g.status === 'fulfilled') {
-      replace(groups, table('Groups', ['ID', 'Apps directly in it'], flattenGroups(g.value).map(([id, n]) => [h('code', {}, id), String(n)]), 'no groups'));
-    } else replace(groups, errorBox(g.reason));
-    if (a.status === 'rejected') throw a.reason;
+    const gFailed = section(groups, g, (/** @type {any} */ x_) => table('Groups', ['ID', 'Apps directly in it'], flattenGroups(x_).map(([id, n]) => [h('code', {}, id), String(n)]), 'no groups'));
+    const failed = aFailed ?? dFailed ?? gFailed;
+    if (failed !== undefined) throw failed;
   }, { events: true, intervalMs: 10_000 });
   return () => poll.stop();
 }
