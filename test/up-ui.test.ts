@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { startUpLoggedIn } from './harness/process.ts';
+import { runStrata, startUpLoggedIn } from './harness/process.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -54,7 +54,11 @@ async function logIn(page: Page, uid: string, password: string): Promise<void> {
 const APP_ID = '/uitest/web';
 
 (haveChromium ? test : test.skip)('web UI: login redirect, services, tasks, log, VIP, nodes, secrets, IAM, destroy, logout; also through the gateway', async (t) => {
-  const { dataDir, apiUrl, up } = await startUpLoggedIn(t, 'up-ui');
+  const { dataDir, apiUrl, up, env } = await startUpLoggedIn(t, 'up-ui');
+  // `strata ui` prints where the UI is (the address the CLI logged in to).
+  const shown = await runStrata(['ui'], { env });
+  t.is(shown.code, 0, shown.output);
+  t.is(shown.output.split('\n')[0], `${apiUrl}/`);
   const { uid, password } = JSON.parse(await readFile(join(dataDir, 'bootstrap-credentials.json'), 'utf8')) as { uid: string; password: string };
   const browser = await launch(t);
   const page = await browser.newPage();
@@ -88,7 +92,7 @@ const APP_ID = '/uitest/web';
 
   // Create from JSON; it reaches Running with its task.
   const app = {
-    id: APP_ID, cmd: 'echo "hello from the ui $MESOS_TASK_ID"; echo "to stderr" >&2; while true; do sleep 1; done', instances: 1, cpus: 0.05, mem: 32,
+    id: APP_ID, cmd: 'echo "hello from the ui $MESOS_TASK_ID"; echo "to stderr" >&2; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done', instances: 1, cpus: 0.05, mem: 32,
     portDefinitions: [{ port: 0, name: 'http', labels: { VIP_0: `${APP_ID}:80` } }], taskKillGracePeriodSeconds: 1,
   };
   await page.getByLabel('App definition (Marathon JSON)').fill(JSON.stringify(app));
@@ -108,9 +112,18 @@ const APP_ID = '/uitest/web';
   // The task's log.
   await taskRow.first().getByRole('link', { name: /^Log of / }).click();
   await page.getByRole('heading', { name: 'Task log' }).waitFor();
+  // All lines so far, however long the box took to get here.
+  await page.getByLabel('Lines').fill('10000');
+  await page.getByRole('button', { name: 'Show' }).click();
   await waitForText(page.getByRole('log'), new RegExp(`hello from the ui ${taskId!.replace(/\./g, '\\.')}`));
   await page.getByLabel('Stream').selectOption('stderr');
   await waitForText(page.getByRole('log'), /to stderr/);
+  // Followed: lines the task writes later arrive on the open page.
+  await page.getByLabel('Stream').selectOption('stdout');
+  await page.getByLabel('Lines').fill('1');
+  await page.getByLabel('Follow').check();
+  const first = Number(/tick (\d+)/.exec(await waitForText(page.getByRole('log'), /tick \d+/))![1]);
+  await waitForText(page.getByRole('log'), new RegExp(`tick ${first + 3}\\b`));
 
   // Scale to 2 from the list (a dialog asks for the number).
   await page.getByRole('link', { name: 'Services', exact: true }).click();
