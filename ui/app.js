@@ -9,7 +9,7 @@
  */
 import { api, onUnauthenticated } from './api.js';
 import { h, replace } from './dom.js';
-import { onStreamState } from './live.js';
+import { onStreamState, streamWanted } from './live.js';
 import { loginPage, iamPage, secretsPage, currentUser, forgetUser } from './pages-security.js';
 import { nodesPage, networkingPage } from './pages-cluster.js';
 import { servicesPage, servicePage, taskLogPage } from './pages-services.js';
@@ -54,8 +54,9 @@ function renderNav(section) {
     h('button', { type: 'button', onclick: logout }, 'Log out')]);
   stopStreamState?.();
   stopStreamState = section === '' ? undefined : onStreamState((up) => {
+    live.hidden = !up && !streamWanted();
     live.textContent = up ? 'live' : 'polling';
-    live.title = up ? 'updates arrive from the Marathon event stream' : 'the event stream is not attached: pages poll';
+    live.title = up ? 'updates arrive from the Marathon event stream' : 'the event stream is not attached: the page polls';
   });
 }
 /** @type {(() => void) | undefined} */
@@ -77,11 +78,12 @@ function route() {
   for (const [pattern, page, section] of ROUTES) {
     const m = pattern.exec(p);
     if (!m) continue;
-    renderNav(section);
     main.replaceChildren();
     document.title = `Strata — ${section || 'log in'}`;
     cleanup = page(main, decodeURIComponent(m[1] ?? ''));
-    main.focus({ preventScroll: true });
+    renderNav(section);
+    // Move focus to the new page (screen readers announce it), unless the page focused a field itself.
+    if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
     return;
   }
   renderNav('');

@@ -63,6 +63,11 @@ function closeStreamIfUnused() {
   setStreamUp(false);
 }
 
+/** Whether the current page follows the event stream at all. */
+export function streamWanted() {
+  return subscribers.size > 0;
+}
+
 /**
  * @param {() => Promise<void>} load the page's refresh; a rejection counts as a failure
  * @param {{intervalMs?: number, events?: boolean}} [options] `events`: also refresh on Marathon events

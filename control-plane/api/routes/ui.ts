@@ -13,7 +13,7 @@
  * only, no framing.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -21,8 +21,10 @@ import { StrataError } from '../../../common/errors.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { PUBLIC } from '../permissions.ts';
 
-/** Where the UI's files live: `ui/` at the repository root. */
-export const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
+/** Where the UI's files live: `ui/` at the repository root (from the sources, or from `dist/` after `npm run build`). */
+export const UI_DIR = [new URL('../../../ui/', import.meta.url), new URL('../../../../ui/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(join(dir, 'index.html'))) ?? fileURLToPath(new URL('../../../ui/', import.meta.url));
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
