@@ -25,6 +25,17 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
+    // The web UI: plain browser modules (JSDoc types checked by `tsc -p ui/tsconfig.json`).
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries([
+        'window', 'document', 'location', 'history', 'localStorage', 'sessionStorage', 'fetch', 'EventSource', 'URL', 'URLSearchParams',
+        'AbortController', 'DOMException', 'TextDecoderStream', 'setTimeout', 'clearTimeout', 'Node', 'HTMLElement', 'Event',
+      ].map((name) => [name, 'readonly'])),
+    },
+  },
+  {
     files: ['cli/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'bin/**'],
     rules: { 'no-console': 'off' },
   },

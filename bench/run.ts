@@ -13,6 +13,7 @@ const AREAS: Record<string, () => Promise<{ run(args: string[]): Promise<unknown
   secrets: () => import('./secrets.ts'),
   policy: () => import('./policy.ts'),
   idp: () => import('./idp.ts'),
+  ui: () => import('./ui.ts'),
 };
 
 const [area, ...args] = process.argv.slice(2);

@@ -9,6 +9,7 @@ import { appAdd, appKill, appList, appRemove, appRestart, appScale, appShow, app
 import { parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { authLogin, authLogout, authToken } from './auth.ts';
 import { gatewayStatus } from './gateway.ts';
+import { showUi } from './ui.ts';
 import { caCert, caInfo, caList, caRevoke, caRootKeyExport, caSign } from './ca.ts';
 import { secretCreate, secretDelete, secretGet, secretList, secretRotateKey, secretUpdate } from './secrets.ts';
 import { mtlsCertShow, mtlsRenew, mtlsStatus } from './mtls.ts';
@@ -605,6 +606,15 @@ const VERBS: readonly Verb[] = [
     operands: ['ID'],
     configFlags: false,
     run: samlRemove,
+  },
+  {
+    name: 'ui',
+    summary: 'Print the web UI\'s URL (the master or gateway you logged in to serves it at /; log in there with your password or a provider)',
+    usage: 'strata ui [--json]',
+    flags: {},
+    booleans: ['json'],
+    configFlags: false,
+    run: showUi,
   },
   {
     name: 'gateway status',

@@ -280,6 +280,7 @@ export async function runUp(args: ParsedArgs): Promise<number> {
       '  apps:   npx strata app add app.json (Marathon JSON); tasks run on the local agent and stop with this command',
       `  DNS:    ${dns.line}`,
       `  gateway: ${gateway.line}; every API and /service/<app-id>/ behind one login`,
+      `  web UI: ${gateway.handle ? `${gateway.handle.url}/ (also ${master.apiUrl}/)` : `${master.apiUrl}/`}; log in with the bootstrap credentials (npx strata ui)`,
       '',
       `Log in:  ${loginLine(master, gateway.handle, credentials)}`,
       'Stop:    Ctrl-C (or SIGTERM)',

@@ -53,6 +53,7 @@ export const ERROR_CODES = {
   API_NOT_FOUND: { httpStatus: 404, summary: 'No route matches the method and path.' },
   API_UNAUTHENTICATED: { httpStatus: 401, summary: 'No valid token was presented.' },
   API_FORBIDDEN: { httpStatus: 403, summary: 'The caller lacks the permission the route requires.' },
+  API_CSRF_REFUSED: { httpStatus: 403, summary: 'A request to the API authenticated only by the auth cookie changes state (not GET/HEAD/OPTIONS), or a login, came from another origin than the host it was sent to (or named none); send the token in the Authorization header, or the request from the same origin (the web UI does).' },
   API_INTERNAL: { httpStatus: 500, summary: 'An unexpected server error; the log has the details.' },
   API_PAYLOAD_TOO_LARGE: { httpStatus: 413, summary: 'The request body is larger than the server accepts.' },
   API_TOO_MANY_REQUESTS: { httpStatus: 429, summary: 'Too many requests of this kind are waiting (e.g. logins); retry later.' },

@@ -7,8 +7,8 @@
  *     (401 `WWW-Authenticate: acsjwt`, 403 as DC/OS)
  *   → /service/<app>: resolve the app, check `dcos:adminrouter:service:<app>`,
  *     pick a healthy task (round robin) → 503 if none
- *   → proxy (streaming; websockets joined) or answer itself (status page,
- *     status, system health)
+ *   → proxy (streaming; websockets joined; `/` and `/ui/` to the master's web
+ *     UI) or answer itself (status, system health)
  *   → one access log line (no token, no query string) and the metrics.
  */
 import type { Agent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
@@ -17,7 +17,7 @@ import { StrataError, type ErrorCode } from '../common/errors.ts';
 import { AUTH_COOKIE, credentialsOf, csrfProblem, withoutAuthCookie, type AccessDecider, type Credentials } from './access.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { proxyRequest, proxyUpgrade, type ProxyOutcome, type UpstreamTarget } from './proxy.ts';
-import { classify, serviceRid, ROUTE_TABLE, type GatewayRoute, type RouteClass } from './routes.ts';
+import { classify, serviceRid, type GatewayRoute, type RouteClass } from './routes.ts';
 import type { ServiceCatalog } from './services.ts';
 
 /** The log the gateway writes to (a pino logger fits). */
@@ -83,19 +83,6 @@ function expiresInSeconds(token: string): number | undefined {
 export function authCookie(token: string): string {
   const maxAge = expiresInSeconds(token);
   return `${AUTH_COOKIE}=${token}; Path=/; ${maxAge === undefined ? '' : `Max-Age=${maxAge}; `}HttpOnly; Secure; SameSite=Strict`;
-}
-
-function statusPage(): string {
-  const rows = ROUTE_TABLE.filter((e) => e.routeClass !== 'ui')
-    .map((e) => `<tr><td>${e.routeClass}</td><td><code>${e.pattern.source.replaceAll('\\/', '/').replace(/^\^|\$$/g, '')}</code></td><td>${e.access.public ? 'public' : `<code>${e.access.rid}</code>`}</td></tr>`)
-    .join('\n');
-  return `<!doctype html><html><head><meta charset="utf-8"><title>Strata</title></head><body>
-<h1>Strata gateway</h1>
-<p>One front door to the cluster. Log in: <code>POST /acs/api/v1/auth/login</code> (sets the <code>${AUTH_COOKIE}</code> cookie), or <code>strata auth login --url https://&lt;this host&gt;</code>.</p>
-<table><tr><th>component</th><th>path</th><th>needs</th></tr>
-${rows}
-<tr><td>service</td><td><code>/service/&lt;app-id&gt;/...</code></td><td><code>dcos:adminrouter:service:&lt;app-id&gt;</code></td></tr>
-</table></body></html>`;
 }
 
 export interface GatewayHandler {
@@ -211,13 +198,7 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
     return new StrataError(code, message);
   }
 
-  async function serveSelf(req: IncomingMessage, res: ServerResponse, page: 'status-page' | 'status' | 'system-health'): Promise<number> {
-    if (page === 'status-page') {
-      const html = statusPage();
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html) });
-      res.end(req.method === 'HEAD' ? undefined : html);
-      return 200;
-    }
+  async function serveSelf(_req: IncomingMessage, res: ServerResponse, page: 'status' | 'system-health'): Promise<number> {
     let body: unknown;
     if (page === 'status') {
       body = { ...options.status(), api: `http://${options.api.host}:${options.api.port}`, services: services.summary() };

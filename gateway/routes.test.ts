@@ -6,7 +6,8 @@ import { resolveService, serviceBackends } from './services.ts';
 import { mkApp, mkTask } from '../dns/zone/testing.ts';
 
 const cases: [url: string, routeClass: string, upstream: string | undefined, rid: string | undefined][] = [
-  ['/', 'ui', undefined, undefined],
+  ['/', 'ui', '/', undefined],
+  ['/ui/app.js', 'ui', '/ui/app.js', undefined],
   ['/marathon/v2/apps?embed=apps.tasks', 'marathon', '/v2/apps?embed=apps.tasks', 'dcos:adminrouter:service:marathon'],
   ['/marathon', 'marathon', '/', 'dcos:adminrouter:service:marathon'],
   ['/v2/apps/shop/web', 'marathon', '/v2/apps/shop/web', 'dcos:adminrouter:service:marathon'],

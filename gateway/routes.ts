@@ -31,7 +31,7 @@ export type RouteTarget =
   /** An app's task: `rest` is what follows `/service/` (the app id is resolved against the apps). */
   | { readonly kind: 'service'; readonly rest: string; readonly query: string }
   /** Served by the gateway itself. */
-  | { readonly kind: 'self'; readonly page: 'status-page' | 'status' | 'system-health' };
+  | { readonly kind: 'self'; readonly page: 'status' | 'system-health' };
 
 export interface GatewayRoute {
   readonly routeClass: RouteClass;
@@ -51,7 +51,7 @@ interface TableEntry {
   readonly access: Access;
   /** The upstream path from the matched path (default: unchanged). */
   readonly rewrite?: (path: string) => string;
-  readonly self?: 'status-page' | 'status' | 'system-health';
+  readonly self?: 'status' | 'system-health';
   readonly login?: true;
 }
 
@@ -60,7 +60,9 @@ interface TableEntry {
  * open locations) plus the CA's public parts the API also leaves open.
  */
 export const ROUTE_TABLE: readonly TableEntry[] = [
-  { pattern: /^\/$/, routeClass: 'ui', access: PUBLIC_ACCESS, self: 'status-page' },
+  // The web UI (ui/, served by the master's API): its page and its flat folder of modules; the pages then call the API paths below.
+  { pattern: /^\/$/, routeClass: 'ui', access: PUBLIC_ACCESS },
+  { pattern: /^\/ui\/[^/]+$/, routeClass: 'ui', access: PUBLIC_ACCESS },
   { pattern: /^\/gateway\/v1\/status$/, routeClass: 'gateway', access: full('dcos:adminrouter:ops:gateway'), self: 'status' },
   { pattern: /^\/system\/health\/v1(\/.*)?$/, routeClass: 'system_health', access: full('dcos:adminrouter:ops:system-health'), self: 'system-health' },
   { pattern: /^\/dcos-metadata\/(dcos-version|ui-config)\.json$/, routeClass: 'metadata', access: PUBLIC_ACCESS },

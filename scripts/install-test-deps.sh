@@ -7,7 +7,8 @@
 # build the strata_netns addon (native/); nsenter (util-linux) for the
 # namespace tests.
 # tests (in network namespaces they create); slapd and ldap-utils for the
-# LDAP identity-provider tests (each test starts its own slapd; no service).
+# LDAP identity-provider tests (each test starts its own slapd; no service);
+# chromium for the web UI's browser test.
 # Idempotent; prints what it did. Elsewhere it says what is missing.
 set -euo pipefail
 
@@ -27,6 +28,8 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The web UI's browser test (test/up-ui.test.ts): Debian's chromium, driven by playwright-core (no browser download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: Debian packages already present"

@@ -35,6 +35,7 @@ import { taskLogRoutes } from './routes/task-logs.ts';
 import { overlayRoutes } from './routes/overlay.ts';
 import { secretRoutes } from './routes/secrets.ts';
 import { mtlsRoutes } from './routes/mtls.ts';
+import { uiRoutes } from './routes/ui.ts';
 
 export type { ApiContext, ApiInstance, LeaderInfo, RouteModule } from './context.ts';
 
@@ -60,6 +61,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   overlayRoutes,
   secretRoutes,
   mtlsRoutes,
+  uiRoutes,
 ];
 
 export interface BuildApiOptions {

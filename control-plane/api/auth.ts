@@ -10,11 +10,14 @@
  *   principal deleted, disabled or revoked; decided from the IAM's watched
  *   views), then the route's (rid, action) with the principal's groups'
  *   permissions folded in (403 `API_FORBIDDEN`).
+ * - A state change (not GET/HEAD/OPTIONS) authenticated by the cookie alone
+ *   must come from this origin (403 `API_CSRF_REFUSED`; `csrf.ts`).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { StrataError } from '../../common/errors.ts';
 import { allows, type Iam } from '../../security/iam.ts';
 import type { TokenService, VerifiedToken } from '../../security/tokens.ts';
+import { cookieCsrfProblem } from './csrf.ts';
 import { send } from './errors.ts';
 import type { RegisteredRoute } from './permissions.ts';
 
@@ -58,6 +61,11 @@ export function installAuth(app: FastifyInstance, deps: { tokens: TokenService; 
     if (permission.public) return;
     const token = extractToken(request);
     if (token === undefined) return unauthenticated(reply, 'this route needs a token: send "Authorization: token=<jwt>"');
+    if (request.headers.authorization === undefined) {
+      // The cookie alone: a state change must come from this origin (csrf.ts).
+      const csrf = cookieCsrfProblem(request.method, request.headers);
+      if (csrf !== undefined) return send(reply, new StrataError('API_CSRF_REFUSED', csrf));
+    }
     let verified: VerifiedToken;
     try {
       verified = await deps.tokens.verify(token);

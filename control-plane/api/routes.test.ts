@@ -26,6 +26,9 @@ const EXPECTED_PUBLIC = new Set([
   'POST /acs/api/v1/auth/saml/providers/:id/acs-callback',
   'GET /acs/api/v1/auth/saml/providers/:id/sp-metadata',
   'GET /acs/api/v1/auth/saml/providers/:id/acs-callback-url',
+  // the web UI's static files (ui/)
+  'GET /',
+  'GET /ui/*',
 ]);
 
 const fill = (url: string): string => url.replace(/:[^/]+/g, 'x').replace(/\*/g, 'x');

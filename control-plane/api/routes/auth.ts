@@ -2,7 +2,10 @@
  * DC/OS-compatible login, logout and key publication at /acs/api/v1/auth.
  * - `POST /login` takes `{uid, password}` (a user) or `{uid, token}` (a
  *   service account's RS256/ES256 login token: at most 10 minutes, single use)
- *   and returns `{token}`; the caller cannot choose the lifetime.
+ *   and returns `{token}`; the caller cannot choose the lifetime. It also sets
+ *   the `dcos-acs-auth-cookie` cookie (the web UI's session: HttpOnly,
+ *   SameSite=Strict, Secure over HTTPS); a login carrying another origin's
+ *   `Origin` is refused (403 `API_CSRF_REFUSED`).
  * - `POST /logout` revokes the presented token until it expires (public, as in
  *   Admin Router: a missing or bad token just clears the cookie).
  */
@@ -10,6 +13,7 @@ import { Counter } from 'prom-client';
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
 import { AUTH_COOKIE, extractToken } from '../auth.ts';
+import { cookieCsrfProblem, loginOriginProblem } from '../csrf.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
 import { PUBLIC } from '../permissions.ts';
 
@@ -41,8 +45,11 @@ export function authRoutes(app: ApiInstance, ctx: ApiContext): void {
       body: LoginBody,
       response: { 200: Type.Object({ token: Type.String() }) },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const { uid, password, token } = request.body;
+    // Login CSRF: a foreign page must not log the browser in as someone else (tools send no Origin).
+    const foreign = loginOriginProblem(request.headers);
+    if (foreign !== undefined) throw new StrataError('API_CSRF_REFUSED', foreign);
     if ((password === undefined) === (token === undefined)) {
       throw new StrataError('API_BAD_REQUEST', 'Object is not valid', {
         details: [{ path: password === undefined ? '/password' : '/token', errors: [password === undefined ? 'is required (or "token" for a service account)' : 'must not be given together with "password"'] }],
@@ -53,6 +60,11 @@ export function authRoutes(app: ApiInstance, ctx: ApiContext): void {
       const principal = password !== undefined ? await ctx.iam.login(uid, password) : await ctx.iam.serviceLogin(uid, token!);
       const issued = await ctx.tokens.issue(principal.value.uid, { principalIndex: principal.createIndex });
       logins.inc({ method, result: 'ok' });
+      // The web UI's session: HttpOnly, SameSite=Strict, Secure when the browser came over HTTPS (the gateway sets its own).
+      const maxAge = Math.max(0, issued.expiresAtSeconds - Math.floor(Date.now() / 1000));
+      const https = request.protocol === 'https' || request.headers['x-forwarded-proto'] === 'https';
+      reply.header('set-cookie', `${AUTH_COOKIE}=${issued.token}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${https ? '; Secure' : ''}`);
+      reply.header('cache-control', 'no-store');
       return { token: issued.token };
     } catch (err) {
       logins.inc({ method, result: err instanceof StrataError ? err.code : 'error' });
@@ -64,7 +76,9 @@ export function authRoutes(app: ApiInstance, ctx: ApiContext): void {
     config: { permission: PUBLIC },
     schema: { summary: 'Revoke the presented token until it expires, and clear the auth cookie' },
   }, async (request, reply) => {
-    const token = extractToken(request);
+    // A cross-origin logout does not ride the cookie (csrf.ts); the cookie is still cleared.
+    const cookieOnly = request.headers.authorization === undefined;
+    const token = cookieOnly && cookieCsrfProblem(request.method, request.headers) !== undefined ? undefined : extractToken(request);
     if (token) {
       const verified = await ctx.tokens.verify(token).catch((err: unknown) => {
         if (err instanceof StrataError && err.code === 'AUTH_TOKEN_INVALID') return undefined;
