@@ -98,6 +98,13 @@ ${rows}
 </table></body></html>`;
 }
 
+/** `X-Forwarded-For` with the client's address appended. */
+function forwardedFor(header: string | string[] | undefined, remote: string | undefined): string | undefined {
+  const before = Array.isArray(header) ? header.join(', ') : header;
+  if (!before) return remote;
+  return remote ? `${before}, ${remote}` : before;
+}
+
 export interface GatewayHandler {
   onRequest(req: IncomingMessage, res: ServerResponse): void;
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
@@ -131,7 +138,7 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
     const credentials = credentialsOf(req.headers);
     const started = performance.now();
     const forwarded: Record<string, string | undefined> = {
-      'x-forwarded-for': [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', '),
+      'x-forwarded-for': forwardedFor(req.headers['x-forwarded-for'], req.socket.remoteAddress),
       'x-forwarded-proto': 'https',
       'x-forwarded-host': req.headers.host,
     };

@@ -57,7 +57,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const names = certificateNames(gw.host, gw.certificateNames);
   let serving: ServingCertificate = await issueServingCertificate(options.ca, names);
   const services = await ServiceDirectory.open(options.records, { onError: (err) => logger.error({ err }, 'gateway: app view failed') });
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+  // Every kept-alive upstream connection stays usable: a burst above a smaller free limit would close
+  // connections after each answer and open new ones for the next (a TCP handshake per request).
+  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, scheduling: 'lifo' });
   const stop = new AbortController();
   const handler = createGatewayHandler({
     access: iamAccess(options.tokens, options.iam),
