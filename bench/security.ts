@@ -12,7 +12,9 @@
  * against the same requests straight to the same upstream and against an
  * HTTPS server answering by itself (the TLS share), phases interleaved; load
  * and upstream each in a worker thread; and the gateway's authentication
- * and authorisation decision (`iamAccess`) alone.
+ * and authorisation decision (`iamAccess`) alone. `cpu_us_per_request` is
+ * the gateway thread's CPU time per request (user + system, from
+ * `process.threadCpuUsage`), against the HTTPS server alone's.
  *
  * Options: --runs N (default 3, medians), --seconds S per phase (default 1),
  * --parts tokens,decision,auth_hook,ca,gateway (default all), --rate R and
@@ -31,7 +33,7 @@ import { buildCsr, name, toPem } from '../security/ca/x509.ts';
 import { allows, resolvePrincipal } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -231,16 +233,22 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
   const through: LoadResult[] = [];
   // The main thread's event-loop utilisation while it serves (1 = saturated: latency is then queueing).
   const elu = { tls: [] as number[], gateway: [] as number[] };
-  const measured = async (into: number[], run: () => Promise<LoadResult>): Promise<LoadResult> => {
+  // The main thread's CPU time (user + system) per request: what the box must lend it, unlike ELU not inflated when the thread waits for a core.
+  const cpu = { tls: [] as number[], gateway: [] as number[] };
+  const measured = async (into: { elu: number[]; cpu: number[] }, run: () => Promise<LoadResult>): Promise<LoadResult> => {
     const before = performance.eventLoopUtilization();
+    const cpuBefore = process.threadCpuUsage();
     const result = await run();
-    into.push(performance.eventLoopUtilization(before).utilization);
+    into.elu.push(performance.eventLoopUtilization(before).utilization);
+    const used = process.threadCpuUsage(cpuBefore);
+    // The load worker's warm-up requests are served too.
+    into.cpu.push((used.user + used.system) / (result.latenciesUs.length + job.sockets));
     return result;
   };
   for (let r = 0; r < options.runs; r++) {
     direct.push(await load({ ...job, url: `http://127.0.0.1:${port}/hello` }));
-    tls.push(await measured(elu.tls, () => load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem })));
-    through.push(await measured(elu.gateway, () => load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem })));
+    tls.push(await measured({ elu: elu.tls, cpu: cpu.tls }, () => load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem })));
+    through.push(await measured({ elu: elu.gateway, cpu: cpu.gateway }, () => load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem })));
   }
   tlsOnly.closeAllConnections();
   await new Promise<void>((r) => tlsOnly.close(() => r()));
@@ -268,6 +276,9 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
     added_p50_us: g.p50_us - d.p50_us,
     added_p99_us: g.p99_us - d.p99_us,
     event_loop_utilisation: { https_server_alone: round(median(elu.tls), 2), gateway: round(median(elu.gateway), 2) },
+    cpu_us_per_request: { https_server_alone: round(median(cpu.tls)), gateway: round(median(cpu.gateway)) },
+    // Load ratio: the box's 1-minute load average over its cores at the end (above 1: threads wait for a core).
+    load_per_core: round(loadavg()[0]! / availableParallelism(), 1),
     decision_p50_us: round(percentile(decisions, 50), 2),
     decision_p99_us: round(percentile(decisions, 99), 2),
   };

@@ -10,7 +10,9 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestMaster } from '../test/harness/master.ts';
 import { mkApp, mkTask } from '../dns/zone/testing.ts';
+import fc from 'fast-check';
 import { forwardHeaders } from './proxy.ts';
+import { pathProblem } from './routes.ts';
 import { call, startTestGateway } from './testing.ts';
 
 test('forwardHeaders: hop-by-hop and Connection-named headers dropped, changes applied, host set, upgrade kept only when asked', (t) => {
@@ -34,6 +36,15 @@ test('forwardHeaders: hop-by-hop and Connection-named headers dropped, changes a
   });
   t.deepEqual(forwardHeaders({ connection: 'Upgrade', upgrade: 'websocket', accept: '*/*' }, {}, true), { upgrade: 'websocket', accept: '*/*', connection: 'upgrade' });
   t.deepEqual(forwardHeaders({ connection: 'close', accept: '*/*' }), { accept: '*/*' }, 'the usual Connection values name nothing else');
+});
+
+test('pathProblem: the one-scan check of unencoded paths refuses exactly what the per-segment check refuses', (t) => {
+  // The per-segment check (as for encoded paths), for reference.
+  const slow = (path: string): boolean => path.split('/').some((s) => s === '.' || s === '..' || s.includes('\0'));
+  t.notThrows(() => fc.assert(fc.property(fc.array(fc.constantFrom('a', '.', '/', '\0', '..', 'b.'), { maxLength: 12 }), (parts) => {
+    const path = `/${parts.join('')}`;
+    return (pathProblem(path) !== undefined) === slow(path);
+  }), { numRuns: 2000 }));
 });
 
 async function setup(t: { teardown(fn: () => Promise<void> | void): void }) {
