@@ -112,6 +112,7 @@ export interface GatewayHandler {
 
 export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHandler {
   const { access, services, metrics, log } = options;
+  const onNewConnection = (): void => metrics.upstreamConnectionOpened();
 
   /** Authenticate and authorise; `undefined` = allowed. */
   async function check(req: IncomingMessage, credentials: Credentials, rid: string, action: 'full'): Promise<{ error?: StrataError; uid?: string; result: 'allowed' | 'unauthenticated' | 'forbidden' | 'csrf' }> {
@@ -266,6 +267,7 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
           const { route, target } = decision;
           proxyRequest(req, res, target, {
             agent: options.agent,
+            onNewConnection: onNewConnection,
             connectTimeoutMs: options.connectTimeoutMs,
             responseTimeoutMs: options.upstreamTimeoutMs,
             ...(route.login

@@ -13,7 +13,7 @@ import { mkApp, mkTask } from '../dns/zone/testing.ts';
 import fc from 'fast-check';
 import { forwardHeaders } from './proxy.ts';
 import { pathProblem } from './routes.ts';
-import { call, startTestGateway } from './testing.ts';
+import { call, startTestGateway, startUpstream } from './testing.ts';
 
 test('forwardHeaders: hop-by-hop and Connection-named headers dropped, changes applied, host set, upgrade kept only when asked', (t) => {
   const incoming = {
@@ -62,6 +62,32 @@ function tlsOpen(url: URL, ca: string, session?: Buffer): Promise<TLSSocket> {
     socket.once('error', reject);
   });
 }
+
+test('upstream connections are kept alive and reused: opened far less often than requests; status and metrics show the pool', async (t) => {
+  const { h, gw } = await setup(t);
+  const upstream = await startUpstream('pool');
+  t.teardown(() => upstream.close());
+  await h.master.records.put('app', mkApp('/pool/web', { portDefinitions: [{ port: 0 }] }));
+  await h.master.records.put('task', mkTask('pool_web.instance-1._app.1', '/pool/web', 'ag-S0', { host: '127.0.0.1', ports: [upstream.port] }));
+  const token = await h.superuserToken();
+  const headers = { authorization: `token=${token}` };
+  let ready = 0;
+  for (let i = 0; i < 100 && ready !== 200; i++) {
+    ready = (await call(gw, 'GET', '/service/pool/web/ready', { headers })).status;
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(ready, 200, 'the app is served');
+  const before = upstream.connections;
+  for (let i = 0; i < 6; i++) t.is((await call(gw, 'GET', `/service/pool/web/${i}`, { headers })).status, 200);
+  t.true(upstream.connections - before < 6, 'one request after another reuse the kept-alive upstream connection');
+  const status = (await call(gw, 'GET', '/gateway/v1/status', { headers })).json<{ upstreamConnections: { active: number; idle: number } }>();
+  t.true(status.upstreamConnections.idle >= 1, JSON.stringify(status.upstreamConnections));
+  const metrics = await gw.registry.metrics();
+  const opened = Number(/^strata_gateway_upstream_connections_opened_total (\d+)/m.exec(metrics)?.[1]);
+  // Each upstream connection the task saw was opened by the gateway (the API's too: /gateway/v1/status is served by the gateway itself).
+  t.true(opened >= upstream.connections && opened < 8, `opened ${opened}, the task saw ${upstream.connections}`);
+  t.regex(metrics, /^strata_gateway_upstream_connections\{state="idle"\} [1-9]/m);
+});
 
 test('a client that reconnects resumes its TLS session (no full handshake)', async (t) => {
   const { gw } = await setup(t);

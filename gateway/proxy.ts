@@ -24,6 +24,8 @@ export interface UpstreamTarget {
 
 export interface ProxyOptions {
   readonly agent: Agent;
+  /** Called when the request opens a new upstream connection (not for a kept-alive one). */
+  readonly onNewConnection?: () => void;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
 }
@@ -116,6 +118,7 @@ export function proxyRequest(
   // The connect timeout only, and only for a new connection (a kept-alive one is already connected): once connected, the response timer rules.
   upstream.on('socket', (socket) => {
     if (!(socket as { connecting?: boolean }).connecting) return;
+    options.onNewConnection?.();
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => {
       settle({ kind: 'connect-failed', message: `could not connect within ${options.connectTimeoutMs} ms`, upstreamMs: performance.now() - started });

@@ -15,7 +15,7 @@ import type { TokenService } from '../security/tokens.ts';
 import { iamAccess } from './access.ts';
 import { certificateNames, issueServingCertificate, keepRenewed, type ComponentCertificateIssuer, type ServingCertificate } from './certificate.ts';
 import { createGatewayHandler, type GatewayLog } from './handler.ts';
-import { gatewayMetrics } from './metrics.ts';
+import { gatewayMetrics, type UpstreamPoolStats } from './metrics.ts';
 import { ServiceDirectory } from './services.ts';
 
 export interface StartGatewayOptions {
@@ -49,6 +49,15 @@ export function derFingerprint(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
 }
 
+/** Connections in the upstream agent: carrying a request, and kept alive for the next. */
+export function upstreamPool(agent: Agent): UpstreamPoolStats {
+  let active = 0;
+  let idle = 0;
+  for (const list of Object.values(agent.sockets)) active += list?.length ?? 0;
+  for (const list of Object.values(agent.freeSockets)) idle += list?.length ?? 0;
+  return { active, idle };
+}
+
 export async function startGateway(options: StartGatewayOptions): Promise<GatewayHandle> {
   const { config, logger } = options;
   const gw = config.gateway;
@@ -66,13 +75,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     services,
     api: { host: apiHost === '0.0.0.0' ? '127.0.0.1' : apiHost, port: Number(api.port || 80) },
     agent,
-    metrics: gatewayMetrics(options.registry),
+    metrics: gatewayMetrics(options.registry, () => upstreamPool(agent)),
     log: logger,
     accessLog: gw.accessLog,
     connectTimeoutMs: gw.connectTimeoutMs,
     upstreamTimeoutMs: gw.upstreamTimeoutMs,
     status: () => ({
       url,
+      upstreamConnections: upstreamPool(agent),
       certificate: { serial: serving.serial, notAfter: serving.notAfter.toISOString(), renewAt: serving.renewAt.toISOString(), names: serving.names },
       caFingerprint,
     }),
