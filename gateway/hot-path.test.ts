@@ -6,12 +6,12 @@
  */
 import test from 'ava';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, createServer, type IncomingMessage } from 'node:http';
+import { Socket, type AddressInfo } from 'node:net';
 import { startTestMaster } from '../test/harness/master.ts';
 import { mkApp, mkTask } from '../dns/zone/testing.ts';
 import fc from 'fast-check';
-import { forwardHeaders } from './proxy.ts';
+import { forwardHeaders, proxyRequest, type ProxyOutcome } from './proxy.ts';
 import { pathProblem } from './routes.ts';
 import { call, startTestGateway, startUpstream } from './testing.ts';
 
@@ -147,4 +147,39 @@ test('pipelined requests on one connection are answered in order; bodies are pip
   const bodies = ['GET /slow ', 'POST /post hello', 'GET /fast '].map((b) => text.indexOf(b));
   t.true(bodies.every((i) => i >= 0), text);
   t.deepEqual([...bodies].sort((a, b) => a - b), bodies, 'answers come back in the order asked, though the first took longest');
+});
+
+test('a new upstream connection that does not connect within connectTimeoutMs is a connect failure and is destroyed', async (t) => {
+  // An agent whose connections never finish connecting (a blackholed address, without depending on the network).
+  class NeverConnects extends Agent {
+    created: Socket[] = [];
+    override createConnection(): Socket {
+      const socket = new Socket();
+      (socket as { connecting: boolean }).connecting = true;
+      this.created.push(socket);
+      return socket;
+    }
+  }
+  const agent = new NeverConnects({ keepAlive: true });
+  const outcomes: ProxyOutcome[] = [];
+  const server = createServer((req, res) => {
+    proxyRequest(req, res, { host: '192.0.2.1', port: 9, path: '/' }, {
+      agent, connectTimeoutMs: 50, responseTimeoutMs: 60_000,
+      onOutcome: (outcome) => {
+        outcomes.push(outcome);
+        res.writeHead(502).end(outcome.kind);
+      },
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  }));
+  const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  t.is(answer.status, 502);
+  t.is(await answer.text(), 'connect-failed');
+  t.is(outcomes.length, 1);
+  t.regex(outcomes[0]!.kind === 'connect-failed' ? outcomes[0]!.message : '', /could not connect within 50 ms/);
+  t.true(agent.created.length === 1 && agent.created[0]!.destroyed, 'the stuck connection is destroyed');
 });

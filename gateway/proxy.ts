@@ -121,6 +121,7 @@ export function proxyRequest(
     options.onNewConnection?.();
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => {
+      clearTimeout(responseTimer);
       settle({ kind: 'connect-failed', message: `could not connect within ${options.connectTimeoutMs} ms`, upstreamMs: performance.now() - started });
       upstream.destroy();
     }, options.connectTimeoutMs);
