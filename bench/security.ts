@@ -10,9 +10,13 @@
  * open-loop rate (default 2,000 requests/s) through the gateway (HTTPS,
  * token, revocation, ACL, /service/<app> resolution, keep-alive upstream)
  * against the same requests straight to the same upstream and against an
- * HTTPS server answering by itself (the TLS share), phases interleaved; load
+ * HTTPS server answering by itself (the TLS share) and against a bare
+ * relay on the same TLS server (`bare_proxy`: the share any node:http proxy
+ * pays, without the gateway's rules), phases interleaved; load
  * and upstream each in a worker thread; and the gateway's authentication
- * and authorisation decision (`iamAccess`) alone.
+ * and authorisation decision (`iamAccess`) alone. `cpu_us_per_request` is
+ * the gateway thread's CPU time per request (user + system, from
+ * `process.threadCpuUsage`), against the HTTPS server alone's.
  *
  * Options: --runs N (default 3, medians), --seconds S per phase (default 1),
  * --parts tokens,decision,auth_hook,ca,gateway (default all), --rate R and
@@ -41,13 +45,13 @@ import { buildCsr, name, toPem } from '../security/ca/x509.ts';
 import { allows, resolvePrincipal } from '../security/iam.ts';
 import { TokenService } from '../security/tokens.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, get as httpsGet, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ComponentCertificate } from '../security/mtls/certificate.ts';
 import { attachMtls, MtlsServerContext } from '../security/mtls/server.ts';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { iamAccess } from '../gateway/access.ts';
@@ -237,24 +241,48 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
   });
   await new Promise<void>((r) => tlsOnly.listen(0, '127.0.0.1', r));
   const tlsPort = (tlsOnly.address() as AddressInfo).port;
+  // A peer for the proxying share: the same TLS server relaying each request to the upstream over a keep-alive pool,
+  // and nothing else (no route, token, ACL, header rules, timers, metrics or log): what any node:http proxy pays.
+  const bareAgent = new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
+  const bare = createHttpsServer({ cert: leaf.certificateChain, key: leaf.privateKey }, (req, res) => {
+    const up = httpRequest({ host: '127.0.0.1', port, path: req.url, method: req.method, agent: bareAgent }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, { 'content-type': answer.headers['content-type'] ?? 'application/octet-stream', 'content-length': answer.headers['content-length'] ?? '0' });
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    up.end();
+  });
+  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+  const barePort = (bare.address() as AddressInfo).port;
 
   const job = { headers: { authorization: `token=${token}` }, ratePerSecond: options.ratePerSecond, seconds: options.loadSeconds, sockets: 32 };
   const direct: LoadResult[] = [];
   const tls: LoadResult[] = [];
   const through: LoadResult[] = [];
+  const bareProxy: LoadResult[] = [];
   // The main thread's event-loop utilisation while it serves (1 = saturated: latency is then queueing).
-  const elu = { tls: [] as number[], gateway: [] as number[] };
-  const measured = async (into: number[], run: () => Promise<LoadResult>): Promise<LoadResult> => {
+  const elu = { tls: [] as number[], bare: [] as number[], gateway: [] as number[] };
+  // The main thread's CPU time (user + system) per request: what the box must lend it, unlike ELU not inflated when the thread waits for a core.
+  const cpu = { tls: [] as number[], bare: [] as number[], gateway: [] as number[] };
+  const measured = async (into: { elu: number[]; cpu: number[] }, run: () => Promise<LoadResult>): Promise<LoadResult> => {
     const before = performance.eventLoopUtilization();
+    const cpuBefore = process.threadCpuUsage();
     const result = await run();
-    into.push(performance.eventLoopUtilization(before).utilization);
+    into.elu.push(performance.eventLoopUtilization(before).utilization);
+    const used = process.threadCpuUsage(cpuBefore);
+    // The load worker's warm-up requests are served too.
+    into.cpu.push((used.user + used.system) / (result.latenciesUs.length + job.sockets));
     return result;
   };
   for (let r = 0; r < options.runs; r++) {
     direct.push(await load({ ...job, url: `http://127.0.0.1:${port}/hello` }));
-    tls.push(await measured(elu.tls, () => load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem })));
-    through.push(await measured(elu.gateway, () => load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem })));
+    tls.push(await measured({ elu: elu.tls, cpu: cpu.tls }, () => load({ ...job, url: `https://127.0.0.1:${tlsPort}/hello`, ca: master.ca.rootPem })));
+    bareProxy.push(await measured({ elu: elu.bare, cpu: cpu.bare }, () => load({ ...job, url: `https://127.0.0.1:${barePort}/hello`, ca: master.ca.rootPem })));
+    through.push(await measured({ elu: elu.gateway, cpu: cpu.gateway }, () => load({ ...job, url: `${gateway.url}/service/bench/web/hello`, ca: master.ca.rootPem })));
   }
+  bare.closeAllConnections();
+  await new Promise<void>((r) => bare.close(() => r()));
+  bareAgent.destroy();
   tlsOnly.closeAllConnections();
   await new Promise<void>((r) => tlsOnly.close(() => r()));
   await gateway.close();
@@ -277,10 +305,14 @@ async function gatewayOverhead(options: { ratePerSecond: number; loadSeconds: nu
     runs: options.runs,
     direct: d,
     https_server_alone: summary(tls),
+    bare_proxy: summary(bareProxy),
     through_gateway: g,
     added_p50_us: g.p50_us - d.p50_us,
     added_p99_us: g.p99_us - d.p99_us,
-    event_loop_utilisation: { https_server_alone: round(median(elu.tls), 2), gateway: round(median(elu.gateway), 2) },
+    event_loop_utilisation: { https_server_alone: round(median(elu.tls), 2), bare_proxy: round(median(elu.bare), 2), gateway: round(median(elu.gateway), 2) },
+    cpu_us_per_request: { https_server_alone: round(median(cpu.tls)), bare_proxy: round(median(cpu.bare)), gateway: round(median(cpu.gateway)) },
+    // Load ratio: the box's 1-minute load average over its cores at the end (above 1: threads wait for a core).
+    load_per_core: round(loadavg()[0]! / availableParallelism(), 1),
     decision_p50_us: round(percentile(decisions, 50), 2),
     decision_p99_us: round(percentile(decisions, 99), 2),
   };

@@ -9,6 +9,8 @@ interface GatewayStatus {
   caFingerprint: string;
   certificate: { serial: string; notAfter: string; renewAt: string; names: string[] };
   services: { appId: string; backends: number }[];
+  /** The keep-alive pool to the upstreams (absent from gateways before it). */
+  upstreamConnections?: { active: number; idle: number };
 }
 
 /** `strata gateway status`: the gateway's address, certificate, upstream and app endpoints (through the gateway you logged in to). */
@@ -25,6 +27,7 @@ export async function gatewayStatus(args: ParsedArgs): Promise<number> {
   console.log([
     `gateway:      ${status.url}`,
     `upstream API: ${status.api}`,
+    ...(status.upstreamConnections ? [`upstream pool: ${status.upstreamConnections.active} active, ${status.upstreamConnections.idle} idle (kept alive)`] : []),
     `certificate:  serial ${status.certificate.serial}, for ${status.certificate.names.join(', ')}; expires ${status.certificate.notAfter}, renews at ${status.certificate.renewAt}`,
     `cluster CA:   SHA-256 ${status.caFingerprint}`,
     '',

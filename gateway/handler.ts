@@ -85,6 +85,13 @@ export function authCookie(token: string): string {
   return `${AUTH_COOKIE}=${token}; Path=/; ${maxAge === undefined ? '' : `Max-Age=${maxAge}; `}HttpOnly; Secure; SameSite=Strict`;
 }
 
+/** `X-Forwarded-For` with the client's address appended. */
+function forwardedFor(header: string | string[] | undefined, remote: string | undefined): string | undefined {
+  const before = Array.isArray(header) ? header.join(', ') : header;
+  if (!before) return remote;
+  return remote ? `${before}, ${remote}` : before;
+}
+
 export interface GatewayHandler {
   onRequest(req: IncomingMessage, res: ServerResponse): void;
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
@@ -92,6 +99,7 @@ export interface GatewayHandler {
 
 export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHandler {
   const { access, services, metrics, log } = options;
+  const onNewConnection = (): void => metrics.upstreamConnectionOpened();
 
   /** Authenticate and authorise; `undefined` = allowed. */
   async function check(req: IncomingMessage, credentials: Credentials, rid: string, action: 'full'): Promise<{ error?: StrataError; uid?: string; result: 'allowed' | 'unauthenticated' | 'forbidden' | 'csrf' }> {
@@ -118,7 +126,7 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
     const credentials = credentialsOf(req.headers);
     const started = performance.now();
     const forwarded: Record<string, string | undefined> = {
-      'x-forwarded-for': [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', '),
+      'x-forwarded-for': forwardedFor(req.headers['x-forwarded-for'], req.socket.remoteAddress),
       'x-forwarded-proto': 'https',
       'x-forwarded-host': req.headers.host,
     };
@@ -240,6 +248,7 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
           const { route, target } = decision;
           proxyRequest(req, res, target, {
             agent: options.agent,
+            onNewConnection: onNewConnection,
             connectTimeoutMs: options.connectTimeoutMs,
             responseTimeoutMs: options.upstreamTimeoutMs,
             ...(route.login

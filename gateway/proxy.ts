@@ -24,6 +24,8 @@ export interface UpstreamTarget {
 
 export interface ProxyOptions {
   readonly agent: Agent;
+  /** Called when the request opens a new upstream connection (not for a kept-alive one). */
+  readonly onNewConnection?: () => void;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
 }
@@ -34,21 +36,42 @@ export type ProxyOutcome =
   | { readonly kind: 'connect-failed' | 'timeout'; readonly message: string; readonly upstreamMs: number }
   | { readonly kind: 'aborted'; readonly message: string; readonly upstreamMs: number };
 
-/** Pure: the headers to send on (hop-by-hop removed, the changes applied). */
-export function forwardHeaders(incoming: IncomingHttpHeaders, changes: Readonly<Record<string, string | undefined>> = {}, keepUpgrade = false): OutgoingHttpHeaders {
-  const named = new Set(String(incoming.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
+/** The names a `Connection` header adds to the hop-by-hop set (none for the usual `keep-alive`/`close`). */
+function connectionNamed(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  const text = String(connection).toLowerCase();
+  if (text === 'keep-alive' || text === 'close' || text === 'upgrade') return undefined;
+  return new Set(text.split(',').map((s) => s.trim()).filter(Boolean));
+}
+
+/**
+ * Pure: the headers to send on (hop-by-hop removed, the changes applied,
+ * `host` when given). One pass over the incoming names, no intermediate
+ * copies: this runs twice per proxied request.
+ */
+export function forwardHeaders(incoming: IncomingHttpHeaders, changes: Readonly<Record<string, string | undefined>> = {}, keepUpgrade = false, host?: string): OutgoingHttpHeaders {
+  const named = connectionNamed(incoming.connection);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name of Object.keys(incoming)) {
+    const value = incoming[name];
     if (value === undefined) continue;
-    if ((HOP_BY_HOP.has(name) || named.has(name)) && !(keepUpgrade && name === 'upgrade')) continue;
+    if ((HOP_BY_HOP.has(name) || named?.has(name) === true) && !(keepUpgrade && name === 'upgrade')) continue;
     out[name] = value;
   }
-  for (const [name, value] of Object.entries(changes)) {
+  for (const name of Object.keys(changes)) {
+    const value = changes[name];
     if (value === undefined) delete out[name];
     else out[name] = value;
   }
   if (keepUpgrade) out['connection'] = 'upgrade';
+  if (host !== undefined) out['host'] = host;
   return out;
+}
+
+/** Does the request carry a body (RFC 9112 §6.3: a length or a transfer coding)? */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function hostHeader(target: UpstreamTarget): string {
@@ -84,8 +107,7 @@ export function proxyRequest(
     method: req.method,
     path: target.path,
     agent: options.agent,
-    headers: { ...forwardHeaders(req.headers, target.headers), host: req.headers.host ?? hostHeader(target) },
-    timeout: options.connectTimeoutMs,
+    headers: forwardHeaders(req.headers, target.headers, false, req.headers.host ?? hostHeader(target)),
   });
   let answered = false;
   const responseTimer = setTimeout(() => {
@@ -93,18 +115,19 @@ export function proxyRequest(
     settle({ kind: 'timeout', message: `no response within ${options.responseTimeoutMs} ms`, upstreamMs: performance.now() - started });
     upstream.destroy();
   }, options.responseTimeoutMs);
+  // The connect timeout only, and only for a new connection (a kept-alive one is already connected): once connected, the response timer rules.
   upstream.on('socket', (socket) => {
+    if (!(socket as { connecting?: boolean }).connecting) return;
+    options.onNewConnection?.();
     socket.setNoDelay(true);
-    // The connect timeout only: once connected, the response timer rules.
-    const connected = (): void => {
-      upstream.setTimeout(0);
-    };
-    if ((socket as { connecting?: boolean }).connecting) socket.once('connect', connected);
-    else connected();
-  });
-  upstream.on('timeout', () => {
-    settle({ kind: 'connect-failed', message: `could not connect within ${options.connectTimeoutMs} ms`, upstreamMs: performance.now() - started });
-    upstream.destroy();
+    const connectTimer = setTimeout(() => {
+      clearTimeout(responseTimer);
+      settle({ kind: 'connect-failed', message: `could not connect within ${options.connectTimeoutMs} ms`, upstreamMs: performance.now() - started });
+      upstream.destroy();
+    }, options.connectTimeoutMs);
+    const connected = (): void => clearTimeout(connectTimer);
+    socket.once('connect', connected);
+    socket.once('close', connected);
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(responseTimer);
@@ -143,7 +166,9 @@ export function proxyRequest(
       settle({ kind: 'aborted', message: 'the client closed the connection', upstreamMs: performance.now() - started });
     }
   });
-  req.pipe(upstream);
+  // A request without a body (most GETs) needs no pipe: its headers leave in one write.
+  if (hasBody(req)) req.pipe(upstream);
+  else upstream.end();
 }
 
 /**
@@ -164,7 +189,7 @@ export function proxyUpgrade(
     port: target.port,
     method: req.method,
     path: target.path,
-    headers: { ...forwardHeaders(req.headers, target.headers, true), host: req.headers.host ?? hostHeader(target) },
+    headers: forwardHeaders(req.headers, target.headers, true, req.headers.host ?? hostHeader(target)),
     timeout: options.connectTimeoutMs,
   });
   let done = false;

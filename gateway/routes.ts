@@ -84,10 +84,17 @@ export const ROUTE_TABLE: readonly TableEntry[] = [
   { pattern: /^\/metrics$/, routeClass: 'metrics', access: full('dcos:adminrouter:ops:metrics') },
 ];
 
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
+
 /** Why a raw path is refused before classification, or undefined. */
 export function pathProblem(path: string): string | undefined {
   if (!path.startsWith('/')) return 'the path must start with /';
   if (path.includes('\\')) return 'the path may not contain a backslash';
+  // Nothing percent-encoded (the usual case): the segments are as sent, one scan suffices.
+  if (!path.includes('%')) {
+    if (DOT_SEGMENT.test(path)) return 'the path may not contain "." or ".." segments';
+    return path.includes('\0') ? 'the path may not contain NUL' : undefined;
+  }
   for (const segment of path.split('/')) {
     let decoded: string;
     try {

@@ -15,7 +15,7 @@ import type { TokenService } from '../security/tokens.ts';
 import { iamAccess } from './access.ts';
 import { certificateNames, issueServingCertificate, keepRenewed, type ComponentCertificateIssuer, type ServingCertificate } from './certificate.ts';
 import { createGatewayHandler, type GatewayLog } from './handler.ts';
-import { gatewayMetrics } from './metrics.ts';
+import { gatewayMetrics, type UpstreamPoolStats } from './metrics.ts';
 import { ServiceDirectory } from './services.ts';
 
 export interface StartGatewayOptions {
@@ -49,6 +49,15 @@ export function derFingerprint(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
 }
 
+/** Connections in the upstream agent: carrying a request, and kept alive for the next. */
+export function upstreamPool(agent: Agent): UpstreamPoolStats {
+  let active = 0;
+  let idle = 0;
+  for (const list of Object.values(agent.sockets)) active += list?.length ?? 0;
+  for (const list of Object.values(agent.freeSockets)) idle += list?.length ?? 0;
+  return { active, idle };
+}
+
 export async function startGateway(options: StartGatewayOptions): Promise<GatewayHandle> {
   const { config, logger } = options;
   const gw = config.gateway;
@@ -57,20 +66,23 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const names = certificateNames(gw.host, gw.certificateNames);
   let serving: ServingCertificate = await issueServingCertificate(options.ca, names);
   const services = await ServiceDirectory.open(options.records, { onError: (err) => logger.error({ err }, 'gateway: app view failed') });
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+  // Every kept-alive upstream connection stays usable: a burst above a smaller free limit would close
+  // connections after each answer and open new ones for the next (a TCP handshake per request).
+  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, scheduling: 'lifo' });
   const stop = new AbortController();
   const handler = createGatewayHandler({
     access: iamAccess(options.tokens, options.iam),
     services,
     api: { host: apiHost === '0.0.0.0' ? '127.0.0.1' : apiHost, port: Number(api.port || 80) },
     agent,
-    metrics: gatewayMetrics(options.registry),
+    metrics: gatewayMetrics(options.registry, () => upstreamPool(agent)),
     log: logger,
     accessLog: gw.accessLog,
     connectTimeoutMs: gw.connectTimeoutMs,
     upstreamTimeoutMs: gw.upstreamTimeoutMs,
     status: () => ({
       url,
+      upstreamConnections: upstreamPool(agent),
       certificate: { serial: serving.serial, notAfter: serving.notAfter.toISOString(), renewAt: serving.renewAt.toISOString(), names: serving.names },
       caFingerprint,
     }),
