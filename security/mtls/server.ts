@@ -143,6 +143,12 @@ export class MtlsServerContext {
   }
 }
 
+/**
+ * What a dual-protocol listener needs from its context: a master's
+ * {@link MtlsServerContext}, or an agent's (`listener-context.ts`).
+ */
+export type MtlsListenerContext = Pick<MtlsServerContext, 'intermediateSubject' | 'secureContextOptions' | 'isRevoked' | 'onChange' | 'identityOf'>;
+
 const peers = new WeakMap<Socket, PeerIdentity>();
 
 /** The verified identity of the client on this socket (undefined: plain HTTP, or not verified). */
@@ -157,9 +163,9 @@ export interface AttachedMtls {
 
 /**
  * Serve mTLS next to plain HTTP on `server`'s port (see the file comment).
- * `listener` labels the metrics (`api`).
+ * `listener` labels the metrics (`api` on masters, `agent` on agents).
  */
-export function attachMtls(server: HttpServer, context: MtlsServerContext, options: { listener: string; metrics?: MtlsMetrics; logger?: MtlsLogger }): AttachedMtls {
+export function attachMtls(server: HttpServer, context: MtlsListenerContext, options: { listener: string; metrics?: MtlsMetrics; logger?: MtlsLogger }): AttachedMtls {
   const { metrics, listener } = options;
   const refuse = (socket: TLSSocket, reason: ReturnType<typeof handshakeFailure>, detail: string): void => {
     metrics?.handshakeFailures.inc({ listener, reason });
