@@ -217,6 +217,7 @@ export function attachMtls(server: HttpServer, context: MtlsListenerContext, opt
   server.removeAllListeners('connection');
   // Sockets whose first byte has not come yet: neither HTTP nor TLS knows them, so this tracks and ends them.
   const waiting = new Set<Socket>();
+  const handedToTls = new Set<Socket>();
   const route = (socket: Socket): void => {
     waiting.add(socket);
     const gone = (): void => {
@@ -232,8 +233,13 @@ export function attachMtls(server: HttpServer, context: MtlsListenerContext, opt
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(chunk);
-      if (chunk[0] === 0x16) tlsServer.emit('connection', socket);
-      else for (const l of plain) l.call(server, socket);
+      if (chunk[0] === 0x16) {
+        // The TLS socket takes over this socket's handle; this one may never emit 'close', and the HTTP server counts it
+        // until it does (server.close() would wait forever): end it with its TLS socket, or at close().
+        handedToTls.add(socket);
+        socket.once('close', () => handedToTls.delete(socket));
+        tlsServer.emit('connection', socket);
+      } else for (const l of plain) l.call(server, socket);
       process.nextTick(() => socket.resume());
     };
     socket.once('data', first);
@@ -252,6 +258,8 @@ export function attachMtls(server: HttpServer, context: MtlsListenerContext, opt
       for (const l of plain) server.on('connection', l);
       tlsServer.closeAllConnections();
       tlsServer.close();
+      for (const socket of handedToTls) socket.destroy();
+      handedToTls.clear();
     },
   };
 }
