@@ -4,7 +4,8 @@
  * mTLS with its master certificate; the agent refuses a plain call (even
  * with a valid grant) and an mTLS call whose client certificate is not a
  * master's; the master refuses an agent whose server certificate names
- * another agent.
+ * another agent. In permissive, an agent that never enrolled is read over
+ * plain HTTP after the TLS attempt.
  */
 import test from 'ava';
 import { join } from 'node:path';
@@ -109,4 +110,38 @@ test('strict: the master reads logs over mTLS; the agent refuses plain calls and
       return problem ? new Error(problem) : undefined;
     },
   }), { message: /not agent someone-else-S0's certificate/ });
+});
+
+test('permissive: a master reads the log of an agent that never enrolled (security.mtls=off on the agent) over plain HTTP after the TLS attempt', async (t) => {
+  const h = await startTestMaster({ 'security.mtls': 'permissive' }, { leaderLoops: [deploymentController({ debounceMs: 10 })] });
+  t.teardown(async () => {
+    const closing = h.close();
+    h.master.app.server.closeAllConnections();
+    await closing;
+  });
+  await h.master.whenLeader();
+  await ensureAgentPrincipal(h.master.iam);
+  const dataDir = join(await tempDir(t), 'agent');
+  const config = loadConfig({ flags: { 'data-dir': dataDir, 'agent-port': '0', 'agent-id': 'logs-plain-S0', 'security-mtls': 'off' }, env: {} });
+  const agent = await startAgent({
+    config,
+    logger: pino({ level: 'silent' }),
+    masterUrl: h.master.apiUrl,
+    token: async () => (await h.master.tokens.issue(AGENT_PRINCIPAL, { ttlSeconds: 600 })).token,
+    cgroups: noCgroups('tests'),
+    taskRunner: { waitSeconds: 2, retryInitialMs: 50, retryMaxMs: 200, minPollIntervalMs: 20 },
+  });
+  t.teardown(() => agent.close({ killTasks: true }));
+  t.is(agent.mtls(), undefined, 'not enrolled');
+  const su = await h.superuserToken();
+  const created = await h.master.app.inject({ method: 'POST', url: '/v2/apps', headers: { authorization: `token=${su}` }, payload: { id: '/mtls/plain', cmd: 'echo over-plain; exec sleep 300', cpus: 0.1, mem: 32, portDefinitions: [] } });
+  t.is(created.statusCode, 201, created.body);
+  let task: Task | undefined;
+  await waitFor('a RUNNING task', async () => {
+    task = (await h.master.records.list('task')).records.map((r) => r.value).find((x) => x.appId === '/mtls/plain' && x.state === 'RUNNING');
+    return task !== undefined;
+  }, 20_000);
+  await waitFor('the output through the master', async () => (await h.master.app.inject({ method: 'GET', url: `/v1/tasks/${task!.id}/logs`, headers: { authorization: `token=${su}` } })).body === 'over-plain\n');
+  t.true(await counter(h.master.metrics, 'strata_task_log_agent_calls_total', { transport: 'plain' }) >= 1, 'fell back to plain HTTP');
+  t.is(await counter(h.master.metrics, 'strata_task_log_agent_calls_total', { transport: 'mtls' }), 0);
 });
