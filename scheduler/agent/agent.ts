@@ -21,7 +21,10 @@ import type { StrataConfig } from '../../control-plane/config/schema.ts';
 import { AGENT_RID } from '../../control-plane/api/routes/agents.ts';
 import type { Iam } from '../../security/iam.ts';
 import { apiEnrol, MtlsClient, type FetchLike } from '../../security/mtls/client.ts';
+import { guardAgentEndpoint } from '../../security/mtls/guard.ts';
+import { componentListenerContext } from '../../security/mtls/listener-context.ts';
 import { mtlsMetrics } from '../../security/mtls/metrics.ts';
+import { attachMtls, peerOf, type AttachedMtls } from '../../security/mtls/server.ts';
 import { detectCgroups, type CgroupManager } from '../executor/cgroups.ts';
 import { Executor } from '../executor/executor.ts';
 import { MasterUrls } from './masters.ts';
@@ -165,6 +168,14 @@ export async function startAgent(options: {
   const id = await agentId(config);
   let serveLogs: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const server = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/sandboxes/')) {
+      // Only masters call the log endpoint: in strict mode over mTLS only, and over mTLS only with a master's certificate.
+      const verdict = guardAgentEndpoint(config.security.mtls, peerOf(req.socket));
+      if (!verdict.ok) {
+        res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ code: verdict.code, message: verdict.message }));
+        return;
+      }
+    }
     if (serveLogs?.(req, res)) return;
     if (req.method === 'GET' && req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', id }));
@@ -259,6 +270,14 @@ export async function startAgent(options: {
   await firstRegistration;
   logger.info({ id, master: masters.current }, 'agent registered');
 
+  // Enrolled: serve mTLS next to plain HTTP on the agent's port (first-byte demux, as the master's API port),
+  // presenting the agent's certificate, so masters call the log endpoint over mTLS.
+  let tlsListener: AttachedMtls | undefined;
+  if (mtls) {
+    tlsListener = attachMtls(server, componentListenerContext(mtls.certificate), { listener: 'agent', ...(options.metrics ? { metrics: mtlsMetrics(options.metrics) } : {}), logger });
+    logger.info({ spiffeId: mtls.certificate.current.spiffeId }, 'mTLS: the agent port serves mTLS next to plain HTTP');
+  }
+
   // Tasks: recover what an earlier run left in the sandboxes, then run what the master assigns.
   let executor: Executor | undefined;
   let runner: TaskRunner | undefined;
@@ -278,6 +297,7 @@ export async function startAgent(options: {
     clearTimeout(timer);
     await runner?.close();
     await executor?.close();
+    tlsListener?.close();
     mtls?.close();
     server.close();
     throw err;
@@ -298,6 +318,7 @@ export async function startAgent(options: {
         for (const handle of executor.tasks()) await options.networking?.detach(handle.taskId).catch((err: unknown) => logger.warn({ err, taskId: handle.taskId }, 'cannot remove the network namespace of a killed task'));
       }
       await executor.close();
+      tlsListener?.close();
       mtls?.close();
       // Followed logs stream until their task ends: end them with the agent.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

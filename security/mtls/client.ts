@@ -15,13 +15,14 @@
  * Trust on first use: the root comes with the first enrolment, over the
  * connection the token already trusts (as DC/OS nodes fetch dcos-ca.crt).
  */
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { Readable } from 'node:stream';
 import type { PeerCertificate } from 'node:tls';
 import { StrataError } from '../../common/errors.ts';
 import { ComponentCertificate, type Enrol, type Enrolment } from './certificate.ts';
 import type { Clock } from './clock.ts';
 import { peerIdentity } from './identity.ts';
+import { trustDomainOf } from './listener-context.ts';
 import type { MtlsMetrics } from './metrics.ts';
 import { MIN_TLS_VERSION } from './server.ts';
 
@@ -56,8 +57,39 @@ export function masterCertificateProblem(cert: Pick<PeerCertificate, 'subjectalt
   return id.kind === 'master' ? undefined : `the server presented ${id.spiffeId}, not a master's certificate`;
 }
 
-function trustDomainOf(spiffeId: string): string {
-  return /^spiffe:\/\/([^/]+)\//.exec(spiffeId)?.[1] ?? '';
+/** Pure: may this server certificate be agent `agentId` of `trustDomain`? (`undefined` = yes; else why not.) */
+export function agentCertificateProblem(cert: Pick<PeerCertificate, 'subjectaltname'>, trustDomain: string, agentId: string): string | undefined {
+  const id = peerIdentity(cert.subjectaltname, trustDomain);
+  if ('problem' in id) return id.problem;
+  return id.kind === 'agent' && id.name === agentId ? undefined : `the server presented ${id.spiffeId}, not agent ${agentId}'s certificate`;
+}
+
+/**
+ * One `fetch` over `https:` with these TLS options (client certificate,
+ * trust anchor, CRLs, server identity check): string or byte bodies only;
+ * the response body streams.
+ */
+export function tlsFetch(target: URL, init: RequestInit, tls: RequestOptions): Promise<Response> {
+  const headers: Record<string, string> = {};
+  new Headers(init.headers).forEach((v, k) => (headers[k] = v));
+  return new Promise<Response>((resolve, reject) => {
+    const req = httpsRequest(target, { ...tls, method: init.method ?? 'GET', headers, ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
+      const out = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
+      const status = res.statusCode ?? 502;
+      const empty = status === 204 || status === 304 || init.method === 'HEAD';
+      if (empty) res.resume();
+      resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers: out }));
+    });
+    req.on('error', reject);
+    const body = init.body;
+    if (body === undefined || body === null) req.end();
+    else if (typeof body === 'string' || body instanceof Uint8Array) req.end(body);
+    else {
+      req.destroy();
+      reject(new TypeError('tlsFetch sends string or byte bodies only'));
+    }
+  });
 }
 
 const RENEW_ON_FAILURE_MS = 30_000;
@@ -105,28 +137,9 @@ export class MtlsClient {
   readonly fetch: FetchLike = (url, init = {}) => {
     const target = new URL(url.replace(/^http:\/\//, 'https://'));
     if (target.protocol !== 'https:') return fetch(url, init);
-    const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((v, k) => (headers[k] = v));
-    return new Promise<Response>((resolve, reject) => {
-      const req = httpsRequest(target, { method: init.method ?? 'GET', headers, agent: this.#agent, ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
-        const out = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
-        const status = res.statusCode ?? 502;
-        const empty = status === 204 || status === 304 || init.method === 'HEAD';
-        if (empty) res.resume();
-        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers: out }));
-      });
-      req.on('error', (err: Error & { code?: string }) => {
-        if (err.name !== 'AbortError') this.#maybeRenew(err);
-        reject(err);
-      });
-      const body = init.body;
-      if (body === undefined || body === null) req.end();
-      else if (typeof body === 'string' || body instanceof Uint8Array) req.end(body);
-      else {
-        req.destroy();
-        reject(new TypeError('MtlsClient.fetch sends string or byte bodies only'));
-      }
+    return tlsFetch(target, init, { agent: this.#agent }).catch((err: Error & { code?: string }) => {
+      if (err.name !== 'AbortError') this.#maybeRenew(err);
+      throw err;
     });
   };
 

@@ -47,3 +47,18 @@ export function guardRequest(request: { readonly method: string; readonly routeU
   if (peer.kind === 'agent' || peer.kind === 'master') return OK;
   return { ok: false, code: 'MTLS_IDENTITY_MISMATCH', message: `the client certificate names ${peer.spiffeId}; this internal route serves agents and masters` };
 }
+
+/**
+ * An agent's endpoints that only masters call (the sandbox log endpoint,
+ * `scheduler/agent/sandbox-logs.ts`): in `strict` they take only mTLS; over
+ * mTLS, in every mode, the certificate must name a master. The master's
+ * grant JWT is still checked after this (defence in depth).
+ */
+export function guardAgentEndpoint(mode: MtlsMode, peer: PeerIdentity | undefined): GuardVerdict {
+  if (!peer) {
+    if (mode !== 'strict') return OK;
+    return { ok: false, code: 'MTLS_REQUIRED', message: 'security.mtls is strict: this agent endpoint takes only mTLS connections from a master (spiffe://<td>/master/<id>)' };
+  }
+  if (peer.kind === 'master') return OK;
+  return { ok: false, code: 'MTLS_IDENTITY_MISMATCH', message: `the client certificate names ${peer.spiffeId}; only masters may call this agent endpoint` };
+}

@@ -38,7 +38,7 @@ export function mtlsMetrics(registry: Registry): MtlsMetrics {
       watched.get(expirySeconds)?.set(component, notAfterMs);
     },
     renewals: once(registry, 'strata_mtls_certificate_renewals_total', () => new Counter({ name: 'strata_mtls_certificate_renewals_total', help: 'mTLS certificates obtained by this component (first, renewal), by result', labelNames: ['component', 'result'], registers: [registry] })),
-    handshakeFailures: once(registry, 'strata_mtls_handshake_failures_total', () => new Counter({ name: 'strata_mtls_handshake_failures_total', help: 'Incoming TLS connections refused, by listener (api, xds) and reason (no_certificate, expired, revoked, unknown_ca, self_signed, purpose, not_a_ca, protocol_version, identity, ...)', labelNames: ['listener', 'reason'], registers: [registry] })),
+    handshakeFailures: once(registry, 'strata_mtls_handshake_failures_total', () => new Counter({ name: 'strata_mtls_handshake_failures_total', help: 'Incoming TLS connections refused, by listener (api, xds, agent) and reason (no_certificate, expired, revoked, unknown_ca, self_signed, purpose, not_a_ca, protocol_version, identity, ...)', labelNames: ['listener', 'reason'], registers: [registry] })),
     handshakes: once(registry, 'strata_mtls_handshakes_total', () => new Counter({ name: 'strata_mtls_handshakes_total', help: 'Incoming mTLS connections accepted (client certificate verified), by listener', labelNames: ['listener'], registers: [registry] })),
   };
 }

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { ManualClock } from './clock.ts';
 import { ComponentCertificate, type Enrolment } from './certificate.ts';
 import { masterCertificateProblem } from './client.ts';
-import { guardRequest, INTERNAL_ROUTES } from './guard.ts';
+import { guardAgentEndpoint, guardRequest, INTERNAL_ROUTES } from './guard.ts';
 import { handshakeFailure, peerIdentity } from './identity.ts';
 import { mtlsMetrics } from './metrics.ts';
 
@@ -117,4 +117,18 @@ test('ComponentCertificate: renews at 60-90 % of the life with a new key, tells 
   t.deepEqual(Object.fromEntries(renewals.values.map((v) => [v.labels['result'], v.value])), { ok: 2, failed: 1 });
   const expiry = await registry.getSingleMetric('strata_mtls_certificate_expiry_seconds')!.get();
   t.true(expiry.values[0]!.value > 0);
+});
+
+test('guardAgentEndpoint: an agent\'s log endpoint takes plain only outside strict, and over mTLS only a master', (t) => {
+  const master = { spiffeId: 'spiffe://strata.local/master/m1', kind: 'master' as const, name: 'm1' };
+  const agent = { spiffeId: 'spiffe://strata.local/agent/a2', kind: 'agent' as const, name: 'a2' };
+  const user = { spiffeId: 'spiffe://strata.local/user/alice', kind: 'user' as const, name: 'alice' };
+  t.true(guardAgentEndpoint('permissive', undefined).ok);
+  t.true(guardAgentEndpoint('off', undefined).ok);
+  t.like(guardAgentEndpoint('strict', undefined), { ok: false, code: 'MTLS_REQUIRED' });
+  for (const mode of ['off', 'permissive', 'strict'] as const) {
+    t.true(guardAgentEndpoint(mode, master).ok, mode);
+    t.like(guardAgentEndpoint(mode, agent), { ok: false, code: 'MTLS_IDENTITY_MISMATCH' }, mode);
+    t.like(guardAgentEndpoint(mode, user), { ok: false, code: 'MTLS_IDENTITY_MISMATCH' }, mode);
+  }
 });

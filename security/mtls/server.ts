@@ -143,6 +143,12 @@ export class MtlsServerContext {
   }
 }
 
+/**
+ * What a dual-protocol listener needs from its context: a master's
+ * {@link MtlsServerContext}, or an agent's (`listener-context.ts`).
+ */
+export type MtlsListenerContext = Pick<MtlsServerContext, 'intermediateSubject' | 'secureContextOptions' | 'isRevoked' | 'onChange' | 'identityOf'>;
+
 const peers = new WeakMap<Socket, PeerIdentity>();
 
 /** The verified identity of the client on this socket (undefined: plain HTTP, or not verified). */
@@ -157,9 +163,9 @@ export interface AttachedMtls {
 
 /**
  * Serve mTLS next to plain HTTP on `server`'s port (see the file comment).
- * `listener` labels the metrics (`api`).
+ * `listener` labels the metrics (`api` on masters, `agent` on agents).
  */
-export function attachMtls(server: HttpServer, context: MtlsServerContext, options: { listener: string; metrics?: MtlsMetrics; logger?: MtlsLogger }): AttachedMtls {
+export function attachMtls(server: HttpServer, context: MtlsListenerContext, options: { listener: string; metrics?: MtlsMetrics; logger?: MtlsLogger }): AttachedMtls {
   const { metrics, listener } = options;
   const refuse = (socket: TLSSocket, reason: ReturnType<typeof handshakeFailure>, detail: string): void => {
     metrics?.handshakeFailures.inc({ listener, reason });
@@ -211,6 +217,7 @@ export function attachMtls(server: HttpServer, context: MtlsServerContext, optio
   server.removeAllListeners('connection');
   // Sockets whose first byte has not come yet: neither HTTP nor TLS knows them, so this tracks and ends them.
   const waiting = new Set<Socket>();
+  const handedToTls = new Set<Socket>();
   const route = (socket: Socket): void => {
     waiting.add(socket);
     const gone = (): void => {
@@ -226,8 +233,13 @@ export function attachMtls(server: HttpServer, context: MtlsServerContext, optio
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(chunk);
-      if (chunk[0] === 0x16) tlsServer.emit('connection', socket);
-      else for (const l of plain) l.call(server, socket);
+      if (chunk[0] === 0x16) {
+        // The TLS socket takes over this socket's handle; this one may never emit 'close', and the HTTP server counts it
+        // until it does (server.close() would wait forever): end it with its TLS socket, or at close().
+        handedToTls.add(socket);
+        socket.once('close', () => handedToTls.delete(socket));
+        tlsServer.emit('connection', socket);
+      } else for (const l of plain) l.call(server, socket);
       process.nextTick(() => socket.resume());
     };
     socket.once('data', first);
@@ -246,6 +258,8 @@ export function attachMtls(server: HttpServer, context: MtlsServerContext, optio
       for (const l of plain) server.on('connection', l);
       tlsServer.closeAllConnections();
       tlsServer.close();
+      for (const socket of handedToTls) socket.destroy();
+      handedToTls.clear();
     },
   };
 }

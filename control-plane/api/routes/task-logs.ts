@@ -13,6 +13,16 @@
  * aborted with it). Backpressure runs end to end, so memory per request is
  * bounded by the stream buffers.
  *
+ * Transport: when this master runs mTLS (`security.mtls` not `off`) it calls
+ * the agent over `https://` at the agent's registered address, presenting
+ * its master certificate (with the cluster root and CRLs as trust) and
+ * accepting only a server certificate naming `spiffe://<td>/agent/<that
+ * agent's id>`. Enrolled agents serve mTLS on that port (first-byte demux).
+ * An agent that answers the TLS handshake with plain HTTP (not enrolled:
+ * its master had mTLS off, or an older agent) is retried over plain HTTP in
+ * `permissive` only; a certificate that fails verification is never
+ * retried. The grant is sent either way (defence in depth).
+ *
  * Errors: 404 `RECORD_NOT_FOUND` (no such task; expunged tasks are
  * unknown), 403 without read on the app, 502 `TASK_LOG_AGENT_UNAVAILABLE`
  * (agent unknown, unreachable, or refusing the grant), 410 `TASK_LOG_GONE`
@@ -23,6 +33,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Counter, type Registry } from 'prom-client';
 import { Type } from 'typebox';
 import { StrataError } from '../../../common/errors.ts';
+import { agentCertificateProblem, tlsFetch } from '../../../security/mtls/client.ts';
 import { DEFAULT_LOG_LINES, MAX_LOG_LINES, SANDBOX_LOG_SCOPE } from '../../../scheduler/agent/sandbox-logs.ts';
 import { TaskId } from '../../model/schemas.ts';
 import type { ApiContext, ApiInstance } from '../context.ts';
@@ -42,18 +53,28 @@ const Query = Type.Object({
   follow: Type.Optional(Type.Boolean({ default: false, description: 'then stream new output until the task ends or the caller disconnects' })),
 });
 
-const counters = new WeakMap<Registry, Counter>();
-function requestsCounter(registry: Registry): Counter {
+const counters = new WeakMap<Registry, { requests: Counter; transport: Counter }>();
+function logCounters(registry: Registry): { requests: Counter; transport: Counter } {
   let c = counters.get(registry);
   if (!c) {
-    c = new Counter({ name: 'strata_task_log_requests_total', help: 'Task log reads proxied to agents, by result', labelNames: ['result'], registers: [registry] });
+    c = {
+      requests: new Counter({ name: 'strata_task_log_requests_total', help: 'Task log reads proxied to agents, by result', labelNames: ['result'], registers: [registry] }),
+      transport: new Counter({ name: 'strata_task_log_agent_calls_total', help: 'Calls from this master to agents\' log endpoints, by transport (mtls, plain) ', labelNames: ['transport'], registers: [registry] }),
+    };
     counters.set(registry, c);
   }
   return c;
 }
 
+/** The TLS handshake was answered by something that does not speak TLS (a plain HTTP agent): worth a plain retry in permissive mode. */
+function notTls(err: unknown): boolean {
+  const e = err as Error & { code?: string };
+  return e.code === 'EPROTO' || e.code === 'ECONNRESET' || e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.message === 'socket hang up';
+}
+
 export function taskLogRoutes(app: ApiInstance, ctx: ApiContext): void {
-  const requests = requestsCounter(ctx.metrics.registry);
+  const { requests, transport } = logCounters(ctx.metrics.registry);
+  const mode = ctx.config.security.mtls;
   app.get('/v1/tasks/:taskId/logs', {
     config: { permission: requires(MARATHON_GATE_RID, 'full') },
     schema: {
@@ -77,7 +98,8 @@ export function taskLogRoutes(app: ApiInstance, ctx: ApiContext): void {
       throw new StrataError('TASK_LOG_AGENT_UNAVAILABLE', `task ${taskId} ran on agent ${task.value.agentId}, which is no longer registered`);
     }
     const { ip, port } = agent.value.address;
-    const base = `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+    const hostPort = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+    let base = ctx.mtls ? `https://${hostPort}` : `http://${hostPort}`;
     const { token } = await ctx.tokens.issue(LOG_GRANT_ISSUER_UID, { ttlSeconds: LOG_GRANT_TTL_SECONDS, scope: SANDBOX_LOG_SCOPE, claims: { agentId: agent.value.id, taskId } });
     const upstream = new AbortController();
     const onClose = (): void => upstream.abort();
@@ -85,11 +107,34 @@ export function taskLogRoutes(app: ApiInstance, ctx: ApiContext): void {
     const connectTimer = setTimeout(() => upstream.abort(new Error(`no answer within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`)), AGENT_CONNECT_TIMEOUT_MS);
     const unreachable = agent.value.health.status === 'unreachable' ? ' (the agent is marked unreachable)' : '';
     let response: Response;
+    const path = `/v1/sandboxes/${encodeURIComponent(taskId)}/logs?stream=${stream}&lines=${lines}&follow=${follow}`;
+    const init = { headers: { authorization: `token=${token}` }, signal: upstream.signal };
+    const mtls = ctx.mtls;
     try {
-      response = await fetch(`${base}/v1/sandboxes/${encodeURIComponent(taskId)}/logs?stream=${stream}&lines=${lines}&follow=${follow}`, {
-        headers: { authorization: `token=${token}` },
-        signal: upstream.signal,
-      });
+      if (mtls) {
+        const trustDomain = mtls.trustDomain;
+        const agentId = agent.value.id;
+        try {
+          response = await tlsFetch(new URL(`${base}${path}`), init, {
+            ...mtls.secureContextOptions(),
+            agent: false,
+            checkServerIdentity: (_host, cert) => {
+              const problem = agentCertificateProblem(cert, trustDomain, agentId);
+              return problem ? new Error(`mTLS: ${problem}`) : undefined;
+            },
+          });
+          transport.inc({ transport: 'mtls' });
+        } catch (err) {
+          if (mode !== 'permissive' || upstream.signal.aborted || !notTls(err)) throw err;
+          request.log.debug({ agentId, err: (err as Error).message }, 'the agent does not serve mTLS; reading its log over plain HTTP (security.mtls=permissive)');
+          base = `http://${hostPort}`;
+          response = await fetch(`${base}${path}`, init);
+          transport.inc({ transport: 'plain' });
+        }
+      } else {
+        response = await fetch(`${base}${path}`, init);
+        transport.inc({ transport: 'plain' });
+      }
     } catch (err) {
       reply.raw.off('close', onClose);
       requests.inc({ result: 'agent-unavailable' });
