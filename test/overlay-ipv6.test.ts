@@ -12,12 +12,12 @@
  * Skipped without root or the strata_netns addon.
  */
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { netnsSet, netnsUnavailable, type Netns } from './harness/netns.ts';
-import { STRATA_BIN, startUpLoggedInNetns } from './harness/process.ts';
+import { netnsSet, netnsUnavailable } from './harness/netns.ts';
+import { startUpLoggedInNetns } from './harness/process.ts';
+import { FETCH_SCRIPT, startAgentIn, untilValue } from './harness/overlay-hosts.ts';
 import { netnsAddonMissing } from '../overlay/netns.ts';
 
 const skip = netnsUnavailable() ?? netnsAddonMissing();
@@ -44,37 +44,6 @@ except OSError:
     pass
 print(json.dumps({"ok": ok}))
 `;
-const FETCH = `
-const [url, token] = process.argv.slice(-2);
-fetch(url, { headers: { authorization: 'token=' + token } }).then(async (r) => console.log(await r.text()));
-`;
-
-async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    const value = await read().catch((err: unknown) => {
-      last = err;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-/** `strata agent` inside `ns` with its own UTS namespace and host name. */
-function startAgentIn(ns: Netns, hostname: string, args: readonly string[], nsDir: string): { child: ChildProcess; output(): string } {
-  const child = spawn('ip', ['netns', 'exec', ns.name, 'unshare', '--uts', 'sh', '-c', `hostname ${hostname} && exec "$0" "$@"`, process.execPath, STRATA_BIN, 'agent', ...args], {
-    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'on', STRATA_OVERLAY_RECONCILE_SECONDS: '1', STRATA_OVERLAY_NETNS_DIR: nsDir, STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  return { child, output: () => text };
-}
-
 interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAddress: string; protocol: string }[] }
 
 (skip ? test.skip : test)('IPv6 overlays on two agent hosts: dcos6 tasks get an IPv6 address each, a dual-stack task both; TCP and ping6 across VXLAN; AAAA names; an agent restart and a removed IPv6 route leave IPv6 working', async (t) => {
@@ -109,8 +78,8 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
   t.teardown(() => {
     agentB.child.kill('SIGKILL');
   });
-  const api = async <T>(path: string): Promise<T> => JSON.parse(await ha.exec(process.execPath, ['-e', FETCH, `${apiUrl}${path}`, token])) as T;
-  await until(async () => ((await api<{ agents: unknown[] }>('/v1/agents')).agents.length === 2 ? true : undefined), `host B's agent registering\n${agentB.output()}`);
+  const api = async <T>(path: string): Promise<T> => JSON.parse(await ha.exec(process.execPath, ['-e', FETCH_SCRIPT, `${apiUrl}${path}`, token])) as T;
+  await untilValue(async () => ((await api<{ agents: unknown[] }>('/v1/agents')).agents.length === 2 ? true : undefined), `host B's agent registering\n${agentB.output()}`);
 
   const serverFile = join(dir, 'server.js');
   await writeFile(serverFile, SERVER);
@@ -124,7 +93,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
     const r = await cli(['app', 'add', join(dir, f)]);
     t.is(r.code, 0, r.output);
   }
-  const running = (appId: string, n: number, families: number) => until(async () => {
+  const running = (appId: string, n: number, families: number) => untilValue(async () => {
     const { tasks } = await api<{ tasks: ApiTask[] }>(`/v2/apps/${appId}/tasks`);
     return tasks.length === n && tasks.every((x) => x.state === 'TASK_RUNNING' && x.ipAddresses.length === families) ? tasks : undefined;
   }, `${n} RUNNING ${appId} tasks with ${families} container IPs\n${agentB.output()}\n${up.output().slice(-3000)}`);
@@ -157,7 +126,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
     }
   });
   const inTaskA = async (cmd: string, args: readonly string[]): Promise<string> => ha.exec('nsenter', [`--net=/proc/${pidA}/ns/net`, cmd, ...args]);
-  const reach = async (ip: string, id: string): Promise<string> => until(async () => {
+  const reach = async (ip: string, id: string): Promise<string> => untilValue(async () => {
     const answer = (await inTaskA(process.execPath, ['-e', CLIENT, ip])).trim();
     return answer.startsWith(id) ? answer : undefined;
   }, `task A reaching ${ip} over IPv6`);
@@ -168,7 +137,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
   // Mesos-DNS names: containerip answers AAAA for the dcos6 tasks, A and AAAA for the dual-stack one.
   const dnsPort = /DNS: +127\.0\.0\.1 UDP (\d+)/.exec(up.output())?.[1];
   t.truthy(dnsPort, up.output());
-  const lookup = async (name: string, type: string, pattern: RegExp, count: number): Promise<string[]> => until(async () => {
+  const lookup = async (name: string, type: string, pattern: RegExp, count: number): Promise<string[]> => untilValue(async () => {
     const r = await cli(['dns', 'lookup', name, type, '--dns-udp-port', dnsPort!]);
     const got = [...new Set([...r.output.matchAll(pattern)].map((m) => m[1]!))].sort();
     return got.length === count ? got : undefined;
@@ -181,7 +150,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
   agentB.child.kill('SIGTERM');
   await new Promise((r) => agentB.child.once('exit', r));
   agentB = startAgentIn(hb, 'strata-host-b', agentArgs, nsDir);
-  await until(async () => (/registered with/.test(agentB.output()) ? true : undefined), `host B's agent back\n${agentB.output()}`);
+  await untilValue(async () => (/registered with/.test(agentB.output()) ? true : undefined), `host B's agent back\n${agentB.output()}`);
   t.is((await inTaskA(process.execPath, ['-e', CLIENT, ipB])).trim(), `${onB.id} hi`);
   const { tasks: after } = await api<{ tasks: ApiTask[] }>('/v2/apps/pair6/tasks');
   t.deepEqual(after.map((x) => x.id).sort(), pair.map((x) => x.id).sort(), 'the same two tasks');

@@ -10,12 +10,12 @@
  * without root or the strata_netns addon.
  */
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { netnsSet, netnsUnavailable, type Netns } from './harness/netns.ts';
-import { STRATA_BIN, startUpLoggedInNetns } from './harness/process.ts';
+import { netnsSet, netnsUnavailable } from './harness/netns.ts';
+import { startUpLoggedInNetns } from './harness/process.ts';
+import { FETCH_SCRIPT, startAgentIn, untilValue } from './harness/overlay-hosts.ts';
 import { netnsAddonMissing } from '../overlay/netns.ts';
 
 const skip = netnsUnavailable() ?? netnsAddonMissing();
@@ -40,37 +40,6 @@ try:
 except OSError as e:
     print(json.dumps({"ok": False, "error": e.strerror}))
 `;
-const FETCH = `
-const [url, token] = process.argv.slice(-2);
-fetch(url, { headers: { authorization: 'token=' + token } }).then(async (r) => console.log(await r.text()));
-`;
-
-async function until<T>(read: () => Promise<T | undefined>, what: string, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    const value = await read().catch((err: unknown) => {
-      last = err;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-/** `strata agent` inside `ns` with its own UTS namespace and host name. */
-function startAgentIn(ns: Netns, hostname: string, args: readonly string[], nsDir: string): { child: ChildProcess; output(): string } {
-  const child = spawn('ip', ['netns', 'exec', ns.name, 'unshare', '--uts', 'sh', '-c', `hostname ${hostname} && exec "$0" "$@"`, process.execPath, STRATA_BIN, 'agent', ...args], {
-    env: { ...process.env, STRATA_DATAPLANE_L4LB: 'off', STRATA_OVERLAY_ENABLED: 'on', STRATA_OVERLAY_RECONCILE_SECONDS: '1', STRATA_OVERLAY_NETNS_DIR: nsDir, STRATA_DNS_UDP_PORT: '0', STRATA_DNS_TCP_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  return { child, output: () => text };
-}
-
 interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAddress: string }[] }
 
 (skip ? test.skip : test)('two agent hosts: tasks on the dcos overlay reach each other across VXLAN (TCP, 1420-byte DF packets); an agent restart leaves a running task\'s networking alone', async (t) => {
@@ -103,8 +72,8 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
   t.teardown(() => {
     agentB.child.kill('SIGKILL');
   });
-  const api = async <T>(path: string): Promise<T> => JSON.parse(await ha.exec(process.execPath, ['-e', FETCH, `${apiUrl}${path}`, token])) as T;
-  await until(async () => ((await api<{ agents: unknown[] }>('/v1/agents')).agents.length === 2 ? true : undefined), `host B's agent registering\n${agentB.output()}`);
+  const api = async <T>(path: string): Promise<T> => JSON.parse(await ha.exec(process.execPath, ['-e', FETCH_SCRIPT, `${apiUrl}${path}`, token])) as T;
+  await untilValue(async () => ((await api<{ agents: unknown[] }>('/v1/agents')).agents.length === 2 ? true : undefined), `host B's agent registering\n${agentB.output()}`);
 
   const serverFile = join(dir, 'server.js');
   await writeFile(serverFile, SERVER);
@@ -114,7 +83,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
   }));
   const added = await cli(['app', 'add', join(dir, 'pair.json')]);
   t.is(added.code, 0, added.output);
-  const tasks = await until(async () => {
+  const tasks = await untilValue(async () => {
     const { tasks } = await api<{ tasks: ApiTask[] }>('/v2/apps/pair/tasks');
     return tasks.length === 2 && tasks.every((x) => x.state === 'TASK_RUNNING' && x.ipAddresses.length === 1) ? tasks : undefined;
   }, `two RUNNING tasks with container IPs\n${agentB.output()}`);
@@ -140,7 +109,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
     }
   });
   const inTask = async (pid: number, cmd: string, args: readonly string[]): Promise<string> => ha.exec('nsenter', [`--net=/proc/${pid}/ns/net`, cmd, ...args]);
-  const fromA = await until(async () => {
+  const fromA = await untilValue(async () => {
     const answer = (await inTask(pidA, process.execPath, ['-e', CLIENT, ipB])).trim();
     return answer.startsWith(onB.id) ? answer : undefined;
   }, 'task A reaching task B across VXLAN');
@@ -155,7 +124,7 @@ interface ApiTask { id: string; host: string; state: string; ipAddresses: { ipAd
   agentB.child.kill('SIGTERM');
   await new Promise((r) => agentB.child.once('exit', r));
   agentB = startAgentIn(hb, 'strata-host-b', agentArgs, nsDir);
-  await until(async () => (/registered with/.test(agentB.output()) ? true : undefined), `host B's agent back\n${agentB.output()}`);
+  await untilValue(async () => (/registered with/.test(agentB.output()) ? true : undefined), `host B's agent back\n${agentB.output()}`);
   t.deepEqual(await vethsB(), before, 'the running task\'s veth was not touched');
   t.is((await inTask(pidA, process.execPath, ['-e', CLIENT, ipB])).trim(), `${onB.id} hi`);
   const { tasks: after } = await api<{ tasks: ApiTask[] }>('/v2/apps/pair/tasks');
